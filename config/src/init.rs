@@ -1,0 +1,372 @@
+//! The init configuration: the `[init]` table of a profile, and the JSON the
+//! init reads at boot. Every default is in the field's doc comment.
+//!
+//! Unknown keys are errors (`deny_unknown_fields`), and values are checked
+//! while deserializing wherever one value alone can be judged, so that TOML
+//! errors carry a line and column. Checks that need several fields together
+//! are in [`InitConfig::validate`].
+
+use crate::Mode;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Everything the init does, in the order it does it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InitConfig {
+    /// Hostname to set. Default: leave the kernel's (`(none)`).
+    pub hostname: Option<String>,
+    /// Environment for every service, on top of the init's defaults
+    /// (`PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
+    /// `HOME=/root`, `TERM=linux`). Default: empty.
+    pub env: BTreeMap<String, String>,
+    /// umask for the init and its services. Default: `0022`.
+    pub umask: Option<Mode>,
+    /// Resource limits set on the init (inherited by services), by name
+    /// without the `RLIMIT_` prefix, lower case: `nofile`, `nproc`, `core`,
+    /// `memlock`, `stack`, `as`, `fsize`, `data`, `cpu`. Each value sets both
+    /// soft and hard limits; `-1` means unlimited. Default: the kernel's.
+    pub rlimits: BTreeMap<String, i64>,
+    /// Extra mounts made after the early ones (and, when the root is switched,
+    /// inside the new root). Default: none.
+    pub mounts: Vec<MountConfig>,
+    /// Kernel modules to load at boot, by name, in addition to coldplug.
+    /// Dependencies come from the image's `modules.dep`. Default: none
+    /// (the builder fills this from the profile's `[modules]` table).
+    pub modules: Vec<String>,
+    /// Load the modules that the devices under `/sys/devices` ask for
+    /// (their `modalias`), using the image's `modules.alias`. Default: true.
+    #[serde(default = "yes")]
+    pub coldplug: bool,
+    /// Where the final root filesystem comes from. Default: stay in the
+    /// initramfs.
+    pub root: RootConfig,
+    /// The supervised workloads. Default: none, which is only valid when
+    /// `root.exec` hands over to another init.
+    pub services: Vec<ServiceConfig>,
+    /// What happens when the main service ends for good.
+    pub shutdown: ShutdownConfig,
+    /// A shell to run on the console instead of powering off after a fatal
+    /// error, for debugging (for example `/bin/sh`). Default: none.
+    pub emergency_shell: Option<String>,
+    /// Verbose init messages. Default: false.
+    pub debug: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One mount, like a line of fstab.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MountConfig {
+    /// Device or pseudo source (`tmpfs`, `/dev/vdb`, `LABEL=data`).
+    pub source: String,
+    /// Absolute mount point; created when missing.
+    pub target: String,
+    /// File-system type (`ext4`, `tmpfs`, …).
+    pub fstype: String,
+    /// Comma-separated options as for mount(8): flags such as `ro`,
+    /// `nosuid`, `nodev`, `noexec` become mount flags, the rest is data.
+    /// Default: empty.
+    #[serde(default)]
+    pub options: String,
+    /// A failed required mount is fatal; an optional one is logged.
+    /// Default: true.
+    #[serde(default = "yes")]
+    pub required: bool,
+}
+
+/// How the init leaves the initramfs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RootMode {
+    /// Stay on the initramfs (`/` is the kernel's rootfs). Default.
+    #[default]
+    Initramfs,
+    /// Copy the initramfs into a fresh tmpfs and switch to it, so that
+    /// `pivot_root` works afterwards (container runtimes need it).
+    Tmpfs,
+    /// Mount a block device and switch to it.
+    Device,
+    /// A read-only image (erofs, squashfs, …) on a block device as the lower
+    /// layer and a tmpfs as the upper layer of an overlay, switched to.
+    Overlay,
+}
+
+/// The root file system. The kernel command line (`root=`, `rootfstype=`,
+/// `rootflags=`, `ro`, `rw`, `rootwait=`) overrides these fields.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RootConfig {
+    /// Default: `initramfs`, or `device` when the command line has `root=`.
+    pub mode: RootMode,
+    /// `/dev/vda`, `LABEL=root` or `UUID=…` (for `device` and `overlay`).
+    pub device: Option<String>,
+    /// File-system type; default: probed from the superblock (ext4, erofs,
+    /// squashfs).
+    pub fstype: Option<String>,
+    /// Mount data, as `rootflags=`. Default: empty.
+    pub options: String,
+    /// Mount the device read-only. Default: false (`rw`), except that
+    /// erofs, squashfs and overlay lower layers are always read-only.
+    pub readonly: bool,
+    /// How long to wait for the device to appear, in milliseconds.
+    /// Default: 10000.
+    pub timeout_ms: u64,
+    /// After switching, exec this program of the new root as PID 1 (for
+    /// example `/sbin/init` of a full distribution) instead of running
+    /// `services`. Default: none.
+    pub exec: Option<String>,
+}
+
+impl Default for RootConfig {
+    fn default() -> Self {
+        RootConfig {
+            mode: RootMode::Initramfs,
+            device: None,
+            fstype: None,
+            options: String::new(),
+            readonly: false,
+            timeout_ms: 10_000,
+            exec: None,
+        }
+    }
+}
+
+/// When a service is started again after it ends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Restart {
+    /// Never. Default.
+    #[default]
+    No,
+    /// When it exits non-zero or is killed by a signal.
+    OnFailure,
+    /// Whenever it ends.
+    Always,
+}
+
+/// One supervised workload. A future `container` table turns a service into
+/// a container (namespaces, cgroup limits, capabilities, seccomp) without
+/// changing how it is supervised.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// Name used in log lines. Default: the basename of `argv[0]`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Program and arguments; `argv[0]` is an absolute path or a name looked
+    /// up in the service's `PATH`. Must not be empty.
+    pub argv: Vec<String>,
+    /// Environment added to the global one. Default: empty.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Working directory. Default: `/`.
+    #[serde(default)]
+    pub cwd: Option<String>,
+    /// User: a number or a name from the image's `/etc/passwd`. Default: root.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Group: a number or a name from `/etc/group`. Default: the user's
+    /// primary group.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Give the service the console as its controlling terminal (`setsid` +
+    /// `TIOCSCTTY` on the device `/sys/class/tty/console/active` names), as
+    /// an interactive shell needs. Default: false.
+    #[serde(default)]
+    pub tty: bool,
+    /// Default: `no`.
+    #[serde(default)]
+    pub restart: Restart,
+    /// Delay before the first restart, in milliseconds; doubled after each
+    /// consecutive failure, up to 30 s. Default: 100.
+    #[serde(default = "default_restart_delay")]
+    pub restart_delay_ms: u64,
+    /// Restarts allowed before the service is given up on. Default: 5.
+    #[serde(default = "default_max_restarts")]
+    pub max_restarts: u32,
+    /// When the main service ends for good, the machine shuts down and its
+    /// status is the machine's result. Default: the first service is main.
+    #[serde(default)]
+    pub main: bool,
+}
+
+fn default_restart_delay() -> u64 {
+    100
+}
+
+fn default_max_restarts() -> u32 {
+    5
+}
+
+impl ServiceConfig {
+    /// The name used in messages.
+    pub fn display_name(&self) -> &str {
+        match &self.name {
+            Some(n) => n,
+            None => self
+                .argv
+                .first()
+                .map(|a| a.rsplit('/').next().unwrap_or(a))
+                .unwrap_or("service"),
+        }
+    }
+}
+
+/// What ends the machine.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ShutdownAction {
+    /// `reboot(RB_POWER_OFF)`. Default.
+    #[default]
+    Poweroff,
+    /// `reboot(RB_AUTOBOOT)`: how a Firecracker guest ends (with `reboot=k`).
+    Reboot,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownConfig {
+    /// Default: `poweroff`.
+    pub action: ShutdownAction,
+    /// Time between SIGTERM and SIGKILL to the remaining processes, in
+    /// milliseconds. Default: 3000.
+    pub grace_ms: u64,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig {
+            action: ShutdownAction::Poweroff,
+            grace_ms: 3000,
+        }
+    }
+}
+
+/// Resource-limit names accepted in `rlimits`.
+pub const RLIMIT_NAMES: &[&str] = &[
+    "as", "core", "cpu", "data", "fsize", "memlock", "nofile", "nproc", "stack",
+];
+
+impl InitConfig {
+    /// Checks that need more than one field. The message names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(h) = &self.hostname {
+            if h.is_empty() || h.len() > 64 {
+                return Err(format!("init.hostname {h:?} must be 1 to 64 bytes"));
+            }
+        }
+        for name in self.rlimits.keys() {
+            if !RLIMIT_NAMES.contains(&name.as_str()) {
+                return Err(format!(
+                    "init.rlimits: unknown limit {name:?} (known: {})",
+                    RLIMIT_NAMES.join(", ")
+                ));
+            }
+        }
+        for m in &self.mounts {
+            if !m.target.starts_with('/') {
+                return Err(format!("init.mounts: target {:?} must be absolute", m.target));
+            }
+        }
+        for (i, s) in self.services.iter().enumerate() {
+            if s.argv.is_empty() || s.argv[0].is_empty() {
+                return Err(format!("init.services[{i}]: argv must name a program"));
+            }
+            if let Some(cwd) = &s.cwd {
+                if !cwd.starts_with('/') {
+                    return Err(format!("init.services[{i}]: cwd {cwd:?} must be absolute"));
+                }
+            }
+        }
+        if self.services.iter().filter(|s| s.main).count() > 1 {
+            return Err("init.services: more than one service has main = true".into());
+        }
+        let r = &self.root;
+        match r.mode {
+            RootMode::Device | RootMode::Overlay if r.device.is_none() => {
+                // root= on the kernel command line may still provide it; the
+                // init reports a missing device at boot.
+            }
+            RootMode::Initramfs if r.exec.is_some() => {
+                return Err("init.root.exec needs a root.mode other than initramfs".into());
+            }
+            _ => {}
+        }
+        if self.services.is_empty() && r.exec.is_none() {
+            return Err("init: no services and no root.exec: the init would have nothing to run".into());
+        }
+        Ok(())
+    }
+
+    /// Index of the main service: the one with `main = true`, else the first.
+    pub fn main_service(&self) -> Option<usize> {
+        if self.services.is_empty() {
+            return None;
+        }
+        Some(self.services.iter().position(|s| s.main).unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_and_json_agree() {
+        let cfg: InitConfig = toml::from_str(
+            r#"
+            hostname = "vm"
+            umask = "0027"
+            [rlimits]
+            nofile = 4096
+            [[services]]
+            argv = ["/bin/echo", "hi"]
+            restart = "on-failure"
+            [root]
+            mode = "device"
+            device = "LABEL=root"
+            "#,
+        )
+        .unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(cfg.umask, Some(Mode(0o27)));
+        assert_eq!(cfg.services[0].restart, Restart::OnFailure);
+        assert_eq!(cfg.services[0].display_name(), "echo");
+        assert!(cfg.coldplug);
+        let json = serde_json::to_string(&cfg).unwrap();
+        let back: InitConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, cfg);
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_with_position() {
+        let err = toml::from_str::<InitConfig>("[[services]]\nargv = [\"/a\"]\nrestrat = \"no\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 3, column 1"), "{err}");
+        assert!(err.contains("unknown field `restrat`"), "{err}");
+    }
+
+    #[test]
+    fn bad_umask_is_an_error_with_position() {
+        let err = toml::from_str::<InitConfig>("umask = \"999\"\n").unwrap_err().to_string();
+        assert!(err.contains("line 1, column 9"), "{err}");
+        assert!(err.contains("invalid mode \"999\""), "{err}");
+    }
+
+    #[test]
+    fn validate_rejects_two_main_services() {
+        let cfg: InitConfig = toml::from_str(
+            "[[services]]\nargv=[\"/a\"]\nmain=true\n[[services]]\nargv=[\"/b\"]\nmain=true\n",
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.validate(),
+            Err("init.services: more than one service has main = true".into())
+        );
+    }
+}

@@ -1,0 +1,1 @@
+//! Kernel module index files (filled in by the kmod work).
