@@ -1,1 +1,17 @@
-//! mkrootfs library.
+//! mkrootfs: build minimal Linux root filesystems as deterministic cpio
+//! initramfs images.
+//!
+//! The library is the product; the CLI (`src/main.rs`) and TOML profiles are
+//! one way in. [`build::build`] turns a [`profile::Profile`] into an image;
+//! [`tree::Tree`] is the image being assembled, which Rust code can also fill
+//! directly.
+
+pub mod build;
+pub mod compress;
+pub mod cpio;
+pub mod elf;
+pub mod extract;
+pub mod kmod;
+pub mod list;
+pub mod profile;
+pub mod tree;

@@ -1,1 +1,116 @@
-//! Shared test helpers.
+//! Helpers shared by the boot tests: build an image from profile text with
+//! the mkrootfs library, and boot it under QEMU with the Debian cloud kernel.
+//!
+//! Boot tests decide pass/fail from what the guest printed and reported
+//! (the init's RESULT line); every boot has a timeout, and QEMU's own slot
+//! limit keeps at most one guest per core running.
+
+use mkrootfs::build::{self, BuildError, BuildOptions, BuildReport};
+use mkrootfs::profile;
+use mkrootfs_qemu::{Disk, Kernel, Machine, Outcome, VmConfig};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// Where test images and profiles are written.
+pub fn work_dir() -> PathBuf {
+    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-images");
+    std::fs::create_dir_all(&d).expect("create target/test-images");
+    d
+}
+
+/// The Debian cloud kernel (fetched into the cache on first use).
+pub fn kernel() -> &'static Kernel {
+    static K: OnceLock<Kernel> = OnceLock::new();
+    K.get_or_init(|| mkrootfs_qemu::debian_cloud_kernel().unwrap_or_else(|e| panic!("test kernel: {e}")))
+}
+
+/// The cloud kernel's module tree (`lib/modules/<version>`).
+pub fn kernel_modules() -> PathBuf {
+    kernel().modules.clone().expect("the Debian cloud kernel comes with its modules")
+}
+
+/// Builds the static init (a no-op when it is up to date) and returns it.
+pub fn init_binary() -> &'static Path {
+    static INIT: OnceLock<PathBuf> = OnceLock::new();
+    INIT.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let status = Command::new(env!("CARGO"))
+            .current_dir(&root)
+            .env("RUSTFLAGS", "-C target-feature=+crt-static")
+            .args(["build", "--release", "-q", "-p", "mkrootfs-init", "--target", "x86_64-unknown-linux-gnu"])
+            .status()
+            .expect("run cargo to build the init");
+        assert!(status.success(), "building the static init failed");
+        root.join("target/x86_64-unknown-linux-gnu/release/init")
+    })
+}
+
+/// Builds `profile_toml` (written to `<work>/<name>.toml`) into
+/// `<work>/<name>.cpio*`, returning the report or the build error.
+pub fn try_build(name: &str, profile_toml: &str) -> Result<BuildReport, BuildError> {
+    let dir = work_dir();
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, profile_toml).expect("write test profile");
+    let p = profile::load_path(&path)?;
+    let ext = match p.image.compression.unwrap_or(mkrootfs::compress::Compression::Zstd) {
+        mkrootfs::compress::Compression::None => "",
+        mkrootfs::compress::Compression::Gzip => ".gz",
+        mkrootfs::compress::Compression::Xz => ".xz",
+        mkrootfs::compress::Compression::Zstd => ".zst",
+    };
+    let opts = BuildOptions {
+        output: Some(dir.join(format!("{name}.cpio{ext}"))),
+        init_binary: Some(init_binary().to_path_buf()),
+        modules_dir: None,
+        mtime: None,
+    };
+    build::build(&p, &opts)
+}
+
+/// Builds a profile given as TOML text; panics with the whole error chain.
+pub fn build_image(name: &str, profile_toml: &str) -> PathBuf {
+    match try_build(name, profile_toml) {
+        Ok(r) => r.path,
+        Err(e) => panic!("build {name}: {}", chain(&e)),
+    }
+}
+
+/// `err: cause: cause`.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// Boots `image` on a PC machine with no disks.
+pub fn boot(image: &Path, append: &str) -> Outcome {
+    boot_with(image, append, &[], Machine::Pc)
+}
+
+/// Boots `image` with disks on the given machine, with a 180 s timeout
+/// (TCG on a loaded 2-core machine).
+pub fn boot_with(image: &Path, append: &str, disks: &[Disk], machine: Machine) -> Outcome {
+    let mut cfg = VmConfig::new(kernel().vmlinuz.clone(), image.to_path_buf());
+    cfg.append = append.to_string();
+    cfg.disks = disks.to_vec();
+    cfg.machine = machine;
+    cfg.timeout = Duration::from_secs(180);
+    let out = mkrootfs_qemu::run(&cfg).unwrap_or_else(|e| panic!("run QEMU: {}", chain(&e)));
+    if out.timed_out {
+        panic!("guest timed out; console:\n{}", out.console);
+    }
+    out
+}
+
+/// Asserts that the console contains `needle`, showing the console if not.
+#[track_caller]
+pub fn assert_console(out: &Outcome, needle: &str) {
+    assert!(out.console.contains(needle), "console lacks {needle:?}; console:\n{}", out.console);
+}

@@ -1,0 +1,37 @@
+# Entry points; CI runs `.ci/run`, which installs what the tests need and
+# then runs `make test`.
+CARGO   ?= cargo
+PROFILE ?= hello
+TARGET  := x86_64-unknown-linux-gnu
+INIT    := target/$(TARGET)/release/init
+MKROOTFS := target/release/mkrootfs
+
+.PHONY: all init mkrootfs image run test lint bench
+
+all: image
+
+# The init is static: crt-static with an explicit --target, so the flag
+# does not reach proc-macros and build scripts (docs/ARCHITECTURE.md).
+init:
+	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release -p mkrootfs-init --target $(TARGET)
+
+mkrootfs:
+	$(CARGO) build --release -p mkrootfs
+
+# Build profiles/$(PROFILE).toml into out/.
+image: init mkrootfs
+	$(MKROOTFS) build --profile $(PROFILE)
+
+# Build and boot profiles/$(PROFILE).toml under QEMU.
+run: init mkrootfs
+	$(MKROOTFS) run --profile $(PROFILE)
+
+test: init
+	$(CARGO) test --workspace
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+bench: init mkrootfs
+	bench/run

@@ -1,0 +1,447 @@
+//! Profile → tree → cpio → compressed image, written atomically.
+
+use crate::compress::{self, Compression};
+use crate::cpio;
+use crate::elf::{self, ElfError, Resolver, ResolverOptions};
+use crate::kmod::{self, KmodError, ModuleCompression};
+use crate::profile::{NodeKind, Profile, ProfileError};
+use crate::tree::{Meta, Node, Tree, TreeError};
+use mkrootfs_config::{InitConfig, RootMode, INIT_CONFIG_PATH};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Directories searched for binaries named without a path, inside the
+/// sysroot, when the sysroot is not `/` (for `/`, `$PATH` comes first).
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    #[error(transparent)]
+    Tree(#[from] TreeError),
+    #[error(transparent)]
+    Elf(#[from] ElfError),
+    #[error(transparent)]
+    Kmod(#[from] KmodError),
+    #[error("binary {name:?} (from profile {profile}) not found in {searched}")]
+    BinaryNotFound { name: String, profile: String, searched: String },
+    #[error("the mkrootfs init binary was not found (looked at {searched}); build it with `make init` or set MKROOTFS_INIT")]
+    NoInit { searched: String },
+    #[error("{0} has a PT_INTERP: the init must be a static executable")]
+    InitNotStatic(PathBuf),
+    #[error("read init binary {path}")]
+    ReadInit {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("profile {0} uses the mkrootfs init but has no [init] table (add [[init.services]] or set image.init)")]
+    NoInitConfig(String),
+    #[error("image.init {0} is not in the image")]
+    InitMissing(String),
+    #[error("modules.preset {0:?} is not a known preset (known: microvm)")]
+    UnknownPreset(String),
+    #[error("[modules] asks for modules but names no kernel module tree (set modules.kernel or pass --kernel-modules)")]
+    NoModuleTree,
+    #[error("find the kernel for modules.kernel = \"auto\"")]
+    AutoKernel(#[source] mkrootfs_qemu::QemuError),
+    #[error("modules.kernel = \"auto\": kernel {0} has no module tree")]
+    AutoKernelNoModules(String),
+    #[error("busybox_links: run {path} --list-full")]
+    Busybox {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("serialize the init configuration")]
+    InitJson(#[source] serde_json::Error),
+    #[error("{op} {path}")]
+    Write {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Inputs that are not in the profile.
+#[derive(Clone, Debug, Default)]
+pub struct BuildOptions {
+    /// Default: `out/<profile>.cpio[.gz|.xz|.zst]`.
+    pub output: Option<PathBuf>,
+    /// The static init to use; default: see [`find_init`].
+    pub init_binary: Option<PathBuf>,
+    /// Overrides the profile's `modules.kernel`.
+    pub modules_dir: Option<PathBuf>,
+    /// mtime of every entry; default: `$SOURCE_DATE_EPOCH`, else 0.
+    pub mtime: Option<u32>,
+}
+
+/// What a build produced.
+#[derive(Clone, Debug)]
+pub struct BuildReport {
+    pub path: PathBuf,
+    pub entries: usize,
+    pub uncompressed: u64,
+    pub compressed: u64,
+    pub compression: Compression,
+    pub elapsed: Duration,
+}
+
+impl std::fmt::Display for BuildReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} entries, {} bytes, {} bytes {} ({:.1}%), {:.2} s",
+            self.path.display(),
+            self.entries,
+            self.uncompressed,
+            self.compressed,
+            self.compression,
+            100.0 * self.compressed as f64 / self.uncompressed.max(1) as f64,
+            self.elapsed.as_secs_f64()
+        )
+    }
+}
+
+/// The assembled image before it is archived.
+#[derive(Debug)]
+pub struct Assembled {
+    pub tree: Tree,
+    pub compression: Compression,
+    pub level: Option<u32>,
+    /// The configuration written for the mkrootfs init, if it is used.
+    pub init: Option<InitConfig>,
+}
+
+/// Builds `profile` into an image file.
+pub fn build(profile: &Profile, opts: &BuildOptions) -> Result<BuildReport, BuildError> {
+    let start = Instant::now();
+    let assembled = assemble(profile, opts)?;
+    let mtime = opts.mtime.unwrap_or_else(source_date_epoch);
+    let entries = assembled.tree.to_entries(mtime);
+    let mut archive = Vec::new();
+    cpio::write_archive(&mut archive, &entries).map_err(|source| BuildError::Write {
+        op: "write cpio archive for",
+        path: profile.path.clone(),
+        source,
+    })?;
+    let path = opts.output.clone().unwrap_or_else(|| default_output(profile, assembled.compression));
+    let data = compress::compress(&archive, assembled.compression, assembled.level).map_err(|source| {
+        BuildError::Write { op: "compress", path: path.clone(), source }
+    })?;
+    write_atomically(&path, &data)?;
+    Ok(BuildReport {
+        path,
+        entries: entries.len(),
+        uncompressed: archive.len() as u64,
+        compressed: data.len() as u64,
+        compression: assembled.compression,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// `out/<name>.cpio` plus the compression's extension.
+pub fn default_output(profile: &Profile, c: Compression) -> PathBuf {
+    let ext = match c {
+        Compression::None => "",
+        Compression::Gzip => ".gz",
+        Compression::Xz => ".xz",
+        Compression::Zstd => ".zst",
+    };
+    PathBuf::from("out").join(format!("{}.cpio{ext}", profile.name))
+}
+
+/// `$SOURCE_DATE_EPOCH` clamped to 32 bits (the newc field), else 0.
+pub fn source_date_epoch() -> u32 {
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|v| v.min(u32::MAX as u64) as u32)
+        .unwrap_or(0)
+}
+
+/// Writes `data` to a temporary file next to `path`, syncs it and renames it
+/// over `path`, so a failed build never leaves a partial image behind.
+pub fn write_atomically(path: &Path, data: &[u8]) -> Result<(), BuildError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    fs::create_dir_all(&dir).map_err(|source| BuildError::Write { op: "create directory", path: dir.clone(), source })?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let result = (|| {
+        let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()
+    })();
+    if let Err(source) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(BuildError::Write { op: "write", path: tmp, source });
+    }
+    fs::rename(&tmp, path).map_err(|source| {
+        let _ = fs::remove_file(&tmp);
+        BuildError::Write { op: "rename into place", path: path.to_path_buf(), source }
+    })
+}
+
+/// Assembles the tree of `profile` without archiving it.
+pub fn assemble(profile: &Profile, opts: &BuildOptions) -> Result<Assembled, BuildError> {
+    let sysroot = profile.image.sysroot.clone().unwrap_or_else(|| PathBuf::from("/"));
+    let mut tree = Tree::new(&sysroot);
+    tree.add_skeleton()?;
+    let resolver = Resolver::new(ResolverOptions {
+        sysroot: sysroot.clone(),
+        dlopen_notes: profile.image.dlopen_notes.unwrap_or(false),
+        arch: None,
+    })?;
+
+    let mut roots = Vec::new();
+    for name in &profile.binaries {
+        let path = locate_binary(&sysroot, name, &profile.name)?;
+        let copied = tree.add_from_sysroot(&path, &format!("binary {name}"))?;
+        let host = sysroot.join(copied.trim_start_matches('/'));
+        match elf::script_interpreter(&host) {
+            Ok(Some(interp)) => {
+                let interp_path = locate_binary(&sysroot, &interp, &profile.name)?;
+                tree.add_from_sysroot(&interp_path, &format!("interpreter of {name}"))?;
+                roots.push(PathBuf::from(interp_path));
+            }
+            _ => roots.push(PathBuf::from(path)),
+        }
+    }
+    for lib in &profile.libraries {
+        let path = if lib.starts_with('/') { PathBuf::from(lib) } else { resolver.find_library(lib)? };
+        tree.add_from_sysroot(&path.to_string_lossy(), &format!("library {lib}"))?;
+        roots.push(path);
+    }
+    if !roots.is_empty() {
+        let closure = resolver.closure(&roots)?;
+        for dep in &closure.deps {
+            let why = format!("{} needed by {}", dep.name, dep.needed_by.display());
+            tree.add_from_sysroot(&dep.path.to_string_lossy(), &why)?;
+        }
+    }
+    if let Some(bb) = &profile.image.busybox_links {
+        add_busybox_links(&mut tree, &sysroot, &bb.0)?;
+    }
+
+    add_profile_entries(&mut tree, profile)?;
+    let module_names = add_modules(&mut tree, profile, opts)?;
+
+    let init = match profile.image.init.as_deref() {
+        None | Some("mkrootfs") => {
+            let mut cfg = profile.init.clone().ok_or_else(|| BuildError::NoInitConfig(profile.path.display().to_string()))?;
+            cfg.modules.extend(module_names);
+            let bin = match &opts.init_binary {
+                Some(p) => p.clone(),
+                None => find_init()?,
+            };
+            let data = fs::read(&bin).map_err(|source| BuildError::ReadInit { path: bin.clone(), source })?;
+            if has_interp(&data) {
+                return Err(BuildError::InitNotStatic(bin));
+            }
+            tree.add("/init", Node::File(data), Meta::root(0o755), "the mkrootfs init")?;
+            let json = serde_json::to_vec_pretty(&cfg).map_err(BuildError::InitJson)?;
+            tree.add(INIT_CONFIG_PATH, Node::File(json), Meta::root(0o644), "the [init] table")?;
+            Some(cfg)
+        }
+        Some(path) => {
+            let resolved = tree.resolve(path, true)?;
+            if !matches!(tree.get(&resolved), Some(Node::File(_))) {
+                return Err(BuildError::InitMissing(path.to_string()));
+            }
+            if path != "/init" {
+                tree.add_symlink("/init", path, "image.init")?;
+            }
+            None
+        }
+    };
+    Ok(Assembled {
+        tree,
+        compression: profile.image.compression.unwrap_or(Compression::Zstd),
+        level: profile.image.level,
+        init,
+    })
+}
+
+fn add_profile_entries(tree: &mut Tree, profile: &Profile) -> Result<(), BuildError> {
+    for d in &profile.dirs {
+        let perm = d.mode.map(|m| m.0).unwrap_or(0o755);
+        tree.add_dir(&d.path.0, Meta { perm, uid: d.uid, gid: d.gid }, "dirs")?;
+    }
+    for (dir, f) in &profile.files {
+        let origin = format!("files entry {}", f.dest);
+        match (&f.src, &f.content) {
+            (Some(src), _) => {
+                let host = dir.join(src);
+                tree.add_host_file(&host, &f.dest.0, f.mode.map(|m| m.0), f.uid, f.gid, &origin)?;
+            }
+            (None, content) => {
+                let data = content.clone().unwrap_or_default().into_bytes();
+                let meta = Meta { perm: f.mode.map(|m| m.0).unwrap_or(0o644), uid: f.uid, gid: f.gid };
+                tree.add(&f.dest.0, Node::File(data), meta, &origin)?;
+            }
+        }
+    }
+    for (dir, t) in &profile.trees {
+        tree.add_host_tree(&dir.join(&t.src), &t.dest.0, &format!("trees entry {}", t.dest))?;
+    }
+    for s in &profile.symlinks {
+        tree.add_symlink(&s.path.0, &s.target, "symlinks")?;
+    }
+    for h in &profile.hardlinks {
+        tree.add_hardlink(&h.path.0, &h.target.0, "hardlinks")?;
+    }
+    for n in &profile.nodes {
+        let node = match n.kind {
+            NodeKind::Char => Node::Char(n.major, n.minor),
+            NodeKind::Block => Node::Block(n.major, n.minor),
+            NodeKind::Fifo => Node::Fifo,
+        };
+        let perm = n.mode.map(|m| m.0).unwrap_or(0o600);
+        tree.add(&n.path.0, node, Meta { perm, uid: n.uid, gid: n.gid }, "nodes")?;
+    }
+    Ok(())
+}
+
+/// Adds the `[modules]` closure; returns the names the init should load.
+fn add_modules(tree: &mut Tree, profile: &Profile, opts: &BuildOptions) -> Result<Vec<String>, BuildError> {
+    let m = &profile.modules;
+    let mut names: Vec<String> = m.load.clone();
+    if let Some(preset) = &m.preset {
+        match preset.as_str() {
+            "microvm" => names.extend(kmod::MICROVM_PRESET.iter().map(|s| s.to_string())),
+            other => return Err(BuildError::UnknownPreset(other.to_string())),
+        }
+    }
+    if profile.init.as_ref().is_some_and(|i| i.root.mode == RootMode::Overlay) && (!names.is_empty() || m.kernel.is_some()) {
+        names.push("overlay".to_string());
+    }
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let dir = module_tree(m.kernel.as_deref(), opts)?;
+    let closure = kmod::resolve(&dir, &names)?;
+    for f in kmod::image_files(&closure, m.compressed.unwrap_or(ModuleCompression::Decompress))? {
+        tree.add(&f.path, Node::File(f.data), Meta::root(f.mode & 0o7777), "kernel modules")?;
+    }
+    let builtin = &closure.builtin;
+    Ok(names.into_iter().filter(|n| !builtin.contains(n)).collect())
+}
+
+fn module_tree(kernel: Option<&str>, opts: &BuildOptions) -> Result<PathBuf, BuildError> {
+    if let Some(d) = &opts.modules_dir {
+        return Ok(d.clone());
+    }
+    match kernel {
+        None => Err(BuildError::NoModuleTree),
+        Some("auto") => {
+            let k = mkrootfs_qemu::find_kernel().map_err(BuildError::AutoKernel)?;
+            k.modules.ok_or_else(|| BuildError::AutoKernelNoModules(k.vmlinuz.display().to_string()))
+        }
+        Some(p) => Ok(PathBuf::from(p)),
+    }
+}
+
+/// Finds a binary named in a profile: an absolute path as is, else the
+/// first executable of that name in `$PATH` (sysroot `/`) or the default
+/// PATH inside the sysroot. Returns the path inside the sysroot.
+pub fn locate_binary(sysroot: &Path, name: &str, profile: &str) -> Result<String, BuildError> {
+    if name.starts_with('/') {
+        if sysroot.join(name.trim_start_matches('/')).exists() {
+            return Ok(name.to_string());
+        }
+        return Err(BuildError::BinaryNotFound {
+            name: name.to_string(),
+            profile: profile.to_string(),
+            searched: sysroot.join(name.trim_start_matches('/')).display().to_string(),
+        });
+    }
+    let host_path = std::env::var("PATH").unwrap_or_default();
+    let search = if sysroot == Path::new("/") && !host_path.is_empty() {
+        format!("{host_path}:{DEFAULT_PATH}")
+    } else {
+        DEFAULT_PATH.to_string()
+    };
+    let mut seen = Vec::new();
+    for dir in search.split(':').filter(|d| d.starts_with('/')) {
+        if seen.contains(&dir) {
+            continue;
+        }
+        seen.push(dir);
+        let candidate = format!("{}/{name}", dir.trim_end_matches('/'));
+        let host = sysroot.join(candidate.trim_start_matches('/'));
+        if fs::metadata(&host).map(|m| m.is_file()).unwrap_or(false) {
+            return Ok(candidate);
+        }
+    }
+    Err(BuildError::BinaryNotFound {
+        name: name.to_string(),
+        profile: profile.to_string(),
+        searched: format!("PATH {} (in {})", seen.join(":"), sysroot.display()),
+    })
+}
+
+/// Adds one symlink per applet of the busybox binary at `image_path`.
+fn add_busybox_links(tree: &mut Tree, sysroot: &Path, image_path: &str) -> Result<(), BuildError> {
+    let host = sysroot.join(image_path.trim_start_matches('/'));
+    let out = std::process::Command::new(&host)
+        .arg("--list-full")
+        .output()
+        .map_err(|source| BuildError::Busybox { path: host.clone(), source })?;
+    if !out.status.success() {
+        let msg = format!("exited with {}", out.status);
+        return Err(BuildError::Busybox { path: host, source: std::io::Error::other(msg) });
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut applets: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    applets.sort();
+    for applet in applets {
+        let path = format!("/{applet}");
+        if path == image_path || path == "/linuxrc" {
+            continue;
+        }
+        let resolved = tree.resolve(&path, false)?;
+        if tree.get(&resolved).is_none() {
+            tree.add_symlink(&path, image_path, "busybox applet")?;
+        }
+    }
+    Ok(())
+}
+
+/// The static init: `$MKROOTFS_INIT`, next to this executable's target
+/// directory, this workspace's target directory, or the system location.
+pub fn find_init() -> Result<PathBuf, BuildError> {
+    let mut candidates = Vec::new();
+    if let Some(p) = std::env::var_os("MKROOTFS_INIT") {
+        candidates.push(PathBuf::from(p));
+    }
+    const REL: &str = "x86_64-unknown-linux-gnu/release/init";
+    if let Ok(exe) = std::env::current_exe() {
+        // target/release/mkrootfs or target/debug/deps/test-binary
+        for anc in exe.ancestors().skip(1).take(3) {
+            candidates.push(anc.join(REL));
+        }
+    }
+    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../target").join(REL));
+    candidates.push(PathBuf::from("/usr/lib/mkrootfs/init"));
+    for c in &candidates {
+        if c.is_file() {
+            return Ok(c.clone());
+        }
+    }
+    let searched: Vec<String> = candidates.iter().map(|c| c.display().to_string()).collect();
+    Err(BuildError::NoInit { searched: searched.join(", ") })
+}
+
+fn has_interp(data: &[u8]) -> bool {
+    match goblin::elf::Elf::parse(data) {
+        Ok(elf) => elf.interpreter.is_some(),
+        Err(_) => false,
+    }
+}

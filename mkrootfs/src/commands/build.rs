@@ -1,0 +1,41 @@
+//! `mkrootfs build --profile PROFILE [-o OUT]`.
+
+use anyhow::Result;
+use clap::Args;
+use mkrootfs::{build, profile};
+use std::path::PathBuf;
+
+#[derive(Args, Clone, Debug, Default)]
+pub struct BuildArgs {
+    /// Profile: a path, or a bare name looked up in ./profiles then /usr/share/mkrootfs/profiles.
+    #[arg(long, short)]
+    pub profile: Option<String>,
+    /// Output image. Default: out/<profile>.cpio[.gz|.xz|.zst].
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// The static init binary to put at /init. Default: $MKROOTFS_INIT or the build tree's.
+    #[arg(long)]
+    pub init: Option<PathBuf>,
+    /// Kernel module tree (lib/modules/<version>), overriding modules.kernel.
+    #[arg(long)]
+    pub kernel_modules: Option<PathBuf>,
+}
+
+impl BuildArgs {
+    pub fn options(&self) -> build::BuildOptions {
+        build::BuildOptions {
+            output: self.output.clone(),
+            init_binary: self.init.clone(),
+            modules_dir: self.kernel_modules.clone(),
+            mtime: None,
+        }
+    }
+}
+
+pub fn run(args: BuildArgs) -> Result<u8> {
+    let name = args.profile.clone().ok_or_else(|| anyhow::anyhow!("--profile is required"))?;
+    let profile = profile::load(&name)?;
+    let report = build::build(&profile, &args.options())?;
+    println!("{report}");
+    Ok(0)
+}

@@ -1,0 +1,7 @@
+//! One file per subcommand; each parses its arguments and calls the library.
+
+pub mod build;
+pub mod deps;
+pub mod extract;
+pub mod ls;
+pub mod run;

@@ -1,0 +1,94 @@
+//! `mkrootfs run --profile PROFILE | IMAGE`: boot under QEMU, stream the
+//! console, exit with the guest service's status.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use mkrootfs::{build, profile};
+use mkrootfs_qemu as qemu;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum MachineArg {
+    Pc,
+    Microvm,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Build this profile first, then boot it.
+    #[arg(long, short)]
+    pub profile: Option<String>,
+    /// An image to boot (instead of --profile).
+    pub image: Option<PathBuf>,
+    /// Kernel image. Default: the running kernel's if readable, else a Debian cloud kernel fetched once into the cache.
+    #[arg(long)]
+    pub kernel: Option<PathBuf>,
+    /// Extra kernel command line.
+    #[arg(long, default_value = "")]
+    pub append: String,
+    /// Give up (and fail) after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+    #[arg(long, value_enum, default_value_t = MachineArg::Pc)]
+    pub machine: MachineArg,
+    /// Raw disk images attached as virtio block devices (/dev/vda, /dev/vdb, …).
+    #[arg(long)]
+    pub disk: Vec<PathBuf>,
+    /// Guest memory in MiB.
+    #[arg(long, default_value_t = 512)]
+    pub memory: u32,
+    /// Output image when building a profile.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Print the QEMU command line.
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+pub fn run(args: RunArgs) -> Result<u8> {
+    let kernel = match &args.kernel {
+        Some(k) => qemu::kernel_from_path(k)?,
+        None => qemu::find_kernel()?,
+    };
+    eprintln!("mkrootfs: kernel {} ({})", kernel.version, kernel.source);
+    let image = match (&args.profile, &args.image) {
+        (Some(name), None) => {
+            let p = profile::load(name)?;
+            let opts = build::BuildOptions {
+                output: args.output.clone(),
+                modules_dir: if p.modules.kernel.as_deref() == Some("auto") { kernel.modules.clone() } else { None },
+                ..Default::default()
+            };
+            let report = build::build(&p, &opts)?;
+            eprintln!("mkrootfs: built {report}");
+            report.path
+        }
+        (None, Some(img)) => img.clone(),
+        _ => bail!("give exactly one of --profile PROFILE and IMAGE"),
+    };
+    let mut cfg = qemu::VmConfig::new(kernel.vmlinuz.clone(), image);
+    cfg.append = args.append.clone();
+    cfg.machine = match args.machine {
+        MachineArg::Pc => qemu::Machine::Pc,
+        MachineArg::Microvm => qemu::Machine::Microvm,
+    };
+    cfg.memory_mb = args.memory;
+    cfg.timeout = Duration::from_secs(args.timeout);
+    cfg.echo_console = true;
+    cfg.disks = args
+        .disk
+        .iter()
+        .map(|p| qemu::Disk { path: p.clone(), format: "raw".into(), readonly: false, serial: None })
+        .collect();
+    if args.verbose {
+        eprintln!("mkrootfs: {:?}", cfg.command());
+    }
+    let outcome = qemu::run(&cfg).context("boot under QEMU")?;
+    if outcome.timed_out {
+        eprintln!("mkrootfs: guest did not finish within {} s", args.timeout);
+    } else if outcome.result.is_none() {
+        eprintln!("mkrootfs: guest ended without reporting a result");
+    }
+    Ok(outcome.exit_code().clamp(0, 255) as u8)
+}

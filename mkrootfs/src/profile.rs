@@ -1,0 +1,499 @@
+//! Profiles: the TOML description of an image.
+//!
+//! A file is parsed into raw serde structs that reject unknown keys; values
+//! that can be judged alone (modes, image paths) are checked while
+//! deserializing so that their errors carry the line and column. `extends`
+//! chains are then merged (parent first) into one [`Profile`].
+//!
+//! ```toml
+//! extends = "base"                  # another profile: bare name or path
+//! binaries = ["busybox", "/usr/bin/python3"]
+//! libraries = ["libgcc_s.so.1"]
+//! [image]
+//! compression = "zstd"
+//! [[files]]
+//! dest = "/etc/hostname"
+//! content = "box\n"
+//! [init]                            # mkrootfs_config::InitConfig
+//! ```
+//! The full schema is documented in `docs/profiles.md`.
+
+use crate::compress::Compression;
+use crate::kmod::ModuleCompression;
+use mkrootfs_config::{InitConfig, Mode};
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+use std::fmt;
+use std::path::{Component, Path, PathBuf};
+use toml::Spanned;
+
+/// Where bare profile names are looked up after `./profiles`.
+pub const SYSTEM_PROFILE_DIR: &str = "/usr/share/mkrootfs/profiles";
+
+/// A profile error, always naming the file and, where the parser knows it,
+/// the line and column.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("{path}:{line}:{column}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("read profile {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("profile {name:?} not found (looked in {searched})")]
+    NotFound { name: String, searched: String },
+    #[error("{path}: extends itself through {chain}")]
+    Cycle { path: PathBuf, chain: String },
+}
+
+/// An absolute path inside the image, without `..`: checked while parsing.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ImagePath(pub String);
+
+impl ImagePath {
+    pub fn parse(s: &str) -> Result<ImagePath, String> {
+        if !s.starts_with('/') {
+            return Err(format!("image path {s:?} must be absolute"));
+        }
+        if Path::new(s).components().any(|c| c == Component::ParentDir) {
+            return Err(format!("image path {s:?} escapes the image with `..`"));
+        }
+        if s.contains('\0') {
+            return Err(format!("image path {s:?} contains a NUL byte"));
+        }
+        Ok(ImagePath(normalize(s)))
+    }
+}
+
+/// `/a//b/./c/` → `/a/b/c`.
+fn normalize(s: &str) -> String {
+    let parts: Vec<&str> = s.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    format!("/{}", parts.join("/"))
+}
+
+impl fmt::Display for ImagePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ImagePath {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        ImagePath::parse(&s).map_err(de::Error::custom)
+    }
+}
+
+/// `[image]`: how the archive is made.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSection {
+    /// Default: `zstd`.
+    pub compression: Option<Compression>,
+    /// Compression level. Default: the codec's own (gzip 6, xz 6, zstd 3).
+    pub level: Option<u32>,
+    /// Resolve binaries and libraries in this tree instead of `/`
+    /// (relative paths are relative to the profile file). Default: `/`.
+    pub sysroot: Option<PathBuf>,
+    /// The program the kernel runs: an image path (added as `/init` with a
+    /// symlink when it is elsewhere), or `"mkrootfs"` for the project's own
+    /// init. Default: `"mkrootfs"`.
+    pub init: Option<String>,
+    /// Also add the libraries named by `.note.dlopen` ELF notes.
+    /// Default: false.
+    pub dlopen_notes: Option<bool>,
+    /// Add a symlink next to each listed busybox binary for every applet it
+    /// reports (`busybox --list-full`; only when the binary can run here).
+    /// Default: none.
+    pub busybox_links: Option<ImagePath>,
+}
+
+/// `[[files]]`: a host file or inline contents.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSpec {
+    pub dest: ImagePath,
+    /// Host path (relative to the profile's directory). Exactly one of
+    /// `src` and `content`.
+    pub src: Option<PathBuf>,
+    pub content: Option<String>,
+    /// Default: the host file's permissions, or `0644` for `content`.
+    pub mode: Option<Mode>,
+    #[serde(default)]
+    pub uid: u32,
+    #[serde(default)]
+    pub gid: u32,
+}
+
+/// `[[trees]]`: a whole host directory copied to `dest`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TreeSpec {
+    pub src: PathBuf,
+    pub dest: ImagePath,
+}
+
+/// `[[dirs]]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirSpec {
+    pub path: ImagePath,
+    /// Default: `0755`.
+    pub mode: Option<Mode>,
+    #[serde(default)]
+    pub uid: u32,
+    #[serde(default)]
+    pub gid: u32,
+}
+
+/// `[[symlinks]]`: `path` → `target` (target is stored as written).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SymlinkSpec {
+    pub path: ImagePath,
+    pub target: String,
+}
+
+/// `[[hardlinks]]`: `path` is another name of the file at `target`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HardlinkSpec {
+    pub path: ImagePath,
+    pub target: ImagePath,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeKind {
+    Char,
+    Block,
+    Fifo,
+}
+
+/// `[[nodes]]`: a device node or fifo, written as cpio header fields.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSpec {
+    pub path: ImagePath,
+    #[serde(rename = "type")]
+    pub kind: NodeKind,
+    #[serde(default)]
+    pub major: u32,
+    #[serde(default)]
+    pub minor: u32,
+    /// Default: `0600`.
+    pub mode: Option<Mode>,
+    #[serde(default)]
+    pub uid: u32,
+    #[serde(default)]
+    pub gid: u32,
+}
+
+/// `[modules]`: kernel modules to add.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModulesSection {
+    /// The module tree: a `lib/modules/<version>` directory, or `"auto"` for
+    /// the kernel `mkrootfs run` would boot. Required when modules are asked.
+    pub kernel: Option<String>,
+    /// Module names or aliases. Default: none.
+    #[serde(default)]
+    pub load: Vec<String>,
+    /// A named list: `"microvm"` (virtio block, network, console, vsock).
+    pub preset: Option<String>,
+    /// Default: `decompress`.
+    pub compressed: Option<ModuleCompression>,
+}
+
+/// One profile file as written.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    description: Option<String>,
+    extends: Option<String>,
+    #[serde(default)]
+    binaries: Vec<String>,
+    #[serde(default)]
+    libraries: Vec<String>,
+    #[serde(default)]
+    image: ImageSection,
+    #[serde(default)]
+    files: Vec<FileSpec>,
+    #[serde(default)]
+    trees: Vec<TreeSpec>,
+    #[serde(default)]
+    dirs: Vec<DirSpec>,
+    #[serde(default)]
+    symlinks: Vec<SymlinkSpec>,
+    #[serde(default)]
+    hardlinks: Vec<HardlinkSpec>,
+    #[serde(default)]
+    nodes: Vec<NodeSpec>,
+    modules: Option<ModulesSection>,
+    init: Option<Spanned<InitConfig>>,
+}
+
+/// A profile with its `extends` chain merged. Lists accumulate, parent
+/// first; `[image]` and `[modules]` fields set by a child override the
+/// parent's; a child's `[init]` table replaces the parent's as a whole.
+#[derive(Clone, Debug, Default)]
+pub struct Profile {
+    /// The profile's name (file stem of the leaf file).
+    pub name: String,
+    /// The leaf file.
+    pub path: PathBuf,
+    pub description: Option<String>,
+    /// Each entry remembers the directory of the file that named it, for
+    /// relative `src` paths.
+    pub binaries: Vec<String>,
+    pub libraries: Vec<String>,
+    pub image: ImageSection,
+    pub files: Vec<(PathBuf, FileSpec)>,
+    pub trees: Vec<(PathBuf, TreeSpec)>,
+    pub dirs: Vec<DirSpec>,
+    pub symlinks: Vec<SymlinkSpec>,
+    pub hardlinks: Vec<HardlinkSpec>,
+    pub nodes: Vec<NodeSpec>,
+    pub modules: ModulesSection,
+    pub init: Option<InitConfig>,
+    /// Directory of the leaf file, for relative paths in `[image]`.
+    pub base_dir: PathBuf,
+}
+
+/// Finds a profile: an existing path as given, else `<name>.toml` in
+/// `./profiles`, then [`SYSTEM_PROFILE_DIR`].
+pub fn locate(name: &str) -> Result<PathBuf, ProfileError> {
+    let direct = Path::new(name);
+    if direct.is_file() {
+        return Ok(direct.to_path_buf());
+    }
+    let dirs = [PathBuf::from("profiles"), PathBuf::from(SYSTEM_PROFILE_DIR)];
+    locate_in(name, None, &dirs)
+}
+
+fn locate_in(name: &str, near: Option<&Path>, dirs: &[PathBuf]) -> Result<PathBuf, ProfileError> {
+    let file = if name.ends_with(".toml") { name.to_string() } else { format!("{name}.toml") };
+    let mut tried = Vec::new();
+    for dir in near.into_iter().chain(dirs.iter().map(|d| d.as_path())) {
+        let candidate = dir.join(&file);
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+        tried.push(candidate.display().to_string());
+    }
+    Err(ProfileError::NotFound { name: name.to_string(), searched: tried.join(", ") })
+}
+
+/// Loads a profile by path or bare name, following `extends`.
+pub fn load(name: &str) -> Result<Profile, ProfileError> {
+    let path = locate(name)?;
+    load_path(&path)
+}
+
+/// Loads the profile file at `path`, following `extends`.
+pub fn load_path(path: &Path) -> Result<Profile, ProfileError> {
+    let mut chain: Vec<(PathBuf, RawProfileChecked)> = Vec::new();
+    let mut next = Some(path.to_path_buf());
+    while let Some(p) = next.take() {
+        let canon = p.canonicalize().unwrap_or_else(|_| p.clone());
+        if chain.iter().any(|(q, _)| q == &canon) {
+            let names: Vec<String> = chain.iter().map(|(q, _)| q.display().to_string()).collect();
+            return Err(ProfileError::Cycle { path: p, chain: names.join(" -> ") });
+        }
+        let text = std::fs::read_to_string(&p).map_err(|source| ProfileError::Read { path: p.clone(), source })?;
+        let raw = parse_str(&p, &text)?;
+        if let Some(parent) = &raw.0.extends {
+            let dir = p.parent().unwrap_or(Path::new("."));
+            let parent_path = if Path::new(parent).is_absolute() {
+                PathBuf::from(parent)
+            } else {
+                locate_in(parent, Some(dir), &[PathBuf::from("profiles"), PathBuf::from(SYSTEM_PROFILE_DIR)])?
+            };
+            next = Some(parent_path);
+        }
+        chain.push((canon, raw));
+    }
+    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut profile = Profile { name, path: path.to_path_buf(), base_dir: dir_or_dot(&base_dir), ..Profile::default() };
+    for (file, raw) in chain.into_iter().rev() {
+        merge(&mut profile, &file, raw);
+    }
+    Ok(profile)
+}
+
+fn dir_or_dot(p: &Path) -> PathBuf {
+    if p.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        p.to_path_buf()
+    }
+}
+
+/// Parses one profile file's text; `path` is only used in messages.
+/// Public so that fuzzing and tests can reach it without files.
+pub fn parse_str(path: &Path, text: &str) -> Result<RawProfileChecked, ProfileError> {
+    let raw: RawProfile = toml::from_str(text).map_err(|e| {
+        let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+        ProfileError::Invalid { path: path.to_path_buf(), line, column, message: e.message().to_string() }
+    })?;
+    if let Some(init) = &raw.init {
+        init.get_ref().validate().map_err(|message| {
+            let (line, column) = line_col(text, init.span().start);
+            ProfileError::Invalid { path: path.to_path_buf(), line, column, message }
+        })?;
+    }
+    for f in &raw.files {
+        if f.src.is_some() == f.content.is_some() {
+            // serde cannot point at a table that is missing a key, so name the entry.
+            let at = text.find(&format!("\"{}\"", f.dest.0)).map(|o| line_col(text, o)).unwrap_or((1, 1));
+            return Err(ProfileError::Invalid {
+                path: path.to_path_buf(),
+                line: at.0,
+                column: at.1,
+                message: format!("files entry for {}: give exactly one of `src` and `content`", f.dest),
+            });
+        }
+    }
+    Ok(RawProfileChecked(raw))
+}
+
+/// A parsed and checked profile file, before `extends` is merged.
+#[derive(Debug)]
+pub struct RawProfileChecked(RawProfile);
+
+fn merge(p: &mut Profile, file: &Path, RawProfileChecked(raw): RawProfileChecked) {
+    let dir = dir_or_dot(file.parent().unwrap_or(Path::new(".")));
+    if raw.description.is_some() {
+        p.description = raw.description;
+    }
+    p.binaries.extend(raw.binaries);
+    p.libraries.extend(raw.libraries);
+    let i = raw.image;
+    let img = &mut p.image;
+    img.compression = i.compression.or(img.compression);
+    img.level = i.level.or(img.level);
+    if let Some(s) = i.sysroot {
+        img.sysroot = Some(if s.is_absolute() { s } else { dir.join(s) });
+    }
+    img.init = i.init.or(img.init.take());
+    img.dlopen_notes = i.dlopen_notes.or(img.dlopen_notes);
+    img.busybox_links = i.busybox_links.or(img.busybox_links.take());
+    p.files.extend(raw.files.into_iter().map(|f| (dir.clone(), f)));
+    p.trees.extend(raw.trees.into_iter().map(|t| (dir.clone(), t)));
+    p.dirs.extend(raw.dirs);
+    p.symlinks.extend(raw.symlinks);
+    p.hardlinks.extend(raw.hardlinks);
+    p.nodes.extend(raw.nodes);
+    if let Some(m) = raw.modules {
+        let pm = &mut p.modules;
+        if let Some(k) = m.kernel {
+            let as_path = Path::new(&k);
+            pm.kernel = Some(if k == "auto" || as_path.is_absolute() { k } else { dir.join(as_path).display().to_string() });
+        }
+        pm.load.extend(m.load);
+        pm.preset = m.preset.or(pm.preset.take());
+        pm.compressed = m.compressed.or(pm.compressed);
+    }
+    if let Some(init) = raw.init {
+        p.init = Some(init.into_inner());
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        parse_str(Path::new("p.toml"), text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_column() {
+        assert_eq!(
+            err("binaries = []\n[image]\ncompresion = \"xz\"\n"),
+            "p.toml:3:1: unknown field `compresion`, expected one of `compression`, `level`, `sysroot`, `init`, `dlopen_notes`, `busybox_links`"
+        );
+    }
+
+    #[test]
+    fn wrong_type_names_line_column() {
+        assert_eq!(err("binaries = \"bash\"\n"), "p.toml:1:12: invalid type: string \"bash\", expected a sequence");
+    }
+
+    #[test]
+    fn bad_mode_names_line_column() {
+        assert_eq!(
+            err("[[files]]\ndest = \"/x\"\ncontent = \"\"\nmode = \"0779\"\n"),
+            "p.toml:4:8: invalid mode \"0779\": expected 1 to 4 octal digits such as \"0755\""
+        );
+    }
+
+    #[test]
+    fn dotdot_destination_is_rejected_with_position() {
+        assert_eq!(
+            err("[[symlinks]]\npath = \"/etc/../../x\"\ntarget = \"y\"\n"),
+            "p.toml:2:8: image path \"/etc/../../x\" escapes the image with `..`"
+        );
+    }
+
+    #[test]
+    fn init_validation_points_at_init_table() {
+        let e = err("[init]\nhostname = \"h\"\n");
+        assert_eq!(e, "p.toml:1:1: init: no services and no root.exec: the init would have nothing to run");
+    }
+
+    #[test]
+    fn unknown_init_key_names_position() {
+        assert_eq!(
+            err("[init]\n[[init.services]]\nargv = [\"/bin/true\"]\nrestart = \"sometimes\"\n"),
+            "p.toml:4:11: unknown variant `sometimes`, expected one of `no`, `on-failure`, `always`"
+        );
+    }
+
+    #[test]
+    fn file_needs_src_or_content() {
+        assert_eq!(
+            err("[[files]]\ndest = \"/etc/x\"\n"),
+            "p.toml:2:8: files entry for /etc/x: give exactly one of `src` and `content`"
+        );
+    }
+
+    #[test]
+    fn image_paths_are_normalized() {
+        assert_eq!(ImagePath::parse("/a//b/./c/").unwrap().0, "/a/b/c");
+        assert_eq!(ImagePath::parse("rel").unwrap_err(), "image path \"rel\" must be absolute");
+    }
+
+    #[test]
+    fn extends_merges_parent_first_and_detects_cycles() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("base.toml"), "binaries = [\"a\"]\n[image]\ncompression = \"xz\"\n").unwrap();
+        std::fs::write(dir.path().join("leaf.toml"), "extends = \"base\"\nbinaries = [\"b\"]\n[image]\nlevel = 3\n").unwrap();
+        let p = load_path(&dir.path().join("leaf.toml")).unwrap();
+        assert_eq!(p.binaries, vec!["a", "b"]);
+        assert_eq!(p.image.compression, Some(Compression::Xz));
+        assert_eq!(p.image.level, Some(3));
+        assert_eq!(p.name, "leaf");
+
+        std::fs::write(dir.path().join("c1.toml"), "extends = \"c2\"\n").unwrap();
+        std::fs::write(dir.path().join("c2.toml"), "extends = \"c1\"\n").unwrap();
+        let e = load_path(&dir.path().join("c1.toml")).unwrap_err().to_string();
+        assert!(e.contains("extends itself through"), "{e}");
+    }
+}

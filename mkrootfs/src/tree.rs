@@ -1,0 +1,564 @@
+//! The image being assembled: a map from absolute image paths to nodes.
+//!
+//! Paths are resolved through the tree's own symlinks as they are added, so
+//! that with a merged-/usr layout (`/lib -> usr/lib`) a library added as
+//! `/lib/x86_64-linux-gnu/libc.so.6` lands under `/usr/lib/...`, exactly as
+//! the kernel would create it when unpacking. Host files are copied with
+//! their symlink chains (every component and the final link) preserved.
+//! [`Tree::to_entries`] produces sorted cpio entries with inode numbers
+//! assigned in order, owners as given and one fixed mtime.
+
+use crate::cpio::Entry;
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+const S_IFDIR: u32 = 0o040000;
+const S_IFREG: u32 = 0o100000;
+const S_IFLNK: u32 = 0o120000;
+const S_IFCHR: u32 = 0o020000;
+const S_IFBLK: u32 = 0o060000;
+const S_IFIFO: u32 = 0o010000;
+
+/// Symlinks followed while resolving one path, as the kernel's `MAXSYMLINKS`.
+const MAX_SYMLINKS: usize = 40;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TreeError {
+    #[error("{path}: already in the image as {existing} (from {existing_origin}), now asked as {new} by {origin}")]
+    Conflict {
+        path: String,
+        existing: &'static str,
+        existing_origin: String,
+        new: &'static str,
+        origin: String,
+    },
+    #[error("{path}: a parent is not a directory ({parent} is a {kind})")]
+    NotADirectory { path: String, parent: String, kind: &'static str },
+    #[error("{path}: too many levels of symbolic links")]
+    SymlinkLoop { path: String },
+    #[error("read {path} (for {origin})")]
+    Read {
+        path: PathBuf,
+        origin: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} (for {origin}) is a {kind}, which cannot be copied into an image")]
+    Unsupported { path: PathBuf, origin: String, kind: &'static str },
+    #[error("hard link {path}: target {target} is not a regular file in the image")]
+    BadHardlink { path: String, target: String },
+}
+
+/// What a path is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Node {
+    Dir,
+    File(Vec<u8>),
+    Symlink(String),
+    /// Another name of the regular file at this (resolved) image path.
+    HardLink(String),
+    Char(u32, u32),
+    Block(u32, u32),
+    Fifo,
+}
+
+impl Node {
+    fn kind(&self) -> &'static str {
+        match self {
+            Node::Dir => "directory",
+            Node::File(_) => "file",
+            Node::Symlink(_) => "symlink",
+            Node::HardLink(_) => "hard link",
+            Node::Char(..) => "char device",
+            Node::Block(..) => "block device",
+            Node::Fifo => "fifo",
+        }
+    }
+}
+
+/// Permissions and owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Meta {
+    pub perm: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Meta {
+    pub const fn root(perm: u32) -> Meta {
+        Meta { perm, uid: 0, gid: 0 }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Item {
+    node: Node,
+    meta: Meta,
+    /// Why the path is in the image, for messages and `--why`.
+    origin: String,
+}
+
+/// The image being assembled.
+#[derive(Clone, Debug)]
+pub struct Tree {
+    items: BTreeMap<String, Item>,
+    sysroot: PathBuf,
+}
+
+impl Tree {
+    /// An empty tree whose host files come from `sysroot` (usually `/`).
+    pub fn new(sysroot: impl Into<PathBuf>) -> Tree {
+        Tree { items: BTreeMap::new(), sysroot: sysroot.into() }
+    }
+
+    pub fn sysroot(&self) -> &Path {
+        &self.sysroot
+    }
+
+    /// Number of paths, the root excluded.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The node at an exact (already resolved) path.
+    pub fn get(&self, path: &str) -> Option<&Node> {
+        self.items.get(path).map(|i| &i.node)
+    }
+
+    /// Paths and why each is in the image.
+    pub fn origins(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.items.iter().map(|(p, i)| (p.as_str(), i.origin.as_str()))
+    }
+
+    /// The default FHS skeleton: directories, `/dev/console` and `/dev/null`,
+    /// and the sysroot's merged-/usr symlinks (`/bin -> usr/bin`, …).
+    pub fn add_skeleton(&mut self) -> Result<(), TreeError> {
+        const ORIGIN: &str = "skeleton";
+        for top in ["bin", "sbin", "lib", "lib32", "lib64", "libx32"] {
+            let host = self.sysroot.join(top);
+            if let Ok(target) = fs::read_link(&host) {
+                self.add_symlink(&format!("/{top}"), &target.to_string_lossy(), ORIGIN)?;
+            }
+        }
+        for (dir, perm) in [
+            ("/bin", 0o755),
+            ("/sbin", 0o755),
+            ("/etc", 0o755),
+            ("/lib", 0o755),
+            ("/usr", 0o755),
+            ("/usr/bin", 0o755),
+            ("/usr/sbin", 0o755),
+            ("/usr/lib", 0o755),
+            ("/dev", 0o755),
+            ("/proc", 0o555),
+            ("/sys", 0o555),
+            ("/run", 0o755),
+            ("/tmp", 0o1777),
+            ("/root", 0o700),
+        ] {
+            self.add_dir(dir, Meta::root(perm), ORIGIN)?;
+        }
+        self.add(
+            "/dev/console",
+            Node::Char(5, 1),
+            Meta::root(0o600),
+            ORIGIN,
+        )?;
+        self.add("/dev/null", Node::Char(1, 3), Meta::root(0o666), ORIGIN)?;
+        Ok(())
+    }
+
+    /// Adds a directory (and its parents). An existing directory keeps its
+    /// first metadata unless this call sets a different one explicitly.
+    pub fn add_dir(&mut self, path: &str, meta: Meta, origin: &str) -> Result<String, TreeError> {
+        let resolved = self.resolve(path, true)?;
+        match self.items.get_mut(&resolved) {
+            Some(item) if item.node == Node::Dir => {
+                item.meta = meta;
+                Ok(resolved)
+            }
+            _ => self.insert(resolved, Node::Dir, meta, origin),
+        }
+    }
+
+    pub fn add_symlink(&mut self, path: &str, target: &str, origin: &str) -> Result<String, TreeError> {
+        self.add(path, Node::Symlink(target.to_string()), Meta::root(0o777), origin)
+    }
+
+    /// Adds any node at `path`, creating parent directories (0755, root).
+    /// The last component is not followed if it is a symlink already.
+    pub fn add(&mut self, path: &str, node: Node, meta: Meta, origin: &str) -> Result<String, TreeError> {
+        let resolved = self.resolve(path, false)?;
+        self.insert(resolved, node, meta, origin)
+    }
+
+    /// Adds a hard link `path` to the regular file at `target`.
+    pub fn add_hardlink(&mut self, path: &str, target: &str, origin: &str) -> Result<String, TreeError> {
+        let t = self.resolve(target, true)?;
+        match self.items.get(&t) {
+            Some(Item { node: Node::File(_), meta, .. }) => {
+                let meta = *meta;
+                self.add(path, Node::HardLink(t), meta, origin)
+            }
+            _ => Err(TreeError::BadHardlink { path: path.to_string(), target: target.to_string() }),
+        }
+    }
+
+    fn insert(&mut self, path: String, node: Node, meta: Meta, origin: &str) -> Result<String, TreeError> {
+        if let Some(existing) = self.items.get(&path) {
+            if existing.node == node {
+                return Ok(path);
+            }
+            return Err(TreeError::Conflict {
+                path,
+                existing: existing.node.kind(),
+                existing_origin: existing.origin.clone(),
+                new: node.kind(),
+                origin: origin.to_string(),
+            });
+        }
+        self.make_parents(&path, origin)?;
+        self.items.insert(path.clone(), Item { node, meta, origin: origin.to_string() });
+        Ok(path)
+    }
+
+    fn make_parents(&mut self, path: &str, origin: &str) -> Result<(), TreeError> {
+        let mut prefix = String::new();
+        let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        for part in &parts[..parts.len().saturating_sub(1)] {
+            prefix.push('/');
+            prefix.push_str(part);
+            match self.items.get(&prefix) {
+                None => {
+                    self.items.insert(
+                        prefix.clone(),
+                        Item { node: Node::Dir, meta: Meta::root(0o755), origin: format!("parent of {origin}") },
+                    );
+                }
+                Some(Item { node: Node::Dir, .. }) => {}
+                Some(other) => {
+                    return Err(TreeError::NotADirectory {
+                        path: path.to_string(),
+                        parent: prefix.clone(),
+                        kind: other.node.kind(),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolves `path` through the tree's symlinks (the last component only
+    /// when `follow_last`), as the kernel would when creating it.
+    pub fn resolve(&self, path: &str, follow_last: bool) -> Result<String, TreeError> {
+        let mut pending: Vec<String> = path.split('/').filter(|s| !s.is_empty()).rev().map(String::from).collect();
+        let mut done: Vec<String> = Vec::new();
+        let mut hops = 0;
+        while let Some(part) = pending.pop() {
+            match part.as_str() {
+                "." => continue,
+                ".." => {
+                    done.pop();
+                    continue;
+                }
+                _ => {}
+            }
+            done.push(part);
+            let is_last = pending.is_empty();
+            if is_last && !follow_last {
+                break;
+            }
+            let current = format!("/{}", done.join("/"));
+            if let Some(Item { node: Node::Symlink(target), .. }) = self.items.get(&current) {
+                hops += 1;
+                if hops > MAX_SYMLINKS {
+                    return Err(TreeError::SymlinkLoop { path: path.to_string() });
+                }
+                done.pop();
+                if target.starts_with('/') {
+                    done.clear();
+                }
+                pending.extend(target.split('/').filter(|s| !s.is_empty()).rev().map(String::from));
+            }
+        }
+        Ok(format!("/{}", done.join("/")))
+    }
+
+    /// Copies the sysroot's file at `image_path` into the same path of the
+    /// image, keeping every symlink on the way (directories such as
+    /// `/lib -> usr/lib`, and library chains such as
+    /// `libz.so.1 -> libz.so.1.2.13`). Returns the image path of the file
+    /// that was finally copied.
+    pub fn add_from_sysroot(&mut self, image_path: &str, origin: &str) -> Result<String, TreeError> {
+        let mut pending: Vec<String> =
+            image_path.split('/').filter(|s| !s.is_empty()).rev().map(String::from).collect();
+        let mut done: Vec<String> = Vec::new();
+        let mut hops = 0;
+        while let Some(part) = pending.pop() {
+            match part.as_str() {
+                "." => continue,
+                ".." => {
+                    done.pop();
+                    continue;
+                }
+                _ => {}
+            }
+            done.push(part);
+            let current = format!("/{}", done.join("/"));
+            let host = self.sysroot.join(&current[1..]);
+            let md = fs::symlink_metadata(&host).map_err(|source| TreeError::Read {
+                path: host.clone(),
+                origin: origin.to_string(),
+                source,
+            })?;
+            let ft = md.file_type();
+            if ft.is_symlink() {
+                hops += 1;
+                if hops > MAX_SYMLINKS {
+                    return Err(TreeError::SymlinkLoop { path: image_path.to_string() });
+                }
+                let target = fs::read_link(&host).map_err(|source| TreeError::Read {
+                    path: host.clone(),
+                    origin: origin.to_string(),
+                    source,
+                })?;
+                let target = target.to_string_lossy().into_owned();
+                self.add_symlink(&current, &target, origin)?;
+                done.pop();
+                if target.starts_with('/') {
+                    done.clear();
+                }
+                pending.extend(target.split('/').filter(|s| !s.is_empty()).rev().map(String::from));
+            } else if pending.is_empty() {
+                let meta = Meta::root(md.permissions().mode() & 0o7777);
+                if ft.is_dir() {
+                    return self.add_dir(&current, meta, origin);
+                }
+                if !ft.is_file() {
+                    return Err(TreeError::Unsupported { path: host, origin: origin.to_string(), kind: "special file" });
+                }
+                let data = fs::read(&host).map_err(|source| TreeError::Read {
+                    path: host.clone(),
+                    origin: origin.to_string(),
+                    source,
+                })?;
+                return self.add(&current, Node::File(data), meta, origin);
+            } else if !ft.is_dir() {
+                return Err(TreeError::Unsupported { path: host, origin: origin.to_string(), kind: "non-directory in the middle of a path" });
+            }
+        }
+        Ok("/".to_string())
+    }
+
+    /// Copies a host file (not from the sysroot) to `dest`.
+    pub fn add_host_file(&mut self, host: &Path, dest: &str, perm: Option<u32>, uid: u32, gid: u32, origin: &str) -> Result<String, TreeError> {
+        let read_err = |source| TreeError::Read { path: host.to_path_buf(), origin: origin.to_string(), source };
+        let md = fs::metadata(host).map_err(read_err)?;
+        let data = fs::read(host).map_err(|source| TreeError::Read { path: host.to_path_buf(), origin: origin.to_string(), source })?;
+        let meta = Meta { perm: perm.unwrap_or(md.permissions().mode() & 0o7777), uid, gid };
+        self.add(dest, Node::File(data), meta, origin)
+    }
+
+    /// Copies a whole host directory tree to `dest` (symlinks as symlinks,
+    /// hard links as hard links, device nodes and fifos as nodes), in sorted
+    /// order so that the result does not depend on directory order.
+    pub fn add_host_tree(&mut self, src: &Path, dest: &str, origin: &str) -> Result<(), TreeError> {
+        let mut seen_inodes: BTreeMap<(u64, u64), String> = BTreeMap::new();
+        self.copy_dir(src, dest, origin, &mut seen_inodes)
+    }
+
+    fn copy_dir(&mut self, src: &Path, dest: &str, origin: &str, seen: &mut BTreeMap<(u64, u64), String>) -> Result<(), TreeError> {
+        let read_err = |source| TreeError::Read { path: src.to_path_buf(), origin: origin.to_string(), source };
+        let md = fs::symlink_metadata(src).map_err(read_err)?;
+        self.add_dir(dest, Meta::root(md.permissions().mode() & 0o7777), origin)?;
+        let mut names: Vec<_> = fs::read_dir(src)
+            .map_err(|source| TreeError::Read { path: src.to_path_buf(), origin: origin.to_string(), source })?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<Result<_, _>>()
+            .map_err(|source| TreeError::Read { path: src.to_path_buf(), origin: origin.to_string(), source })?;
+        names.sort();
+        for name in names {
+            let host = src.join(&name);
+            let child = format!("{}/{}", dest.trim_end_matches('/'), name.to_string_lossy());
+            let err = |source| TreeError::Read { path: host.clone(), origin: origin.to_string(), source };
+            let md = fs::symlink_metadata(&host).map_err(err)?;
+            let ft = md.file_type();
+            let meta = Meta::root(md.permissions().mode() & 0o7777);
+            use std::os::unix::fs::FileTypeExt;
+            if ft.is_dir() {
+                self.copy_dir(&host, &child, origin, seen)?;
+            } else if ft.is_symlink() {
+                let target = fs::read_link(&host).map_err(|source| TreeError::Read { path: host.clone(), origin: origin.to_string(), source })?;
+                self.add_symlink(&child, &target.to_string_lossy(), origin)?;
+            } else if ft.is_file() {
+                let key = (md.dev(), md.ino());
+                if md.nlink() > 1 {
+                    if let Some(first) = seen.get(&key) {
+                        let first = first.clone();
+                        self.add_hardlink(&child, &first, origin)?;
+                        continue;
+                    }
+                    seen.insert(key, child.clone());
+                }
+                let data = fs::read(&host).map_err(|source| TreeError::Read { path: host.clone(), origin: origin.to_string(), source })?;
+                self.add(&child, Node::File(data), meta, origin)?;
+            } else if ft.is_char_device() || ft.is_block_device() {
+                let (maj, min) = split_dev(md.rdev());
+                let node = if ft.is_char_device() { Node::Char(maj, min) } else { Node::Block(maj, min) };
+                self.add(&child, node, meta, origin)?;
+            } else if ft.is_fifo() {
+                self.add(&child, Node::Fifo, meta, origin)?;
+            } else {
+                return Err(TreeError::Unsupported { path: host, origin: origin.to_string(), kind: "socket" });
+            }
+        }
+        Ok(())
+    }
+
+    /// Sorted cpio entries: inode numbers 1, 2, … in path order (hard links
+    /// share their file's number, with `nlink` set and the data carried by
+    /// the last name in archive order, as GNU cpio does); every mtime is
+    /// `mtime`.
+    pub fn to_entries(&self, mtime: u32) -> Vec<Entry> {
+        // Count names per hard-linked file and find which name comes last.
+        let mut names_of: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (path, item) in &self.items {
+            if let Node::HardLink(t) = &item.node {
+                names_of.entry(t.as_str()).or_insert_with(|| vec![t.as_str()]).push(path.as_str());
+            }
+        }
+        let mut ino_of: BTreeMap<&str, u32> = BTreeMap::new();
+        let mut entries = Vec::with_capacity(self.items.len() + 1);
+        let mut next_ino = 1u32;
+        let mut push = |name: String, mode: u32, meta: &Meta, nlink: u32, ino: u32, rdev: (u32, u32), data: Vec<u8>| {
+            entries.push(Entry { name, mode, uid: meta.uid, gid: meta.gid, nlink, mtime, ino, dev: (0, 0), rdev, data });
+        };
+        push(".".to_string(), S_IFDIR | 0o755, &Meta::root(0o755), 2, next_ino, (0, 0), Vec::new());
+        next_ino += 1;
+        for (path, item) in &self.items {
+            let name = path[1..].to_string();
+            let perm = item.meta.perm & 0o7777;
+            let ino = next_ino;
+            next_ino += 1;
+            match &item.node {
+                Node::Dir => push(name, S_IFDIR | perm, &item.meta, 2, ino, (0, 0), Vec::new()),
+                Node::Symlink(t) => push(name, S_IFLNK | 0o777, &item.meta, 1, ino, (0, 0), t.as_bytes().to_vec()),
+                Node::Char(a, b) => push(name, S_IFCHR | perm, &item.meta, 1, ino, (*a, *b), Vec::new()),
+                Node::Block(a, b) => push(name, S_IFBLK | perm, &item.meta, 1, ino, (*a, *b), Vec::new()),
+                Node::Fifo => push(name, S_IFIFO | perm, &item.meta, 1, ino, (0, 0), Vec::new()),
+                Node::File(_) | Node::HardLink(_) => {
+                    let target = match &item.node {
+                        Node::HardLink(t) => t.as_str(),
+                        _ => path.as_str(),
+                    };
+                    let group = names_of.get(target);
+                    let nlink = group.map(|g| g.len() as u32).unwrap_or(1);
+                    let ino = *ino_of.entry(target).or_insert(ino);
+                    let carries_data = group.map(|g| g.iter().max() == Some(&path.as_str())).unwrap_or(true);
+                    let (file_meta, bytes) = match self.items.get(target) {
+                        Some(Item { node: Node::File(d), meta, .. }) => (*meta, d),
+                        _ => (item.meta, &Vec::new()),
+                    };
+                    let data = if carries_data { bytes.clone() } else { Vec::new() };
+                    push(name, S_IFREG | (file_meta.perm & 0o7777), &file_meta, nlink, ino, (0, 0), data);
+                }
+            }
+        }
+        entries
+    }
+}
+
+/// Splits a Linux `dev_t` into major and minor (glibc's encoding).
+fn split_dev(dev: u64) -> (u32, u32) {
+    let major = ((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0x0000_0fff);
+    let minor = ((dev >> 12) & 0xffff_ff00) | (dev & 0x0000_00ff);
+    (major as u32, minor as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merged_usr_symlink_redirects_added_paths() {
+        let mut t = Tree::new("/nonexistent");
+        t.add_symlink("/lib", "usr/lib", "test").unwrap();
+        let p = t.add("/lib/x/libc.so.6", Node::File(b"elf".to_vec()), Meta::root(0o644), "test").unwrap();
+        assert_eq!(p, "/usr/lib/x/libc.so.6");
+        assert_eq!(t.get("/usr/lib/x"), Some(&Node::Dir));
+    }
+
+    #[test]
+    fn conflicting_node_names_both_origins() {
+        let mut t = Tree::new("/");
+        t.add("/etc/x", Node::File(b"a".to_vec()), Meta::root(0o644), "files[0]").unwrap();
+        let e = t.add("/etc/x", Node::Symlink("y".into()), Meta::root(0o777), "symlinks[0]").unwrap_err();
+        assert_eq!(e.to_string(), "/etc/x: already in the image as file (from files[0]), now asked as symlink by symlinks[0]");
+        // The same content twice is fine (two binaries needing one library).
+        t.add("/etc/x", Node::File(b"a".to_vec()), Meta::root(0o644), "files[1]").unwrap();
+    }
+
+    #[test]
+    fn hard_links_share_inode_and_last_name_carries_data() {
+        let mut t = Tree::new("/");
+        t.add("/b/file", Node::File(b"data".to_vec()), Meta::root(0o755), "t").unwrap();
+        t.add_hardlink("/a/link", "/b/file", "t").unwrap();
+        t.add_hardlink("/c/link", "/b/file", "t").unwrap();
+        let e = t.to_entries(0);
+        let find = |n: &str| e.iter().find(|x| x.name == n).unwrap();
+        let (a, b, c) = (find("a/link"), find("b/file"), find("c/link"));
+        assert_eq!((a.ino, a.nlink), (b.ino, 3));
+        assert_eq!(c.ino, b.ino);
+        assert!(a.ino != 0);
+        assert_eq!((a.data.len(), b.data.len(), c.data.as_slice()), (0, 0, &b"data"[..]));
+        assert_eq!(a.mode, S_IFREG | 0o755);
+    }
+
+    #[test]
+    fn entries_are_sorted_with_sequential_inodes() {
+        let mut t = Tree::new("/");
+        t.add_dir("/z", Meta::root(0o700), "t").unwrap();
+        t.add("/a/b", Node::Char(5, 1), Meta::root(0o600), "t").unwrap();
+        let e = t.to_entries(42);
+        let names: Vec<_> = e.iter().map(|x| (x.name.as_str(), x.ino, x.mtime)).collect();
+        assert_eq!(names, vec![(".", 1, 42), ("a", 2, 42), ("a/b", 3, 42), ("z", 4, 42)]);
+        assert_eq!(e[2].rdev, (5, 1));
+        assert_eq!(e[2].mode, S_IFCHR | 0o600);
+    }
+
+    #[test]
+    fn symlink_loop_is_an_error() {
+        let mut t = Tree::new("/");
+        t.add_symlink("/a", "b", "t").unwrap();
+        t.add_symlink("/b", "a", "t").unwrap();
+        assert_eq!(t.resolve("/a/x", true).unwrap_err().to_string(), "/a/x: too many levels of symbolic links");
+    }
+
+    #[test]
+    fn sysroot_copy_keeps_symlink_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("usr/lib")).unwrap();
+        std::os::unix::fs::symlink("usr/lib", root.join("lib")).unwrap();
+        fs::write(root.join("usr/lib/libz.so.1.2.13"), b"z").unwrap();
+        std::os::unix::fs::symlink("libz.so.1.2.13", root.join("usr/lib/libz.so.1")).unwrap();
+        let mut t = Tree::new(root);
+        let p = t.add_from_sysroot("/lib/libz.so.1", "test").unwrap();
+        assert_eq!(p, "/usr/lib/libz.so.1.2.13");
+        assert_eq!(t.get("/lib"), Some(&Node::Symlink("usr/lib".into())));
+        assert_eq!(t.get("/usr/lib/libz.so.1"), Some(&Node::Symlink("libz.so.1.2.13".into())));
+        assert_eq!(t.get("/usr/lib/libz.so.1.2.13"), Some(&Node::File(b"z".to_vec())));
+    }
+
+    #[test]
+    fn dev_numbers_split_like_glibc() {
+        assert_eq!(split_dev(0x0501), (5, 1));
+        assert_eq!(split_dev(0x03 | (259u64 << 8) | (0x1200u64 << 12)), (259, 0x1203));
+    }
+}
