@@ -1,0 +1,541 @@
+//! Compression of whole images (none, gzip, xz, zstd), detection of a
+//! segment's format from its magic bytes, and bounded decompression of one
+//! compressed segment the way the kernel's `init/initramfs.c` consumes it.
+//!
+//! Compression is deterministic: the same input and level give the same bytes
+//! on any machine, whatever its number of cores. That takes care with the
+//! multithreaded encoders:
+//! - liblzma's multithreaded encoder cuts the input into blocks of a fixed
+//!   size; the output depends on the block size, never on the thread count,
+//!   so the block size is set explicitly from the level and the input size.
+//! - zstd's output with `nbWorkers >= 1` is the same for any number of
+//!   workers but differs from single-threaded mode (`nbWorkers = 0`), so at
+//!   least one worker is always used, and the job size is fixed.
+//!
+//! Kernel constraints (lib/decompress_unxz.c, lib/xz/): the xz decoder
+//! checks CRC32 or nothing, never CRC64 or SHA-256, so images use
+//! `--check=crc32`. The initramfs unpacker runs xz in multi-call mode
+//! (`xz_dec_init(XZ_DYNALLOC, (uint32_t)-1)`): any dictionary size is
+//! accepted, and the kernel allocates the dictionary size named in the stream
+//! header while it unpacks. The dictionary is therefore capped at the input
+//! size (rounded up to a power of two): a larger one cannot improve the ratio
+//! and would only make the kernel allocate more memory at boot.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::str::FromStr;
+use thiserror::Error;
+use xz2::stream::{Action, Check, Filters, LzmaOptions, MtStreamBuilder, Status, Stream};
+use zstd::zstd_safe::{self, CParameter, DCtx, InBuffer, OutBuffer};
+
+/// How an image (or one segment of it) is compressed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// Plain cpio.
+    None,
+    /// gzip (deflate); every kernel can read it.
+    Gzip,
+    /// xz with CRC32 check and LZMA2 (`CONFIG_RD_XZ`).
+    Xz,
+    /// zstd (`CONFIG_RD_ZSTD`, kernel 5.9 and later). Default: decompresses
+    /// fastest for its ratio, and boot time is what matters.
+    #[default]
+    Zstd,
+}
+
+impl Compression {
+    /// The lower-case name used in profiles, on the command line and in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Xz => "xz",
+            Compression::Zstd => "zstd",
+        }
+    }
+
+    /// The level used when none is given: gzip 9 and zstd 19 as the kernel's
+    /// own initramfs rules use (scripts/Makefile.lib), xz 6 (xz's default).
+    pub fn default_level(self) -> u32 {
+        match self {
+            Compression::None => 0,
+            Compression::Gzip => 9,
+            Compression::Xz => 6,
+            Compression::Zstd => 19,
+        }
+    }
+}
+
+impl fmt::Display for Compression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A compression name that is not one of `none`, `gzip`, `xz`, `zstd`.
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("unknown compression {0:?}: expected none, gzip, xz or zstd")]
+pub struct UnknownCompression(pub String);
+
+impl FromStr for Compression {
+    type Err = UnknownCompression;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(Compression::None),
+            "gzip" => Ok(Compression::Gzip),
+            "xz" => Ok(Compression::Xz),
+            "zstd" => Ok(Compression::Zstd),
+            other => Err(UnknownCompression(other.to_string())),
+        }
+    }
+}
+
+/// Compresses `data` deterministically, using every core for xz and zstd.
+///
+/// `level` defaults to [`Compression::default_level`]; gzip takes 0-9, xz
+/// 0-9, zstd 1-22. gzip output has mtime 0, no file name and OS "unknown".
+pub fn compress(data: &[u8], c: Compression, level: Option<u32>) -> io::Result<Vec<u8>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    compress_with_threads(data, c, level, threads)
+}
+
+/// [`compress`] with an explicit thread count (which never changes the
+/// output: the determinism tests compare 1 and 2 threads).
+fn compress_with_threads(
+    data: &[u8],
+    c: Compression,
+    level: Option<u32>,
+    threads: usize,
+) -> io::Result<Vec<u8>> {
+    let level = level.unwrap_or(c.default_level());
+    let threads = u32::try_from(threads.max(1)).unwrap_or(u32::MAX);
+    match c {
+        Compression::None => Ok(data.to_vec()),
+        Compression::Gzip => gzip(data, level),
+        Compression::Xz => xz(data, level, threads),
+        Compression::Zstd => zstd(data, level, threads),
+    }
+}
+
+fn bad_level(c: Compression, level: u32, range: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("{c} level {level} is out of range {range}"),
+    )
+}
+
+fn gzip(data: &[u8], level: u32) -> io::Result<Vec<u8>> {
+    if level > 9 {
+        return Err(bad_level(Compression::Gzip, level, "0-9"));
+    }
+    // mtime 0 and no name (like `gzip -n`): the header then depends only on
+    // the data and the level.
+    let mut enc = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), flate2::Compression::new(level));
+    enc.write_all(data)?;
+    enc.finish()
+}
+
+/// Dictionary sizes of the xz presets 0-9 (liblzma's `lzma_lzma_preset`).
+const XZ_PRESET_DICT: [u32; 10] = [
+    256 << 10,
+    1 << 20,
+    2 << 20,
+    4 << 20,
+    4 << 20,
+    8 << 20,
+    8 << 20,
+    16 << 20,
+    32 << 20,
+    64 << 20,
+];
+
+/// The xz dictionary: the preset's, but no larger than the input rounded up
+/// to a power of two (see the module docs), and at least liblzma's minimum.
+fn xz_dict_size(level: u32, len: usize) -> u32 {
+    let preset = XZ_PRESET_DICT[level.min(9) as usize];
+    let needed = u32::try_from(len)
+        .ok()
+        .and_then(u32::checked_next_power_of_two)
+        .unwrap_or(u32::MAX);
+    preset.min(needed).max(4096)
+}
+
+fn xz(data: &[u8], level: u32, threads: u32) -> io::Result<Vec<u8>> {
+    if level > 9 {
+        return Err(bad_level(Compression::Xz, level, "0-9"));
+    }
+    let dict = xz_dict_size(level, data.len());
+    let mut opts = LzmaOptions::new_preset(level).map_err(io::Error::from)?;
+    opts.dict_size(dict);
+    let mut filters = Filters::new();
+    filters.lzma2(&opts);
+    // One block per dictionary-sized piece (at least 1 MiB): smaller than
+    // liblzma's default of 3 * dict so that images of a few dictionaries
+    // still spread over the cores; fixed here so the thread count never
+    // changes the output.
+    let block = u64::from(dict).max(1 << 20);
+    let mut stream = MtStreamBuilder::new()
+        .threads(threads)
+        .block_size(block)
+        .filters(filters)
+        .check(Check::Crc32)
+        .encoder()
+        .map_err(io::Error::from)?;
+    let mut out = Vec::with_capacity(data.len() / 3 + 4096);
+    loop {
+        if out.len() == out.capacity() {
+            out.reserve(out.capacity().max(4096));
+        }
+        let consumed = usize::try_from(stream.total_in()).unwrap_or(usize::MAX);
+        let rest = data.get(consumed..).unwrap_or_default();
+        match stream.process_vec(rest, &mut out, Action::Finish) {
+            Ok(Status::StreamEnd) => return Ok(out),
+            Ok(_) => {}
+            Err(e) => return Err(io::Error::from(e)),
+        }
+    }
+}
+
+/// zstd job size: fixed (see the module docs), small enough that images of
+/// a few MiB are split over the cores. Each job still sees the previous
+/// window as history (zstd's overlap), so the ratio barely changes.
+const ZSTD_JOB_SIZE: u32 = 4 << 20;
+
+fn zstd_error(context: &str, code: usize) -> io::Error {
+    io::Error::other(format!("{context}: {}", zstd_safe::get_error_name(code)))
+}
+
+fn zstd(data: &[u8], level: u32, threads: u32) -> io::Result<Vec<u8>> {
+    let max = u32::try_from(zstd_safe::max_c_level()).unwrap_or(22);
+    if level == 0 || level > max {
+        return Err(bad_level(Compression::Zstd, level, &format!("1-{max}")));
+    }
+    let mut c = zstd::bulk::Compressor::new(level as i32)?;
+    let cctx = c.context_mut();
+    cctx.set_parameter(CParameter::NbWorkers(threads))
+        .map_err(|e| zstd_error("setting zstd workers", e))?;
+    cctx.set_parameter(CParameter::JobSize(ZSTD_JOB_SIZE))
+        .map_err(|e| zstd_error("setting zstd job size", e))?;
+    cctx.set_parameter(CParameter::ChecksumFlag(true))
+        .map_err(|e| zstd_error("enabling zstd checksum", e))?;
+    // `compress` pledges the input size, so the frame records it and the
+    // window shrinks to fit small inputs.
+    c.compress(data)
+}
+
+/// The format of the data at the start of `bytes`, from its magic number:
+/// `Some(None)` for a cpio header, `None` when it is not a format mkrootfs
+/// reads (see [`unsupported_name`]).
+pub fn detect(bytes: &[u8]) -> Option<Compression> {
+    if bytes.starts_with(b"070701") || bytes.starts_with(b"070702") {
+        Some(Compression::None)
+    } else if bytes.starts_with(&[0x1f, 0x8b]) || bytes.starts_with(&[0x1f, 0x9e]) {
+        Some(Compression::Gzip)
+    } else if bytes.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+        Some(Compression::Xz)
+    } else if bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Some(Compression::Zstd)
+    } else {
+        None
+    }
+}
+
+/// Names the formats the kernel can unpack but mkrootfs cannot read, so the
+/// error says which one it met (lib/decompress.c's magic table).
+pub fn unsupported_name(bytes: &[u8]) -> Option<&'static str> {
+    const TABLE: [(&[u8], &str); 5] = [
+        (&[0x02, 0x21, 0x4c, 0x18], "lz4 (unsupported)"),
+        (&[0x04, 0x22, 0x4d, 0x18], "lz4 frame (unsupported)"),
+        (b"BZh", "bzip2 (unsupported)"),
+        (&[0x5d, 0x00, 0x00], "lzma (unsupported)"),
+        (&[0x89, b'L', b'Z', b'O'], "lzo (unsupported)"),
+    ];
+    TABLE
+        .iter()
+        .find(|(magic, _)| bytes.starts_with(magic))
+        .map(|(_, name)| *name)
+}
+
+/// Why one compressed segment could not be decompressed.
+#[derive(Debug, Error)]
+pub enum DecompressError {
+    /// The decoder rejected the data (bad header, bad check, truncated).
+    #[error("{0} data is corrupt or truncated")]
+    Corrupt(Compression, #[source] io::Error),
+    /// The decompressed size passed the caller's limit.
+    #[error("{compression} data decompresses to more than the limit of {limit} bytes")]
+    TooLarge {
+        compression: Compression,
+        limit: u64,
+    },
+    /// The decoder could not be created.
+    #[error("cannot set up the {0} decoder")]
+    Init(Compression, #[source] io::Error),
+}
+
+/// Extra memory the xz decoder may use beyond the output limit: enough for
+/// the 64 MiB dictionary of `xz -9` and the decoder state.
+const XZ_MEMLIMIT_EXTRA: u64 = 96 << 20;
+
+/// Decompresses the single compressed stream at the start of `bytes` (one
+/// gzip member, one xz stream, one zstd frame, as the kernel does per
+/// segment), producing at most `limit` bytes. Returns the output and how
+/// many input bytes the stream used; whatever follows is the next segment.
+pub fn decompress(
+    bytes: &[u8],
+    c: Compression,
+    limit: u64,
+) -> Result<(Vec<u8>, usize), DecompressError> {
+    match c {
+        Compression::None => {
+            let len = bytes
+                .len()
+                .min(usize::try_from(limit).unwrap_or(usize::MAX));
+            Ok((bytes[..len].to_vec(), len))
+        }
+        Compression::Gzip => gunzip(bytes, limit),
+        Compression::Xz => unxz(bytes, limit),
+        Compression::Zstd => unzstd(bytes, limit),
+    }
+}
+
+/// Grows `out` for the next decoder call, by doubling but never beyond
+/// `limit + 1` bytes (one more than allowed, to notice an overflow).
+fn grow(out: &mut Vec<u8>, limit: u64) {
+    let cap_max = usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX);
+    if out.len() == out.capacity() && out.capacity() < cap_max {
+        let want = out.capacity().max(64 << 10).min(cap_max - out.capacity());
+        out.reserve_exact(want);
+    }
+}
+
+fn too_large(compression: Compression, out: &[u8], limit: u64) -> Option<DecompressError> {
+    (out.len() as u64 > limit).then_some(DecompressError::TooLarge { compression, limit })
+}
+
+fn truncated() -> io::Error {
+    io::Error::new(io::ErrorKind::UnexpectedEof, "unexpected end of input")
+}
+
+fn gunzip(bytes: &[u8], limit: u64) -> Result<(Vec<u8>, usize), DecompressError> {
+    let mut rest = bytes;
+    let mut out = Vec::new();
+    {
+        // The `bufread` decoder consumes exactly the member, trailer included.
+        let dec = flate2::bufread::GzDecoder::new(&mut rest);
+        dec.take(limit.saturating_add(1))
+            .read_to_end(&mut out)
+            .map_err(|e| DecompressError::Corrupt(Compression::Gzip, e))?;
+    }
+    if let Some(e) = too_large(Compression::Gzip, &out, limit) {
+        return Err(e);
+    }
+    Ok((out, bytes.len() - rest.len()))
+}
+
+fn unxz(bytes: &[u8], limit: u64) -> Result<(Vec<u8>, usize), DecompressError> {
+    let corrupt = |e: xz2::stream::Error| DecompressError::Corrupt(Compression::Xz, e.into());
+    // No LZMA_CONCATENATED: the stream ends where the kernel's xz_dec stops.
+    let mut stream = Stream::new_stream_decoder(limit.saturating_add(XZ_MEMLIMIT_EXTRA), 0)
+        .map_err(|e| DecompressError::Init(Compression::Xz, e.into()))?;
+    let mut out = Vec::new();
+    loop {
+        grow(&mut out, limit);
+        let used = usize::try_from(stream.total_in()).unwrap_or(usize::MAX);
+        let rest = bytes.get(used..).unwrap_or_default();
+        let before = (stream.total_in(), out.len());
+        let status = stream
+            .process_vec(rest, &mut out, Action::Run)
+            .map_err(corrupt)?;
+        if let Some(e) = too_large(Compression::Xz, &out, limit) {
+            return Err(e);
+        }
+        if status == Status::StreamEnd {
+            break;
+        }
+        if before == (stream.total_in(), out.len()) && out.len() < out.capacity() {
+            return Err(DecompressError::Corrupt(Compression::Xz, truncated()));
+        }
+    }
+    let used = usize::try_from(stream.total_in()).unwrap_or(bytes.len());
+    Ok((out, used))
+}
+
+fn unzstd(bytes: &[u8], limit: u64) -> Result<(Vec<u8>, usize), DecompressError> {
+    let err = |code| zstd_error("zstd", code);
+    let mut dctx = DCtx::try_create().ok_or_else(|| {
+        DecompressError::Init(
+            Compression::Zstd,
+            io::Error::other("ZSTD_createDCtx failed"),
+        )
+    })?;
+    let mut input = InBuffer::around(bytes);
+    let mut out = Vec::new();
+    loop {
+        grow(&mut out, limit);
+        let before = (input.pos(), out.len());
+        let pos = out.len();
+        let hint = {
+            let mut ob = OutBuffer::around_pos(&mut out, pos);
+            dctx.decompress_stream(&mut ob, &mut input)
+                .map_err(|e| DecompressError::Corrupt(Compression::Zstd, err(e)))?
+        };
+        if let Some(e) = too_large(Compression::Zstd, &out, limit) {
+            return Err(e);
+        }
+        // 0: the frame is complete and fully flushed.
+        if hint == 0 {
+            break;
+        }
+        if before == (input.pos(), out.len()) && out.len() < out.capacity() {
+            return Err(DecompressError::Corrupt(Compression::Zstd, truncated()));
+        }
+    }
+    Ok((out, input.pos()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Compressible but not trivial: text-like lines with a counter.
+    fn sample(len: usize) -> Vec<u8> {
+        let mut v = Vec::with_capacity(len);
+        let mut i = 0u64;
+        while v.len() < len {
+            v.extend_from_slice(
+                format!("line {i} {}\n", i.wrapping_mul(2654435761) % 1000).as_bytes(),
+            );
+            i += 1;
+        }
+        v.truncate(len);
+        v
+    }
+
+    #[test]
+    fn names_round_trip_through_fromstr_display_and_serde() {
+        for c in [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Xz,
+            Compression::Zstd,
+        ] {
+            assert_eq!(c.to_string().parse::<Compression>(), Ok(c));
+            let json = serde_json::to_string(&c).unwrap();
+            assert_eq!(json, format!("\"{c}\""));
+            assert_eq!(serde_json::from_str::<Compression>(&json).unwrap(), c);
+        }
+        assert_eq!(
+            "lz4".parse::<Compression>().unwrap_err().to_string(),
+            "unknown compression \"lz4\": expected none, gzip, xz or zstd"
+        );
+    }
+
+    #[test]
+    fn round_trip_and_detect_each_format() {
+        let data = sample(300_000);
+        for c in [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Xz,
+            Compression::Zstd,
+        ] {
+            let packed = compress(&data, c, Some(3)).unwrap();
+            if c != Compression::None {
+                assert_eq!(detect(&packed), Some(c));
+                assert!(packed.len() < data.len() / 2, "{c} did not compress");
+            }
+            let mut with_tail = packed.clone();
+            with_tail.extend_from_slice(b"NEXT");
+            let (out, used) = decompress(&with_tail, c, u64::MAX).unwrap();
+            if c != Compression::None {
+                assert_eq!(used, packed.len(), "{c} used the wrong length");
+                assert_eq!(out, data);
+            }
+        }
+    }
+
+    // Regression guard for the determinism promise: the thread count must
+    // never change the bytes. 9 MiB spans several xz blocks and zstd jobs.
+    #[test]
+    fn xz_and_zstd_output_does_not_depend_on_thread_count() {
+        let data = sample(9 << 20);
+        for c in [Compression::Xz, Compression::Zstd] {
+            let one = compress_with_threads(&data, c, Some(1), 1).unwrap();
+            let two = compress_with_threads(&data, c, Some(1), 2).unwrap();
+            assert!(one == two, "{c} output differs between 1 and 2 threads");
+        }
+    }
+
+    #[test]
+    fn gzip_header_has_no_mtime_and_no_name() {
+        let packed = compress(b"abc", Compression::Gzip, None).unwrap();
+        // magic, deflate, flags 0, mtime 0, xfl 2 (level 9), OS 255.
+        assert_eq!(&packed[..10], &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 2, 0xff]);
+    }
+
+    #[test]
+    fn xz_uses_crc32_check_and_a_dictionary_no_larger_than_the_input() {
+        let packed = compress(&sample(1000), Compression::Xz, Some(9)).unwrap();
+        // Stream flags: 0x00, check id 0x01 (CRC32).
+        assert_eq!(&packed[6..8], &[0x00, 0x01]);
+        assert_eq!(xz_dict_size(9, 1000), 4096);
+        assert_eq!(xz_dict_size(9, 5 << 20), 8 << 20);
+        assert_eq!(xz_dict_size(6, 100 << 20), 8 << 20);
+    }
+
+    #[test]
+    fn levels_out_of_range_are_errors() {
+        let e = compress(b"x", Compression::Xz, Some(10)).unwrap_err();
+        assert_eq!(e.to_string(), "xz level 10 is out of range 0-9");
+        let e = compress(b"x", Compression::Zstd, Some(0)).unwrap_err();
+        assert_eq!(e.to_string(), "zstd level 0 is out of range 1-22");
+    }
+
+    #[test]
+    fn decompression_stops_at_the_limit() {
+        let data = sample(100_000);
+        for c in [Compression::Gzip, Compression::Xz, Compression::Zstd] {
+            let packed = compress(&data, c, Some(1)).unwrap();
+            let e = decompress(&packed, c, 99_999).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("{c} data decompresses to more than the limit of 99999 bytes")
+            );
+            assert_eq!(decompress(&packed, c, 100_000).unwrap().0.len(), 100_000);
+        }
+    }
+
+    #[test]
+    fn truncated_streams_are_errors() {
+        let data = sample(50_000);
+        for c in [Compression::Gzip, Compression::Xz, Compression::Zstd] {
+            let packed = compress(&data, c, Some(1)).unwrap();
+            for cut in [packed.len() - 1, packed.len() / 2, 5] {
+                let e = decompress(&packed[..cut], c, u64::MAX).unwrap_err();
+                assert_eq!(
+                    e.to_string(),
+                    format!("{c} data is corrupt or truncated"),
+                    "{c} cut at {cut}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn unsupported_formats_are_named() {
+        assert_eq!(
+            unsupported_name(&[0x02, 0x21, 0x4c, 0x18, 0]),
+            Some("lz4 (unsupported)")
+        );
+        assert_eq!(unsupported_name(b"BZh91AY"), Some("bzip2 (unsupported)"));
+        assert_eq!(unsupported_name(b"hello"), None);
+        assert_eq!(detect(b"070701"), Some(Compression::None));
+        assert_eq!(detect(b"hello"), None);
+    }
+}
