@@ -1,0 +1,366 @@
+//! What to boot and how: [`VmConfig`] and the QEMU command line built from it.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::accel::{qemu_binary, resolved_accel};
+
+/// The machine model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Machine {
+    /// `-machine pc` (i440fx) with virtio-pci devices.
+    #[default]
+    Pc,
+    /// `-machine microvm,x-option-roms=off,rtc=on` with virtio-mmio devices and its
+    /// built-in isa-serial as ttyS0. The kernel needs `CONFIG_VIRTIO_MMIO` (a module in
+    /// Debian's cloud kernel: disks and network need `virtio_mmio` in the image).
+    Microvm,
+}
+
+/// The accelerator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Accel {
+    /// `MKROOTFS_ACCEL=tcg|kvm` when set; else KVM only if `/dev/kvm` opens and a
+    /// 5-second long-mode probe boot under KVM succeeds (see [`crate::resolved_accel`]);
+    /// else TCG.
+    #[default]
+    Auto,
+    /// Emulation, `-cpu max`: always works, never hangs, one host core per guest CPU.
+    Tcg,
+    /// `-cpu host`.
+    Kvm,
+}
+
+/// A virtio-blk disk; the guest sees them as /dev/vda, /dev/vdb... in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disk {
+    pub path: PathBuf,
+    /// QEMU block format, e.g. "raw" (the default of [`Disk::raw`]).
+    pub format: String,
+    pub readonly: bool,
+    /// Shows up in the guest as /sys/block/vdX/serial and /dev/disk/by-id/virtio-<serial>.
+    pub serial: Option<String>,
+}
+
+impl Disk {
+    /// A writable raw image without serial.
+    pub fn raw(path: impl Into<PathBuf>) -> Disk {
+        Disk {
+            path: path.into(),
+            format: "raw".to_string(),
+            readonly: false,
+            serial: None,
+        }
+    }
+}
+
+/// One guest boot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmConfig {
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    /// Kernel command line; `panic=-1` and `console=ttyS0` are appended unless a
+    /// `panic=` / `console=` parameter is already there. Default empty.
+    pub append: String,
+    /// Default [`Machine::Pc`].
+    pub machine: Machine,
+    /// Default [`Accel::Auto`].
+    pub accel: Accel,
+    /// Default 512.
+    pub memory_mb: u32,
+    /// Default 1.
+    pub cpus: u32,
+    /// Default none.
+    pub disks: Vec<Disk>,
+    /// virtio-net with QEMU user networking (10.0.2.0/24, DHCP). Default false.
+    pub net: bool,
+    /// Counted from when the QEMU slot is acquired. Default 120 s.
+    pub timeout: Duration,
+    /// Also copy the console to our stdout as it arrives (`mkrootfs run`). Default false.
+    pub echo_console: bool,
+    /// `isa-debug-exit` at port 0xf4 (QEMU then exits with `(code << 1) | 1`). Default true.
+    pub debug_exit: bool,
+    /// Appended to the QEMU command line as given. Default none.
+    pub extra_args: Vec<String>,
+}
+
+impl VmConfig {
+    pub fn new(kernel: impl Into<PathBuf>, initrd: impl Into<PathBuf>) -> VmConfig {
+        VmConfig {
+            kernel: kernel.into(),
+            initrd: initrd.into(),
+            append: String::new(),
+            machine: Machine::Pc,
+            accel: Accel::Auto,
+            memory_mb: 512,
+            cpus: 1,
+            disks: Vec::new(),
+            net: false,
+            timeout: Duration::from_secs(120),
+            echo_console: false,
+            debug_exit: true,
+            extra_args: Vec::new(),
+        }
+    }
+
+    /// The QEMU command [`crate::run`] spawns (minus its stdio plumbing). With
+    /// [`Accel::Auto`] this may run the KVM probe once (see [`crate::resolved_accel`]).
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(qemu_binary());
+        cmd.args(self.args(resolved_accel(self.accel)));
+        cmd
+    }
+
+    /// The kernel command line as passed to QEMU.
+    pub fn kernel_cmdline(&self) -> String {
+        let mut line = self.append.trim().to_string();
+        let has = |prefix: &str| {
+            self.append
+                .split_whitespace()
+                .any(|w| w.starts_with(prefix))
+        };
+        for (prefix, param) in [("panic=", "panic=-1"), ("console=", "console=ttyS0")] {
+            if !has(prefix) {
+                if !line.is_empty() {
+                    line.push(' ');
+                }
+                line.push_str(param);
+            }
+        }
+        line
+    }
+
+    /// The arguments after the program name, for an already resolved accelerator.
+    pub(crate) fn args(&self, accel: Accel) -> Vec<OsString> {
+        let mut args: Vec<OsString> = Vec::new();
+        let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
+        // -nodefaults: no VGA, no default NIC (whose PXE ROM slows boot), no floppy/cdrom,
+        // no default monitor/serial: everything the guest sees is listed below.
+        push(&["-nodefaults", "-no-user-config"]);
+        match self.machine {
+            Machine::Pc => push(&["-machine", "pc"]),
+            Machine::Microvm => push(&["-machine", "microvm,x-option-roms=off,rtc=on"]),
+        }
+        match accel {
+            Accel::Kvm => push(&["-accel", "kvm", "-cpu", "host"]),
+            // Auto never reaches here resolved; treat it as the safe choice.
+            Accel::Tcg | Accel::Auto => push(&["-accel", "tcg", "-cpu", "max"]),
+        }
+        let memory = self.memory_mb.to_string();
+        let cpus = self.cpus.max(1).to_string();
+        push(&["-m", &memory, "-smp", &cpus]);
+        // The console is the first serial port on QEMU's stdout, which run() reads.
+        push(&["-display", "none", "-serial", "stdio", "-no-reboot"]);
+        args.push("-kernel".into());
+        args.push(self.kernel.clone().into_os_string());
+        args.push("-initrd".into());
+        args.push(self.initrd.clone().into_os_string());
+        args.push("-append".into());
+        args.push(self.kernel_cmdline().into());
+        if self.debug_exit {
+            args.push("-device".into());
+            args.push("isa-debug-exit,iobase=0xf4,iosize=0x04".into());
+        }
+        let (blk, net) = match self.machine {
+            Machine::Pc => ("virtio-blk-pci", "virtio-net-pci,netdev=net0,romfile="),
+            Machine::Microvm => ("virtio-blk-device", "virtio-net-device,netdev=net0"),
+        };
+        for (i, disk) in self.disks.iter().enumerate() {
+            let mut drive = format!(
+                "file={},format={},if=none,id=disk{i}",
+                escape_path(&disk.path),
+                escape(&disk.format)
+            );
+            if disk.readonly {
+                drive.push_str(",readonly=on");
+            }
+            let mut device = format!("{blk},drive=disk{i}");
+            if let Some(serial) = &disk.serial {
+                device.push_str(&format!(",serial={}", escape(serial)));
+            }
+            args.extend([
+                "-drive".into(),
+                drive.into(),
+                "-device".into(),
+                device.into(),
+            ]);
+        }
+        if self.net {
+            args.extend(["-netdev", "user,id=net0", "-device", net].map(OsString::from));
+        }
+        args.extend(self.extra_args.iter().map(OsString::from));
+        args
+    }
+}
+
+/// QEMU option values end at a comma; a literal comma is written twice.
+fn escape(value: &str) -> String {
+    value.replace(',', ",,")
+}
+
+fn escape_path(path: &Path) -> String {
+    escape(&path.to_string_lossy())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(args: Vec<OsString>) -> Vec<String> {
+        args.into_iter().map(|a| a.into_string().unwrap()).collect()
+    }
+
+    #[test]
+    fn pc_command_line_with_defaults() {
+        let cfg = VmConfig::new("/k/vmlinuz", "/i/initrd.img");
+        assert_eq!(
+            strings(cfg.args(Accel::Tcg)),
+            [
+                "-nodefaults",
+                "-no-user-config",
+                "-machine",
+                "pc",
+                "-accel",
+                "tcg",
+                "-cpu",
+                "max",
+                "-m",
+                "512",
+                "-smp",
+                "1",
+                "-display",
+                "none",
+                "-serial",
+                "stdio",
+                "-no-reboot",
+                "-kernel",
+                "/k/vmlinuz",
+                "-initrd",
+                "/i/initrd.img",
+                "-append",
+                "panic=-1 console=ttyS0",
+                "-device",
+                "isa-debug-exit,iobase=0xf4,iosize=0x04",
+            ]
+        );
+    }
+
+    #[test]
+    fn pc_command_line_with_disks_net_and_extras() {
+        let mut cfg = VmConfig::new("/k", "/i");
+        cfg.append = " root=/dev/vda quiet ".to_string();
+        cfg.memory_mb = 256;
+        cfg.cpus = 2;
+        cfg.disks = vec![
+            Disk::raw("/img/a,b.raw"),
+            Disk {
+                path: "/img/ro.raw".into(),
+                format: "raw".into(),
+                readonly: true,
+                serial: Some("data".into()),
+            },
+        ];
+        cfg.net = true;
+        cfg.debug_exit = false;
+        cfg.extra_args = vec!["-s".into()];
+        assert_eq!(
+            strings(cfg.args(Accel::Kvm)),
+            [
+                "-nodefaults",
+                "-no-user-config",
+                "-machine",
+                "pc",
+                "-accel",
+                "kvm",
+                "-cpu",
+                "host",
+                "-m",
+                "256",
+                "-smp",
+                "2",
+                "-display",
+                "none",
+                "-serial",
+                "stdio",
+                "-no-reboot",
+                "-kernel",
+                "/k",
+                "-initrd",
+                "/i",
+                "-append",
+                "root=/dev/vda quiet panic=-1 console=ttyS0",
+                "-drive",
+                "file=/img/a,,b.raw,format=raw,if=none,id=disk0",
+                "-device",
+                "virtio-blk-pci,drive=disk0",
+                "-drive",
+                "file=/img/ro.raw,format=raw,if=none,id=disk1,readonly=on",
+                "-device",
+                "virtio-blk-pci,drive=disk1,serial=data",
+                "-netdev",
+                "user,id=net0",
+                "-device",
+                "virtio-net-pci,netdev=net0,romfile=",
+                "-s",
+            ]
+        );
+    }
+
+    #[test]
+    fn microvm_command_line() {
+        let mut cfg = VmConfig::new("/k", "/i");
+        cfg.machine = Machine::Microvm;
+        cfg.append = "console=hvc0 panic=5".to_string();
+        cfg.disks = vec![Disk::raw("/d.raw")];
+        cfg.net = true;
+        assert_eq!(
+            strings(cfg.args(Accel::Tcg)),
+            [
+                "-nodefaults",
+                "-no-user-config",
+                "-machine",
+                "microvm,x-option-roms=off,rtc=on",
+                "-accel",
+                "tcg",
+                "-cpu",
+                "max",
+                "-m",
+                "512",
+                "-smp",
+                "1",
+                "-display",
+                "none",
+                "-serial",
+                "stdio",
+                "-no-reboot",
+                "-kernel",
+                "/k",
+                "-initrd",
+                "/i",
+                "-append",
+                "console=hvc0 panic=5",
+                "-device",
+                "isa-debug-exit,iobase=0xf4,iosize=0x04",
+                "-drive",
+                "file=/d.raw,format=raw,if=none,id=disk0",
+                "-device",
+                "virtio-blk-device,drive=disk0",
+                "-netdev",
+                "user,id=net0",
+                "-device",
+                "virtio-net-device,netdev=net0",
+            ]
+        );
+    }
+
+    #[test]
+    fn explicit_accel_is_not_probed() {
+        let mut cfg = VmConfig::new("/k", "/i");
+        cfg.accel = Accel::Tcg;
+        let cmd = cfg.command();
+        let args: Vec<_> = cmd.get_args().map(|a| a.to_str().unwrap()).collect();
+        assert_eq!(&args[4..8], ["-accel", "tcg", "-cpu", "max"]);
+    }
+}
