@@ -1,1 +1,414 @@
-fn main() {}
+//! mkrootfs-init: the static PID 1 of mkrootfs images.
+//!
+//! The steps, in order: early mounts, console, configuration
+//! (`/etc/mkrootfs/init.json`) with kernel-command-line overrides, hostname /
+//! umask / rlimits, kernel modules, the root file system, extra mounts,
+//! services, supervision, shutdown. Any failure on the way is fatal: a
+//! `FATAL <step>: …` line, then power-off with status 1 (`docs/init.md`).
+//!
+//! Not running as PID 1, the binary refuses to touch the machine; it only
+//! offers `--check-config <file>`.
+
+mod cmdline;
+mod console;
+mod log;
+mod modules;
+mod mounts;
+mod root;
+mod shutdown;
+mod supervise;
+mod sys;
+mod users;
+
+use mkrootfs_config::{InitConfig, INIT_CONFIG_PATH};
+use shutdown::fatal;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use supervise::policy::{Backoff, Status};
+use supervise::{spawn, Stop, Supervisor};
+
+const USAGE: &str = "usage: init                      (as PID 1 only)\n       init --check-config <file>  parse and validate an init.json\n";
+
+fn main() {
+    // Blocked before anything else: a handled signal that arrives before the
+    // signalfd exists stays pending instead of being lost.
+    let blocked = supervise::signals::block();
+    // With panic = "abort" the hook runs before the abort, so it must end
+    // the machine itself: an exiting PID 1 is a kernel panic.
+    std::panic::set_hook(Box::new(|info| fatal("panic", info)));
+    if std::process::id() != 1 {
+        let args: Vec<String> = std::env::args().collect();
+        std::process::exit(host_mode(&args));
+    }
+    if let Err(e) = blocked {
+        fatal("block signals", &e);
+    }
+    boot()
+}
+
+/// Not PID 1: only the test modes, never mounts or reboot.
+fn host_mode(args: &[String]) -> i32 {
+    match args.get(1).map(String::as_str) {
+        Some("--check-config") => match args.get(2) {
+            Some(file) => match load_config(Path::new(file)) {
+                Ok(cfg) => {
+                    println!("{file}: ok ({} service(s))", cfg.services.len());
+                    0
+                }
+                Err(e) => {
+                    eprintln!("init: {e}");
+                    1
+                }
+            },
+            None => {
+                eprint!("{USAGE}");
+                2
+            }
+        },
+        Some("--help" | "-h") => {
+            print!("{USAGE}");
+            0
+        }
+        Some("--version" | "-V") => {
+            println!("mkrootfs-init {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
+        _ => {
+            eprintln!(
+                "init: not PID 1 (pid {}): refusing to mount or reboot",
+                std::process::id()
+            );
+            eprint!("{USAGE}");
+            2
+        }
+    }
+}
+
+/// The configuration could not be loaded; Display names the file.
+#[derive(Debug)]
+enum ConfigError {
+    Read(PathBuf, std::io::Error),
+    Parse(PathBuf, serde_json::Error),
+    Invalid(PathBuf, String),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Read(p, e) => write!(f, "read {}: {e}", p.display()),
+            ConfigError::Parse(p, e) => write!(f, "parse {}: {e}", p.display()),
+            ConfigError::Invalid(p, e) => write!(f, "invalid {}: {e}", p.display()),
+        }
+    }
+}
+
+/// Reads, parses and validates an init configuration.
+fn load_config(path: &Path) -> Result<InitConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.into(), e))?;
+    let cfg: InitConfig =
+        serde_json::from_str(&text).map_err(|e| ConfigError::Parse(path.into(), e))?;
+    cfg.validate()
+        .map_err(|e| ConfigError::Invalid(path.into(), e))?;
+    Ok(cfg)
+}
+
+/// Milestones of the boot, for the timings line.
+struct Timings {
+    start: Duration,
+    marks: Vec<(&'static str, Duration)>,
+}
+
+impl Timings {
+    fn mark(&mut self, name: &'static str) {
+        self.marks.push((name, log::since_boot()));
+    }
+
+    /// `kernel_ms=812 init_ms=35 mounts_ms=3 config_ms=1 …`
+    fn line(&self) -> String {
+        let mut s = format!("kernel_ms={}", self.start.as_millis());
+        let last = self.marks.last().map_or(self.start, |m| m.1);
+        s.push_str(&format!(" init_ms={}", (last - self.start).as_millis()));
+        let mut prev = self.start;
+        for (name, at) in &self.marks {
+            s.push_str(&format!(
+                " {name}_ms={}",
+                at.saturating_sub(prev).as_millis()
+            ));
+            prev = *at;
+        }
+        s
+    }
+}
+
+fn boot() -> ! {
+    let mut t = Timings {
+        start: log::since_boot(),
+        marks: Vec::new(),
+    };
+    // ctrl-alt-del then sends SIGINT to PID 1 instead of an immediate reboot.
+    let cad = nix::sys::reboot::set_cad_enabled(false);
+    if let Err(e) = mounts::early() {
+        fatal("mount", &e);
+    }
+    log::open_kmsg();
+    if let Err(e) = console::attach() {
+        warn!("{e}: keeping the console the kernel gave");
+    }
+    if let Err(e) = cad {
+        warn!("reboot(RB_DISABLE_CAD): {e}");
+    }
+    t.mark("mounts");
+
+    let line = std::fs::read_to_string("/proc/cmdline").unwrap_or_else(|e| {
+        warn!("read /proc/cmdline: {e}: no overrides");
+        String::new()
+    });
+    let (overrides, warnings) = cmdline::parse(&line);
+    log::set_debug(overrides.debug);
+    shutdown::set_debug_exit(overrides.debug_exit);
+    info!("mkrootfs-init {} starting", env!("CARGO_PKG_VERSION"));
+    for w in warnings {
+        warn!("kernel command line: {w}");
+    }
+    let path = Path::new(INIT_CONFIG_PATH);
+    let mut cfg = load_config(path).unwrap_or_else(|e| fatal("config", &e));
+    overrides.apply(&mut cfg);
+    if let Err(e) = cfg.validate() {
+        fatal(
+            "config",
+            &format_args!(
+                "{} with the kernel command line overrides: {e}",
+                path.display()
+            ),
+        );
+    }
+    log::set_debug(cfg.debug);
+    shutdown::configure(
+        cfg.shutdown.action,
+        cfg.shutdown.grace_ms,
+        overrides.debug_exit,
+        cfg.emergency_shell.as_deref(),
+    );
+    debug!("configuration: {cfg:?}");
+    system_setup(&cfg);
+    t.mark("config");
+
+    let loaded = modules::load(&cfg);
+    t.mark("modules");
+    match root::enter(&cfg.root, &loaded) {
+        Ok(root::Entered::Initramfs) => {}
+        Ok(root::Entered::Switched) => {
+            // The root engineer moves /dev, /proc, /sys and /run along;
+            // anything missing in the new root is mounted here.
+            if let Err(e) = mounts::early() {
+                fatal("mount", &e);
+            }
+        }
+        Ok(root::Entered::Exec(program, argv)) => exec_init(&program, &argv),
+        Err(e) => fatal("root", &e),
+    }
+    t.mark("root");
+    if let Err(e) = mounts::configured(&cfg.mounts) {
+        fatal("mount", &e);
+    }
+    t.mark("mounts2");
+
+    supervise_and_end(&cfg, t)
+}
+
+/// Hostname, umask and resource limits; failures are logged, not fatal.
+fn system_setup(cfg: &InitConfig) {
+    if let Some(h) = &cfg.hostname {
+        if let Err(e) = nix::unistd::sethostname(h) {
+            warn!("sethostname {h:?}: {e}");
+        }
+    }
+    let umask = cfg.umask.map_or(0o022, |m| m.0);
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
+        umask as libc::mode_t,
+    ));
+    for (name, value) in &cfg.rlimits {
+        let Some(resource) = rlimit_resource(name) else {
+            warn!("unknown rlimit {name:?}");
+            continue;
+        };
+        let v = if *value < 0 {
+            libc::RLIM_INFINITY
+        } else {
+            *value as libc::rlim_t
+        };
+        if let Err(e) = nix::sys::resource::setrlimit(resource, v, v) {
+            warn!("setrlimit {name}={value}: {e}");
+        }
+    }
+}
+
+/// The resource for a name of `mkrootfs_config::RLIMIT_NAMES`.
+fn rlimit_resource(name: &str) -> Option<nix::sys::resource::Resource> {
+    use nix::sys::resource::Resource as R;
+    Some(match name {
+        "as" => R::RLIMIT_AS,
+        "core" => R::RLIMIT_CORE,
+        "cpu" => R::RLIMIT_CPU,
+        "data" => R::RLIMIT_DATA,
+        "fsize" => R::RLIMIT_FSIZE,
+        "memlock" => R::RLIMIT_MEMLOCK,
+        "nofile" => R::RLIMIT_NOFILE,
+        "nproc" => R::RLIMIT_NPROC,
+        "stack" => R::RLIMIT_STACK,
+        _ => return None,
+    })
+}
+
+/// Hands PID 1 over to the new root's init (`root.exec`): same pid, the
+/// kernel's environment, signals unblocked.
+fn exec_init(program: &Path, argv: &[String]) -> ! {
+    use std::os::unix::process::CommandExt;
+    info!("handing over to {}", program.display());
+    let mut cmd = std::process::Command::new(program);
+    if let Some((arg0, rest)) = argv.split_first() {
+        cmd.arg0(arg0).args(rest);
+    }
+    // SAFETY (of the closure's contract): only async-signal-safe calls; and
+    // here there is not even a fork, exec replaces this process.
+    let reset = || sys::child::reset_signals();
+    // SAFETY: see the closure above.
+    unsafe {
+        cmd.pre_exec(reset);
+    }
+    let e = cmd.exec();
+    fatal("exec", &format_args!("{}: {e}", program.display()))
+}
+
+/// Starts the services, supervises them, and ends the machine.
+fn supervise_and_end(cfg: &InitConfig, mut t: Timings) -> ! {
+    let (passwd, groups) = users::load(Path::new("/"));
+    let console = console::active_device();
+    let mut services = Vec::with_capacity(cfg.services.len());
+    for s in &cfg.services {
+        match spawn::prepare(cfg, s, &passwd, &groups, console.clone()) {
+            Ok(p) => services.push((p, Backoff::for_service(s))),
+            Err(e) => fatal("service", &format_args!("{}: {e}", s.display_name())),
+        }
+    }
+    let Some(main) = cfg.main_service() else {
+        fatal("service", &"no main service")
+    };
+    let sigfd = supervise::signals::signalfd().unwrap_or_else(|e| fatal("signalfd", &e));
+    let mut sup = Supervisor::new(services, main, sigfd);
+    if let Err(e) = sup.start_all() {
+        fatal("start", &e);
+    }
+    t.mark("start");
+    let boot_ms = log::since_boot().as_millis() as u64;
+    info!("timings: {}", t.line());
+
+    let stop = sup.run().unwrap_or_else(|e| fatal("start", &e));
+    sup.begin_shutdown();
+    let fallback = match stop {
+        Stop::MainEnded(status) => status,
+        Stop::Signal(sig) => Status::Signaled(sig),
+    };
+    shutdown::stop_all(cfg.shutdown.grace_ms, &mut |pid, st| {
+        sup.reaped(pid, st);
+    });
+    let status = sup.main_status.unwrap_or(fallback);
+    let service_ms = match sup.main_started {
+        Some(start) => sup
+            .main_ended
+            .unwrap_or_else(Instant::now)
+            .saturating_duration_since(start)
+            .as_millis() as u64,
+        None => 0,
+    };
+    shutdown::finish(status, boot_ms, service_ms, &mut |_, _| {})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn write(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn missing_config_names_the_path() {
+        let e = load_config(Path::new("/nonexistent/init.json")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "read /nonexistent/init.json: No such file or directory (os error 2)"
+        );
+    }
+
+    #[test]
+    fn bad_json_names_path_line_and_column() {
+        let f = write("{\"services\": [{\"argv\": [\"/bin/true\"], \"restrat\": \"no\"}]}");
+        let e = load_config(f.path()).unwrap_err().to_string();
+        let want = format!("parse {}: unknown field `restrat`", f.path().display());
+        assert!(e.starts_with(&want), "{e}");
+        assert!(e.contains("line 1 column"), "{e}");
+    }
+
+    #[test]
+    fn invalid_config_is_reported_by_validate() {
+        let f = write("{}");
+        let e = load_config(f.path()).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "invalid {}: init: no services and no root.exec: the init would have nothing to run",
+                f.path().display()
+            )
+        );
+    }
+
+    #[test]
+    fn good_config_loads() {
+        let f =
+            write(r#"{"hostname":"vm","services":[{"argv":["/bin/sh"],"restart":"on-failure"}]}"#);
+        let cfg = load_config(f.path()).unwrap();
+        assert_eq!(cfg.hostname.as_deref(), Some("vm"));
+        assert_eq!(
+            host_mode(&[
+                "init".into(),
+                "--check-config".into(),
+                f.path().display().to_string()
+            ]),
+            0
+        );
+        assert_eq!(
+            host_mode(&[
+                "init".into(),
+                "--check-config".into(),
+                "/nonexistent".into()
+            ]),
+            1
+        );
+        assert_eq!(host_mode(&["init".into()]), 2);
+    }
+
+    #[test]
+    fn every_config_rlimit_name_maps_to_a_resource() {
+        for name in mkrootfs_config::RLIMIT_NAMES {
+            assert!(rlimit_resource(name).is_some(), "{name}");
+        }
+        assert!(rlimit_resource("bogus").is_none());
+    }
+
+    #[test]
+    fn timings_line_has_each_phase() {
+        let t = Timings {
+            start: Duration::from_millis(800),
+            marks: vec![
+                ("mounts", Duration::from_millis(803)),
+                ("config", Duration::from_millis(810)),
+            ],
+        };
+        assert_eq!(t.line(), "kernel_ms=800 init_ms=10 mounts_ms=3 config_ms=7");
+    }
+}

@@ -1,0 +1,271 @@
+//! The end of the machine: stop every process (SIGTERM + SIGCONT, a grace
+//! period, SIGKILL), reap, sync, unmount, print the RESULT line, write
+//! QEMU's isa-debug-exit, power off or reboot. Also the fatal-error path,
+//! which the panic hook shares: PID 1 must never exit ("Attempted to kill
+//! init!" is a kernel panic).
+
+use crate::supervise::policy::Status;
+use mkrootfs_config::ShutdownAction;
+use nix::errno::Errno;
+use nix::mount::{umount2, MntFlags, MsFlags};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use std::fmt::Display;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+// What the fatal path needs, settable as soon as it is known and readable
+// from the panic hook without locks.
+static REBOOT: AtomicU8 = AtomicU8::new(0);
+static GRACE_MS: AtomicU64 = AtomicU64::new(3000);
+/// 0: no isa-debug-exit; otherwise the port + 1 (so port 0 is expressible).
+static DEBUG_EXIT: AtomicU32 = AtomicU32::new(0);
+static SHELL: OnceLock<String> = OnceLock::new();
+static RESULT_PRINTED: AtomicBool = AtomicBool::new(false);
+static FINISHING: AtomicBool = AtomicBool::new(false);
+
+/// Records the shutdown settings (after the command-line overrides).
+pub fn configure(
+    action: ShutdownAction,
+    grace_ms: u64,
+    debug_exit: Option<u16>,
+    shell: Option<&str>,
+) {
+    REBOOT.store(
+        u8::from(action == ShutdownAction::Reboot),
+        Ordering::Relaxed,
+    );
+    GRACE_MS.store(grace_ms, Ordering::Relaxed);
+    set_debug_exit(debug_exit);
+    if let Some(s) = shell {
+        let _ = SHELL.set(s.to_string());
+    }
+}
+
+/// Records the isa-debug-exit port (known from the command line, before the
+/// configuration is read, so an early fatal error still reaches the host).
+pub fn set_debug_exit(port: Option<u16>) {
+    if let Some(p) = port {
+        DEBUG_EXIT.store(u32::from(p) + 1, Ordering::Relaxed);
+    }
+}
+
+/// The documented result line (docs/ARCHITECTURE.md, "The result protocol").
+pub fn result_line(status: Status, boot_ms: u64, service_ms: u64) -> String {
+    format!(
+        "{} RESULT status={} {} boot_ms={boot_ms} service_ms={service_ms}",
+        crate::log::PREFIX,
+        status.code(),
+        status.how()
+    )
+}
+
+/// Reaps every child that has ended, handing each to `on_reaped`. Returns
+/// true when there are no children left at all.
+pub fn reap_all(on_reaped: &mut dyn FnMut(Pid, Status)) -> bool {
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) => on_reaped(pid, Status::Exited(code)),
+            Ok(WaitStatus::Signaled(pid, sig, _)) => on_reaped(pid, Status::Signaled(sig)),
+            Ok(WaitStatus::StillAlive) => return false,
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(Errno::ECHILD) => return true,
+            Err(e) => {
+                crate::warn!("waitpid: {e}");
+                return false;
+            }
+        }
+    }
+}
+
+/// Reaps until no child is left or `deadline` passes; true when none is left.
+fn reap_until(deadline: Instant, on_reaped: &mut dyn FnMut(Pid, Status)) -> bool {
+    loop {
+        if reap_all(on_reaped) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Stops every process but PID 1. As PID 1 every process descends from us,
+/// and orphans are re-parented to us, so "no children" means "no processes".
+/// Only ever called as PID 1: `kill(-1)` on a host would hit the whole user.
+pub fn stop_all(grace_ms: u64, on_reaped: &mut dyn FnMut(Pid, Status)) {
+    if reap_all(on_reaped) {
+        return;
+    }
+    crate::info!("sending SIGTERM to all processes (grace period {grace_ms} ms)");
+    // ESRCH just means there was nobody left.
+    let _ = kill(Pid::from_raw(-1), Signal::SIGTERM);
+    // Stopped processes only act on SIGTERM once continued.
+    let _ = kill(Pid::from_raw(-1), Signal::SIGCONT);
+    if reap_until(Instant::now() + Duration::from_millis(grace_ms), on_reaped) {
+        crate::info!("all processes ended");
+        return;
+    }
+    let left = crate::sys::user_processes();
+    let names: Vec<String> = left
+        .iter()
+        .map(|p| format!("{} ({})", p.pid, p.comm))
+        .collect();
+    crate::info!(
+        "grace period of {grace_ms} ms over: SIGKILL to {} process(es): {}",
+        left.len(),
+        names.join(", ")
+    );
+    let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
+    if !reap_until(Instant::now() + Duration::from_secs(5), on_reaped) {
+        crate::warn!("processes left after SIGKILL (uninterruptible?): shutting down anyway");
+    }
+}
+
+/// Unmounts everything but `/`, newest first (children before parents),
+/// detaching what is busy, then remounts `/` read-only.
+pub fn unmount_all() {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        crate::warn!("read /proc/self/mountinfo: cannot unmount");
+        return;
+    };
+    for target in crate::mounts::mount_points(&info)
+        .iter()
+        .rev()
+        .filter(|t| *t != "/")
+    {
+        if let Err(e) = umount2(target.as_str(), MntFlags::empty()) {
+            crate::debug!("umount {target}: {e}; detaching");
+            if let Err(e) = umount2(target.as_str(), MntFlags::MNT_DETACH) {
+                crate::debug!("umount -l {target}: {e}");
+            }
+        }
+    }
+    let flags = MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+    if let Err(e) = nix::mount::mount(None::<&str>, "/", None::<&str>, flags, None::<&str>) {
+        crate::debug!("remount / read-only: {e}");
+    }
+}
+
+/// Ends the machine with `status` (the main service's, or 1 after a fatal
+/// error). Never returns.
+pub fn finish(
+    status: Status,
+    boot_ms: u64,
+    service_ms: u64,
+    on_reaped: &mut dyn FnMut(Pid, Status),
+) -> ! {
+    FINISHING.store(true, Ordering::Relaxed);
+    let pid1 = std::process::id() == 1;
+    if pid1 {
+        stop_all(GRACE_MS.load(Ordering::Relaxed), on_reaped);
+    }
+    if !RESULT_PRINTED.swap(true, Ordering::Relaxed) {
+        crate::log::write_raw(&result_line(status, boot_ms, service_ms));
+    }
+    if !pid1 {
+        std::process::exit(status.code());
+    }
+    nix::unistd::sync();
+    unmount_all();
+    let port = DEBUG_EXIT.load(Ordering::Relaxed);
+    if port != 0 {
+        // Only the low 8 bits survive QEMU's exit status anyway.
+        let value = (status.code() & 0xff) as u32;
+        if let Err(e) = crate::sys::debug_exit((port - 1) as u16, value) {
+            crate::warn!("isa-debug-exit at {:#x}: {e}", port - 1);
+        }
+    }
+    power_off()
+}
+
+/// reboot(2) with the configured action; if that fails, wait forever rather
+/// than exit (an exiting PID 1 panics the kernel).
+fn power_off() -> ! {
+    use nix::sys::reboot::{reboot, RebootMode};
+    let mode = if REBOOT.load(Ordering::Relaxed) == 1 {
+        RebootMode::RB_AUTOBOOT
+    } else {
+        RebootMode::RB_POWER_OFF
+    };
+    let Err(e) = reboot(mode);
+    crate::warn!("reboot({mode:?}): {e}");
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+/// A fatal error: print `FATAL <step>: <what>`, run the emergency shell if
+/// one is configured, then end the machine with status 1.
+pub fn fatal(step: &str, what: &dyn Display) -> ! {
+    crate::log::emit("FATAL ", format_args!("{step}: {what}"));
+    if FINISHING.swap(true, Ordering::Relaxed) {
+        // A failure while already shutting down: just power off.
+        power_off();
+    }
+    if std::process::id() == 1 {
+        if let Some(shell) = SHELL.get() {
+            emergency_shell(shell);
+        }
+    }
+    let boot_ms = crate::log::since_boot().as_millis() as u64;
+    FINISHING.store(false, Ordering::Relaxed);
+    finish(Status::Exited(1), boot_ms, 0, &mut |_, _| {})
+}
+
+/// Runs the emergency shell on the console with a controlling terminal and
+/// waits for it (reaping whatever else ends meanwhile).
+fn emergency_shell(shell: &str) {
+    use crate::supervise::spawn::{self, Prepared, DEFAULT_ENV};
+    crate::info!("starting emergency shell {shell}; the machine powers off when it exits");
+    let prep = Prepared {
+        name: "emergency-shell".into(),
+        argv: vec![shell.to_string()],
+        env: DEFAULT_ENV
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        cwd: "/".into(),
+        creds: crate::users::Credentials {
+            uid: 0,
+            gid: 0,
+            groups: vec![0],
+            home: Some("/root".into()),
+        },
+        tty: crate::console::active_device(),
+    };
+    let pid = match spawn::spawn(&prep) {
+        Ok(pid) => pid,
+        Err(e) => {
+            crate::warn!("emergency shell {shell}: {e}");
+            return;
+        }
+    };
+    loop {
+        match waitpid(Pid::from_raw(-1), None) {
+            Ok(WaitStatus::Exited(p, _) | WaitStatus::Signaled(p, _, _)) if p == pid => return,
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_line_format() {
+        assert_eq!(
+            result_line(Status::Exited(3), 1234, 56),
+            "mkrootfs-init: RESULT status=3 exited=3 boot_ms=1234 service_ms=56"
+        );
+        assert_eq!(
+            result_line(Status::Signaled(Signal::SIGKILL), 900, 10),
+            "mkrootfs-init: RESULT status=137 signal=SIGKILL boot_ms=900 service_ms=10"
+        );
+    }
+}

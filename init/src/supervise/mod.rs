@@ -1,0 +1,319 @@
+//! Supervision: start the services, reap every child and orphan, apply the
+//! restart policies, forward signals, and notice when the main service has
+//! ended for good or a shutdown was asked for.
+
+pub mod policy;
+pub mod signals;
+pub mod spawn;
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::signalfd::SignalFd;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use policy::{Backoff, Decision, Status};
+use signals::Action;
+use spawn::Prepared;
+use std::fmt;
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+/// The main service could not be started; Display names it and the program.
+#[derive(Debug)]
+pub struct SpawnError {
+    pub service: String,
+    pub program: String,
+    pub error: std::io::Error,
+}
+
+impl fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "service {}: cannot execute {}: {}",
+            self.service, self.program, self.error
+        )
+    }
+}
+
+/// Why supervision stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// The main service ended and its policy does not restart it.
+    MainEnded(Status),
+    /// A signal asked for an orderly shutdown.
+    Signal(Signal),
+}
+
+struct Service {
+    prep: Prepared,
+    backoff: Backoff,
+    pid: Option<Pid>,
+    started: Option<Instant>,
+    restart_at: Option<Instant>,
+}
+
+/// The supervisor's state.
+pub struct Supervisor {
+    services: Vec<Service>,
+    main: usize,
+    sigfd: SignalFd,
+    /// Longest sleep without a signal. PID 1 relies on SIGCHLD; host tests
+    /// run inside a multi-threaded test harness whose other threads may take
+    /// process-directed signals, so they poll.
+    pub tick: Duration,
+    shutting_down: bool,
+    /// First start of the main service (for boot_ms / service_ms).
+    pub main_started: Option<Instant>,
+    pub main_ended: Option<Instant>,
+    /// The main service's last status.
+    pub main_status: Option<Status>,
+}
+
+impl Supervisor {
+    /// `main` indexes `services`.
+    pub fn new(services: Vec<(Prepared, Backoff)>, main: usize, sigfd: SignalFd) -> Supervisor {
+        let services = services
+            .into_iter()
+            .map(|(prep, backoff)| Service {
+                prep,
+                backoff,
+                pid: None,
+                started: None,
+                restart_at: None,
+            })
+            .collect();
+        Supervisor {
+            services,
+            main,
+            sigfd,
+            tick: Duration::from_secs(60),
+            shutting_down: false,
+            main_started: None,
+            main_ended: None,
+            main_status: None,
+        }
+    }
+
+    /// Pid of the running main service.
+    pub fn main_pid(&self) -> Option<Pid> {
+        self.services.get(self.main).and_then(|s| s.pid)
+    }
+
+    /// Starts service `i`. A service that cannot start counts as exited
+    /// with 127 (like a shell's "command not found") for its policy, except
+    /// the main one, whose failure is returned (a fatal configuration error).
+    fn start(&mut self, i: usize) -> Result<(), SpawnError> {
+        let is_main = i == self.main;
+        let s = &mut self.services[i];
+        s.restart_at = None;
+        match spawn::spawn(&s.prep) {
+            Ok(pid) => {
+                crate::info!(
+                    "started {} (pid {pid}): {}",
+                    s.prep.name,
+                    s.prep.argv.join(" ")
+                );
+                s.pid = Some(pid);
+                s.started = Some(Instant::now());
+                if is_main && self.main_started.is_none() {
+                    self.main_started = s.started;
+                }
+                Ok(())
+            }
+            Err(error) if is_main => Err(SpawnError {
+                service: s.prep.name.clone(),
+                program: s.prep.argv.first().cloned().unwrap_or_default(),
+                error,
+            }),
+            Err(e) => {
+                crate::warn!(
+                    "service {}: cannot execute {}: {e}",
+                    s.prep.name,
+                    s.prep.argv[0]
+                );
+                self.ended(i, Status::Exited(127));
+                Ok(())
+            }
+        }
+    }
+
+    /// Starts every service, in configuration order.
+    pub fn start_all(&mut self) -> Result<(), SpawnError> {
+        for i in 0..self.services.len() {
+            self.start(i)?;
+        }
+        Ok(())
+    }
+
+    /// Records that service `i` ended and applies its policy. Returns the
+    /// final status when it was the main service and it ended for good.
+    fn ended(&mut self, i: usize, status: Status) -> Option<Status> {
+        let is_main = i == self.main;
+        let s = &mut self.services[i];
+        s.pid = None;
+        let ran = s.started.map(|t| t.elapsed().as_millis()).unwrap_or(0);
+        crate::info!(
+            "{} ended: {} (status {}) after {ran} ms",
+            s.prep.name,
+            status.how(),
+            status.code()
+        );
+        if is_main {
+            self.main_status = Some(status);
+        }
+        if self.shutting_down {
+            return None;
+        }
+        match s.backoff.on_exit(status) {
+            Decision::Restart { delay_ms, attempt } => {
+                crate::info!(
+                    "restarting {} in {delay_ms} ms (restart {attempt} of {})",
+                    s.prep.name,
+                    s.backoff.max_restarts()
+                );
+                s.restart_at = Some(Instant::now() + Duration::from_millis(delay_ms));
+                None
+            }
+            Decision::GaveUp => {
+                crate::warn!(
+                    "{}: giving up after {} restarts",
+                    s.prep.name,
+                    s.backoff.restarts()
+                );
+                is_main.then_some(status)
+            }
+            Decision::Done => is_main.then_some(status),
+        }
+    }
+
+    /// Records a child's end, whoever it was. Returns the main service's
+    /// final status if this ended it for good.
+    pub fn reaped(&mut self, pid: Pid, status: Status) -> Option<Status> {
+        match self.services.iter().position(|s| s.pid == Some(pid)) {
+            Some(i) => {
+                let fin = self.ended(i, status);
+                if i == self.main && (fin.is_some() || self.shutting_down) {
+                    self.main_ended = Some(Instant::now());
+                }
+                fin
+            }
+            None => {
+                crate::debug!("reaped pid {pid}: {}", status.how());
+                None
+            }
+        }
+    }
+
+    /// Reaps every child that has ended (one SIGCHLD can stand for many).
+    /// Returns the main service's final status if it ended for good.
+    pub fn reap(&mut self) -> Option<Status> {
+        let mut fin = None;
+        loop {
+            let (pid, status) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => (pid, Status::Exited(code)),
+                Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, Status::Signaled(sig)),
+                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return fin,
+                Ok(_) | Err(Errno::EINTR) => continue,
+                Err(e) => {
+                    crate::warn!("waitpid: {e}");
+                    return fin;
+                }
+            };
+            fin = self.reaped(pid, status).or(fin);
+        }
+    }
+
+    /// From now on ended services are recorded but not restarted.
+    pub fn begin_shutdown(&mut self) {
+        self.shutting_down = true;
+    }
+
+    fn sessions(&self) -> Vec<i32> {
+        self.services
+            .iter()
+            .filter_map(|s| s.pid)
+            .map(Pid::as_raw)
+            .collect()
+    }
+
+    /// Reads every pending signal; returns a shutdown request if any.
+    fn read_signals(&mut self) -> Option<Signal> {
+        let mut shutdown = None;
+        while let Ok(Some(si)) = self.sigfd.read_signal() {
+            let Ok(sig) = Signal::try_from(si.ssi_signo as i32) else {
+                continue;
+            };
+            let from = signals::classify(si.ssi_pid, &self.sessions());
+            match signals::decide(sig, from) {
+                Action::Reap => {}
+                Action::Shutdown => {
+                    crate::info!(
+                        "{} from pid {} ({from:?}): shutting down",
+                        sig.as_str(),
+                        si.ssi_pid
+                    );
+                    shutdown = Some(sig);
+                }
+                Action::Forward => match self.main_pid() {
+                    Some(pid) => {
+                        crate::debug!(
+                            "forwarding {} from pid {} to {pid}",
+                            sig.as_str(),
+                            si.ssi_pid
+                        );
+                        if let Err(e) = kill(pid, sig) {
+                            crate::warn!("forward {} to {pid}: {e}", sig.as_str());
+                        }
+                    }
+                    None => crate::debug!(
+                        "{} from pid {}: no main service to forward to",
+                        sig.as_str(),
+                        si.ssi_pid
+                    ),
+                },
+            }
+        }
+        shutdown
+    }
+
+    /// Runs until the main service ends for good or a shutdown is asked for.
+    pub fn run(&mut self) -> Result<Stop, SpawnError> {
+        loop {
+            // Signals before reaping: a sender that is our orphan is still a
+            // zombie here, so its session can still be read.
+            if let Some(sig) = self.read_signals() {
+                return Ok(Stop::Signal(sig));
+            }
+            if let Some(status) = self.reap() {
+                return Ok(Stop::MainEnded(status));
+            }
+            let now = Instant::now();
+            for i in 0..self.services.len() {
+                if self.services[i].restart_at.is_some_and(|t| t <= now) {
+                    self.start(i)?;
+                }
+            }
+            if let Some(status) = self.reap() {
+                return Ok(Stop::MainEnded(status));
+            }
+            let next = self.services.iter().filter_map(|s| s.restart_at).min();
+            let wait = next.map_or(self.tick, |t| {
+                t.saturating_duration_since(Instant::now()).min(self.tick)
+            });
+            let ms = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
+            let mut fds = [PollFd::new(self.sigfd.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::from(ms)) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(e) => {
+                    crate::warn!("poll signalfd: {e}");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

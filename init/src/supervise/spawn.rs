@@ -1,0 +1,179 @@
+//! Turning a service's configuration into a process: its environment, its
+//! credentials, and the fork/exec with the child-side setup.
+
+use crate::sys::child;
+use crate::users::{self, Credentials, Group, Passwd};
+use mkrootfs_config::{InitConfig, ServiceConfig};
+use nix::unistd::Pid;
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The environment every service starts from (before the configuration's).
+pub const DEFAULT_ENV: &[(&str, &str)] = &[
+    (
+        "PATH",
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    ),
+    ("HOME", "/root"),
+    ("TERM", "linux"),
+];
+
+/// A service ready to start: everything that can fail on configuration is
+/// resolved before the first fork.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prepared {
+    pub name: String,
+    pub argv: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub cwd: String,
+    pub creds: Credentials,
+    /// The console device to make the controlling terminal.
+    pub tty: Option<PathBuf>,
+}
+
+/// Builds a service's environment from scratch: the defaults, `HOME` of its
+/// user, the global `env`, then its own. Nothing comes from the init's own
+/// environment, which holds whatever the kernel passed (`HOME=/`,
+/// `TERM=linux`, unknown `k=v` boot parameters).
+pub fn environment(
+    cfg: &InitConfig,
+    svc: &ServiceConfig,
+    creds: &Credentials,
+) -> BTreeMap<String, String> {
+    let mut env: BTreeMap<String, String> = DEFAULT_ENV
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    if let Some(home) = &creds.home {
+        env.insert("HOME".into(), home.clone());
+    }
+    env.extend(cfg.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env.extend(svc.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env
+}
+
+/// Resolves one service against the image's user databases.
+pub fn prepare(
+    cfg: &InitConfig,
+    svc: &ServiceConfig,
+    passwd: &[Passwd],
+    groups: &[Group],
+    console: Option<PathBuf>,
+) -> Result<Prepared, users::LookupError> {
+    let creds = users::resolve(svc.user.as_deref(), svc.group.as_deref(), passwd, groups)?;
+    Ok(Prepared {
+        name: svc.display_name().to_string(),
+        argv: svc.argv.clone(),
+        env: environment(cfg, svc, &creds),
+        cwd: svc.cwd.clone().unwrap_or_else(|| "/".into()),
+        creds,
+        tty: if svc.tty { console } else { None },
+    })
+}
+
+/// Forks and execs the service. The child resets its signals, starts a new
+/// session (the supervisor tells a service's processes apart by session id),
+/// takes the console as controlling terminal if asked, and drops privileges.
+/// An exec failure (missing program…) comes back as the error, through std's
+/// close-on-exec status pipe.
+pub fn spawn(p: &Prepared) -> std::io::Result<Pid> {
+    let Some(program) = p.argv.first() else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "empty argv",
+        ));
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(&p.argv[1..])
+        .env_clear()
+        .envs(&p.env)
+        .current_dir(&p.cwd);
+    let tty = match &p.tty {
+        Some(t) => Some(
+            CString::new(t.as_os_str().as_encoded_bytes())
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
+        ),
+        None => None,
+    };
+    let Credentials {
+        uid, gid, groups, ..
+    } = p.creds.clone();
+    // Only root can change credentials; unprivileged (host tests) keeps its own.
+    let change_creds = nix::unistd::geteuid().is_root();
+    // SAFETY (of the closure's contract): it runs between fork and exec and
+    // only calls async-signal-safe functions (see sys::child); it allocates
+    // nothing, as `tty` and `groups` were built before the fork.
+    let setup = move || {
+        child::reset_signals()?;
+        child::setsid()?;
+        if let Some(t) = &tty {
+            child::controlling_tty(t)?;
+        }
+        if change_creds {
+            child::set_credentials(uid, gid, &groups)?;
+        }
+        Ok(())
+    };
+    // SAFETY: see the closure above.
+    unsafe {
+        cmd.pre_exec(setup);
+    }
+    let child = cmd.spawn()?;
+    // Dropping std's Child neither waits nor kills: the supervisor reaps with
+    // waitpid(-1), never with Child::wait.
+    Ok(Pid::from_raw(child.id() as i32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_is_built_fresh_in_order() {
+        let cfg: InitConfig = serde_json::from_str(
+            r#"{"env":{"TERM":"vt100","A":"global"},"services":[{"argv":["/x"],"env":{"A":"svc","B":"b"}}]}"#,
+        )
+        .unwrap();
+        let creds = Credentials {
+            uid: 1000,
+            gid: 1000,
+            groups: vec![1000],
+            home: Some("/home/u".into()),
+        };
+        let env = environment(&cfg, &cfg.services[0], &creds);
+        let got: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                ("A", "svc"),
+                ("B", "b"),
+                ("HOME", "/home/u"),
+                (
+                    "PATH",
+                    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+                ),
+                ("TERM", "vt100"),
+            ]
+        );
+    }
+
+    #[test]
+    fn prepare_resolves_user_and_tty() {
+        let cfg: InitConfig = serde_json::from_str(
+            r#"{"services":[{"argv":["/bin/sh"],"user":"nobody","tty":true,"cwd":"/tmp"}]}"#,
+        )
+        .unwrap();
+        let pw = users::parse_passwd("nobody:x:65534:65534::/nonexistent:/bin/false\n");
+        let p = prepare(&cfg, &cfg.services[0], &pw, &[], Some("/dev/ttyS0".into())).unwrap();
+        assert_eq!(p.name, "sh");
+        assert_eq!(p.creds.uid, 65534);
+        assert_eq!(p.env["HOME"], "/nonexistent");
+        assert_eq!(p.cwd, "/tmp");
+        assert_eq!(p.tty, Some(PathBuf::from("/dev/ttyS0")));
+        let err = prepare(&cfg, &cfg.services[0], &[], &[], None).unwrap_err();
+        assert_eq!(err, users::LookupError::UnknownUser("nobody".into()));
+    }
+}

@@ -1,0 +1,193 @@
+//! The few raw system interfaces that nix does not wrap (or that must be
+//! async-signal-safe between fork and exec), and `/proc/<pid>/stat` reading.
+//! Every `unsafe` block of the init lives here.
+
+use std::ffi::CStr;
+use std::io;
+
+/// The fields of `/proc/<pid>/stat` the init needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcStat {
+    pub pid: i32,
+    pub comm: String,
+    pub state: char,
+    pub ppid: i32,
+    pub session: i32,
+}
+
+/// Parses a `/proc/<pid>/stat` line. `comm` may contain spaces and
+/// parentheses, so the fields after it are found from the last `)`.
+pub fn parse_stat(line: &str) -> Option<ProcStat> {
+    let open = line.find('(')?;
+    let close = line.rfind(')')?;
+    let pid = line[..open].trim().parse().ok()?;
+    let comm = line.get(open + 1..close)?.to_string();
+    let mut rest = line.get(close + 1..)?.split_whitespace();
+    let state = rest.next()?.chars().next()?;
+    let ppid = rest.next()?.parse().ok()?;
+    let _pgrp = rest.next()?;
+    let session = rest.next()?.parse().ok()?;
+    Some(ProcStat {
+        pid,
+        comm,
+        state,
+        ppid,
+        session,
+    })
+}
+
+/// Reads `/proc/<pid>/stat`; `None` once the process is gone (reaped).
+pub fn proc_stat(pid: i32) -> Option<ProcStat> {
+    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// Every user-space process except ourselves: kernel threads (kthreadd,
+/// pid 2, and its children) are left out.
+pub fn user_processes() -> Vec<ProcStat> {
+    let me = std::process::id() as i32;
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut v: Vec<ProcStat> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| pid != me && pid != 2)
+        .filter_map(proc_stat)
+        .filter(|s| s.ppid != 2)
+        .collect();
+    v.sort_by_key(|s| s.pid);
+    v
+}
+
+/// Child side of fork, before exec: everything here must be
+/// async-signal-safe (no allocation, no locks), as the child of a
+/// multi-threaded-capable process may only call such functions.
+pub mod child {
+    use super::*;
+
+    /// Unblocks every signal and puts every disposition back to default:
+    /// both survive exec, and the init blocks all the signals it handles.
+    pub fn reset_signals() -> io::Result<()> {
+        // SAFETY: sigset_t is plain data; sigemptyset initialises it before
+        // sigprocmask reads it; SIG_DFL is a valid disposition for every
+        // signal that can be caught (SIGKILL/SIGSTOP fail harmlessly).
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            if libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = libc::SIG_DFL;
+            libc::sigemptyset(&mut sa.sa_mask);
+            for sig in 1..libc::SIGRTMAX() {
+                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                    libc::sigaction(sig, &sa, std::ptr::null_mut());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// New session, so the service (and whatever it starts) can be told
+    /// apart from other processes by its session id, and can own a terminal.
+    pub fn setsid() -> io::Result<()> {
+        // SAFETY: setsid takes no arguments and only changes this process.
+        if unsafe { libc::setsid() } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Opens the terminal, makes it the controlling terminal of the new
+    /// session (TIOCSCTTY, steal = 1 so a previous session's claim does not
+    /// block it) and puts it on fds 0, 1 and 2.
+    pub fn controlling_tty(path: &CStr) -> io::Result<()> {
+        // SAFETY: path is a valid NUL-terminated string; fd is checked
+        // before use and only closed when it is not one of 0..=2.
+        unsafe {
+            let fd = libc::open(path.as_ptr(), libc::O_RDWR);
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::ioctl(fd, libc::TIOCSCTTY, 1) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            for target in 0..=2 {
+                if libc::dup2(fd, target) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            if fd > 2 {
+                libc::close(fd);
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops to the service's credentials: groups first, then gid, then uid
+    /// (after setuid the others are no longer allowed).
+    pub fn set_credentials(uid: u32, gid: u32, groups: &[u32]) -> io::Result<()> {
+        // SAFETY: groups points at groups.len() valid gid_t values.
+        unsafe {
+            if libc::setgroups(groups.len(), groups.as_ptr()) != 0
+                || libc::setgid(gid) != 0
+                || libc::setuid(uid) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes the result to QEMU's isa-debug-exit device, which makes QEMU exit
+/// at once with status `(value << 1) | 1`.
+#[cfg(target_arch = "x86_64")]
+pub fn debug_exit(port: u16, value: u32) -> io::Result<()> {
+    // SAFETY: ioperm only changes this process's I/O permission bitmap.
+    if unsafe { libc::ioperm(libc::c_ulong::from(port), 4, 1) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: ioperm above granted access to the four ports at `port`; an
+    // `out` to a port without a device is ignored by the machine.
+    unsafe {
+        std::arch::asm!("out dx, eax", in("dx") port, in("eax") value, options(nomem, nostack, preserves_flags));
+    }
+    Ok(())
+}
+
+/// No isa-debug-exit outside x86.
+#[cfg(not(target_arch = "x86_64"))]
+pub fn debug_exit(_port: u16, _value: u32) -> io::Result<()> {
+    Err(io::Error::from(io::ErrorKind::Unsupported))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_spaces_and_parens_in_comm() {
+        let s = parse_stat("123 (my (odd) prog) S 1 123 123 0 -1 4194560 100 0").unwrap();
+        assert_eq!(
+            s,
+            ProcStat {
+                pid: 123,
+                comm: "my (odd) prog".into(),
+                state: 'S',
+                ppid: 1,
+                session: 123
+            }
+        );
+        let z = parse_stat("7 (sh) Z 1 7 5 0").unwrap();
+        assert_eq!((z.state, z.session), ('Z', 5));
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn own_stat_is_readable() {
+        let me = proc_stat(std::process::id() as i32).unwrap();
+        assert_eq!(me.pid, std::process::id() as i32);
+        assert_eq!(me.ppid, std::os::unix::process::parent_id() as i32);
+    }
+}
