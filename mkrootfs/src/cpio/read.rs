@@ -196,7 +196,7 @@ pub fn read_archive(bytes: &[u8], limits: &Limits) -> Result<Vec<Segment>, CpioE
             _ => compress::detect(rest),
         };
         match format {
-            Some(Compression::None) if pos % 4 != 0 => {
+            Some(Compression::None) if !pos.is_multiple_of(4) => {
                 return Err(fail(Compression::None, Problem::Unaligned))
             }
             Some(Compression::None) => {
@@ -259,7 +259,7 @@ fn read_stream(data: &[u8], budget: &mut Budget) -> Result<Vec<Entry>, Problem> 
     while pos < data.len() {
         match data[pos] {
             0 => pos += 1,
-            b'0' if pos % 4 == 0 => pos = read_one(data, pos, budget, &mut entries)?,
+            b'0' if pos.is_multiple_of(4) => pos = read_one(data, pos, budget, &mut entries)?,
             byte => {
                 return Err(Problem::Junk {
                     at: pos as u64,

@@ -296,7 +296,7 @@ fn errors_in_later_segments_name_the_segment() {
         "segment 2 at byte 358: unrecognised data 6a 75 6e 6b: not a cpio header nor gzip/xz/zstd"
     );
     let mut img = GOLDEN.to_vec();
-    img.extend_from_slice(b"\0\0070701");
+    img.extend_from_slice(b"\x00\x00070701");
     assert_eq!(
         err(&img),
         "segment 2 at byte 358: cpio header at unaligned offset (the kernel reads headers only at multiples of 4)"
