@@ -97,7 +97,7 @@ impl<'de> Deserialize<'de> for ImagePath {
 pub struct ImageSection {
     /// Default: `zstd`.
     pub compression: Option<Compression>,
-    /// Compression level. Default: the codec's own (gzip 6, xz 6, zstd 3).
+    /// Compression level. Default: gzip 9, xz 6, zstd 19.
     pub level: Option<u32>,
     /// Resolve binaries and libraries in this tree instead of `/`
     /// (relative paths are relative to the profile file). Default: `/`.

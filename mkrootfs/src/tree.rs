@@ -140,7 +140,9 @@ impl Tree {
     /// and the sysroot's merged-/usr symlinks (`/bin -> usr/bin`, …).
     pub fn add_skeleton(&mut self) -> Result<(), TreeError> {
         const ORIGIN: &str = "skeleton";
-        for top in ["bin", "sbin", "lib", "lib32", "lib64", "libx32"] {
+        // Only the directories the skeleton creates; others (lib64, lib32)
+        // come with the first path that goes through them.
+        for top in ["bin", "sbin", "lib"] {
             let host = self.sysroot.join(top);
             if let Ok(target) = fs::read_link(&host) {
                 self.add_symlink(&format!("/{top}"), &target.to_string_lossy(), ORIGIN)?;

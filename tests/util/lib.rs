@@ -47,6 +47,21 @@ pub fn init_binary() -> &'static Path {
     })
 }
 
+/// The `mkrootfs` command, built on first use.
+pub fn mkrootfs_cli() -> &'static Path {
+    static CLI: OnceLock<PathBuf> = OnceLock::new();
+    CLI.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let status = Command::new(env!("CARGO"))
+            .current_dir(&root)
+            .args(["build", "-q", "-p", "mkrootfs"])
+            .status()
+            .expect("run cargo to build mkrootfs");
+        assert!(status.success(), "building mkrootfs failed");
+        root.join("target/debug/mkrootfs")
+    })
+}
+
 /// Builds `profile_toml` (written to `<work>/<name>.toml`) into
 /// `<work>/<name>.cpio*`, returning the report or the build error.
 pub fn try_build(name: &str, profile_toml: &str) -> Result<BuildReport, BuildError> {
