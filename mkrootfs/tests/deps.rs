@@ -116,7 +116,7 @@ fn matches_ldd_for_every_elf_in_usr_bin() {
             continue;
         };
         checked += 1;
-        match resolver.closure(&[real.clone()]) {
+        match resolver.closure(std::slice::from_ref(&real)) {
             Ok(c) => {
                 let got: BTreeSet<PathBuf> = c.deps.into_iter().map(|d| d.path).collect();
                 if got != want {

@@ -211,13 +211,9 @@ impl Namespace<'_> {
             while let Some(i) = queue.pop_front() {
                 let needed = self.objects[i].obj.needed.clone();
                 for name in needed {
-                    if self
-                        .load_by_name(i, &name, layout, Rule::Absolute)?
-                        .is_none()
-                    {
-                        continue;
+                    if self.load_by_name(i, &name, layout)? {
+                        queue.push_back(self.objects.len() - 1);
                     }
-                    queue.push_back(self.objects.len() - 1);
                 }
             }
             if !self.resolver.dlopen_notes || next_note >= self.objects.len() {
@@ -252,17 +248,11 @@ impl Namespace<'_> {
         }
     }
 
-    /// Loads `name` needed by object `i`; `Some(())` when a new object was
-    /// added, `None` when an already loaded one matched.
-    fn load_by_name(
-        &mut self,
-        i: usize,
-        name: &str,
-        layout: &Layout,
-        _: Rule,
-    ) -> Result<Option<()>, ElfError> {
+    /// Loads `name` needed by object `i`; true when a new object was added,
+    /// false when an already loaded one matched.
+    fn load_by_name(&mut self, i: usize, name: &str, layout: &Layout) -> Result<bool, ElfError> {
         if self.find_loaded(name).is_some() {
-            return Ok(None);
+            return Ok(false);
         }
         let mut tried = Tried::default();
         let Some(found) = self.search(i, name, layout, &mut tried)? else {
@@ -274,7 +264,7 @@ impl Namespace<'_> {
             });
         };
         let rule = found.rule.clone();
-        Ok(self.add(i, name, found, rule)?.then_some(()))
+        self.add(i, name, found, rule)
     }
 
     fn find_loaded(&self, name: &str) -> Option<usize> {

@@ -37,10 +37,7 @@ pub(crate) fn resolve_in_root(root: &Path, path: &Path) -> io::Result<PathBuf> {
         if meta.file_type().is_symlink() {
             links += 1;
             if links > MAX_SYMLINKS {
-                return Err(io::Error::new(
-                    io::ErrorKind::Other,
-                    "too many levels of symbolic links",
-                ));
+                return Err(io::Error::other("too many levels of symbolic links"));
             }
             let target = std::fs::read_link(&host)?;
             push_components(&mut pending, &target);
