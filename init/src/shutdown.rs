@@ -201,7 +201,8 @@ fn power_off() -> ! {
 /// A fatal error: print `FATAL <step>: <what>`, run the emergency shell if
 /// one is configured, then end the machine with status 1.
 pub fn fatal(step: &str, what: &dyn Display) -> ! {
-    crate::log::emit("FATAL ", format_args!("{step}: {what}"));
+    // Without a timestamp: the documented, greppable format.
+    crate::log::write_raw(&format!("{} FATAL {step}: {what}", crate::log::PREFIX));
     if FINISHING.swap(true, Ordering::Relaxed) {
         // A failure while already shutting down: just power off.
         power_off();
