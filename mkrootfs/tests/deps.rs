@@ -340,6 +340,10 @@ fn wrong_arch_root_is_an_error() {
             fx("s/exe32").display()
         )
     );
+    // Alone and without a given arch it resolves as i386, like ldd does.
+    let c = host_resolver().closure(&[fx("s/exe32")]).unwrap();
+    assert_eq!(c.arch, Some(Arch::I386));
+    assert_eq!(closure_paths(&host_resolver(), &fx("s/exe32")), ldd_paths(&fx("s/exe32")).unwrap());
     // Without a given arch the first root sets it.
     let err = host_resolver()
         .closure(&[fx("s/exe"), fx("s/exe32")])
