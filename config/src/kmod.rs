@@ -192,8 +192,7 @@ pub fn parse_softdep(text: &str) -> Result<Vec<Softdep>, IndexError> {
                 "expected \"softdep MODULE pre: … post: …\", found {line:?}"
             )));
         };
-        let sd = parse_softdep_value(module, &words.collect::<Vec<_>>().join(" "))
-            .map_err(|w| err(w))?;
+        let sd = parse_softdep_value(module, &words.collect::<Vec<_>>().join(" ")).map_err(err)?;
         out.push(sd);
     }
     Ok(out)
