@@ -143,7 +143,7 @@ pub fn resolve(
         sup.extend(
             groups
                 .iter()
-                .filter(|g| g.members.iter().any(|m| *m == p.name))
+                .filter(|g| g.members.contains(&p.name))
                 .map(|g| g.gid),
         );
     }
