@@ -4,7 +4,7 @@
 //! printed; boots are combined where that keeps the assertions readable.
 
 use mkrootfs_qemu::Outcome;
-use mkrootfs_tests::{assert_console, boot, build_image};
+use mkrootfs_tests::{assert_console, boot, build_image, init_binary};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -208,4 +208,23 @@ while :; do sleep 0.1; done
     assert!((1500..2500).contains(&waited), "SIGKILL came {waited} ms after SIGTERM");
     assert_console(&out, "mkrootfs-init: RESULT status=7 exited=7");
     assert_code(&out, 7);
+}
+
+/// The init is static (no `PT_INTERP`: it runs without a loader in the
+/// image) and stays within its size budget of 1.5 MiB.
+#[test]
+fn init_is_static_and_small() {
+    let bytes = std::fs::read(init_binary()).unwrap();
+    assert_eq!(&bytes[..5], b"\x7fELF\x02", "a 64-bit ELF");
+    let u16_at = |o: usize| u16::from_le_bytes([bytes[o], bytes[o + 1]]) as usize;
+    let phoff = u64::from_le_bytes(bytes[0x20..0x28].try_into().unwrap()) as usize;
+    let (phentsize, phnum) = (u16_at(0x36), u16_at(0x38));
+    const PT_INTERP: u32 = 3;
+    for i in 0..phnum {
+        let o = phoff + i * phentsize;
+        let p_type = u32::from_le_bytes(bytes[o..o + 4].try_into().unwrap());
+        assert_ne!(p_type, PT_INTERP, "program header {i} is PT_INTERP: the init is not static");
+    }
+    eprintln!("init binary: {} bytes", bytes.len());
+    assert!(bytes.len() <= 1536 * 1024, "init is {} bytes, over 1.5 MiB", bytes.len());
 }
