@@ -42,18 +42,38 @@ fn line_time_ms(out: &Outcome, needle: &str) -> u64 {
         .lines()
         .find(|l| l.contains(needle))
         .unwrap_or_else(|| panic!("no line with {needle:?}; console:\n{}", out.console));
-    let ts = line.split('[').nth(1).and_then(|s| s.split(']').next()).unwrap_or("").trim();
-    let (s, ms) = ts.split_once('.').unwrap_or_else(|| panic!("no timestamp in {line:?}"));
+    let ts = line
+        .split('[')
+        .nth(1)
+        .and_then(|s| s.split(']').next())
+        .unwrap_or("")
+        .trim();
+    let (s, ms) = ts
+        .split_once('.')
+        .unwrap_or_else(|| panic!("no timestamp in {line:?}"));
     s.parse::<u64>().unwrap() * 1000 + ms.parse::<u64>().unwrap()
 }
 
 #[track_caller]
 fn assert_code(out: &Outcome, code: i32) {
     assert_eq!(out.exit_code(), code, "console:\n{}", out.console);
-    assert_eq!(out.result.as_ref().map(|r| r.code), Some(code), "RESULT line; console:\n{}", out.console);
+    assert_eq!(
+        out.result.as_ref().map(|r| r.code),
+        Some(code),
+        "RESULT line; console:\n{}",
+        out.console
+    );
     // QEMU exits with (code << 1) | 1, of which the host sees 8 bits.
-    assert_eq!(out.qemu_status, Some(((code << 1) | 1) & 0xff), "QEMU status");
-    assert!(!out.console.contains("Kernel panic"), "console:\n{}", out.console);
+    assert_eq!(
+        out.qemu_status,
+        Some(((code << 1) | 1) & 0xff),
+        "QEMU status"
+    );
+    assert!(
+        !out.console.contains("Kernel panic"),
+        "console:\n{}",
+        out.console
+    );
 }
 
 /// One image whose main service exits 0; the command line replaces it.
@@ -64,7 +84,12 @@ fn basic_image() -> &'static PathBuf {
             "init-basic",
             &profile(
                 "[[init.services]]\nargv = [\"/bin/sh\", \"-c\", \"echo BASIC-DEFAULT\"]\n[init.shutdown]\ngrace_ms = 500\n",
-                "",
+                r##"
+[[files]]
+dest = "/bin/emergency"
+mode = "0755"
+content = "#!/bin/sh\necho \"EMERGENCY on $(tty) $( (: < /dev/tty) 2>/dev/null && echo CTTY-OK)\"\n"
+"##,
             ),
         )
     })
@@ -72,30 +97,51 @@ fn basic_image() -> &'static PathBuf {
 
 #[test]
 fn cmdline_override_sets_exit_code_3() {
-    let out = boot(basic_image(), &format!("{APPEND} mkrootfs.cmd=\"/bin/sh -c 'echo OVERRIDE-RAN; exit 3'\""));
+    let out = boot(
+        basic_image(),
+        &format!("{APPEND} mkrootfs.cmd=\"/bin/sh -c 'echo OVERRIDE-RAN; exit 3'\""),
+    );
     assert_console(&out, "OVERRIDE-RAN");
-    assert!(!out.console.contains("BASIC-DEFAULT"), "the override replaced the service");
+    assert!(
+        !out.console.contains("BASIC-DEFAULT"),
+        "the override replaced the service"
+    );
     assert_console(&out, "mkrootfs-init: RESULT status=3 exited=3 boot_ms=");
     assert_code(&out, 3);
 }
 
 #[test]
 fn death_by_sigkill_is_137() {
-    let out = boot(basic_image(), &format!("{APPEND} mkrootfs.cmd=\"/bin/sh -c 'kill -KILL $$'\""));
-    assert_console(&out, "mkrootfs-init: RESULT status=137 signal=SIGKILL boot_ms=");
-    assert_eq!(out.result.as_ref().and_then(|r| r.signal.as_deref()), Some("SIGKILL"));
+    let out = boot(
+        basic_image(),
+        &format!("{APPEND} mkrootfs.cmd=\"/bin/sh -c 'kill -KILL $$'\""),
+    );
+    assert_console(
+        &out,
+        "mkrootfs-init: RESULT status=137 signal=SIGKILL boot_ms=",
+    );
+    assert_eq!(
+        out.result.as_ref().and_then(|r| r.signal.as_deref()),
+        Some("SIGKILL")
+    );
     assert_code(&out, 137);
 }
 
 #[test]
 fn missing_service_binary_is_fatal_not_a_kernel_panic() {
-    let out = boot(basic_image(), &format!("{APPEND} mkrootfs.cmd=/nonexistent/prog"));
+    let out = boot(
+        basic_image(),
+        &format!("{APPEND} mkrootfs.cmd=/nonexistent/prog mkrootfs.shell=/bin/emergency"),
+    );
     assert_eq!(
         out.fatal_line(),
         Some("mkrootfs-init: FATAL start: service prog: cannot execute /nonexistent/prog: No such file or directory (os error 2)"),
         "console:\n{}",
         out.console
     );
+    // The emergency shell ran on the console with it as controlling
+    // terminal (opening /dev/tty needs one), then the machine powered off.
+    assert_console(&out, "EMERGENCY on /dev/ttyS0 CTTY-OK\n");
     assert_code(&out, 1);
 }
 
@@ -131,22 +177,51 @@ grep -E '^(Rss|Anonymous):' /proc/1/smaps_rollup | sed 's/^/PID1 /'
     let img = build_image(
         "init-lifecycle",
         &profile(
-            "[[init.services]]\nargv = [\"/bin/check\"]\nrestart = \"on-failure\"\nrestart_delay_ms = 200\n",
+            r#"
+hostname = "lifecycle"
+umask = "0027"
+env = { FOO = "global" }
+rlimits = { nofile = 1234 }
+
+[[init.services]]
+argv = ["check"]
+restart = "on-failure"
+restart_delay_ms = 200
+
+[[init.services]]
+name = "ident"
+argv = ["/bin/sh", "-c", "echo IDENT $(id -u) $(id -g) $(id -G) UMASK $(umask) NOFILE $(ulimit -n) HOST $(hostname) FOO=$FOO HOME=$HOME"]
+user = "nobody"
+"#,
             script,
         ),
     );
     let out = boot(&img, &format!("{APPEND} mkrootfs.debug"));
+    // The second service: credentials from /etc/passwd and /etc/group,
+    // umask, rlimits, hostname and environment.
+    assert_console(&out, "IDENT 65534 65534 65534 10 UMASK 0027 NOFILE 1234 HOST lifecycle FOO=global HOME=/nonexistent\n");
     for n in 1..=3 {
         assert_console(&out, &format!("ATTEMPT {n}\n"));
     }
-    assert_eq!(out.console.matches("check ended: exited=1 (status 1)").count(), 2, "console:\n{}", out.console);
+    assert_eq!(
+        out.console
+            .matches("check ended: exited=1 (status 1)")
+            .count(),
+        2,
+        "console:\n{}",
+        out.console
+    );
     assert_console(&out, "restarting check in 200 ms (restart 1 of 5)");
     assert_console(&out, "restarting check in 400 ms (restart 2 of 5)");
     assert_console(&out, "ZOMBIES-WHILE-RUNNING 1\n");
     assert_console(&out, "ORPHANS-LEFT 0\n");
     assert_console(&out, "ZOMBIES-LEFT 0\n");
     // The init's own debug lines for the orphans it reaped.
-    assert!(out.console.matches("debug: reaped pid").count() >= 4, "console:\n{}", out.console);
+    assert!(
+        out.console.matches("debug: reaped pid").count() >= 4,
+        "console:\n{}",
+        out.console
+    );
     // Rss counts the binary's own pages mapped from the initramfs (kernel
     // fault-around maps nearly all its text); Anonymous is what the init
     // allocated (heap, stack, data).
@@ -191,7 +266,10 @@ while :; do sleep 0.1; done
 "#;
     let img = build_image(
         "init-signals",
-        &profile("[[init.services]]\nargv = [\"/bin/sigs\"]\n[init.shutdown]\ngrace_ms = 1500\n", script),
+        &profile(
+            "[[init.services]]\nargv = [\"/bin/sigs\"]\n[init.shutdown]\ngrace_ms = 1500\n",
+            script,
+        ),
     );
     let out = boot(&img, APPEND);
     assert_console(&out, "GOT-USR1\n");
@@ -202,10 +280,21 @@ while :; do sleep 0.1; done
     // The shutdown's SIGTERM reached the service, which exited 7.
     assert_console(&out, "GOT-TERM-2\n");
     assert_console(&out, "grace period of 1500 ms over: SIGKILL to ");
-    let kill_line = out.console.lines().find(|l| l.contains("SIGKILL to")).unwrap_or_default();
-    assert!(kill_line.contains("(sh)"), "the stubborn shell is named: {kill_line}");
-    let waited = line_time_ms(&out, "grace period of 1500 ms over") - line_time_ms(&out, "sending SIGTERM to all processes");
-    assert!((1500..2500).contains(&waited), "SIGKILL came {waited} ms after SIGTERM");
+    let kill_line = out
+        .console
+        .lines()
+        .find(|l| l.contains("SIGKILL to"))
+        .unwrap_or_default();
+    assert!(
+        kill_line.contains("(sh)"),
+        "the stubborn shell is named: {kill_line}"
+    );
+    let waited = line_time_ms(&out, "grace period of 1500 ms over")
+        - line_time_ms(&out, "sending SIGTERM to all processes");
+    assert!(
+        (1500..2500).contains(&waited),
+        "SIGKILL came {waited} ms after SIGTERM"
+    );
     assert_console(&out, "mkrootfs-init: RESULT status=7 exited=7");
     assert_code(&out, 7);
 }
@@ -223,8 +312,15 @@ fn init_is_static_and_small() {
     for i in 0..phnum {
         let o = phoff + i * phentsize;
         let p_type = u32::from_le_bytes(bytes[o..o + 4].try_into().unwrap());
-        assert_ne!(p_type, PT_INTERP, "program header {i} is PT_INTERP: the init is not static");
+        assert_ne!(
+            p_type, PT_INTERP,
+            "program header {i} is PT_INTERP: the init is not static"
+        );
     }
     eprintln!("init binary: {} bytes", bytes.len());
-    assert!(bytes.len() <= 1536 * 1024, "init is {} bytes, over 1.5 MiB", bytes.len());
+    assert!(
+        bytes.len() <= 1536 * 1024,
+        "init is {} bytes, over 1.5 MiB",
+        bytes.len()
+    );
 }
