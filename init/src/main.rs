@@ -151,6 +151,7 @@ fn boot() -> ! {
     if let Err(e) = mounts::early() {
         fatal("mount", &e);
     }
+    t.mark("mounts");
     log::open_kmsg();
     if let Err(e) = console::attach() {
         warn!("{e}: keeping the console the kernel gave");
@@ -158,7 +159,7 @@ fn boot() -> ! {
     if let Err(e) = cad {
         warn!("reboot(RB_DISABLE_CAD): {e}");
     }
-    t.mark("mounts");
+    t.mark("console");
 
     let line = std::fs::read_to_string("/proc/cmdline").unwrap_or_else(|e| {
         warn!("read /proc/cmdline: {e}: no overrides");

@@ -205,11 +205,14 @@ fn mount_one(
 /// Makes the early mounts and links. A failed required mount is returned;
 /// a failed optional one is logged.
 pub fn early() -> Result<(), MountError> {
+    // mountinfo is read once /proc is there; later mounts are added to the
+    // list as they are made (each read of mountinfo costs a few ms under
+    // emulation).
+    let mut mounted = current_mount_points();
     for m in EARLY {
-        // Re-read after each mount: /proc appears during the loop.
-        let mounted = current_mount_points();
         match mount_one(m.source, m.target, m.fstype, m.flags, m.data, &mounted) {
-            Ok(true) => crate::debug!("mounted {} on {}", m.fstype, m.target),
+            Ok(true) if m.fstype == "proc" => mounted = current_mount_points(),
+            Ok(true) => mounted.push(m.target.to_string()),
             Ok(false) => crate::debug!("{} already mounted", m.target),
             Err(e) if m.required => return Err(e),
             Err(e) => crate::warn!("{e} (optional, continuing)"),
