@@ -424,6 +424,14 @@ mod tests {
             e.to_string(),
             "service t: cannot execute /nonexistent/prog: No such file or directory (os error 2)"
         );
+        // A missing working directory is named as such.
+        let mut sup = supervisor(vec![service("", Restart::No)]);
+        sup.services[0].prep.cwd = "/nonexistent/dir".into();
+        let e = sup.start_all().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "service t: cannot execute /bin/sh: working directory /nonexistent/dir: No such file or directory (os error 2)"
+        );
         println!("SUBREAPER-CHILD-OK");
     }
 

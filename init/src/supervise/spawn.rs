@@ -64,6 +64,12 @@ pub fn prepare(
     console: Option<PathBuf>,
 ) -> Result<Prepared, users::LookupError> {
     let creds = users::resolve(svc.user.as_deref(), svc.group.as_deref(), passwd, groups)?;
+    if svc.tty && console.is_none() {
+        crate::warn!(
+            "{}: tty = true but /sys/class/tty/console/active names no console: no controlling terminal",
+            svc.display_name()
+        );
+    }
     Ok(Prepared {
         name: svc.display_name().to_string(),
         argv: svc.argv.clone(),
@@ -86,6 +92,14 @@ pub fn spawn(p: &Prepared) -> std::io::Result<Pid> {
             "empty argv",
         ));
     };
+    // std reports a missing cwd as a bare ENOENT, which reads like a
+    // missing program: name it.
+    if let Err(e) = std::fs::metadata(&p.cwd) {
+        return Err(std::io::Error::new(
+            e.kind(),
+            format!("working directory {}: {e}", p.cwd),
+        ));
+    }
     let mut cmd = Command::new(program);
     cmd.args(&p.argv[1..])
         .env_clear()
