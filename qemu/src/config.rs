@@ -109,19 +109,34 @@ impl VmConfig {
     /// [`Accel::Auto`] this may run the KVM probe once (see [`crate::resolved_accel`]).
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(qemu_binary());
-        cmd.args(self.args(resolved_accel(self.accel)));
+        cmd.args(self.args(resolved_accel(self.accel), host_tsc_khz()));
         cmd
     }
 
-    /// The kernel command line as passed to QEMU.
+    /// The kernel command line as passed to QEMU (may run the KVM probe, as `command`).
     pub fn kernel_cmdline(&self) -> String {
+        self.cmdline(resolved_accel(self.accel), host_tsc_khz())
+    }
+
+    /// `append` plus `panic=-1`, `console=ttyS0` and, for microvm under TCG,
+    /// `tsc_early_khz=<tsc_khz>`, each unless the parameter is already there.
+    ///
+    /// Why the TSC rate: microvm has no port 0x61, so the kernel cannot calibrate the TSC
+    /// against PIT channel 2; without kvmclock (TCG) the Debian 6.1 kernel then hangs
+    /// after "tsc: Marking TSC unstable". Under TCG the guest TSC is the host's.
+    fn cmdline(&self, accel: Accel, tsc_khz: u64) -> String {
         let mut line = self.append.trim().to_string();
         let has = |prefix: &str| {
             self.append
                 .split_whitespace()
                 .any(|w| w.starts_with(prefix))
         };
-        for (prefix, param) in [("panic=", "panic=-1"), ("console=", "console=ttyS0")] {
+        let tsc = format!("tsc_early_khz={tsc_khz}");
+        let mut params = vec![("panic=", "panic=-1"), ("console=", "console=ttyS0")];
+        if self.machine == Machine::Microvm && accel != Accel::Kvm {
+            params.push(("tsc_early_khz=", &tsc));
+        }
+        for (prefix, param) in params {
             if !has(prefix) {
                 if !line.is_empty() {
                     line.push(' ');
@@ -133,7 +148,7 @@ impl VmConfig {
     }
 
     /// The arguments after the program name, for an already resolved accelerator.
-    pub(crate) fn args(&self, accel: Accel) -> Vec<OsString> {
+    pub(crate) fn args(&self, accel: Accel, tsc_khz: u64) -> Vec<OsString> {
         let mut args: Vec<OsString> = Vec::new();
         let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
         // -nodefaults: no VGA, no default NIC (whose PXE ROM slows boot), no floppy/cdrom,
@@ -158,7 +173,7 @@ impl VmConfig {
         args.push("-initrd".into());
         args.push(self.initrd.clone().into_os_string());
         args.push("-append".into());
-        args.push(self.kernel_cmdline().into());
+        args.push(self.cmdline(accel, tsc_khz).into());
         if self.debug_exit {
             args.push("-device".into());
             args.push("isa-debug-exit,iobase=0xf4,iosize=0x04".into());
@@ -195,6 +210,22 @@ impl VmConfig {
     }
 }
 
+/// The host TSC rate from the first "cpu MHz" of /proc/cpuinfo (the nominal rate on
+/// constant-TSC CPUs); 2 GHz when unknown, which only skews the guest's clock.
+fn host_tsc_khz() -> u64 {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| tsc_khz_from_cpuinfo(&info))
+        .unwrap_or(2_000_000)
+}
+
+fn tsc_khz_from_cpuinfo(info: &str) -> Option<u64> {
+    let line = info.lines().find(|l| l.starts_with("cpu MHz"))?;
+    let mhz: f64 = line.split_once(':')?.1.trim().parse().ok()?;
+    let khz = (mhz * 1000.0).round();
+    (khz >= 1.0 && khz < 1e9).then_some(khz as u64)
+}
+
 /// QEMU option values end at a comma; a literal comma is written twice.
 fn escape(value: &str) -> String {
     value.replace(',', ",,")
@@ -216,7 +247,7 @@ mod tests {
     fn pc_command_line_with_defaults() {
         let cfg = VmConfig::new("/k/vmlinuz", "/i/initrd.img");
         assert_eq!(
-            strings(cfg.args(Accel::Tcg)),
+            strings(cfg.args(Accel::Tcg, 2_100_000)),
             [
                 "-nodefaults",
                 "-no-user-config",
@@ -266,7 +297,7 @@ mod tests {
         cfg.debug_exit = false;
         cfg.extra_args = vec!["-s".into()];
         assert_eq!(
-            strings(cfg.args(Accel::Kvm)),
+            strings(cfg.args(Accel::Kvm, 2_100_000)),
             [
                 "-nodefaults",
                 "-no-user-config",
@@ -316,7 +347,7 @@ mod tests {
         cfg.disks = vec![Disk::raw("/d.raw")];
         cfg.net = true;
         assert_eq!(
-            strings(cfg.args(Accel::Tcg)),
+            strings(cfg.args(Accel::Tcg, 2_100_000)),
             [
                 "-nodefaults",
                 "-no-user-config",
@@ -340,7 +371,7 @@ mod tests {
                 "-initrd",
                 "/i",
                 "-append",
-                "console=hvc0 panic=5",
+                "console=hvc0 panic=5 tsc_early_khz=2100000",
                 "-device",
                 "isa-debug-exit,iobase=0xf4,iosize=0x04",
                 "-drive",
@@ -353,6 +384,33 @@ mod tests {
                 "virtio-net-device,netdev=net0",
             ]
         );
+    }
+
+    #[test]
+    fn microvm_cmdline_gets_the_tsc_rate_only_without_kvm() {
+        let mut cfg = VmConfig::new("/k", "/i");
+        cfg.machine = Machine::Microvm;
+        assert_eq!(
+            cfg.cmdline(Accel::Tcg, 1_500),
+            "panic=-1 console=ttyS0 tsc_early_khz=1500"
+        );
+        assert_eq!(cfg.cmdline(Accel::Kvm, 1_500), "panic=-1 console=ttyS0");
+        cfg.append = "tsc_early_khz=9".to_string();
+        assert_eq!(
+            cfg.cmdline(Accel::Tcg, 1_500),
+            "tsc_early_khz=9 panic=-1 console=ttyS0"
+        );
+        cfg.machine = Machine::Pc;
+        cfg.append = String::new();
+        assert_eq!(cfg.cmdline(Accel::Tcg, 1_500), "panic=-1 console=ttyS0");
+    }
+
+    #[test]
+    fn tsc_rate_from_cpuinfo() {
+        let info = "processor\t: 0\nmodel name\t: X\ncpu MHz\t\t: 2100.000\ncpu MHz\t\t: 800.5\n";
+        assert_eq!(tsc_khz_from_cpuinfo(info), Some(2_100_000));
+        assert_eq!(tsc_khz_from_cpuinfo("cpu MHz : fast\n"), None);
+        assert_eq!(tsc_khz_from_cpuinfo("processor : 0\n"), None);
     }
 
     #[test]
