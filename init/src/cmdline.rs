@@ -13,6 +13,33 @@ use std::collections::BTreeMap;
 /// The isa-debug-exit port used when `mkrootfs.debug_exit` has no value.
 pub const DEFAULT_DEBUG_EXIT_PORT: u16 = 0xf4;
 
+/// Whether the result goes to QEMU's isa-debug-exit device.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DebugExit {
+    /// Port 0xf4 when the machine says it is QEMU (DMI `sys_vendor`), where
+    /// a write to a port without a device is ignored. Default.
+    #[default]
+    Auto,
+    /// `mkrootfs.debug_exit=off` (or `no`, `0`).
+    Off,
+    /// `mkrootfs.debug_exit` (0xf4) or `mkrootfs.debug_exit=<port>`.
+    Port(u16),
+}
+
+impl DebugExit {
+    /// The port to write, given the DMI `sys_vendor` (`None` when the
+    /// machine has no DMI, as QEMU's microvm).
+    pub fn port(self, sys_vendor: Option<&str>) -> Option<u16> {
+        match self {
+            DebugExit::Port(p) => Some(p),
+            DebugExit::Off => None,
+            DebugExit::Auto => {
+                (sys_vendor.map(str::trim) == Some("QEMU")).then_some(DEFAULT_DEBUG_EXIT_PORT)
+            }
+        }
+    }
+}
+
 /// What the command line asks for; `None` leaves the configuration alone.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Overrides {
@@ -28,8 +55,8 @@ pub struct Overrides {
     pub shell: Option<String>,
     /// `mkrootfs.restart=no|on-failure|always`: the main service's policy.
     pub restart: Option<Restart>,
-    /// `mkrootfs.debug_exit[=<port>]`: write the result to QEMU's isa-debug-exit.
-    pub debug_exit: Option<u16>,
+    /// `mkrootfs.debug_exit[=<port>|off]`: write the result to QEMU's isa-debug-exit.
+    pub debug_exit: DebugExit,
     /// `root=`.
     pub root: Option<String>,
     /// `rootfstype=`.
@@ -200,9 +227,10 @@ pub fn parse(line: &str) -> (Overrides, Vec<String>) {
                 )),
             },
             "mkrootfs.debug_exit" => match v {
-                None | Some("") => o.debug_exit = Some(DEFAULT_DEBUG_EXIT_PORT),
+                None | Some("") => o.debug_exit = DebugExit::Port(DEFAULT_DEBUG_EXIT_PORT),
+                Some("off" | "no" | "0") => o.debug_exit = DebugExit::Off,
                 Some(p) => match parse_port(p) {
-                    Some(port) => o.debug_exit = Some(port),
+                    Some(port) => o.debug_exit = DebugExit::Port(port),
                     None => warnings.push(format!(
                         "mkrootfs.debug_exit={p}: expected a port such as 0xf4, ignored"
                     )),
@@ -352,7 +380,7 @@ mod tests {
                 grace_ms: Some(250),
                 shell: Some("/bin/sh".into()),
                 restart: Some(Restart::OnFailure),
-                debug_exit: Some(0xf4),
+                debug_exit: DebugExit::Port(0xf4),
                 root: Some("/dev/vda".into()),
                 rootfstype: Some("ext4".into()),
                 rootflags: Some("noatime".into()),
@@ -389,10 +417,21 @@ mod tests {
     fn later_parameters_win_and_ports_parse() {
         let (o, _) = parse("ro rw mkrootfs.debug_exit=0x501 rootwait mkrootfs.rootwait=1500");
         assert_eq!(o.readonly, Some(false));
-        assert_eq!(o.debug_exit, Some(0x501));
+        assert_eq!(o.debug_exit, DebugExit::Port(0x501));
         assert_eq!(o.rootwait_ms, Some(1500));
+        let (o, _) = parse("mkrootfs.debug_exit=off");
+        assert_eq!(o.debug_exit, DebugExit::Off);
         let (o, _) = parse("rootwait");
         assert_eq!(o.rootwait_ms, Some(ROOTWAIT_FOREVER_MS));
+    }
+
+    #[test]
+    fn debug_exit_is_automatic_only_on_qemu() {
+        assert_eq!(DebugExit::Auto.port(Some("QEMU\n")), Some(0xf4));
+        assert_eq!(DebugExit::Auto.port(Some("Dell Inc.\n")), None);
+        assert_eq!(DebugExit::Auto.port(None), None);
+        assert_eq!(DebugExit::Off.port(Some("QEMU\n")), None);
+        assert_eq!(DebugExit::Port(0x501).port(None), Some(0x501));
     }
 
     #[test]

@@ -167,7 +167,9 @@ fn boot() -> ! {
     });
     let (overrides, warnings) = cmdline::parse(&line);
     log::set_debug(overrides.debug);
-    shutdown::set_debug_exit(overrides.debug_exit);
+    let sys_vendor = std::fs::read_to_string("/sys/class/dmi/id/sys_vendor").ok();
+    let debug_exit = overrides.debug_exit.port(sys_vendor.as_deref());
+    shutdown::set_debug_exit(debug_exit);
     info!("mkrootfs-init {} starting", env!("CARGO_PKG_VERSION"));
     for w in warnings {
         warn!("kernel command line: {w}");
@@ -188,7 +190,7 @@ fn boot() -> ! {
     shutdown::configure(
         cfg.shutdown.action,
         cfg.shutdown.grace_ms,
-        overrides.debug_exit,
+        debug_exit,
         cfg.emergency_shell.as_deref(),
     );
     debug!("configuration: {cfg:?}");
