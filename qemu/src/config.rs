@@ -223,7 +223,7 @@ fn tsc_khz_from_cpuinfo(info: &str) -> Option<u64> {
     let line = info.lines().find(|l| l.starts_with("cpu MHz"))?;
     let mhz: f64 = line.split_once(':')?.1.trim().parse().ok()?;
     let khz = (mhz * 1000.0).round();
-    (khz >= 1.0 && khz < 1e9).then_some(khz as u64)
+    (1.0..1e9).contains(&khz).then_some(khz as u64)
 }
 
 /// QEMU option values end at a comma; a literal comma is written twice.

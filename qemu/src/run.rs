@@ -3,7 +3,7 @@
 
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Child, ChildStderr, ChildStdout, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -187,9 +187,11 @@ fn slot_count() -> usize {
 
 /// Holds `<cache>/qemu-slots/<n>.lock` for the first free `n`; polls while all are busy.
 fn acquire_slot() -> Result<FileLock, QemuError> {
-    let dir: PathBuf = cache_dir().join("qemu-slots");
-    std::fs::create_dir_all(&dir).map_err(|e| QemuError::CreateDir(dir.clone(), e))?;
-    let count = slot_count();
+    acquire_slot_in(&cache_dir().join("qemu-slots"), slot_count())
+}
+
+fn acquire_slot_in(dir: &Path, count: usize) -> Result<FileLock, QemuError> {
+    std::fs::create_dir_all(dir).map_err(|e| QemuError::CreateDir(dir.to_path_buf(), e))?;
     loop {
         for n in 0..count {
             if let Some(lock) = FileLock::try_exclusive(&dir.join(format!("{n}.lock")))? {
@@ -197,5 +199,40 @@ fn acquire_slot() -> Result<FileLock, QemuError> {
             }
         }
         std::thread::sleep(SLOT_POLL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn third_guest_waits_for_one_of_two_slots() {
+        let dir = tempfile::tempdir().unwrap();
+        let slots = dir.path().join("qemu-slots");
+        let first = acquire_slot_in(&slots, 2).unwrap();
+        let _second = acquire_slot_in(&slots, 2).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = {
+            let slots = slots.clone();
+            std::thread::spawn(move || {
+                let lock = acquire_slot_in(&slots, 2).unwrap();
+                tx.send(()).unwrap();
+                drop(lock);
+            })
+        };
+        assert!(rx.recv_timeout(Duration::from_millis(600)).is_err());
+        drop(first);
+        rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        waiter.join().unwrap();
+    }
+
+    #[test]
+    fn slot_dir_that_cannot_be_created_names_it() {
+        let err = acquire_slot_in(Path::new("/proc/mkrootfs-slots"), 1).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot create directory /proc/mkrootfs-slots"
+        );
     }
 }

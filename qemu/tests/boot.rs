@@ -186,6 +186,26 @@ fn debug_exit_code_without_result_line() {
 }
 
 #[test]
+fn guest_stuck_after_its_result_is_killed_without_waiting_for_the_timeout() {
+    let Some((kernel, scratch)) = setup() else {
+        return;
+    };
+    let image = initramfs(
+        scratch.path(),
+        "/bin/busybox echo 'mkrootfs-init: RESULT status=130 signal=SIGINT boot_ms=4 service_ms=5'\n\
+         exec /bin/busybox sleep 1000\n",
+    );
+    let _one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
+    let out = mkrootfs_qemu::run(&tcg(&kernel, &image)).unwrap();
+    assert!(!out.timed_out);
+    assert_eq!(out.qemu_status, None);
+    assert_eq!(out.exit_code(), 130);
+    assert_eq!(out.result.unwrap().signal.as_deref(), Some("SIGINT"));
+    // 10 s of grace after the line, far below the 120 s timeout.
+    assert!(out.elapsed < Duration::from_secs(60), "{:?}", out.elapsed);
+}
+
+#[test]
 fn kernel_panic_is_exit_code_1() {
     let Some((kernel, scratch)) = setup() else {
         return;
