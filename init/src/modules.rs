@@ -138,7 +138,7 @@ pub(crate) struct Loader<F: FnMut(&Path) -> Result<(), nix::errno::Errno>> {
     state: BTreeMap<String, Result<(), Failure>>,
     /// Modaliases already matched by coldplug.
     seen: BTreeSet<String>,
-    /// Loaded (or found loaded) modules, in order.
+    /// Modules this loader loaded, in order.
     pub names: Vec<String>,
 }
 
@@ -259,8 +259,8 @@ impl<F: FnMut(&Path) -> Result<(), nix::errno::Errno>> Loader<F> {
             }
         }
         if self.is_live(name) {
+            // Loaded before this loader ran (an earlier pass): not new.
             crate::debug!("module {name}: already loaded");
-            self.names.push(name.to_owned());
         } else {
             let path = self.paths.modules.join(&rel);
             let start = Instant::now();

@@ -133,7 +133,11 @@ pub fn wait(spec_text: &str, timeout: Duration, loaded: &[String]) -> Result<Fou
             announced = true;
         }
         if last_coldplug.elapsed() >= Duration::from_millis(500) {
-            loaded.extend(crate::modules::coldplug_again());
+            for m in crate::modules::coldplug_again() {
+                if !loaded.contains(&m) {
+                    loaded.push(m);
+                }
+            }
             last_coldplug = Instant::now();
         }
         std::thread::sleep(Duration::from_millis(20));

@@ -1,0 +1,381 @@
+//! Boot tests of kernel modules and of leaving the initramfs: ext4 roots by
+//! path, LABEL= and UUID=, erofs and squashfs roots, an overlay root, a
+//! tmpfs root where pivot_root works, handing PID 1 over to the disk's own
+//! /sbin/init, compressed modules, the microvm preset, and the clear
+//! failures for a missing device or module.
+//!
+//! The disks are made once per run with the real mkfs tools from a
+//! directory holding a static busybox and the scripts of
+//! `tests/fixtures/root/`; their main service (`/check`) prints what the
+//! assertions look for. Boots are serialized (one QEMU at a time).
+
+use mkrootfs::compress::{compress, Compression};
+use mkrootfs::kmod::{self, ModuleCompression};
+use mkrootfs_qemu::{Disk, Machine, Outcome};
+use mkrootfs_tests::{assert_console, boot_with, build_image, kernel_modules};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+
+const APPEND: &str = "quiet mkrootfs.debug_exit=0xf4";
+const EXT4_UUID: &str = "3f1c2b7a-9d4e-4c21-8a6b-5e0f7d9c1a23";
+const EROFS_UUID: &str = "7b2e4d10-1c3a-4f5e-9b8d-2a6c0e4f8d31";
+const CHECK: &str = include_str!("fixtures/root/check.sh");
+const INIT: &str = include_str!("fixtures/root/init.sh");
+const PIVOT: &str = include_str!("fixtures/root/pivot.sh");
+
+/// One guest at a time: the machine has two cores shared by everyone.
+static BOOT: Mutex<()> = Mutex::new(());
+
+fn boot(image: &Path, append: &str, machine: Machine) -> Outcome {
+    let _one = BOOT.lock().unwrap_or_else(|e| e.into_inner());
+    let d = disks();
+    let mut erofs = Disk::raw(&d.erofs);
+    erofs.readonly = true;
+    boot_with(
+        image,
+        &format!("{APPEND} {append}"),
+        &[Disk::raw(&d.ext4), erofs, Disk::raw(&d.squashfs)],
+        machine,
+    )
+}
+
+/// The test disks: vda ext4 (label and UUID), vdb erofs (UUID), vdc squashfs.
+struct Disks {
+    _dir: tempfile::TempDir,
+    ext4: PathBuf,
+    erofs: PathBuf,
+    squashfs: PathBuf,
+}
+
+fn run(cmd: &str, args: &[&str]) {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn disks() -> &'static Disks {
+    static D: OnceLock<Disks> = OnceLock::new();
+    D.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        for d in [
+            "bin", "sbin", "etc", "dev", "proc", "sys", "run", "tmp", "mnt",
+        ] {
+            std::fs::create_dir_all(src.join(d)).unwrap();
+        }
+        std::fs::copy("/bin/busybox", src.join("bin/busybox"))
+            .expect("busybox-static at /bin/busybox");
+        std::os::unix::fs::symlink("busybox", src.join("bin/sh")).unwrap();
+        let script = |rel: &str, text: &str| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::write(src.join(rel), text).unwrap();
+            std::fs::set_permissions(src.join(rel), std::fs::Permissions::from_mode(0o755))
+                .unwrap();
+        };
+        script("check", CHECK);
+        script("sbin/init", INIT);
+        let img = |n: &str| dir.path().join(n);
+        let (s, e4, ero, sq) = (
+            src.to_str().unwrap(),
+            img("ext4.img"),
+            img("erofs.img"),
+            img("sq.img"),
+        );
+        std::fs::write(src.join("etc/disk-id"), "ext4\n").unwrap();
+        run(
+            "mkfs.ext4",
+            &[
+                "-q",
+                "-F",
+                "-d",
+                s,
+                "-L",
+                "mkrootfs-ext4",
+                "-U",
+                EXT4_UUID,
+                e4.to_str().unwrap(),
+                "64M",
+            ],
+        );
+        std::fs::write(src.join("etc/disk-id"), "erofs\n").unwrap();
+        run(
+            "mkfs.erofs",
+            &[
+                "--quiet",
+                &format!("-U{EROFS_UUID}"),
+                ero.to_str().unwrap(),
+                s,
+            ],
+        );
+        std::fs::write(src.join("etc/disk-id"), "squashfs\n").unwrap();
+        run(
+            "mksquashfs",
+            &[s, sq.to_str().unwrap(), "-quiet", "-noappend", "-all-root"],
+        );
+        Disks {
+            _dir: dir,
+            ext4: e4,
+            erofs: ero,
+            squashfs: sq,
+        }
+    })
+}
+
+/// A profile with busybox, the given modules and `[init]` body.
+fn profile(modules: &str, init: &str, files: &str) -> String {
+    format!(
+        r#"
+binaries = ["busybox"]
+[image]
+busybox_links = "/bin/busybox"
+compression = "none"
+{files}
+[modules]
+{modules}
+[init]
+{init}
+[init.shutdown]
+grace_ms = 500
+"#
+    )
+}
+
+fn tree_line() -> String {
+    format!("kernel = \"{}\"", kernel_modules().display())
+}
+
+/// Device mode, the disk's /check as the main service; the command line
+/// picks the device.
+fn device_image() -> &'static PathBuf {
+    static I: OnceLock<PathBuf> = OnceLock::new();
+    I.get_or_init(|| {
+        let modules = format!("{}\nload = [\"virtio_pci\", \"virtio_blk\", \"erofs\", \"squashfs\"]", tree_line());
+        let init = "[init.root]\nmode = \"device\"\ntimeout_ms = 8000\n[[init.services]]\nargv = [\"/check\"]";
+        build_image("root-device", &profile(&modules, init, ""))
+    })
+}
+
+#[track_caller]
+fn assert_ok(out: &Outcome) {
+    assert_eq!(out.exit_code(), 0, "console:\n{}", out.console);
+    assert!(
+        !out.console.contains("Kernel panic"),
+        "console:\n{}",
+        out.console
+    );
+}
+
+#[test]
+fn ext4_root_by_uuid_is_read_write() {
+    let out = boot(
+        device_image(),
+        &format!("root=UUID={}", EXT4_UUID.to_uppercase()),
+        Machine::Pc,
+    );
+    assert_console(&out, "DISK ext4\n");
+    assert_console(&out, "MOUNT /dev/vda / ext4 rw");
+    assert_console(&out, "WRITE-OK\n");
+    assert_console(&out, "module virtio_blk loaded in");
+    assert_ok(&out);
+}
+
+#[test]
+fn ext4_root_by_label() {
+    let out = boot(device_image(), "root=LABEL=mkrootfs-ext4", Machine::Pc);
+    assert_console(&out, "DISK ext4\n");
+    assert_console(&out, "MOUNT /dev/vda / ext4 rw");
+    assert_ok(&out);
+}
+
+#[test]
+fn erofs_root_by_path_is_read_only() {
+    let out = boot(device_image(), "root=/dev/vdb", Machine::Pc);
+    assert_console(&out, "DISK erofs\n");
+    assert_console(&out, "MOUNT /dev/vdb / erofs ro");
+    assert_console(&out, "WRITE-FAILED\n");
+    assert_ok(&out);
+}
+
+#[test]
+fn squashfs_root_by_path() {
+    let out = boot(device_image(), "root=/dev/vdc", Machine::Pc);
+    assert_console(&out, "DISK squashfs\n");
+    assert_console(&out, "MOUNT /dev/vdc / squashfs ro");
+    assert_ok(&out);
+}
+
+#[test]
+fn missing_root_device_names_it_the_devices_and_the_modules() {
+    let out = boot(
+        device_image(),
+        "root=LABEL=nosuch mkrootfs.rootwait=1500",
+        Machine::Pc,
+    );
+    let fatal = out
+        .fatal_line()
+        .unwrap_or_else(|| panic!("no FATAL line; console:\n{}", out.console));
+    assert!(
+        fatal.starts_with(
+            "mkrootfs-init: FATAL root: wait for root device LABEL=nosuch: not found after 1"
+        ),
+        "{fatal}"
+    );
+    assert!(
+        fatal.contains(&format!(
+            "; block devices: vda (ext4 LABEL=mkrootfs-ext4 UUID={EXT4_UUID}), vdb (erofs UUID={EROFS_UUID}), vdc (squashfs); modules loaded: "
+        )),
+        "{fatal}"
+    );
+    assert!(fatal.contains("virtio_blk"), "{fatal}");
+    assert_eq!(out.exit_code(), 1, "console:\n{}", out.console);
+}
+
+#[test]
+fn missing_disk_module_ends_with_a_clear_message() {
+    let modules = format!("{}\nload = [\"virtio_pci\"]", tree_line());
+    let init = "[init.root]\nmode = \"device\"\ndevice = \"/dev/vda\"\ntimeout_ms = 1500\n[[init.services]]\nargv = [\"/check\"]";
+    let img = build_image("root-no-blk", &profile(&modules, init, ""));
+    let out = boot(&img, "", Machine::Pc);
+    let fatal = out
+        .fatal_line()
+        .unwrap_or_else(|| panic!("no FATAL line; console:\n{}", out.console));
+    assert!(
+        fatal.starts_with(
+            "mkrootfs-init: FATAL root: wait for root device /dev/vda: not found after 1"
+        ),
+        "{fatal}"
+    );
+    assert!(fatal.ends_with("; block devices: none; modules loaded: virtio, virtio_pci_legacy_dev, virtio_pci_modern_dev, virtio_ring, virtio_pci"), "{fatal}");
+    assert_eq!(out.exit_code(), 1, "console:\n{}", out.console);
+}
+
+#[test]
+fn overlay_root_writes_to_tmpfs_and_leaves_the_image_alone() {
+    let before = std::fs::read(&disks().erofs).unwrap();
+    let modules = format!(
+        "{}\nload = [\"virtio_pci\", \"virtio_blk\", \"erofs\", \"overlay\"]",
+        tree_line()
+    );
+    let init = "[init.root]\nmode = \"overlay\"\ndevice = \"/dev/vdb\"\n[[init.services]]\nargv = [\"/check\"]";
+    let img = build_image("root-overlay", &profile(&modules, init, ""));
+    let out = boot(&img, "", Machine::Pc);
+    assert_console(&out, "DISK erofs\n");
+    assert_console(&out, "MOUNT overlay / overlay rw,relatime,lowerdir=/run/mkrootfs/lower,upperdir=/run/mkrootfs/rw/upper,workdir=/run/mkrootfs/rw/work");
+    assert_console(&out, "WRITE-OK\nLOWER-CLEAN\nUPPER-HAS-IT\n");
+    assert_ok(&out);
+    assert!(
+        std::fs::read(&disks().erofs).unwrap() == before,
+        "the lower image changed"
+    );
+}
+
+#[test]
+fn tmpfs_root_allows_pivot_root() {
+    let files =
+        format!("[[files]]\ndest = \"/pivot.sh\"\nmode = \"0755\"\ncontent = '''\n{PIVOT}'''\n");
+    let init = "[init.root]\nmode = \"tmpfs\"\n[[init.services]]\nargv = [\"/pivot.sh\"]";
+    let img = build_image("root-tmpfs", &profile("", init, &files));
+    let out = boot(&img, "", Machine::Pc);
+    assert_console(&out, "MOUNT tmpfs / tmpfs rw");
+    assert_console(&out, "PIVOT-OK /old/pivot.sh\n");
+    assert_ok(&out);
+}
+
+#[test]
+fn exec_hands_pid_1_to_the_disks_init() {
+    let modules = format!("{}\nload = [\"virtio_pci\", \"virtio_blk\"]", tree_line());
+    let init =
+        "[init.root]\nmode = \"device\"\ndevice = \"LABEL=mkrootfs-ext4\"\nexec = \"/sbin/init\"";
+    let img = build_image("root-exec", &profile(&modules, init, ""));
+    let out = boot(&img, "", Machine::Pc);
+    assert_console(&out, "EXEC-INIT pid=1 disk=ext4\n");
+    assert!(
+        out.result.is_none(),
+        "the disk's init ran, not the services; console:\n{}",
+        out.console
+    );
+    assert!(
+        !out.console.contains("Kernel panic"),
+        "console:\n{}",
+        out.console
+    );
+}
+
+/// A copy of the modules the disk needs, alternately xz- and
+/// zstd-compressed, with an index naming the compressed files.
+fn compressed_tree() -> PathBuf {
+    let src = kernel_modules();
+    let kver = src.file_name().unwrap().to_owned();
+    let dst = mkrootfs_tests::work_dir()
+        .join("compressed-modules/lib/modules")
+        .join(&kver);
+    let _ = std::fs::remove_dir_all(&dst);
+    let c = kmod::resolve(&src, &["virtio_pci".into(), "virtio_blk".into()]).unwrap();
+    for (i, m) in c.modules.iter().enumerate() {
+        let (ext, how) = if i % 2 == 0 {
+            (".xz", Compression::Xz)
+        } else {
+            (".zst", Compression::Zstd)
+        };
+        let data = std::fs::read(src.join(&m.rel_path)).unwrap();
+        let out = dst.join(format!("{}{ext}", m.rel_path));
+        std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+        std::fs::write(out, compress(&data, how, None).unwrap()).unwrap();
+    }
+    std::fs::copy(src.join("modules.builtin"), dst.join("modules.builtin")).unwrap();
+    // With no modules.dep yet, the builder reads each compressed module's
+    // .modinfo; keeping the files as they are gives the index to write.
+    let c = kmod::resolve(&dst, &["virtio_pci".into(), "virtio_blk".into()]).unwrap();
+    for f in kmod::image_files(&c, ModuleCompression::Keep).unwrap() {
+        for name in ["modules.dep", "modules.alias", "modules.softdep"] {
+            if f.path.ends_with(&format!("/{name}")) {
+                std::fs::write(dst.join(name), &f.data).unwrap();
+            }
+        }
+    }
+    let dep = std::fs::read_to_string(dst.join("modules.dep")).unwrap();
+    assert!(
+        dep.starts_with(
+            "kernel/drivers/block/virtio_blk.ko.zst: kernel/drivers/virtio/virtio.ko.xz kernel/drivers/virtio/virtio_ring.ko.zst\n"
+        ),
+        "{dep}"
+    );
+    dst
+}
+
+#[test]
+fn compressed_modules_xz_and_zstd_boot_a_read_only_ext4_root() {
+    let tree = compressed_tree();
+    let modules = format!(
+        "kernel = \"{}\"\nload = [\"virtio_pci\", \"virtio_blk\"]\ncompressed = \"decompress\"",
+        tree.display()
+    );
+    let init = "[init.root]\nmode = \"device\"\n[[init.services]]\nargv = [\"/check\"]";
+    let img = build_image("root-compressed", &profile(&modules, init, ""));
+    let out = boot(&img, "root=/dev/vda ro", Machine::Pc);
+    assert_console(&out, "module virtio_pci loaded in");
+    assert_console(&out, "MOUNT /dev/vda / ext4 ro");
+    assert_console(&out, "WRITE-FAILED\n");
+    assert_ok(&out);
+}
+
+#[test]
+fn microvm_preset_boots_a_disk_root_on_microvm() {
+    let modules = format!("{}\npreset = \"microvm\"", tree_line());
+    let init = "[init.root]\nmode = \"device\"\ndevice = \"UUID=".to_owned()
+        + EXT4_UUID
+        + "\"\n[[init.services]]\nargv = [\"/check\"]";
+    let img = build_image("root-microvm", &profile(&modules, &init, ""));
+    let out = boot(&img, "", Machine::Microvm);
+    assert_console(&out, "module virtio_mmio loaded in");
+    assert_console(&out, "DISK ext4\n");
+    assert_console(&out, "MOUNT /dev/vda / ext4 rw");
+    assert_ok(&out);
+}
