@@ -12,7 +12,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use std::fmt::Display;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,8 @@ static GRACE_MS: AtomicU64 = AtomicU64::new(3000);
 static DEBUG_EXIT: AtomicU32 = AtomicU32::new(0);
 static SHELL: OnceLock<String> = OnceLock::new();
 static RESULT_PRINTED: AtomicBool = AtomicBool::new(false);
+/// The code of the RESULT line once printed (for a failure after it).
+static RESULT_CODE: AtomicI32 = AtomicI32::new(1);
 static FINISHING: AtomicBool = AtomicBool::new(false);
 
 /// Records the shutdown settings (after the command-line overrides).
@@ -163,18 +165,29 @@ pub fn finish(
     if pid1 {
         stop_all(GRACE_MS.load(Ordering::Relaxed), on_reaped);
     }
-    if !RESULT_PRINTED.swap(true, Ordering::Relaxed) {
-        crate::log::write_raw(&result_line(status, boot_ms, service_ms));
-    }
+    report(status, boot_ms, service_ms);
     if !pid1 {
         std::process::exit(status.code());
     }
     nix::unistd::sync();
     unmount_all();
+    signal_host_and_power_off()
+}
+
+/// Prints the RESULT line, once.
+fn report(status: Status, boot_ms: u64, service_ms: u64) {
+    if !RESULT_PRINTED.swap(true, Ordering::Relaxed) {
+        RESULT_CODE.store(status.code(), Ordering::Relaxed);
+        crate::log::write_raw(&result_line(status, boot_ms, service_ms));
+    }
+}
+
+/// Writes the reported code to isa-debug-exit (if enabled), then powers off.
+fn signal_host_and_power_off() -> ! {
     let port = DEBUG_EXIT.load(Ordering::Relaxed);
     if port != 0 {
         // Only the low 8 bits survive QEMU's exit status anyway.
-        let value = (status.code() & 0xff) as u32;
+        let value = (RESULT_CODE.load(Ordering::Relaxed) & 0xff) as u32;
         if let Err(e) = crate::sys::debug_exit((port - 1) as u16, value) {
             crate::warn!("isa-debug-exit at {:#x}: {e}", port - 1);
         }
@@ -204,8 +217,17 @@ pub fn fatal(step: &str, what: &dyn Display) -> ! {
     // Without a timestamp: the documented, greppable format.
     crate::log::write_raw(&format!("{} FATAL {step}: {what}", crate::log::PREFIX));
     if FINISHING.swap(true, Ordering::Relaxed) {
-        // A failure while already shutting down: just power off.
-        power_off();
+        // A failure while already shutting down: report (unless done) and
+        // power off without another round of stopping and unmounting.
+        report(
+            Status::Exited(1),
+            crate::log::since_boot().as_millis() as u64,
+            0,
+        );
+        if std::process::id() != 1 {
+            std::process::exit(1);
+        }
+        signal_host_and_power_off();
     }
     if std::process::id() == 1 {
         if let Some(shell) = SHELL.get() {
