@@ -85,7 +85,7 @@ pub fn run(cfg: &VmConfig) -> Result<Outcome, QemuError> {
     let stderr = String::from_utf8_lossy(&join(errors)?).into_owned();
     let console = String::from_utf8_lossy(&raw).replace("\r\n", "\n");
     if let Some(status) = qemu_status {
-        if !status.success() && console.is_empty() {
+        if console.is_empty() && qemu_failed(status.code()) {
             return Err(QemuError::QemuFailed {
                 status,
                 stderr: stderr.trim().to_string(),
@@ -100,6 +100,18 @@ pub fn run(cfg: &VmConfig) -> Result<Outcome, QemuError> {
         timed_out,
         elapsed: start.elapsed(),
     })
+}
+
+/// Whether a QEMU that printed no console output failed by itself: QEMU's errors exit 1
+/// (or it died of a signal), while a silent guest can only end with 0 (power-off) or an
+/// odd status above 1 (isa-debug-exit). Debug-exit code 0 also gives 1, but an init that
+/// reports without printing its RESULT line first does not follow the protocol.
+fn qemu_failed(code: Option<i32>) -> bool {
+    match code {
+        Some(0) => false,
+        Some(c) => !(c > 1 && c % 2 == 1),
+        None => true,
+    }
 }
 
 /// Kills and reaps QEMU unless it has already been reaped.
@@ -205,6 +217,16 @@ fn acquire_slot_in(dir: &Path, count: usize) -> Result<FileLock, QemuError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn silent_exits_that_are_qemu_failures() {
+        assert!(qemu_failed(Some(1)));
+        assert!(qemu_failed(Some(2)));
+        assert!(qemu_failed(None));
+        assert!(!qemu_failed(Some(0)));
+        assert!(!qemu_failed(Some(3)));
+        assert!(!qemu_failed(Some(511)));
+    }
 
     #[test]
     fn third_guest_waits_for_one_of_two_slots() {
