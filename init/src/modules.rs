@@ -12,9 +12,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// The modules loaded at boot (including those already loaded).
+/// The modules loaded at boot.
 pub struct Loaded {
     pub names: Vec<String>,
+    /// Coldplug is enabled: the root-device wait may run it again.
+    pub coldplug: bool,
 }
 
 /// Coldplug repeats its walk while a pass loads something (a bus driver
@@ -36,7 +38,10 @@ pub fn load(cfg: &mkrootfs_config::InitConfig) -> Loaded {
                     cfg.modules.len()
                 );
             }
-            return Loaded { names: Vec::new() };
+            return Loaded {
+                names: Vec::new(),
+                coldplug: cfg.coldplug,
+            };
         }
     };
     for name in &cfg.modules {
@@ -47,6 +52,7 @@ pub fn load(cfg: &mkrootfs_config::InitConfig) -> Loaded {
     }
     Loaded {
         names: loader.names,
+        coldplug: cfg.coldplug,
     }
 }
 

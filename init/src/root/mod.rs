@@ -192,7 +192,7 @@ fn root_device(
         .device
         .as_deref()
         .ok_or(RootError::NoDevice(root.mode))?;
-    let found = wait::wait(spec, Duration::from_millis(root.timeout_ms), &loaded.names)?;
+    let found = wait::wait(spec, Duration::from_millis(root.timeout_ms), loaded)?;
     let dev = found.path.display().to_string();
     let fstype = match (&root.fstype, &found.probed) {
         (Some(t), _) => t.clone(),

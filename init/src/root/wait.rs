@@ -101,12 +101,17 @@ pub fn find(spec: &Spec, dirs: &Dirs<'_>) -> Option<Found> {
 
 /// Polls every 20 ms until the device appears or `timeout` passes,
 /// re-running coldplug every half second. `loaded` is the module list for
-/// the timeout message.
-pub fn wait(spec_text: &str, timeout: Duration, loaded: &[String]) -> Result<Found, RootError> {
+/// the timeout message; coldplug is re-run only when enabled.
+pub fn wait(
+    spec_text: &str,
+    timeout: Duration,
+    loaded: &crate::modules::Loaded,
+) -> Result<Found, RootError> {
     let spec = Spec::parse(spec_text)?;
     let start = Instant::now();
     let mut last_coldplug = start;
-    let mut loaded = loaded.to_vec();
+    let coldplug = loaded.coldplug;
+    let mut loaded = loaded.names.clone();
     let mut announced = false;
     loop {
         if let Some(f) = find(&spec, &system()) {
@@ -132,7 +137,7 @@ pub fn wait(spec_text: &str, timeout: Duration, loaded: &[String]) -> Result<Fou
             );
             announced = true;
         }
-        if last_coldplug.elapsed() >= Duration::from_millis(500) {
+        if coldplug && last_coldplug.elapsed() >= Duration::from_millis(500) {
             for m in crate::modules::coldplug_again() {
                 if !loaded.contains(&m) {
                     loaded.push(m);
