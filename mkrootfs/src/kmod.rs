@@ -137,7 +137,7 @@ pub fn resolve(tree: &Path, names: &[String]) -> Result<ModuleClosure, KmodError
         ix: &ix,
         tree,
         order: Vec::new(),
-        seen: BTreeMap::new(),
+        seen: BTreeSet::new(),
     };
     let mut builtin = Vec::new();
     for raw in names {
@@ -234,12 +234,12 @@ struct Walk<'a> {
     ix: &'a Index,
     tree: &'a Path,
     order: Vec<(String, String)>,
-    seen: BTreeMap<String, ()>,
+    seen: BTreeSet<String>,
 }
 
 impl Walk<'_> {
     fn visit(&mut self, name: &str, why: &str) -> Result<(), KmodError> {
-        if self.seen.insert(name.to_owned(), ()).is_some() {
+        if !self.seen.insert(name.to_owned()) {
             return Ok(());
         }
         let ix = self.ix;

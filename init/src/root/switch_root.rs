@@ -147,9 +147,15 @@ fn holds_mount(dir: &Path, dev: u64) -> bool {
 /// where the kernel refuses it on the initial rootfs, MS_MOVE + chroot.
 pub fn switch(newroot: &Path) -> Result<(), RootError> {
     chdir(newroot).map_err(step("chdir", newroot))?;
-    let root_dev = lstat("/").map_err(step("stat", Path::new("/")))?.st_dev;
-    let (deleted, failed) = delete_contents(Path::new("/"), root_dev);
-    crate::debug!("initramfs freed: {deleted} entries deleted, {failed} could not be");
+    // Like busybox switch_root, only ever delete a RAM-backed root: an init
+    // started on a disk root must not wipe it.
+    if root_is_ram() {
+        let root_dev = lstat("/").map_err(step("stat", Path::new("/")))?.st_dev;
+        let (deleted, failed) = delete_contents(Path::new("/"), root_dev);
+        crate::debug!("initramfs freed: {deleted} entries deleted, {failed} could not be");
+    } else {
+        crate::warn!("/ is not a ramfs or tmpfs: its files are left in place");
+    }
     // pivot_root(".", "."): the old root ends up stacked on the new one and
     // is detached right away (pivot_root(2), "NOTES").
     match pivot_root(".", ".") {
@@ -166,6 +172,16 @@ pub fn switch(newroot: &Path) -> Result<(), RootError> {
         Err(e) => return Err(step("pivot_root", newroot)(e)),
     }
     chdir("/").map_err(step("chdir", Path::new("/")))
+}
+
+/// Whether `/` is ramfs or tmpfs (the initramfs is one of them).
+fn root_is_ram() -> bool {
+    // RAMFS_MAGIC (linux/magic.h); nix names only the tmpfs one.
+    const RAMFS_MAGIC: libc::c_long = 0x8584_58f6;
+    nix::sys::statfs::statfs("/").is_ok_and(|s| {
+        let t = s.filesystem_type();
+        t == nix::sys::statfs::TMPFS_MAGIC || t.0 as libc::c_long == RAMFS_MAGIC
+    })
 }
 
 /// Copies the tree at `src` (one file system: other mounts become empty
