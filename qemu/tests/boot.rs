@@ -234,7 +234,11 @@ fn hanging_guest_times_out_and_qemu_is_killed() {
     cfg.append = marker.clone();
     let _one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
     let out = mkrootfs_qemu::run(&cfg).unwrap();
-    assert!(out.timed_out);
+    assert!(
+        out.timed_out,
+        "status {:?} after {:?}; stderr: {}; console:\n{}",
+        out.qemu_status, out.elapsed, out.stderr, out.console
+    );
     assert_eq!(out.qemu_status, None);
     assert_eq!(out.exit_code(), 1);
     assert!(out.elapsed >= Duration::from_secs(20), "{:?}", out.elapsed);
