@@ -288,6 +288,19 @@ fn tmpfs_root_allows_pivot_root() {
     assert_ok(&out);
 }
 
+/// The control for the test above: the same script on the initramfs
+/// itself, where the kernel refuses pivot_root (EINVAL before Linux 7.0).
+#[test]
+fn pivot_root_fails_on_the_initramfs_itself() {
+    let files =
+        format!("[[files]]\ndest = \"/pivot.sh\"\nmode = \"0755\"\ncontent = '''\n{PIVOT}'''\n");
+    let init = "[[init.services]]\nargv = [\"/pivot.sh\"]";
+    let img = build_image("root-initramfs-pivot", &profile("", init, &files));
+    let out = boot(&img, "", Machine::Pc);
+    // busybox prints "pivot_root: (null): Invalid argument".
+    assert_console(&out, ": Invalid argument\nPIVOT-FAILED status=1\n");
+}
+
 #[test]
 fn exec_hands_pid_1_to_the_disks_init() {
     let modules = format!("{}\nload = [\"virtio_pci\", \"virtio_blk\"]", tree_line());
