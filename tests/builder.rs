@@ -16,7 +16,10 @@ fn repo() -> PathBuf {
 fn entries_of(image: &Path) -> Vec<(String, u32, Vec<u8>)> {
     let bytes = std::fs::read(image).unwrap();
     let segs = cpio::read_archive(&bytes, &Limits::default()).unwrap();
-    segs.into_iter().flat_map(|s| s.entries).map(|e| (e.name, e.mode, e.data)).collect()
+    segs.into_iter()
+        .flat_map(|s| s.entries)
+        .map(|e| (e.name, e.mode, e.data))
+        .collect()
 }
 
 const TINY: &str = r##"
@@ -51,10 +54,18 @@ fn golden_bytes_of_tiny_profile() {
     std::fs::create_dir_all(sysroot.join("usr/bin")).unwrap();
     std::os::unix::fs::symlink("usr/bin", sysroot.join("bin")).unwrap();
     let path = dir.path().join("tiny.toml");
-    std::fs::write(&path, TINY.replace("[image]", "[image]\nsysroot = \"sysroot\"")).unwrap();
+    std::fs::write(
+        &path,
+        TINY.replace("[image]", "[image]\nsysroot = \"sysroot\""),
+    )
+    .unwrap();
     let p = profile::load_path(&path).unwrap();
     let out = dir.path().join("tiny.cpio");
-    let opts = BuildOptions { output: Some(out.clone()), mtime: Some(1_700_000_000), ..Default::default() };
+    let opts = BuildOptions {
+        output: Some(out.clone()),
+        mtime: Some(1_700_000_000),
+        ..Default::default()
+    };
     build::build(&p, &opts).unwrap();
     let got = std::fs::read(&out).unwrap();
     let fixture = repo().join("tests/fixtures/tiny.cpio");
@@ -64,12 +75,30 @@ fn golden_bytes_of_tiny_profile() {
     let want = std::fs::read(&fixture).expect("tests/fixtures/tiny.cpio");
     assert_eq!(got, want, "archive bytes changed");
     // And GNU cpio reads it the way we meant it.
-    let listing = Command::new("cpio").args(["-itv", "--quiet", "-F"]).arg(&out).output().unwrap();
+    let listing = Command::new("cpio")
+        .args(["-itv", "--quiet", "-F"])
+        .arg(&out)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&listing.stdout);
-    assert!(text.contains("crw-------   1 root     root       4,  64 Nov 14  2023 dev/ttyS0"), "{text}");
-    assert!(text.contains("lrwxrwxrwx   1 root     root            7 Nov 14  2023 bin -> usr/bin"), "{text}");
-    assert!(text.contains("lrwxrwxrwx   1 root     root            7 Nov 14  2023 usr/bin/sh -> busybox"), "{text}");
-    assert!(text.contains("-rwxr-xr-x   1 root     root           20 Nov 14  2023 init"), "{text}");
+    assert!(
+        text.contains("crw-------   1 root     root       4,  64 Nov 14  2023 dev/ttyS0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("lrwxrwxrwx   1 root     root            7 Nov 14  2023 bin -> usr/bin"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "lrwxrwxrwx   1 root     root            7 Nov 14  2023 usr/bin/sh -> busybox"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("-rwxr-xr-x   1 root     root           20 Nov 14  2023 init"),
+        "{text}"
+    );
 }
 
 fn build_twice(name: &str, toml: &str, tweak: impl Fn(&Path)) -> (Vec<u8>, Vec<u8>) {
@@ -128,13 +157,27 @@ fn failed_build_leaves_existing_image_untouched() {
     let out = dir.path().join("img.cpio");
     std::fs::write(&out, b"previous image").unwrap();
     let path = dir.path().join("bad.toml");
-    std::fs::write(&path, "binaries = [\"no-such-program-xyz\"]\n[init]\n[[init.services]]\nargv=[\"/x\"]\n").unwrap();
+    std::fs::write(
+        &path,
+        "binaries = [\"no-such-program-xyz\"]\n[init]\n[[init.services]]\nargv=[\"/x\"]\n",
+    )
+    .unwrap();
     let p = profile::load_path(&path).unwrap();
-    let opts = BuildOptions { output: Some(out.clone()), ..Default::default() };
+    let opts = BuildOptions {
+        output: Some(out.clone()),
+        ..Default::default()
+    };
     let err = build::build(&p, &opts).unwrap_err();
-    assert!(err.to_string().starts_with("binary \"no-such-program-xyz\" (from profile bad) not found in PATH "), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("binary \"no-such-program-xyz\" (from profile bad) not found in PATH "),
+        "{err}"
+    );
     assert_eq!(std::fs::read(&out).unwrap(), b"previous image");
-    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(left.len(), 2, "temporary files left behind: {left:?}");
 }
 
@@ -147,14 +190,26 @@ fn build_err(name: &str, toml: &str) -> String {
 
 #[test]
 fn unreadable_file_names_path_and_entry() {
-    let e = build_err("err-unreadable", "[image]\ninit=\"/init\"\n[[files]]\ndest=\"/init\"\nsrc=\"/nonexistent/file\"\n");
-    assert_eq!(e, "read /nonexistent/file (for files entry /init): No such file or directory (os error 2)");
+    let e = build_err(
+        "err-unreadable",
+        "[image]\ninit=\"/init\"\n[[files]]\ndest=\"/init\"\nsrc=\"/nonexistent/file\"\n",
+    );
+    assert_eq!(
+        e,
+        "read /nonexistent/file (for files entry /init): No such file or directory (os error 2)"
+    );
 }
 
 #[test]
 fn non_elf_library_is_a_one_line_error() {
-    let e = build_err("err-nonelf", "libraries = [\"/etc/passwd\"]\n[init]\n[[init.services]]\nargv=[\"/x\"]\n");
-    assert!(e.contains("/etc/passwd") && e.to_lowercase().contains("not an elf"), "{e}");
+    let e = build_err(
+        "err-nonelf",
+        "libraries = [\"/etc/passwd\"]\n[init]\n[[init.services]]\nargv=[\"/x\"]\n",
+    );
+    assert!(
+        e.contains("/etc/passwd") && e.to_lowercase().contains("not an elf"),
+        "{e}"
+    );
     assert!(!e.contains('\n'), "{e}");
 }
 
@@ -177,37 +232,67 @@ fn wrong_architecture_binary_is_named() {
     let src = dir.join("hello.c");
     std::fs::write(&src, "int main(void){return 0;}\n").unwrap();
     let exe = dir.join("hello32");
-    let ok = Command::new("gcc").args(["-m32", "-o"]).arg(&exe).arg(&src).status().map(|s| s.success()).unwrap_or(false);
+    let ok = Command::new("gcc")
+        .args(["-m32", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
     if !ok {
-        assert!(std::env::var_os("CI").is_none(), "gcc -m32 must work in CI (gcc-multilib)");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "gcc -m32 must work in CI (gcc-multilib)"
+        );
         eprintln!("skipping: gcc -m32 unavailable");
         return;
     }
     let e = build_err(
         "err-arch",
-        &format!("binaries = [\"/usr/bin/bash\", \"{}\"]\n[init]\n[[init.services]]\nargv=[\"/x\"]\n", exe.display()),
+        &format!(
+            "binaries = [\"/usr/bin/bash\", \"{}\"]\n[init]\n[[init.services]]\nargv=[\"/x\"]\n",
+            exe.display()
+        ),
     );
     assert!(e.contains("hello32") && e.contains("ELF32"), "{e}");
 }
 
 #[test]
 fn dynamic_profile_carries_the_loader_and_libc_with_their_symlinks() {
-    let image = build_image("dynamic-contents", &std::fs::read_to_string(repo().join("profiles/dynamic.toml")).unwrap());
+    let image = build_image(
+        "dynamic-contents",
+        &std::fs::read_to_string(repo().join("profiles/dynamic.toml")).unwrap(),
+    );
     let entries = entries_of(&image);
     let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
-    for want in ["init", "etc/mkrootfs/init.json", "dev/console", "usr/bin/bash", "usr/lib64/ld-linux-x86-64.so.2"] {
+    for want in [
+        "init",
+        "etc/mkrootfs/init.json",
+        "dev/console",
+        "usr/bin/bash",
+        "usr/lib64/ld-linux-x86-64.so.2",
+    ] {
         assert!(names.contains(&want), "{want} missing from {names:?}");
     }
     // merged /usr: /lib is a symlink, libc lives under usr/lib.
     let lib = entries.iter().find(|e| e.0 == "lib").unwrap();
-    assert_eq!((lib.1 & 0o170000, lib.2.as_slice()), (0o120000, &b"usr/lib"[..]));
+    assert_eq!(
+        (lib.1 & 0o170000, lib.2.as_slice()),
+        (0o120000, &b"usr/lib"[..])
+    );
     assert!(names.contains(&"usr/lib/x86_64-linux-gnu/libc.so.6"));
     // The interpreter keeps its host path (PT_INTERP /lib64/ld-linux-x86-64.so.2)
     // through the /lib64 -> usr/lib64 symlink and the link to the real file.
     let lib64 = entries.iter().find(|e| e.0 == "lib64").unwrap();
     assert_eq!(lib64.2.as_slice(), b"usr/lib64");
-    let ld = entries.iter().find(|e| e.0 == "usr/lib64/ld-linux-x86-64.so.2").unwrap();
-    assert_eq!(ld.2.as_slice(), b"/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2");
+    let ld = entries
+        .iter()
+        .find(|e| e.0 == "usr/lib64/ld-linux-x86-64.so.2")
+        .unwrap();
+    assert_eq!(
+        ld.2.as_slice(),
+        b"/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
+    );
 }
 
 /// Every compression boots: the kernel unpacks it and the busybox /init runs.
@@ -215,18 +300,28 @@ fn dynamic_profile_carries_the_loader_and_libc_with_their_symlinks() {
 fn busybox_profile_boots_in_every_compression() {
     let base = std::fs::read_to_string(repo().join("profiles/busybox.toml")).unwrap();
     for comp in ["none", "gzip", "xz", "zstd"] {
-        let toml = base.replace("compression = \"zstd\"", &format!("compression = \"{comp}\""));
+        let toml = base.replace(
+            "compression = \"zstd\"",
+            &format!("compression = \"{comp}\""),
+        );
         let image = build_image(&format!("busybox-{comp}"), &toml);
         let out = boot(&image, "");
         assert_console(&out, "busybox rescue image: kernel 6.1.0");
         assert_eq!(out.exit_code(), 0, "{comp}: console:\n{}", out.console);
-        assert!(!out.console.contains("Kernel panic"), "{comp}: {}", out.console);
+        assert!(
+            !out.console.contains("Kernel panic"),
+            "{comp}: {}",
+            out.console
+        );
     }
 }
 
 #[test]
 fn dynamic_profile_boots_and_runs_bash() {
-    let image = build_image("dynamic", &std::fs::read_to_string(repo().join("profiles/dynamic.toml")).unwrap());
+    let image = build_image(
+        "dynamic",
+        &std::fs::read_to_string(repo().join("profiles/dynamic.toml")).unwrap(),
+    );
     let out = boot(&image, "");
     assert_console(&out, "bash 5.");
     assert_console(&out, " on 6.1.0-");
@@ -254,11 +349,41 @@ fn mkrootfs_run_exits_with_the_service_status() {
     };
     let hello = run(&repo().join("profiles/hello.toml"), "run-hello.cpio.zst");
     let text = String::from_utf8_lossy(&hello.stdout);
-    assert!(text.contains("Hello from mkrootfs!"), "stdout:\n{text}\nstderr:\n{}", String::from_utf8_lossy(&hello.stderr));
+    assert!(
+        text.contains("Hello from mkrootfs!"),
+        "stdout:\n{text}\nstderr:\n{}",
+        String::from_utf8_lossy(&hello.stderr)
+    );
     assert_eq!(hello.status.code(), Some(0));
 
     let three = work_dir().join("exit3.toml");
     std::fs::write(&three, "extends = \"dynamic\"\n[init]\n[[init.services]]\nargv = [\"/bin/bash\", \"-c\", \"exit 3\"]\n").unwrap();
     let out = run(&three, "run-exit3.cpio.gz");
-    assert_eq!(out.status.code(), Some(3), "stdout:\n{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "stdout:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// The microVM example boots on QEMU's `microvm` machine: the preset's
+/// drivers are coldplugged from virtio-mmio devices and `/` is a tmpfs.
+#[test]
+fn microvm_profile_boots_on_microvm_machine() {
+    let toml = std::fs::read_to_string(repo().join("profiles/microvm.toml"))
+        .unwrap()
+        .replace(
+            "kernel = \"auto\"",
+            &format!(
+                "kernel = \"{}\"",
+                mkrootfs_tests::kernel_modules().display()
+            ),
+        );
+    let image = build_image("microvm-example", &toml);
+    let out = mkrootfs_tests::boot_with(&image, "", &[], mkrootfs_qemu::Machine::Microvm);
+    assert_console(&out, "tmpfs / tmpfs rw");
+    assert_console(&out, "virtio drivers: ");
+    assert_console(&out, "virtio_blk");
+    assert_eq!(out.exit_code(), 0, "console:\n{}", out.console);
 }

@@ -184,6 +184,12 @@ fn report(status: Status, boot_ms: u64, service_ms: u64) {
 
 /// Writes the reported code to isa-debug-exit (if enabled), then powers off.
 fn signal_host_and_power_off() -> ! {
+    // write(2) on a tty returns once the bytes are in the tty buffer; the
+    // UART sends them later. isa-debug-exit ends QEMU at once, so wait for
+    // the console to drain or the RESULT line may never reach the host.
+    // (Not a tty, e.g. in host tests: ENOTTY, nothing to wait for.)
+    let _ = nix::sys::termios::tcdrain(std::io::stdout());
+    let _ = nix::sys::termios::tcdrain(std::io::stderr());
     let port = DEBUG_EXIT.load(Ordering::Relaxed);
     if port != 0 {
         // Only the low 8 bits survive QEMU's exit status anyway.

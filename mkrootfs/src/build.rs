@@ -27,7 +27,11 @@ pub enum BuildError {
     #[error(transparent)]
     Kmod(#[from] KmodError),
     #[error("binary {name:?} (from profile {profile}) not found in {searched}")]
-    BinaryNotFound { name: String, profile: String, searched: String },
+    BinaryNotFound {
+        name: String,
+        profile: String,
+        searched: String,
+    },
     #[error("the mkrootfs init binary was not found (looked at {searched}); build it with `make init` or set MKROOTFS_INIT")]
     NoInit { searched: String },
     #[error("{0} has a PT_INTERP: the init must be a static executable")]
@@ -129,10 +133,18 @@ pub fn build(profile: &Profile, opts: &BuildOptions) -> Result<BuildReport, Buil
         path: profile.path.clone(),
         source,
     })?;
-    let path = opts.output.clone().unwrap_or_else(|| default_output(profile, assembled.compression));
-    let data = compress::compress(&archive, assembled.compression, assembled.level).map_err(|source| {
-        BuildError::Write { op: "compress", path: path.clone(), source }
-    })?;
+    let path = opts
+        .output
+        .clone()
+        .unwrap_or_else(|| default_output(profile, assembled.compression));
+    let data =
+        compress::compress(&archive, assembled.compression, assembled.level).map_err(|source| {
+            BuildError::Write {
+                op: "compress",
+                path: path.clone(),
+                source,
+            }
+        })?;
     write_atomically(&path, &data)?;
     Ok(BuildReport {
         path,
@@ -171,27 +183,50 @@ pub fn write_atomically(path: &Path, data: &[u8]) -> Result<(), BuildError> {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    fs::create_dir_all(&dir).map_err(|source| BuildError::Write { op: "create directory", path: dir.clone(), source })?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    fs::create_dir_all(&dir).map_err(|source| BuildError::Write {
+        op: "create directory",
+        path: dir.clone(),
+        source,
+    })?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
     let result = (|| {
-        let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
         f.write_all(data)?;
         f.sync_all()
     })();
     if let Err(source) = result {
         let _ = fs::remove_file(&tmp);
-        return Err(BuildError::Write { op: "write", path: tmp, source });
+        return Err(BuildError::Write {
+            op: "write",
+            path: tmp,
+            source,
+        });
     }
     fs::rename(&tmp, path).map_err(|source| {
         let _ = fs::remove_file(&tmp);
-        BuildError::Write { op: "rename into place", path: path.to_path_buf(), source }
+        BuildError::Write {
+            op: "rename into place",
+            path: path.to_path_buf(),
+            source,
+        }
     })
 }
 
 /// Assembles the tree of `profile` without archiving it.
 pub fn assemble(profile: &Profile, opts: &BuildOptions) -> Result<Assembled, BuildError> {
-    let sysroot = profile.image.sysroot.clone().unwrap_or_else(|| PathBuf::from("/"));
+    let sysroot = profile
+        .image
+        .sysroot
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/"));
     let mut tree = Tree::new(&sysroot);
     tree.add_skeleton()?;
     let resolver = Resolver::new(ResolverOptions {
@@ -215,7 +250,11 @@ pub fn assemble(profile: &Profile, opts: &BuildOptions) -> Result<Assembled, Bui
         }
     }
     for lib in &profile.libraries {
-        let path = if lib.starts_with('/') { PathBuf::from(lib) } else { resolver.find_library(lib)? };
+        let path = if lib.starts_with('/') {
+            PathBuf::from(lib)
+        } else {
+            resolver.find_library(lib)?
+        };
         tree.add_from_sysroot(&path.to_string_lossy(), &format!("library {lib}"))?;
         roots.push(path);
     }
@@ -235,19 +274,35 @@ pub fn assemble(profile: &Profile, opts: &BuildOptions) -> Result<Assembled, Bui
 
     let init = match profile.image.init.as_deref() {
         None | Some("mkrootfs") => {
-            let mut cfg = profile.init.clone().ok_or_else(|| BuildError::NoInitConfig(profile.path.display().to_string()))?;
+            let mut cfg = profile
+                .init
+                .clone()
+                .ok_or_else(|| BuildError::NoInitConfig(profile.path.display().to_string()))?;
             cfg.modules.extend(module_names);
             let bin = match &opts.init_binary {
                 Some(p) => p.clone(),
                 None => find_init()?,
             };
-            let data = fs::read(&bin).map_err(|source| BuildError::ReadInit { path: bin.clone(), source })?;
+            let data = fs::read(&bin).map_err(|source| BuildError::ReadInit {
+                path: bin.clone(),
+                source,
+            })?;
             if has_interp(&data) {
                 return Err(BuildError::InitNotStatic(bin));
             }
-            tree.add("/init", Node::File(data), Meta::root(0o755), "the mkrootfs init")?;
+            tree.add(
+                "/init",
+                Node::File(data),
+                Meta::root(0o755),
+                "the mkrootfs init",
+            )?;
             let json = serde_json::to_vec_pretty(&cfg).map_err(BuildError::InitJson)?;
-            tree.add(INIT_CONFIG_PATH, Node::File(json), Meta::root(0o644), "the [init] table")?;
+            tree.add(
+                INIT_CONFIG_PATH,
+                Node::File(json),
+                Meta::root(0o644),
+                "the [init] table",
+            )?;
             Some(cfg)
         }
         Some(path) => {
@@ -272,7 +327,15 @@ pub fn assemble(profile: &Profile, opts: &BuildOptions) -> Result<Assembled, Bui
 fn add_profile_entries(tree: &mut Tree, profile: &Profile) -> Result<(), BuildError> {
     for d in &profile.dirs {
         let perm = d.mode.map(|m| m.0).unwrap_or(0o755);
-        tree.add_dir(&d.path.0, Meta { perm, uid: d.uid, gid: d.gid }, "dirs")?;
+        tree.add_dir(
+            &d.path.0,
+            Meta {
+                perm,
+                uid: d.uid,
+                gid: d.gid,
+            },
+            "dirs",
+        )?;
     }
     for (dir, f) in &profile.files {
         let origin = format!("files entry {}", f.dest);
@@ -283,13 +346,21 @@ fn add_profile_entries(tree: &mut Tree, profile: &Profile) -> Result<(), BuildEr
             }
             (None, content) => {
                 let data = content.clone().unwrap_or_default().into_bytes();
-                let meta = Meta { perm: f.mode.map(|m| m.0).unwrap_or(0o644), uid: f.uid, gid: f.gid };
+                let meta = Meta {
+                    perm: f.mode.map(|m| m.0).unwrap_or(0o644),
+                    uid: f.uid,
+                    gid: f.gid,
+                };
                 tree.add(&f.dest.0, Node::File(data), meta, &origin)?;
             }
         }
     }
     for (dir, t) in &profile.trees {
-        tree.add_host_tree(&dir.join(&t.src), &t.dest.0, &format!("trees entry {}", t.dest))?;
+        tree.add_host_tree(
+            &dir.join(&t.src),
+            &t.dest.0,
+            &format!("trees entry {}", t.dest),
+        )?;
     }
     for s in &profile.symlinks {
         tree.add_symlink(&s.path.0, &s.target, "symlinks")?;
@@ -304,13 +375,26 @@ fn add_profile_entries(tree: &mut Tree, profile: &Profile) -> Result<(), BuildEr
             NodeKind::Fifo => Node::Fifo,
         };
         let perm = n.mode.map(|m| m.0).unwrap_or(0o600);
-        tree.add(&n.path.0, node, Meta { perm, uid: n.uid, gid: n.gid }, "nodes")?;
+        tree.add(
+            &n.path.0,
+            node,
+            Meta {
+                perm,
+                uid: n.uid,
+                gid: n.gid,
+            },
+            "nodes",
+        )?;
     }
     Ok(())
 }
 
 /// Adds the `[modules]` closure; returns the names the init should load.
-fn add_modules(tree: &mut Tree, profile: &Profile, opts: &BuildOptions) -> Result<Vec<String>, BuildError> {
+fn add_modules(
+    tree: &mut Tree,
+    profile: &Profile,
+    opts: &BuildOptions,
+) -> Result<Vec<String>, BuildError> {
     let m = &profile.modules;
     let mut names: Vec<String> = m.load.clone();
     if let Some(preset) = &m.preset {
@@ -319,16 +403,33 @@ fn add_modules(tree: &mut Tree, profile: &Profile, opts: &BuildOptions) -> Resul
             other => return Err(BuildError::UnknownPreset(other.to_string())),
         }
     }
-    if profile.init.as_ref().is_some_and(|i| i.root.mode == RootMode::Overlay) && (!names.is_empty() || m.kernel.is_some()) {
-        names.push("overlay".to_string());
+    // What the init's root step will mount needs its driver in the image;
+    // a built-in one is simply recorded as such by the closure.
+    let tree_known = m.kernel.is_some() || opts.modules_dir.is_some();
+    if let (Some(init), true) = (&profile.init, tree_known) {
+        if init.root.mode == RootMode::Overlay {
+            names.push("overlay".to_string());
+        }
+        if let Some(fstype) = &init.root.fstype {
+            names.push(fstype.clone());
+        }
     }
     if names.is_empty() {
         return Ok(Vec::new());
     }
+    names.dedup();
     let dir = module_tree(m.kernel.as_deref(), opts)?;
     let closure = kmod::resolve(&dir, &names)?;
-    for f in kmod::image_files(&closure, m.compressed.unwrap_or(ModuleCompression::Decompress))? {
-        tree.add(&f.path, Node::File(f.data), Meta::root(f.mode & 0o7777), "kernel modules")?;
+    for f in kmod::image_files(
+        &closure,
+        m.compressed.unwrap_or(ModuleCompression::Decompress),
+    )? {
+        tree.add(
+            &f.path,
+            Node::File(f.data),
+            Meta::root(f.mode & 0o7777),
+            "kernel modules",
+        )?;
     }
     let builtin = &closure.builtin;
     Ok(names.into_iter().filter(|n| !builtin.contains(n)).collect())
@@ -342,7 +443,8 @@ fn module_tree(kernel: Option<&str>, opts: &BuildOptions) -> Result<PathBuf, Bui
         None => Err(BuildError::NoModuleTree),
         Some("auto") => {
             let k = mkrootfs_qemu::find_kernel().map_err(BuildError::AutoKernel)?;
-            k.modules.ok_or_else(|| BuildError::AutoKernelNoModules(k.vmlinuz.display().to_string()))
+            k.modules
+                .ok_or_else(|| BuildError::AutoKernelNoModules(k.vmlinuz.display().to_string()))
         }
         Some(p) => Ok(PathBuf::from(p)),
     }
@@ -359,7 +461,10 @@ pub fn locate_binary(sysroot: &Path, name: &str, profile: &str) -> Result<String
         return Err(BuildError::BinaryNotFound {
             name: name.to_string(),
             profile: profile.to_string(),
-            searched: sysroot.join(name.trim_start_matches('/')).display().to_string(),
+            searched: sysroot
+                .join(name.trim_start_matches('/'))
+                .display()
+                .to_string(),
         });
     }
     let host_path = std::env::var("PATH").unwrap_or_default();
@@ -393,13 +498,23 @@ fn add_busybox_links(tree: &mut Tree, sysroot: &Path, image_path: &str) -> Resul
     let out = std::process::Command::new(&host)
         .arg("--list-full")
         .output()
-        .map_err(|source| BuildError::Busybox { path: host.clone(), source })?;
+        .map_err(|source| BuildError::Busybox {
+            path: host.clone(),
+            source,
+        })?;
     if !out.status.success() {
         let msg = format!("exited with {}", out.status);
-        return Err(BuildError::Busybox { path: host, source: std::io::Error::other(msg) });
+        return Err(BuildError::Busybox {
+            path: host,
+            source: std::io::Error::other(msg),
+        });
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    let mut applets: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let mut applets: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     applets.sort();
     for applet in applets {
         let path = format!("/{applet}");
@@ -428,7 +543,11 @@ pub fn find_init() -> Result<PathBuf, BuildError> {
             candidates.push(anc.join(REL));
         }
     }
-    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../target").join(REL));
+    candidates.push(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../target")
+            .join(REL),
+    );
     candidates.push(PathBuf::from("/usr/lib/mkrootfs/init"));
     for c in &candidates {
         if c.is_file() {
@@ -436,7 +555,9 @@ pub fn find_init() -> Result<PathBuf, BuildError> {
         }
     }
     let searched: Vec<String> = candidates.iter().map(|c| c.display().to_string()).collect();
-    Err(BuildError::NoInit { searched: searched.join(", ") })
+    Err(BuildError::NoInit {
+        searched: searched.join(", "),
+    })
 }
 
 fn has_interp(data: &[u8]) -> bool {
