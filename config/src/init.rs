@@ -269,7 +269,10 @@ impl InitConfig {
         }
         for m in &self.mounts {
             if !m.target.starts_with('/') {
-                return Err(format!("init.mounts: target {:?} must be absolute", m.target));
+                return Err(format!(
+                    "init.mounts: target {:?} must be absolute",
+                    m.target
+                ));
             }
         }
         for (i, s) in self.services.iter().enumerate() {
@@ -297,7 +300,9 @@ impl InitConfig {
             _ => {}
         }
         if self.services.is_empty() && r.exec.is_none() {
-            return Err("init: no services and no root.exec: the init would have nothing to run".into());
+            return Err(
+                "init: no services and no root.exec: the init would have nothing to run".into(),
+            );
         }
         Ok(())
     }
@@ -353,7 +358,9 @@ mod tests {
 
     #[test]
     fn bad_umask_is_an_error_with_position() {
-        let err = toml::from_str::<InitConfig>("umask = \"999\"\n").unwrap_err().to_string();
+        let err = toml::from_str::<InitConfig>("umask = \"999\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 1, column 9"), "{err}");
         assert!(err.contains("invalid mode \"999\""), "{err}");
     }

@@ -14,7 +14,10 @@ impl Mode {
     /// Parses an octal mode string: 1 to 4 octal digits, optionally prefixed by `0o`.
     pub fn parse(s: &str) -> Result<Mode, String> {
         let digits = s.strip_prefix("0o").unwrap_or(s);
-        if digits.is_empty() || digits.len() > 4 || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        if digits.is_empty()
+            || digits.len() > 4
+            || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b))
+        {
             return Err(format!(
                 "invalid mode {s:?}: expected 1 to 4 octal digits such as \"0755\""
             ));

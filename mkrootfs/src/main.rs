@@ -10,7 +10,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "mkrootfs", version, about = "Build minimal Linux root filesystems as cpio initramfs images")]
+#[command(
+    name = "mkrootfs",
+    version,
+    about = "Build minimal Linux root filesystems as cpio initramfs images"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -43,7 +47,9 @@ fn main() -> ExitCode {
         Some(Command::Run(a)) => commands::run::run(a),
         None if cli.build.profile.is_some() => commands::build::run(cli.build),
         None => {
-            eprintln!("mkrootfs: nothing to do: give --profile PROFILE or a subcommand (see --help)");
+            eprintln!(
+                "mkrootfs: nothing to do: give --profile PROFILE or a subcommand (see --help)"
+            );
             return ExitCode::from(2);
         }
     };

@@ -74,7 +74,10 @@ impl ImagePath {
 
 /// `/a//b/./c/` → `/a/b/c`.
 fn normalize(s: &str) -> String {
-    let parts: Vec<&str> = s.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    let parts: Vec<&str> = s
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
     format!("/{}", parts.join("/"))
 }
 
@@ -279,7 +282,11 @@ pub fn locate(name: &str) -> Result<PathBuf, ProfileError> {
 }
 
 fn locate_in(name: &str, near: Option<&Path>, dirs: &[PathBuf]) -> Result<PathBuf, ProfileError> {
-    let file = if name.ends_with(".toml") { name.to_string() } else { format!("{name}.toml") };
+    let file = if name.ends_with(".toml") {
+        name.to_string()
+    } else {
+        format!("{name}.toml")
+    };
     let mut tried = Vec::new();
     for dir in near.into_iter().chain(dirs.iter().map(|d| d.as_path())) {
         let candidate = dir.join(&file);
@@ -288,7 +295,10 @@ fn locate_in(name: &str, near: Option<&Path>, dirs: &[PathBuf]) -> Result<PathBu
         }
         tried.push(candidate.display().to_string());
     }
-    Err(ProfileError::NotFound { name: name.to_string(), searched: tried.join(", ") })
+    Err(ProfileError::NotFound {
+        name: name.to_string(),
+        searched: tried.join(", "),
+    })
 }
 
 /// Loads a profile by path or bare name, following `extends`.
@@ -305,24 +315,42 @@ pub fn load_path(path: &Path) -> Result<Profile, ProfileError> {
         let canon = p.canonicalize().unwrap_or_else(|_| p.clone());
         if chain.iter().any(|(q, _)| q == &canon) {
             let names: Vec<String> = chain.iter().map(|(q, _)| q.display().to_string()).collect();
-            return Err(ProfileError::Cycle { path: p, chain: names.join(" -> ") });
+            return Err(ProfileError::Cycle {
+                path: p,
+                chain: names.join(" -> "),
+            });
         }
-        let text = std::fs::read_to_string(&p).map_err(|source| ProfileError::Read { path: p.clone(), source })?;
+        let text = std::fs::read_to_string(&p).map_err(|source| ProfileError::Read {
+            path: p.clone(),
+            source,
+        })?;
         let raw = parse_str(&p, &text)?;
         if let Some(parent) = &raw.0.extends {
             let dir = p.parent().unwrap_or(Path::new("."));
             let parent_path = if Path::new(parent).is_absolute() {
                 PathBuf::from(parent)
             } else {
-                locate_in(parent, Some(dir), &[PathBuf::from("profiles"), PathBuf::from(SYSTEM_PROFILE_DIR)])?
+                locate_in(
+                    parent,
+                    Some(dir),
+                    &[PathBuf::from("profiles"), PathBuf::from(SYSTEM_PROFILE_DIR)],
+                )?
             };
             next = Some(parent_path);
         }
         chain.push((canon, raw));
     }
-    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let mut profile = Profile { name, path: path.to_path_buf(), base_dir: dir_or_dot(&base_dir), ..Profile::default() };
+    let mut profile = Profile {
+        name,
+        path: path.to_path_buf(),
+        base_dir: dir_or_dot(&base_dir),
+        ..Profile::default()
+    };
     for (file, raw) in chain.into_iter().rev() {
         merge(&mut profile, &file, raw);
     }
@@ -342,23 +370,39 @@ fn dir_or_dot(p: &Path) -> PathBuf {
 pub fn parse_str(path: &Path, text: &str) -> Result<RawProfileChecked, ProfileError> {
     let raw: RawProfile = toml::from_str(text).map_err(|e| {
         let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
-        ProfileError::Invalid { path: path.to_path_buf(), line, column, message: e.message().to_string() }
+        ProfileError::Invalid {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: e.message().to_string(),
+        }
     })?;
     if let Some(init) = &raw.init {
         init.get_ref().validate().map_err(|message| {
             let (line, column) = line_col(text, init.span().start);
-            ProfileError::Invalid { path: path.to_path_buf(), line, column, message }
+            ProfileError::Invalid {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message,
+            }
         })?;
     }
     for f in &raw.files {
         if f.src.is_some() == f.content.is_some() {
             // serde cannot point at a table that is missing a key, so name the entry.
-            let at = text.find(&format!("\"{}\"", f.dest.0)).map(|o| line_col(text, o)).unwrap_or((1, 1));
+            let at = text
+                .find(&format!("\"{}\"", f.dest.0))
+                .map(|o| line_col(text, o))
+                .unwrap_or((1, 1));
             return Err(ProfileError::Invalid {
                 path: path.to_path_buf(),
                 line: at.0,
                 column: at.1,
-                message: format!("files entry for {}: give exactly one of `src` and `content`", f.dest),
+                message: format!(
+                    "files entry for {}: give exactly one of `src` and `content`",
+                    f.dest
+                ),
             });
         }
     }
@@ -386,8 +430,10 @@ fn merge(p: &mut Profile, file: &Path, RawProfileChecked(raw): RawProfileChecked
     img.init = i.init.or(img.init.take());
     img.dlopen_notes = i.dlopen_notes.or(img.dlopen_notes);
     img.busybox_links = i.busybox_links.or(img.busybox_links.take());
-    p.files.extend(raw.files.into_iter().map(|f| (dir.clone(), f)));
-    p.trees.extend(raw.trees.into_iter().map(|t| (dir.clone(), t)));
+    p.files
+        .extend(raw.files.into_iter().map(|f| (dir.clone(), f)));
+    p.trees
+        .extend(raw.trees.into_iter().map(|t| (dir.clone(), t)));
     p.dirs.extend(raw.dirs);
     p.symlinks.extend(raw.symlinks);
     p.hardlinks.extend(raw.hardlinks);
@@ -396,7 +442,11 @@ fn merge(p: &mut Profile, file: &Path, RawProfileChecked(raw): RawProfileChecked
         let pm = &mut p.modules;
         if let Some(k) = m.kernel {
             let as_path = Path::new(&k);
-            pm.kernel = Some(if k == "auto" || as_path.is_absolute() { k } else { dir.join(as_path).display().to_string() });
+            pm.kernel = Some(if k == "auto" || as_path.is_absolute() {
+                k
+            } else {
+                dir.join(as_path).display().to_string()
+            });
         }
         pm.load.extend(m.load);
         pm.preset = m.preset.or(pm.preset.take());
@@ -411,7 +461,12 @@ fn merge(p: &mut Profile, file: &Path, RawProfileChecked(raw): RawProfileChecked
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
     (line, col)
 }
 
@@ -420,7 +475,9 @@ mod tests {
     use super::*;
 
     fn err(text: &str) -> String {
-        parse_str(Path::new("p.toml"), text).unwrap_err().to_string()
+        parse_str(Path::new("p.toml"), text)
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -433,7 +490,10 @@ mod tests {
 
     #[test]
     fn wrong_type_names_line_column() {
-        assert_eq!(err("binaries = \"bash\"\n"), "p.toml:1:12: invalid type: string \"bash\", expected a sequence");
+        assert_eq!(
+            err("binaries = \"bash\"\n"),
+            "p.toml:1:12: invalid type: string \"bash\", expected a sequence"
+        );
     }
 
     #[test]
@@ -455,7 +515,10 @@ mod tests {
     #[test]
     fn init_validation_points_at_init_table() {
         let e = err("[init]\nhostname = \"h\"\n");
-        assert_eq!(e, "p.toml:1:1: init: no services and no root.exec: the init would have nothing to run");
+        assert_eq!(
+            e,
+            "p.toml:1:1: init: no services and no root.exec: the init would have nothing to run"
+        );
     }
 
     #[test]
@@ -477,14 +540,25 @@ mod tests {
     #[test]
     fn image_paths_are_normalized() {
         assert_eq!(ImagePath::parse("/a//b/./c/").unwrap().0, "/a/b/c");
-        assert_eq!(ImagePath::parse("rel").unwrap_err(), "image path \"rel\" must be absolute");
+        assert_eq!(
+            ImagePath::parse("rel").unwrap_err(),
+            "image path \"rel\" must be absolute"
+        );
     }
 
     #[test]
     fn extends_merges_parent_first_and_detects_cycles() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("base.toml"), "binaries = [\"a\"]\n[image]\ncompression = \"xz\"\n").unwrap();
-        std::fs::write(dir.path().join("leaf.toml"), "extends = \"base\"\nbinaries = [\"b\"]\n[image]\nlevel = 3\n").unwrap();
+        std::fs::write(
+            dir.path().join("base.toml"),
+            "binaries = [\"a\"]\n[image]\ncompression = \"xz\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("leaf.toml"),
+            "extends = \"base\"\nbinaries = [\"b\"]\n[image]\nlevel = 3\n",
+        )
+        .unwrap();
         let p = load_path(&dir.path().join("leaf.toml")).unwrap();
         assert_eq!(p.binaries, vec!["a", "b"]);
         assert_eq!(p.image.compression, Some(Compression::Xz));
@@ -493,7 +567,9 @@ mod tests {
 
         std::fs::write(dir.path().join("c1.toml"), "extends = \"c2\"\n").unwrap();
         std::fs::write(dir.path().join("c2.toml"), "extends = \"c1\"\n").unwrap();
-        let e = load_path(&dir.path().join("c1.toml")).unwrap_err().to_string();
+        let e = load_path(&dir.path().join("c1.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("extends itself through"), "{e}");
     }
 }

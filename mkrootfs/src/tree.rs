@@ -35,7 +35,11 @@ pub enum TreeError {
         origin: String,
     },
     #[error("{path}: a parent is not a directory ({parent} is a {kind})")]
-    NotADirectory { path: String, parent: String, kind: &'static str },
+    NotADirectory {
+        path: String,
+        parent: String,
+        kind: &'static str,
+    },
     #[error("{path}: too many levels of symbolic links")]
     SymlinkLoop { path: String },
     #[error("read {path} (for {origin})")]
@@ -46,7 +50,11 @@ pub enum TreeError {
         source: std::io::Error,
     },
     #[error("{path} (for {origin}) is a {kind}, which cannot be copied into an image")]
-    Unsupported { path: PathBuf, origin: String, kind: &'static str },
+    Unsupported {
+        path: PathBuf,
+        origin: String,
+        kind: &'static str,
+    },
     #[error("hard link {path}: target {target} is not a regular file in the image")]
     BadHardlink { path: String, target: String },
 }
@@ -88,7 +96,11 @@ pub struct Meta {
 
 impl Meta {
     pub const fn root(perm: u32) -> Meta {
-        Meta { perm, uid: 0, gid: 0 }
+        Meta {
+            perm,
+            uid: 0,
+            gid: 0,
+        }
     }
 }
 
@@ -110,7 +122,10 @@ pub struct Tree {
 impl Tree {
     /// An empty tree whose host files come from `sysroot` (usually `/`).
     pub fn new(sysroot: impl Into<PathBuf>) -> Tree {
-        Tree { items: BTreeMap::new(), sysroot: sysroot.into() }
+        Tree {
+            items: BTreeMap::new(),
+            sysroot: sysroot.into(),
+        }
     }
 
     pub fn sysroot(&self) -> &Path {
@@ -133,7 +148,9 @@ impl Tree {
 
     /// Paths and why each is in the image.
     pub fn origins(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.items.iter().map(|(p, i)| (p.as_str(), i.origin.as_str()))
+        self.items
+            .iter()
+            .map(|(p, i)| (p.as_str(), i.origin.as_str()))
     }
 
     /// The default FHS skeleton: directories, `/dev/console` and `/dev/null`,
@@ -166,12 +183,7 @@ impl Tree {
         ] {
             self.add_dir(dir, Meta::root(perm), ORIGIN)?;
         }
-        self.add(
-            "/dev/console",
-            Node::Char(5, 1),
-            Meta::root(0o600),
-            ORIGIN,
-        )?;
+        self.add("/dev/console", Node::Char(5, 1), Meta::root(0o600), ORIGIN)?;
         self.add("/dev/null", Node::Char(1, 3), Meta::root(0o666), ORIGIN)?;
         Ok(())
     }
@@ -189,30 +201,64 @@ impl Tree {
         }
     }
 
-    pub fn add_symlink(&mut self, path: &str, target: &str, origin: &str) -> Result<String, TreeError> {
-        self.add(path, Node::Symlink(target.to_string()), Meta::root(0o777), origin)
+    pub fn add_symlink(
+        &mut self,
+        path: &str,
+        target: &str,
+        origin: &str,
+    ) -> Result<String, TreeError> {
+        self.add(
+            path,
+            Node::Symlink(target.to_string()),
+            Meta::root(0o777),
+            origin,
+        )
     }
 
     /// Adds any node at `path`, creating parent directories (0755, root).
     /// The last component is not followed if it is a symlink already.
-    pub fn add(&mut self, path: &str, node: Node, meta: Meta, origin: &str) -> Result<String, TreeError> {
+    pub fn add(
+        &mut self,
+        path: &str,
+        node: Node,
+        meta: Meta,
+        origin: &str,
+    ) -> Result<String, TreeError> {
         let resolved = self.resolve(path, false)?;
         self.insert(resolved, node, meta, origin)
     }
 
     /// Adds a hard link `path` to the regular file at `target`.
-    pub fn add_hardlink(&mut self, path: &str, target: &str, origin: &str) -> Result<String, TreeError> {
+    pub fn add_hardlink(
+        &mut self,
+        path: &str,
+        target: &str,
+        origin: &str,
+    ) -> Result<String, TreeError> {
         let t = self.resolve(target, true)?;
         match self.items.get(&t) {
-            Some(Item { node: Node::File(_), meta, .. }) => {
+            Some(Item {
+                node: Node::File(_),
+                meta,
+                ..
+            }) => {
                 let meta = *meta;
                 self.add(path, Node::HardLink(t), meta, origin)
             }
-            _ => Err(TreeError::BadHardlink { path: path.to_string(), target: target.to_string() }),
+            _ => Err(TreeError::BadHardlink {
+                path: path.to_string(),
+                target: target.to_string(),
+            }),
         }
     }
 
-    fn insert(&mut self, path: String, node: Node, meta: Meta, origin: &str) -> Result<String, TreeError> {
+    fn insert(
+        &mut self,
+        path: String,
+        node: Node,
+        meta: Meta,
+        origin: &str,
+    ) -> Result<String, TreeError> {
         if let Some(existing) = self.items.get(&path) {
             if existing.node == node {
                 return Ok(path);
@@ -226,7 +272,14 @@ impl Tree {
             });
         }
         self.make_parents(&path, origin)?;
-        self.items.insert(path.clone(), Item { node, meta, origin: origin.to_string() });
+        self.items.insert(
+            path.clone(),
+            Item {
+                node,
+                meta,
+                origin: origin.to_string(),
+            },
+        );
         Ok(path)
     }
 
@@ -240,10 +293,16 @@ impl Tree {
                 None => {
                     self.items.insert(
                         prefix.clone(),
-                        Item { node: Node::Dir, meta: Meta::root(0o755), origin: format!("parent of {origin}") },
+                        Item {
+                            node: Node::Dir,
+                            meta: Meta::root(0o755),
+                            origin: format!("parent of {origin}"),
+                        },
                     );
                 }
-                Some(Item { node: Node::Dir, .. }) => {}
+                Some(Item {
+                    node: Node::Dir, ..
+                }) => {}
                 Some(other) => {
                     return Err(TreeError::NotADirectory {
                         path: path.to_string(),
@@ -259,7 +318,12 @@ impl Tree {
     /// Resolves `path` through the tree's symlinks (the last component only
     /// when `follow_last`), as the kernel would when creating it.
     pub fn resolve(&self, path: &str, follow_last: bool) -> Result<String, TreeError> {
-        let mut pending: Vec<String> = path.split('/').filter(|s| !s.is_empty()).rev().map(String::from).collect();
+        let mut pending: Vec<String> = path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .rev()
+            .map(String::from)
+            .collect();
         let mut done: Vec<String> = Vec::new();
         let mut hops = 0;
         while let Some(part) = pending.pop() {
@@ -277,16 +341,28 @@ impl Tree {
                 break;
             }
             let current = format!("/{}", done.join("/"));
-            if let Some(Item { node: Node::Symlink(target), .. }) = self.items.get(&current) {
+            if let Some(Item {
+                node: Node::Symlink(target),
+                ..
+            }) = self.items.get(&current)
+            {
                 hops += 1;
                 if hops > MAX_SYMLINKS {
-                    return Err(TreeError::SymlinkLoop { path: path.to_string() });
+                    return Err(TreeError::SymlinkLoop {
+                        path: path.to_string(),
+                    });
                 }
                 done.pop();
                 if target.starts_with('/') {
                     done.clear();
                 }
-                pending.extend(target.split('/').filter(|s| !s.is_empty()).rev().map(String::from));
+                pending.extend(
+                    target
+                        .split('/')
+                        .filter(|s| !s.is_empty())
+                        .rev()
+                        .map(String::from),
+                );
             }
         }
         Ok(format!("/{}", done.join("/")))
@@ -297,9 +373,17 @@ impl Tree {
     /// `/lib -> usr/lib`, and library chains such as
     /// `libz.so.1 -> libz.so.1.2.13`). Returns the image path of the file
     /// that was finally copied.
-    pub fn add_from_sysroot(&mut self, image_path: &str, origin: &str) -> Result<String, TreeError> {
-        let mut pending: Vec<String> =
-            image_path.split('/').filter(|s| !s.is_empty()).rev().map(String::from).collect();
+    pub fn add_from_sysroot(
+        &mut self,
+        image_path: &str,
+        origin: &str,
+    ) -> Result<String, TreeError> {
+        let mut pending: Vec<String> = image_path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .rev()
+            .map(String::from)
+            .collect();
         let mut done: Vec<String> = Vec::new();
         let mut hops = 0;
         while let Some(part) = pending.pop() {
@@ -323,7 +407,9 @@ impl Tree {
             if ft.is_symlink() {
                 hops += 1;
                 if hops > MAX_SYMLINKS {
-                    return Err(TreeError::SymlinkLoop { path: image_path.to_string() });
+                    return Err(TreeError::SymlinkLoop {
+                        path: image_path.to_string(),
+                    });
                 }
                 let target = fs::read_link(&host).map_err(|source| TreeError::Read {
                     path: host.clone(),
@@ -336,14 +422,24 @@ impl Tree {
                 if target.starts_with('/') {
                     done.clear();
                 }
-                pending.extend(target.split('/').filter(|s| !s.is_empty()).rev().map(String::from));
+                pending.extend(
+                    target
+                        .split('/')
+                        .filter(|s| !s.is_empty())
+                        .rev()
+                        .map(String::from),
+                );
             } else if pending.is_empty() {
                 let meta = Meta::root(md.permissions().mode() & 0o7777);
                 if ft.is_dir() {
                     return self.add_dir(&current, meta, origin);
                 }
                 if !ft.is_file() {
-                    return Err(TreeError::Unsupported { path: host, origin: origin.to_string(), kind: "special file" });
+                    return Err(TreeError::Unsupported {
+                        path: host,
+                        origin: origin.to_string(),
+                        kind: "special file",
+                    });
                 }
                 let data = fs::read(&host).map_err(|source| TreeError::Read {
                     path: host.clone(),
@@ -352,18 +448,42 @@ impl Tree {
                 })?;
                 return self.add(&current, Node::File(data), meta, origin);
             } else if !ft.is_dir() {
-                return Err(TreeError::Unsupported { path: host, origin: origin.to_string(), kind: "non-directory in the middle of a path" });
+                return Err(TreeError::Unsupported {
+                    path: host,
+                    origin: origin.to_string(),
+                    kind: "non-directory in the middle of a path",
+                });
             }
         }
         Ok("/".to_string())
     }
 
     /// Copies a host file (not from the sysroot) to `dest`.
-    pub fn add_host_file(&mut self, host: &Path, dest: &str, perm: Option<u32>, uid: u32, gid: u32, origin: &str) -> Result<String, TreeError> {
-        let read_err = |source| TreeError::Read { path: host.to_path_buf(), origin: origin.to_string(), source };
+    pub fn add_host_file(
+        &mut self,
+        host: &Path,
+        dest: &str,
+        perm: Option<u32>,
+        uid: u32,
+        gid: u32,
+        origin: &str,
+    ) -> Result<String, TreeError> {
+        let read_err = |source| TreeError::Read {
+            path: host.to_path_buf(),
+            origin: origin.to_string(),
+            source,
+        };
         let md = fs::metadata(host).map_err(read_err)?;
-        let data = fs::read(host).map_err(|source| TreeError::Read { path: host.to_path_buf(), origin: origin.to_string(), source })?;
-        let meta = Meta { perm: perm.unwrap_or(md.permissions().mode() & 0o7777), uid, gid };
+        let data = fs::read(host).map_err(|source| TreeError::Read {
+            path: host.to_path_buf(),
+            origin: origin.to_string(),
+            source,
+        })?;
+        let meta = Meta {
+            perm: perm.unwrap_or(md.permissions().mode() & 0o7777),
+            uid,
+            gid,
+        };
         self.add(dest, Node::File(data), meta, origin)
     }
 
@@ -375,20 +495,42 @@ impl Tree {
         self.copy_dir(src, dest, origin, &mut seen_inodes)
     }
 
-    fn copy_dir(&mut self, src: &Path, dest: &str, origin: &str, seen: &mut BTreeMap<(u64, u64), String>) -> Result<(), TreeError> {
-        let read_err = |source| TreeError::Read { path: src.to_path_buf(), origin: origin.to_string(), source };
+    fn copy_dir(
+        &mut self,
+        src: &Path,
+        dest: &str,
+        origin: &str,
+        seen: &mut BTreeMap<(u64, u64), String>,
+    ) -> Result<(), TreeError> {
+        let read_err = |source| TreeError::Read {
+            path: src.to_path_buf(),
+            origin: origin.to_string(),
+            source,
+        };
         let md = fs::symlink_metadata(src).map_err(read_err)?;
         self.add_dir(dest, Meta::root(md.permissions().mode() & 0o7777), origin)?;
         let mut names: Vec<_> = fs::read_dir(src)
-            .map_err(|source| TreeError::Read { path: src.to_path_buf(), origin: origin.to_string(), source })?
+            .map_err(|source| TreeError::Read {
+                path: src.to_path_buf(),
+                origin: origin.to_string(),
+                source,
+            })?
             .map(|e| e.map(|e| e.file_name()))
             .collect::<Result<_, _>>()
-            .map_err(|source| TreeError::Read { path: src.to_path_buf(), origin: origin.to_string(), source })?;
+            .map_err(|source| TreeError::Read {
+                path: src.to_path_buf(),
+                origin: origin.to_string(),
+                source,
+            })?;
         names.sort();
         for name in names {
             let host = src.join(&name);
             let child = format!("{}/{}", dest.trim_end_matches('/'), name.to_string_lossy());
-            let err = |source| TreeError::Read { path: host.clone(), origin: origin.to_string(), source };
+            let err = |source| TreeError::Read {
+                path: host.clone(),
+                origin: origin.to_string(),
+                source,
+            };
             let md = fs::symlink_metadata(&host).map_err(err)?;
             let ft = md.file_type();
             let meta = Meta::root(md.permissions().mode() & 0o7777);
@@ -396,7 +538,11 @@ impl Tree {
             if ft.is_dir() {
                 self.copy_dir(&host, &child, origin, seen)?;
             } else if ft.is_symlink() {
-                let target = fs::read_link(&host).map_err(|source| TreeError::Read { path: host.clone(), origin: origin.to_string(), source })?;
+                let target = fs::read_link(&host).map_err(|source| TreeError::Read {
+                    path: host.clone(),
+                    origin: origin.to_string(),
+                    source,
+                })?;
                 self.add_symlink(&child, &target.to_string_lossy(), origin)?;
             } else if ft.is_file() {
                 let key = (md.dev(), md.ino());
@@ -408,16 +554,28 @@ impl Tree {
                     }
                     seen.insert(key, child.clone());
                 }
-                let data = fs::read(&host).map_err(|source| TreeError::Read { path: host.clone(), origin: origin.to_string(), source })?;
+                let data = fs::read(&host).map_err(|source| TreeError::Read {
+                    path: host.clone(),
+                    origin: origin.to_string(),
+                    source,
+                })?;
                 self.add(&child, Node::File(data), meta, origin)?;
             } else if ft.is_char_device() || ft.is_block_device() {
                 let (maj, min) = split_dev(md.rdev());
-                let node = if ft.is_char_device() { Node::Char(maj, min) } else { Node::Block(maj, min) };
+                let node = if ft.is_char_device() {
+                    Node::Char(maj, min)
+                } else {
+                    Node::Block(maj, min)
+                };
                 self.add(&child, node, meta, origin)?;
             } else if ft.is_fifo() {
                 self.add(&child, Node::Fifo, meta, origin)?;
             } else {
-                return Err(TreeError::Unsupported { path: host, origin: origin.to_string(), kind: "socket" });
+                return Err(TreeError::Unsupported {
+                    path: host,
+                    origin: origin.to_string(),
+                    kind: "socket",
+                });
             }
         }
         Ok(())
@@ -432,16 +590,44 @@ impl Tree {
         let mut names_of: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for (path, item) in &self.items {
             if let Node::HardLink(t) = &item.node {
-                names_of.entry(t.as_str()).or_insert_with(|| vec![t.as_str()]).push(path.as_str());
+                names_of
+                    .entry(t.as_str())
+                    .or_insert_with(|| vec![t.as_str()])
+                    .push(path.as_str());
             }
         }
         let mut ino_of: BTreeMap<&str, u32> = BTreeMap::new();
         let mut entries = Vec::with_capacity(self.items.len() + 1);
         let mut next_ino = 1u32;
-        let mut push = |name: String, mode: u32, meta: &Meta, nlink: u32, ino: u32, rdev: (u32, u32), data: Vec<u8>| {
-            entries.push(Entry { name, mode, uid: meta.uid, gid: meta.gid, nlink, mtime, ino, dev: (0, 0), rdev, data });
+        let mut push = |name: String,
+                        mode: u32,
+                        meta: &Meta,
+                        nlink: u32,
+                        ino: u32,
+                        rdev: (u32, u32),
+                        data: Vec<u8>| {
+            entries.push(Entry {
+                name,
+                mode,
+                uid: meta.uid,
+                gid: meta.gid,
+                nlink,
+                mtime,
+                ino,
+                dev: (0, 0),
+                rdev,
+                data,
+            });
         };
-        push(".".to_string(), S_IFDIR | 0o755, &Meta::root(0o755), 2, next_ino, (0, 0), Vec::new());
+        push(
+            ".".to_string(),
+            S_IFDIR | 0o755,
+            &Meta::root(0o755),
+            2,
+            next_ino,
+            (0, 0),
+            Vec::new(),
+        );
         next_ino += 1;
         for (path, item) in &self.items {
             let name = path[1..].to_string();
@@ -450,9 +636,33 @@ impl Tree {
             next_ino += 1;
             match &item.node {
                 Node::Dir => push(name, S_IFDIR | perm, &item.meta, 2, ino, (0, 0), Vec::new()),
-                Node::Symlink(t) => push(name, S_IFLNK | 0o777, &item.meta, 1, ino, (0, 0), t.as_bytes().to_vec()),
-                Node::Char(a, b) => push(name, S_IFCHR | perm, &item.meta, 1, ino, (*a, *b), Vec::new()),
-                Node::Block(a, b) => push(name, S_IFBLK | perm, &item.meta, 1, ino, (*a, *b), Vec::new()),
+                Node::Symlink(t) => push(
+                    name,
+                    S_IFLNK | 0o777,
+                    &item.meta,
+                    1,
+                    ino,
+                    (0, 0),
+                    t.as_bytes().to_vec(),
+                ),
+                Node::Char(a, b) => push(
+                    name,
+                    S_IFCHR | perm,
+                    &item.meta,
+                    1,
+                    ino,
+                    (*a, *b),
+                    Vec::new(),
+                ),
+                Node::Block(a, b) => push(
+                    name,
+                    S_IFBLK | perm,
+                    &item.meta,
+                    1,
+                    ino,
+                    (*a, *b),
+                    Vec::new(),
+                ),
                 Node::Fifo => push(name, S_IFIFO | perm, &item.meta, 1, ino, (0, 0), Vec::new()),
                 Node::File(_) | Node::HardLink(_) => {
                     let target = match &item.node {
@@ -462,13 +672,31 @@ impl Tree {
                     let group = names_of.get(target);
                     let nlink = group.map(|g| g.len() as u32).unwrap_or(1);
                     let ino = *ino_of.entry(target).or_insert(ino);
-                    let carries_data = group.map(|g| g.iter().max() == Some(&path.as_str())).unwrap_or(true);
+                    let carries_data = group
+                        .map(|g| g.iter().max() == Some(&path.as_str()))
+                        .unwrap_or(true);
                     let (file_meta, bytes) = match self.items.get(target) {
-                        Some(Item { node: Node::File(d), meta, .. }) => (*meta, d),
+                        Some(Item {
+                            node: Node::File(d),
+                            meta,
+                            ..
+                        }) => (*meta, d),
                         _ => (item.meta, &Vec::new()),
                     };
-                    let data = if carries_data { bytes.clone() } else { Vec::new() };
-                    push(name, S_IFREG | (file_meta.perm & 0o7777), &file_meta, nlink, ino, (0, 0), data);
+                    let data = if carries_data {
+                        bytes.clone()
+                    } else {
+                        Vec::new()
+                    };
+                    push(
+                        name,
+                        S_IFREG | (file_meta.perm & 0o7777),
+                        &file_meta,
+                        nlink,
+                        ino,
+                        (0, 0),
+                        data,
+                    );
                 }
             }
         }
@@ -491,7 +719,14 @@ mod tests {
     fn merged_usr_symlink_redirects_added_paths() {
         let mut t = Tree::new("/nonexistent");
         t.add_symlink("/lib", "usr/lib", "test").unwrap();
-        let p = t.add("/lib/x/libc.so.6", Node::File(b"elf".to_vec()), Meta::root(0o644), "test").unwrap();
+        let p = t
+            .add(
+                "/lib/x/libc.so.6",
+                Node::File(b"elf".to_vec()),
+                Meta::root(0o644),
+                "test",
+            )
+            .unwrap();
         assert_eq!(p, "/usr/lib/x/libc.so.6");
         assert_eq!(t.get("/usr/lib/x"), Some(&Node::Dir));
     }
@@ -499,17 +734,42 @@ mod tests {
     #[test]
     fn conflicting_node_names_both_origins() {
         let mut t = Tree::new("/");
-        t.add("/etc/x", Node::File(b"a".to_vec()), Meta::root(0o644), "files[0]").unwrap();
-        let e = t.add("/etc/x", Node::Symlink("y".into()), Meta::root(0o777), "symlinks[0]").unwrap_err();
+        t.add(
+            "/etc/x",
+            Node::File(b"a".to_vec()),
+            Meta::root(0o644),
+            "files[0]",
+        )
+        .unwrap();
+        let e = t
+            .add(
+                "/etc/x",
+                Node::Symlink("y".into()),
+                Meta::root(0o777),
+                "symlinks[0]",
+            )
+            .unwrap_err();
         assert_eq!(e.to_string(), "/etc/x: already in the image as file (from files[0]), now asked as symlink by symlinks[0]");
         // The same content twice is fine (two binaries needing one library).
-        t.add("/etc/x", Node::File(b"a".to_vec()), Meta::root(0o644), "files[1]").unwrap();
+        t.add(
+            "/etc/x",
+            Node::File(b"a".to_vec()),
+            Meta::root(0o644),
+            "files[1]",
+        )
+        .unwrap();
     }
 
     #[test]
     fn hard_links_share_inode_and_last_name_carries_data() {
         let mut t = Tree::new("/");
-        t.add("/b/file", Node::File(b"data".to_vec()), Meta::root(0o755), "t").unwrap();
+        t.add(
+            "/b/file",
+            Node::File(b"data".to_vec()),
+            Meta::root(0o755),
+            "t",
+        )
+        .unwrap();
         t.add_hardlink("/a/link", "/b/file", "t").unwrap();
         t.add_hardlink("/c/link", "/b/file", "t").unwrap();
         let e = t.to_entries(0);
@@ -518,7 +778,10 @@ mod tests {
         assert_eq!((a.ino, a.nlink), (b.ino, 3));
         assert_eq!(c.ino, b.ino);
         assert!(a.ino != 0);
-        assert_eq!((a.data.len(), b.data.len(), c.data.as_slice()), (0, 0, &b"data"[..]));
+        assert_eq!(
+            (a.data.len(), b.data.len(), c.data.as_slice()),
+            (0, 0, &b"data"[..])
+        );
         assert_eq!(a.mode, S_IFREG | 0o755);
     }
 
@@ -526,10 +789,17 @@ mod tests {
     fn entries_are_sorted_with_sequential_inodes() {
         let mut t = Tree::new("/");
         t.add_dir("/z", Meta::root(0o700), "t").unwrap();
-        t.add("/a/b", Node::Char(5, 1), Meta::root(0o600), "t").unwrap();
+        t.add("/a/b", Node::Char(5, 1), Meta::root(0o600), "t")
+            .unwrap();
         let e = t.to_entries(42);
-        let names: Vec<_> = e.iter().map(|x| (x.name.as_str(), x.ino, x.mtime)).collect();
-        assert_eq!(names, vec![(".", 1, 42), ("a", 2, 42), ("a/b", 3, 42), ("z", 4, 42)]);
+        let names: Vec<_> = e
+            .iter()
+            .map(|x| (x.name.as_str(), x.ino, x.mtime))
+            .collect();
+        assert_eq!(
+            names,
+            vec![(".", 1, 42), ("a", 2, 42), ("a/b", 3, 42), ("z", 4, 42)]
+        );
         assert_eq!(e[2].rdev, (5, 1));
         assert_eq!(e[2].mode, S_IFCHR | 0o600);
     }
@@ -539,7 +809,10 @@ mod tests {
         let mut t = Tree::new("/");
         t.add_symlink("/a", "b", "t").unwrap();
         t.add_symlink("/b", "a", "t").unwrap();
-        assert_eq!(t.resolve("/a/x", true).unwrap_err().to_string(), "/a/x: too many levels of symbolic links");
+        assert_eq!(
+            t.resolve("/a/x", true).unwrap_err().to_string(),
+            "/a/x: too many levels of symbolic links"
+        );
     }
 
     #[test]
@@ -554,13 +827,22 @@ mod tests {
         let p = t.add_from_sysroot("/lib/libz.so.1", "test").unwrap();
         assert_eq!(p, "/usr/lib/libz.so.1.2.13");
         assert_eq!(t.get("/lib"), Some(&Node::Symlink("usr/lib".into())));
-        assert_eq!(t.get("/usr/lib/libz.so.1"), Some(&Node::Symlink("libz.so.1.2.13".into())));
-        assert_eq!(t.get("/usr/lib/libz.so.1.2.13"), Some(&Node::File(b"z".to_vec())));
+        assert_eq!(
+            t.get("/usr/lib/libz.so.1"),
+            Some(&Node::Symlink("libz.so.1.2.13".into()))
+        );
+        assert_eq!(
+            t.get("/usr/lib/libz.so.1.2.13"),
+            Some(&Node::File(b"z".to_vec()))
+        );
     }
 
     #[test]
     fn dev_numbers_split_like_glibc() {
         assert_eq!(split_dev(0x0501), (5, 1));
-        assert_eq!(split_dev(0x03 | (259u64 << 8) | (0x1200u64 << 12)), (259, 0x1203));
+        assert_eq!(
+            split_dev(0x03 | (259u64 << 8) | (0x1200u64 << 12)),
+            (259, 0x1203)
+        );
     }
 }

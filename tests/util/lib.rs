@@ -23,12 +23,17 @@ pub fn work_dir() -> PathBuf {
 /// The Debian cloud kernel (fetched into the cache on first use).
 pub fn kernel() -> &'static Kernel {
     static K: OnceLock<Kernel> = OnceLock::new();
-    K.get_or_init(|| mkrootfs_qemu::debian_cloud_kernel().unwrap_or_else(|e| panic!("test kernel: {e}")))
+    K.get_or_init(|| {
+        mkrootfs_qemu::debian_cloud_kernel().unwrap_or_else(|e| panic!("test kernel: {e}"))
+    })
 }
 
 /// The cloud kernel's module tree (`lib/modules/<version>`).
 pub fn kernel_modules() -> PathBuf {
-    kernel().modules.clone().expect("the Debian cloud kernel comes with its modules")
+    kernel()
+        .modules
+        .clone()
+        .expect("the Debian cloud kernel comes with its modules")
 }
 
 /// Builds the static init (a no-op when it is up to date) and returns it.
@@ -70,7 +75,11 @@ pub fn try_build(name: &str, profile_toml: &str) -> Result<BuildReport, BuildErr
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, profile_toml).expect("write test profile");
     let p = profile::load_path(&path)?;
-    let ext = match p.image.compression.unwrap_or(mkrootfs::compress::Compression::Zstd) {
+    let ext = match p
+        .image
+        .compression
+        .unwrap_or(mkrootfs::compress::Compression::Zstd)
+    {
         mkrootfs::compress::Compression::None => "",
         mkrootfs::compress::Compression::Gzip => ".gz",
         mkrootfs::compress::Compression::Xz => ".xz",
@@ -128,5 +137,9 @@ pub fn boot_with(image: &Path, append: &str, disks: &[Disk], machine: Machine) -
 /// Asserts that the console contains `needle`, showing the console if not.
 #[track_caller]
 pub fn assert_console(out: &Outcome, needle: &str) {
-    assert!(out.console.contains(needle), "console lacks {needle:?}; console:\n{}", out.console);
+    assert!(
+        out.console.contains(needle),
+        "console lacks {needle:?}; console:\n{}",
+        out.console
+    );
 }

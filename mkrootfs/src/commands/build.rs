@@ -33,7 +33,10 @@ impl BuildArgs {
 }
 
 pub fn run(args: BuildArgs) -> Result<u8> {
-    let name = args.profile.clone().ok_or_else(|| anyhow::anyhow!("--profile is required"))?;
+    let name = args
+        .profile
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("--profile is required"))?;
     let profile = profile::load(&name)?;
     let report = build::build(&profile, &args.options())?;
     println!("{report}");

@@ -13,11 +13,17 @@ pub struct ExtractArgs {
 }
 
 pub fn run(args: ExtractArgs) -> Result<u8> {
-    let bytes = std::fs::read(&args.image).with_context(|| format!("read {}", args.image.display()))?;
+    let bytes =
+        std::fs::read(&args.image).with_context(|| format!("read {}", args.image.display()))?;
     let segments = cpio::read_archive(&bytes, &cpio::Limits::default())
         .with_context(|| format!("read image {}", args.image.display()))?;
-    let report = extract::extract(&segments, &args.dir)
-        .with_context(|| format!("extract {} into {}", args.image.display(), args.dir.display()))?;
+    let report = extract::extract(&segments, &args.dir).with_context(|| {
+        format!(
+            "extract {} into {}",
+            args.image.display(),
+            args.dir.display()
+        )
+    })?;
     for s in &report.skipped {
         eprintln!("mkrootfs: skipped {s}");
     }

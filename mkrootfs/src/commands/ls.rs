@@ -15,7 +15,8 @@ pub struct LsArgs {
 }
 
 pub fn run(args: LsArgs) -> Result<u8> {
-    let bytes = std::fs::read(&args.image).with_context(|| format!("read {}", args.image.display()))?;
+    let bytes =
+        std::fs::read(&args.image).with_context(|| format!("read {}", args.image.display()))?;
     let segments = cpio::read_archive(&bytes, &cpio::Limits::default())
         .with_context(|| format!("read image {}", args.image.display()))?;
     if args.json {

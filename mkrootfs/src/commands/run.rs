@@ -57,7 +57,11 @@ pub fn run(args: RunArgs) -> Result<u8> {
             let p = profile::load(name)?;
             let opts = build::BuildOptions {
                 output: args.output.clone(),
-                modules_dir: if p.modules.kernel.as_deref() == Some("auto") { kernel.modules.clone() } else { None },
+                modules_dir: if p.modules.kernel.as_deref() == Some("auto") {
+                    kernel.modules.clone()
+                } else {
+                    None
+                },
                 ..Default::default()
             };
             let report = build::build(&p, &opts)?;
@@ -79,7 +83,12 @@ pub fn run(args: RunArgs) -> Result<u8> {
     cfg.disks = args
         .disk
         .iter()
-        .map(|p| qemu::Disk { path: p.clone(), format: "raw".into(), readonly: false, serial: None })
+        .map(|p| qemu::Disk {
+            path: p.clone(),
+            format: "raw".into(),
+            readonly: false,
+            serial: None,
+        })
         .collect();
     if args.verbose {
         eprintln!("mkrootfs: {:?}", cfg.command());
