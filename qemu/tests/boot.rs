@@ -198,7 +198,11 @@ fn guest_stuck_after_its_result_is_killed_without_waiting_for_the_timeout() {
     let _one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
     let out = mkrootfs_qemu::run(&tcg(&kernel, &image)).unwrap();
     assert!(!out.timed_out);
-    assert_eq!(out.qemu_status, None);
+    assert_eq!(
+        out.qemu_status, None,
+        "stderr: {}; console:\n{}",
+        out.stderr, out.console
+    );
     assert_eq!(out.exit_code(), 130);
     assert_eq!(out.result.unwrap().signal.as_deref(), Some("SIGINT"));
     // 10 s of grace after the line, far below the 120 s timeout.
