@@ -118,8 +118,9 @@ impl VmConfig {
         self.cmdline(resolved_accel(self.accel), host_tsc_khz())
     }
 
-    /// `append` plus `panic=-1`, `console=ttyS0` and, for microvm under TCG,
-    /// `tsc_early_khz=<tsc_khz>`, each unless the parameter is already there.
+    /// `append` plus `panic=-1`, `console=ttyS0`, for microvm under TCG
+    /// `tsc_early_khz=<tsc_khz>`, and for microvm with `debug_exit`
+    /// `mkrootfs.debug_exit=0xf4`, each unless the parameter is already there.
     ///
     /// Why the TSC rate: microvm has no port 0x61, so the kernel cannot calibrate the TSC
     /// against PIT channel 2; without kvmclock (TCG) the Debian 6.1 kernel then hangs
@@ -135,6 +136,11 @@ impl VmConfig {
         let mut params = vec![("panic=", "panic=-1"), ("console=", "console=ttyS0")];
         if self.machine == Machine::Microvm && accel != Accel::Kvm {
             params.push(("tsc_early_khz=", &tsc));
+        }
+        // The mkrootfs init finds isa-debug-exit by itself only on machines
+        // with QEMU's DMI tables; microvm has none, so tell it where it is.
+        if self.machine == Machine::Microvm && self.debug_exit {
+            params.push(("mkrootfs.debug_exit", "mkrootfs.debug_exit=0xf4"));
         }
         for (prefix, param) in params {
             if !has(prefix) {
@@ -371,7 +377,7 @@ mod tests {
                 "-initrd",
                 "/i",
                 "-append",
-                "console=hvc0 panic=5 tsc_early_khz=2100000",
+                "console=hvc0 panic=5 tsc_early_khz=2100000 mkrootfs.debug_exit=0xf4",
                 "-device",
                 "isa-debug-exit,iobase=0xf4,iosize=0x04",
                 "-drive",
@@ -390,6 +396,7 @@ mod tests {
     fn microvm_cmdline_gets_the_tsc_rate_only_without_kvm() {
         let mut cfg = VmConfig::new("/k", "/i");
         cfg.machine = Machine::Microvm;
+        cfg.debug_exit = false;
         assert_eq!(
             cfg.cmdline(Accel::Tcg, 1_500),
             "panic=-1 console=ttyS0 tsc_early_khz=1500"
