@@ -99,5 +99,8 @@ pub fn run(args: RunArgs) -> Result<u8> {
     } else if outcome.result.is_none() {
         eprintln!("mkrootfs: guest ended without reporting a result");
     }
+    if outcome.result.is_none() && !outcome.stderr.trim().is_empty() {
+        eprintln!("mkrootfs: QEMU said: {}", outcome.stderr.trim());
+    }
     Ok(outcome.exit_code().clamp(0, 255) as u8)
 }
