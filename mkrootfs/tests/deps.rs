@@ -343,7 +343,10 @@ fn wrong_arch_root_is_an_error() {
     // Alone and without a given arch it resolves as i386, like ldd does.
     let c = host_resolver().closure(&[fx("s/exe32")]).unwrap();
     assert_eq!(c.arch, Some(Arch::I386));
-    assert_eq!(closure_paths(&host_resolver(), &fx("s/exe32")), ldd_paths(&fx("s/exe32")).unwrap());
+    assert_eq!(
+        closure_paths(&host_resolver(), &fx("s/exe32")),
+        ldd_paths(&fx("s/exe32")).unwrap()
+    );
     // Without a given arch the first root sets it.
     let err = host_resolver()
         .closure(&[fx("s/exe"), fx("s/exe32")])
@@ -444,6 +447,22 @@ fn dlopen_notes_are_followed_only_when_asked() {
         format!(
             "none of libmkrfs-absent.so.1 (required by the .note.dlopen of {}) found in ld.so.cache, /lib/x86_64-linux-gnu, /usr/lib/x86_64-linux-gnu, /lib, /usr/lib",
             fx("n/exe_absent").display()
+        )
+    );
+}
+
+/// A malformed note matters only when notes are followed.
+#[test]
+fn malformed_dlopen_note_is_an_error_only_when_asked() {
+    let c = host_resolver().closure(&[fx("n/exe_badjson")]).unwrap();
+    assert_eq!(c.deps.len(), 2, "{c:#?}");
+    let r = Resolver::new(opts(Path::new("/"), None, true)).unwrap();
+    let err = r.closure(&[fx("n/exe_badjson")]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "malformed .note.dlopen in {}: EOF while parsing a value at line 1 column 11",
+            fx("n/exe_badjson").display()
         )
     );
 }

@@ -221,7 +221,16 @@ impl Namespace<'_> {
             }
             let i = next_note;
             next_note += 1;
-            for entry in self.objects[i].obj.dlopen.clone() {
+            let entries =
+                self.objects[i]
+                    .obj
+                    .dlopen
+                    .clone()
+                    .map_err(|reason| ElfError::DlopenNote {
+                        path: self.objects[i].path.clone(),
+                        reason,
+                    })?;
+            for entry in entries {
                 if entry.soname.iter().any(|s| self.find_loaded(s).is_some()) {
                     continue;
                 }

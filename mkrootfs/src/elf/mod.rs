@@ -12,7 +12,7 @@
 //! ELF class or machine are skipped. An already loaded object is reused when
 //! a name matches its path, a name it was loaded under or its `DT_SONAME`, or
 //! when the file found is the same inode. Everything is looked up inside the
-//! sysroot with its own symlinks ([`sysroot`]).
+//! sysroot with its own symlinks (absolute ones point inside the sysroot).
 //!
 //! Not modelled: `LD_LIBRARY_PATH`/`LD_PRELOAD` (not part of an image),
 //! `glibc-hwcaps` and legacy hwcap subdirectories (they depend on the CPU
@@ -299,6 +299,24 @@ impl Resolver {
                     .flatten()
             })
             .or_else(Arch::host)
+    }
+}
+
+/// Entry points for `cargo fuzz` targets: the parsers that read untrusted
+/// bytes. Not a stable API.
+#[doc(hidden)]
+pub mod fuzz {
+    use std::path::Path;
+
+    /// Parses ELF bytes the way the resolver does (headers, dynamic section,
+    /// `.note.dlopen`); returns whether they were accepted.
+    pub fn elf_object(bytes: &[u8]) -> bool {
+        super::object::ElfObject::parse(bytes, Path::new("fuzz")).is_ok()
+    }
+
+    /// Parses `ld.so.cache` bytes; returns the number of entries.
+    pub fn ld_so_cache(bytes: &[u8]) -> Option<usize> {
+        super::ldcache::parse_cache(bytes).ok().map(|e| e.len())
     }
 }
 

@@ -167,7 +167,9 @@ pub(crate) struct ElfObject {
     pub soname: Option<String>,
     /// `DF_1_NODEFLIB`: skip ld.so.cache and the default directories.
     pub nodeflib: bool,
-    pub dlopen: Vec<DlopenEntry>,
+    /// The `.note.dlopen` entries, or why they could not be read (an
+    /// error only when notes are asked for).
+    pub dlopen: Result<Vec<DlopenEntry>, String>,
 }
 
 impl ElfObject {
@@ -178,14 +180,20 @@ impl ElfObject {
             path: shown.to_path_buf(),
             source,
         })?;
-        if arch_of(&bytes).is_none() {
-            let script = parse_shebang(&bytes);
+        Self::parse(&bytes, shown)
+    }
+
+    /// Parses ELF bytes; `shown` names the file in errors. Never panics on
+    /// malformed input (fuzzed through [`super::fuzz`]).
+    pub fn parse(bytes: &[u8], shown: &Path) -> Result<ElfObject, ElfError> {
+        if arch_of(bytes).is_none() {
+            let script = parse_shebang(bytes);
             return Err(ElfError::NotElf {
                 path: shown.to_path_buf(),
                 script_interpreter: script,
             });
         }
-        let elf = Elf::parse(&bytes).map_err(|source| ElfError::Parse {
+        let elf = Elf::parse(bytes).map_err(|source| ElfError::Parse {
             path: shown.to_path_buf(),
             source,
         })?;
@@ -223,10 +231,7 @@ impl ElfObject {
             runpath,
             soname: elf.soname.map(str::to_string),
             nodeflib,
-            dlopen: dlopen_entries(&elf, &bytes).map_err(|reason| ElfError::DlopenNote {
-                path: shown.to_path_buf(),
-                reason,
-            })?,
+            dlopen: dlopen_entries(&elf, bytes),
         })
     }
 }
@@ -242,8 +247,10 @@ fn dlopen_entries(elf: &Elf<'_>, bytes: &[u8]) -> Result<Vec<DlopenEntry>, Strin
     };
     let mut out = Vec::new();
     for note in notes {
-        // Malformed unrelated notes must not stop the closure.
-        let Ok(note) = note else { continue };
+        // goblin's iterator does not advance past a malformed note (it
+        // would yield the same error forever), so reading notes stops there;
+        // damaged notes must not stop the closure either.
+        let Ok(note) = note else { break };
         if note.n_type != NT_FDO_DLOPEN || note.name.trim_end_matches('\0') != "FDO" {
             continue;
         }
@@ -331,5 +338,48 @@ mod tests {
         assert!(e[0].required());
         assert!(!e[1].required());
         assert_eq!(e[1].soname, vec!["a".to_string(), "b".to_string()]);
+    }
+}
+
+#[cfg(test)]
+mod robustness {
+    use super::*;
+
+    /// A flipped bit in `e_phoff` made goblin yield the same note error
+    /// forever, and the note loop spun on it.
+    #[test]
+    fn damaged_program_header_offset_does_not_loop_forever() {
+        let Ok(mut bytes) = std::fs::read("/usr/bin/true") else {
+            eprintln!("skipped: no /usr/bin/true");
+            return;
+        };
+        bytes[33] ^= 1; // e_phoff += 256
+        let _ = ElfObject::parse(&bytes, Path::new("/usr/bin/true"));
+    }
+
+    /// Truncations and byte flips of a real executable are errors or
+    /// results, never panics or hangs (the resolver reads untrusted files).
+    #[test]
+    fn damaged_copies_of_a_real_elf_neither_panic_nor_hang() {
+        let Ok(good) = std::fs::read("/usr/bin/true") else {
+            eprintln!("skipped: no /usr/bin/true");
+            return;
+        };
+        let shown = Path::new("/usr/bin/true");
+        let parsed = ElfObject::parse(&good, shown).unwrap();
+        assert_eq!(parsed.arch, Arch::host().unwrap());
+        assert_eq!(parsed.needed, vec!["libc.so.6".to_string()]);
+        let mut lens: Vec<usize> = (0..=256).collect();
+        lens.extend((0..good.len()).step_by(97));
+        for len in lens {
+            let _ = ElfObject::parse(&good[..len.min(good.len())], shown);
+        }
+        for at in (0..good.len().min(8192)).step_by(3) {
+            for flip in [0xff_u8, 0x80, 0x01] {
+                let mut bad = good.clone();
+                bad[at] ^= flip;
+                let _ = ElfObject::parse(&bad, shown);
+            }
+        }
     }
 }
