@@ -286,6 +286,50 @@ fn library_origin_is_the_directory_it_was_opened_from() {
 }
 
 #[test]
+fn lib_token_expands_like_debians_loader() {
+    let r = host_resolver();
+    let c = r.closure(&[fx("d/exe")]).unwrap();
+    let dep = find(&c.deps, "libmkrfsdst.so");
+    assert_eq!(dep.path, fx("d/lib/x86_64-linux-gnu/libmkrfsdst.so"));
+    assert_eq!(dep.rule, Rule::Runpath(fx("d/lib/x86_64-linux-gnu")));
+    assert_eq!(closure_paths(&r, &fx("d/exe")), ldd_paths(&fx("d/exe")).unwrap());
+}
+
+/// DF_1_NODEFLIB hides ld.so.cache entries in system directories and the
+/// system directories; ldd reports libc.so.6 as not found too.
+#[test]
+fn nodeflib_skips_system_directories() {
+    let err = host_resolver().closure(&[fx("nd/exe")]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "libc.so.6 (needed by {}) not found in DT_RUNPATH {}, ld.so.cache",
+            fx("nd/exe").display(),
+            fx("nd/lib").display()
+        )
+    );
+    assert!(ldd_paths(&fx("nd/exe")).is_none());
+}
+
+#[test]
+fn needed_path_is_used_as_is() {
+    let r = host_resolver();
+    let c = r.closure(&[fx("a/exe")]).unwrap();
+    let name = fx("a/libmkrfsabs.so").to_string_lossy().into_owned();
+    let dep = find(&c.deps, &name);
+    assert_eq!(dep.path, fx("a/libmkrfsabs.so"));
+    assert_eq!(dep.rule, Rule::Absolute);
+    assert_eq!(closure_paths(&r, &fx("a/exe")), ldd_paths(&fx("a/exe")).unwrap());
+}
+
+#[test]
+fn static_executable_has_no_deps() {
+    let c = host_resolver().closure(&[fx("static")]).unwrap();
+    assert_eq!(c.deps, vec![]);
+    assert_eq!(c.arch, Some(Arch::X86_64));
+}
+
+#[test]
 fn missing_library_names_it_and_its_needer() {
     let err = host_resolver().closure(&[fx("m/exe")]).unwrap_err();
     assert_eq!(

@@ -6,6 +6,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
+use super::ldcache;
 use super::object::{probe_arch, Arch, ElfObject};
 use super::search::Layout;
 use super::sysroot::{host_path, resolve_in_root};
@@ -395,7 +396,13 @@ fn search_system(
 ) -> Result<Option<Found>, ElfError> {
     if let Some(cache) = &resolver.cache {
         tried.searched("ld.so.cache".to_string());
-        for path in cache.get(name).into_iter().flatten() {
+        let flags = ldcache::expected_flags(layout.arch);
+        for (path, entry_flags) in cache.get(name).into_iter().flatten() {
+            // Like `_dl_cache_check_flags`: entries of other ABIs are not
+            // candidates at all (the file's header is checked as well).
+            if flags.is_some_and(|f| !f.contains(entry_flags)) {
+                continue;
+            }
             let in_default = path
                 .parent()
                 .is_some_and(|d| layout.default_dirs.iter().any(|x| x == d));

@@ -12,6 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::object::Arch;
 use super::sysroot::{host_path, resolve_in_root};
 
 const MAGIC_NEW: &[u8] = b"glibc-ld.so.cache1.1";
@@ -44,6 +45,26 @@ impl CacheEntry {
     pub fn usable(&self) -> bool {
         self.flags & FLAG_TYPE_MASK == FLAG_ELF_LIBC6 && self.hwcap == 0
     }
+}
+
+/// The entry flags glibc's loader accepts for `arch`
+/// (`_dl_cache_check_flags`; values from glibc's `ldconfig.h`), or `None`
+/// for an arch not listed here, where only the file's ELF header decides.
+pub(crate) fn expected_flags(arch: Arch) -> Option<&'static [i32]> {
+    use goblin::elf::header::{
+        ELFCLASS32, ELFCLASS64, EM_386, EM_AARCH64, EM_ARM, EM_PPC64, EM_RISCV, EM_S390, EM_X86_64,
+    };
+    Some(match (arch.machine, arch.class) {
+        (EM_X86_64, ELFCLASS64) => &[0x0303],
+        (EM_X86_64, ELFCLASS32) => &[0x0803],
+        (EM_386, _) => &[0x0003],
+        (EM_AARCH64, ELFCLASS64) => &[0x0a03],
+        (EM_S390, ELFCLASS64) => &[0x0403],
+        (EM_PPC64, _) => &[0x0503],
+        (EM_RISCV, ELFCLASS64) => &[0x1003, 0x0f03],
+        (EM_ARM, _) => &[0x0903, 0x0b03, 0x0003],
+        _ => return None,
+    })
 }
 
 /// Parses the bytes of an `ld.so.cache`, in file order (which is the order
@@ -318,9 +339,17 @@ mod tests {
                 "{e:?}"
             );
         }
-        assert!(entries
+        // This machine has biarch libcs: only one entry is for x86-64.
+        let libc: Vec<&CacheEntry> = entries
             .iter()
-            .any(|e| e.soname == "libc.so.6" && e.usable()));
+            .filter(|e| e.soname == "libc.so.6" && e.usable())
+            .filter(|e| expected_flags(Arch::X86_64).unwrap().contains(&e.flags))
+            .collect();
+        assert_eq!(libc.len(), 1, "{libc:?}");
+        assert_eq!(
+            libc[0].path,
+            PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6")
+        );
     }
 
     /// A hand-made new-format cache with two entries, checked field by field.

@@ -205,8 +205,9 @@ pub struct Resolver {
     sysroot: PathBuf,
     dlopen_notes: bool,
     arch: Option<Arch>,
-    /// soname -> paths of `/etc/ld.so.cache`, usable entries only, file order.
-    cache: Option<HashMap<String, Vec<PathBuf>>>,
+    /// soname -> (path, flags) of `/etc/ld.so.cache`, usable entries only,
+    /// in file order.
+    cache: Option<HashMap<String, Vec<(PathBuf, i32)>>>,
     /// `/etc/ld.so.conf` directories, used only when there is no cache.
     conf_dirs: Vec<PathBuf>,
 }
@@ -246,9 +247,11 @@ impl Resolver {
                     path: PathBuf::from(LD_SO_CACHE),
                     reason,
                 })?;
-                let mut map: HashMap<String, Vec<PathBuf>> = HashMap::new();
+                let mut map: HashMap<String, Vec<(PathBuf, i32)>> = HashMap::new();
                 for entry in entries.into_iter().filter(ldcache::CacheEntry::usable) {
-                    map.entry(entry.soname).or_default().push(entry.path);
+                    map.entry(entry.soname)
+                        .or_default()
+                        .push((entry.path, entry.flags));
                 }
                 cache = Some(map);
             }
