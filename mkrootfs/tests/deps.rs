@@ -292,7 +292,10 @@ fn lib_token_expands_like_debians_loader() {
     let dep = find(&c.deps, "libmkrfsdst.so");
     assert_eq!(dep.path, fx("d/lib/x86_64-linux-gnu/libmkrfsdst.so"));
     assert_eq!(dep.rule, Rule::Runpath(fx("d/lib/x86_64-linux-gnu")));
-    assert_eq!(closure_paths(&r, &fx("d/exe")), ldd_paths(&fx("d/exe")).unwrap());
+    assert_eq!(
+        closure_paths(&r, &fx("d/exe")),
+        ldd_paths(&fx("d/exe")).unwrap()
+    );
 }
 
 /// DF_1_NODEFLIB hides ld.so.cache entries in system directories and the
@@ -319,7 +322,10 @@ fn needed_path_is_used_as_is() {
     let dep = find(&c.deps, &name);
     assert_eq!(dep.path, fx("a/libmkrfsabs.so"));
     assert_eq!(dep.rule, Rule::Absolute);
-    assert_eq!(closure_paths(&r, &fx("a/exe")), ldd_paths(&fx("a/exe")).unwrap());
+    assert_eq!(
+        closure_paths(&r, &fx("a/exe")),
+        ldd_paths(&fx("a/exe")).unwrap()
+    );
 }
 
 #[test]
@@ -367,6 +373,37 @@ fn a_32_bit_library_in_an_earlier_runpath_dir_is_skipped() {
             fx("s/32").display(),
             fx("s/32/libmkrfsshadow.so").display()
         )
+    );
+}
+
+#[test]
+fn a_library_of_another_machine_is_skipped() {
+    let r = host_resolver();
+    let c = r.closure(&[fx("s/exe_machine")]).unwrap();
+    let dep = find(&c.deps, "libmkrfsmachine.so");
+    assert_eq!(dep.path, fx("s/64/libmkrfsmachine.so"));
+    assert_eq!(
+        closure_paths(&r, &fx("s/exe_machine")),
+        ldd_paths(&fx("s/exe_machine")).unwrap()
+    );
+}
+
+/// The loader reuses an object whose file (dev, inode) is already loaded,
+/// whatever name found it.
+#[test]
+fn one_file_under_two_names_is_loaded_once() {
+    let r = host_resolver();
+    let c = r.closure(&[fx("i/exe")]).unwrap();
+    let ours: Vec<&Dep> = c
+        .deps
+        .iter()
+        .filter(|d| d.name.starts_with("libmkrfs"))
+        .collect();
+    assert_eq!(ours.len(), 1, "{ours:#?}");
+    assert_eq!(ours[0].path, fx("i/libmkrfsone.so"));
+    assert_eq!(
+        closure_paths(&r, &fx("i/exe")),
+        ldd_paths(&fx("i/exe")).unwrap()
     );
 }
 
