@@ -171,11 +171,22 @@ fn compare_dir_with_ldd(dir: &Path, limit: usize, at_least: usize) {
     );
 }
 
-/// The fixture directory, built once per run.
+/// The fixture directory, built once per run of this test binary. Each
+/// process has its own (concurrent `cargo test` runs must not clobber each
+/// other); directories of processes that are gone are removed.
 fn fixtures() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("elf-fixtures");
+        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        for entry in std::fs::read_dir(tmp).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix("elf-fixtures-") {
+                if !Path::new("/proc").join(pid).exists() {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        let out = tmp.join(format!("elf-fixtures-{}", std::process::id()));
         if out.exists() {
             std::fs::remove_dir_all(&out).unwrap();
         }
