@@ -59,7 +59,8 @@ impl Tried {
 pub(super) fn closure(resolver: &Resolver, roots: &[PathBuf]) -> Result<Closure, ElfError> {
     let mut cache = ObjectCache::new();
     let mut arch = resolver.arch;
-    let mut layouts: HashMap<Arch, Layout> = HashMap::new();
+    // Every root has the same arch, so one layout serves them all.
+    let mut layout: Option<Layout> = None;
     let mut deps: Vec<Dep> = Vec::new();
     let mut seen: HashSet<PathBuf> = roots.iter().cloned().collect();
     for root in roots {
@@ -71,9 +72,7 @@ pub(super) fn closure(resolver: &Resolver, roots: &[PathBuf]) -> Result<Closure,
         };
         let root_arch = ns.load_root(root, arch)?;
         let expected = *arch.get_or_insert(root_arch);
-        let layout = layouts
-            .entry(expected)
-            .or_insert_with(|| Layout::new(&resolver.sysroot, expected));
+        let layout = layout.get_or_insert_with(|| Layout::new(&resolver.sysroot, expected));
         ns.load_interp(layout)?;
         ns.load_all(layout)?;
         for dep in ns.deps {
