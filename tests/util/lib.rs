@@ -129,7 +129,10 @@ pub fn boot_with(image: &Path, append: &str, disks: &[Disk], machine: Machine) -
     cfg.timeout = Duration::from_secs(180);
     let out = mkrootfs_qemu::run(&cfg).unwrap_or_else(|e| panic!("run QEMU: {}", chain(&e)));
     if out.timed_out {
-        panic!("guest timed out; QEMU stderr:\n{}\nconsole:\n{}", out.stderr, out.console);
+        panic!(
+            "guest timed out; QEMU stderr:\n{}\nconsole:\n{}",
+            out.stderr, out.console
+        );
     }
     out
 }
