@@ -387,3 +387,38 @@ fn microvm_profile_boots_on_microvm_machine() {
     assert_console(&out, "virtio_blk");
     assert_eq!(out.exit_code(), 0, "console:\n{}", out.console);
 }
+
+/// With `sysroot`, binaries and their libraries come from that tree (here
+/// the unpacked dynamic image, which has no ld.so.cache), not from the host.
+#[test]
+fn sysroot_build_resolves_inside_the_sysroot() {
+    let image = build_image(
+        "sysroot-source",
+        &std::fs::read_to_string(repo().join("profiles/dynamic.toml")).unwrap(),
+    );
+    let root = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(&image).unwrap();
+    let segs = cpio::read_archive(&bytes, &Limits::default()).unwrap();
+    mkrootfs::extract::extract(&segs, root.path()).unwrap();
+    // Mark the sysroot's libc so that the image provably took it from there.
+    let libc = root.path().join("usr/lib/x86_64-linux-gnu/libc.so.6");
+    let mut data = std::fs::read(&libc).unwrap();
+    data.extend_from_slice(b"sysroot-marker");
+    std::fs::write(&libc, &data).unwrap();
+    let toml = format!(
+        "binaries = [\"bash\"]\n[image]\ninit = \"/usr/bin/bash\"\ncompression = \"none\"\nsysroot = \"{}\"\n",
+        root.path().display()
+    );
+    let built = build_image("sysroot-build", &toml);
+    let entries = entries_of(&built);
+    let libc = entries
+        .iter()
+        .find(|e| e.0 == "usr/lib/x86_64-linux-gnu/libc.so.6")
+        .expect("libc in the image");
+    assert!(libc.2.ends_with(b"sysroot-marker"));
+    let init = entries.iter().find(|e| e.0 == "init").unwrap();
+    assert_eq!(
+        (init.1 & 0o170000, init.2.as_slice()),
+        (0o120000, &b"/usr/bin/bash"[..])
+    );
+}
