@@ -459,7 +459,11 @@ fn merge(p: &mut Profile, file: &Path, RawProfileChecked(raw): RawProfileChecked
 
 /// 1-based line and column of a byte offset.
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = &text[..end];
     let line = before.matches('\n').count() + 1;
     let col = before
         .rsplit('\n')
@@ -535,6 +539,12 @@ mod tests {
             err("[[files]]\ndest = \"/etc/x\"\n"),
             "p.toml:2:8: files entry for /etc/x: give exactly one of `src` and `content`"
         );
+    }
+
+    #[test]
+    fn column_counts_characters_and_never_splits_one() {
+        assert_eq!(line_col("é = 1\nx", 7), (2, 1));
+        assert_eq!(line_col("éé", 3), (1, 2));
     }
 
     #[test]
