@@ -398,11 +398,7 @@ impl Tree {
             done.push(part);
             let current = format!("/{}", done.join("/"));
             let host = self.sysroot.join(&current[1..]);
-            let md = fs::symlink_metadata(&host).map_err(|source| TreeError::Read {
-                path: host.clone(),
-                origin: origin.to_string(),
-                source,
-            })?;
+            let md = fs::symlink_metadata(&host).map_err(read_err(&host, origin))?;
             let ft = md.file_type();
             if ft.is_symlink() {
                 hops += 1;
@@ -411,11 +407,7 @@ impl Tree {
                         path: image_path.to_string(),
                     });
                 }
-                let target = fs::read_link(&host).map_err(|source| TreeError::Read {
-                    path: host.clone(),
-                    origin: origin.to_string(),
-                    source,
-                })?;
+                let target = fs::read_link(&host).map_err(read_err(&host, origin))?;
                 let target = target.to_string_lossy().into_owned();
                 self.add_symlink(&current, &target, origin)?;
                 done.pop();
@@ -441,11 +433,7 @@ impl Tree {
                         kind: "special file",
                     });
                 }
-                let data = fs::read(&host).map_err(|source| TreeError::Read {
-                    path: host.clone(),
-                    origin: origin.to_string(),
-                    source,
-                })?;
+                let data = fs::read(&host).map_err(read_err(&host, origin))?;
                 return self.add(&current, Node::File(data), meta, origin);
             } else if !ft.is_dir() {
                 return Err(TreeError::Unsupported {
@@ -468,17 +456,8 @@ impl Tree {
         gid: u32,
         origin: &str,
     ) -> Result<String, TreeError> {
-        let read_err = |source| TreeError::Read {
-            path: host.to_path_buf(),
-            origin: origin.to_string(),
-            source,
-        };
-        let md = fs::metadata(host).map_err(read_err)?;
-        let data = fs::read(host).map_err(|source| TreeError::Read {
-            path: host.to_path_buf(),
-            origin: origin.to_string(),
-            source,
-        })?;
+        let md = fs::metadata(host).map_err(read_err(host, origin))?;
+        let data = fs::read(host).map_err(read_err(host, origin))?;
         let meta = Meta {
             perm: perm.unwrap_or(md.permissions().mode() & 0o7777),
             uid,
@@ -502,47 +481,25 @@ impl Tree {
         origin: &str,
         seen: &mut BTreeMap<(u64, u64), String>,
     ) -> Result<(), TreeError> {
-        let read_err = |source| TreeError::Read {
-            path: src.to_path_buf(),
-            origin: origin.to_string(),
-            source,
-        };
-        let md = fs::symlink_metadata(src).map_err(read_err)?;
+        let md = fs::symlink_metadata(src).map_err(read_err(src, origin))?;
         self.add_dir(dest, Meta::root(md.permissions().mode() & 0o7777), origin)?;
         let mut names: Vec<_> = fs::read_dir(src)
-            .map_err(|source| TreeError::Read {
-                path: src.to_path_buf(),
-                origin: origin.to_string(),
-                source,
-            })?
+            .map_err(read_err(src, origin))?
             .map(|e| e.map(|e| e.file_name()))
             .collect::<Result<_, _>>()
-            .map_err(|source| TreeError::Read {
-                path: src.to_path_buf(),
-                origin: origin.to_string(),
-                source,
-            })?;
+            .map_err(read_err(src, origin))?;
         names.sort();
         for name in names {
             let host = src.join(&name);
             let child = format!("{}/{}", dest.trim_end_matches('/'), name.to_string_lossy());
-            let err = |source| TreeError::Read {
-                path: host.clone(),
-                origin: origin.to_string(),
-                source,
-            };
-            let md = fs::symlink_metadata(&host).map_err(err)?;
+            let md = fs::symlink_metadata(&host).map_err(read_err(&host, origin))?;
             let ft = md.file_type();
             let meta = Meta::root(md.permissions().mode() & 0o7777);
             use std::os::unix::fs::FileTypeExt;
             if ft.is_dir() {
                 self.copy_dir(&host, &child, origin, seen)?;
             } else if ft.is_symlink() {
-                let target = fs::read_link(&host).map_err(|source| TreeError::Read {
-                    path: host.clone(),
-                    origin: origin.to_string(),
-                    source,
-                })?;
+                let target = fs::read_link(&host).map_err(read_err(&host, origin))?;
                 self.add_symlink(&child, &target.to_string_lossy(), origin)?;
             } else if ft.is_file() {
                 let key = (md.dev(), md.ino());
@@ -554,11 +511,7 @@ impl Tree {
                     }
                     seen.insert(key, child.clone());
                 }
-                let data = fs::read(&host).map_err(|source| TreeError::Read {
-                    path: host.clone(),
-                    origin: origin.to_string(),
-                    source,
-                })?;
+                let data = fs::read(&host).map_err(read_err(&host, origin))?;
                 self.add(&child, Node::File(data), meta, origin)?;
             } else if ft.is_char_device() || ft.is_block_device() {
                 let (maj, min) = split_dev(md.rdev());
@@ -586,7 +539,7 @@ impl Tree {
     /// the last name in archive order, as GNU cpio does); every mtime is
     /// `mtime`.
     pub fn to_entries(&self, mtime: u32) -> Vec<Entry> {
-        // Count names per hard-linked file and find which name comes last.
+        // Every name of each hard-linked file (its own path first).
         let mut names_of: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for (path, item) in &self.items {
             if let Node::HardLink(t) = &item.node {
@@ -597,110 +550,63 @@ impl Tree {
             }
         }
         let mut ino_of: BTreeMap<&str, u32> = BTreeMap::new();
-        let mut entries = Vec::with_capacity(self.items.len() + 1);
-        let mut next_ino = 1u32;
-        let mut push = |name: String,
-                        mode: u32,
-                        meta: &Meta,
-                        nlink: u32,
-                        ino: u32,
-                        rdev: (u32, u32),
-                        data: Vec<u8>| {
-            entries.push(Entry {
-                name,
-                mode,
-                uid: meta.uid,
-                gid: meta.gid,
-                nlink,
-                mtime,
-                ino,
-                dev: (0, 0),
-                rdev,
-                data,
-            });
-        };
-        push(
-            ".".to_string(),
-            S_IFDIR | 0o755,
-            &Meta::root(0o755),
-            2,
-            next_ino,
-            (0, 0),
-            Vec::new(),
-        );
-        next_ino += 1;
-        for (path, item) in &self.items {
-            let name = path[1..].to_string();
+        // No entry for "/" itself: the kernel's rootfs root already exists.
+        let mut entries = Vec::with_capacity(self.items.len());
+        for (index, (path, item)) in self.items.iter().enumerate() {
             let perm = item.meta.perm & 0o7777;
-            let ino = next_ino;
-            next_ino += 1;
+            let mut e = Entry {
+                name: path[1..].to_string(),
+                mode: perm,
+                uid: item.meta.uid,
+                gid: item.meta.gid,
+                nlink: 1,
+                mtime,
+                ino: index as u32 + 1,
+                dev: (0, 0),
+                rdev: (0, 0),
+                data: Vec::new(),
+            };
             match &item.node {
-                Node::Dir => push(name, S_IFDIR | perm, &item.meta, 2, ino, (0, 0), Vec::new()),
-                Node::Symlink(t) => push(
-                    name,
-                    S_IFLNK | 0o777,
-                    &item.meta,
-                    1,
-                    ino,
-                    (0, 0),
-                    t.as_bytes().to_vec(),
-                ),
-                Node::Char(a, b) => push(
-                    name,
-                    S_IFCHR | perm,
-                    &item.meta,
-                    1,
-                    ino,
-                    (*a, *b),
-                    Vec::new(),
-                ),
-                Node::Block(a, b) => push(
-                    name,
-                    S_IFBLK | perm,
-                    &item.meta,
-                    1,
-                    ino,
-                    (*a, *b),
-                    Vec::new(),
-                ),
-                Node::Fifo => push(name, S_IFIFO | perm, &item.meta, 1, ino, (0, 0), Vec::new()),
+                Node::Dir => (e.mode, e.nlink) = (S_IFDIR | perm, 2),
+                Node::Symlink(t) => (e.mode, e.data) = (S_IFLNK | 0o777, t.as_bytes().to_vec()),
+                Node::Char(a, b) => (e.mode, e.rdev) = (S_IFCHR | perm, (*a, *b)),
+                Node::Block(a, b) => (e.mode, e.rdev) = (S_IFBLK | perm, (*a, *b)),
+                Node::Fifo => e.mode = S_IFIFO | perm,
                 Node::File(_) | Node::HardLink(_) => {
-                    let target = match &item.node {
+                    let file = match &item.node {
                         Node::HardLink(t) => t.as_str(),
                         _ => path.as_str(),
                     };
-                    let group = names_of.get(target);
-                    let nlink = group.map(|g| g.len() as u32).unwrap_or(1);
-                    let ino = *ino_of.entry(target).or_insert(ino);
-                    let carries_data = group
-                        .map(|g| g.iter().max() == Some(&path.as_str()))
-                        .unwrap_or(true);
-                    let (file_meta, bytes) = match self.items.get(target) {
-                        Some(Item {
-                            node: Node::File(d),
-                            meta,
-                            ..
-                        }) => (*meta, d),
-                        _ => (item.meta, &Vec::new()),
-                    };
-                    let data = if carries_data {
-                        bytes.clone()
-                    } else {
-                        Vec::new()
-                    };
-                    push(
-                        name,
-                        S_IFREG | (file_meta.perm & 0o7777),
-                        &file_meta,
-                        nlink,
-                        ino,
-                        (0, 0),
-                        data,
-                    );
+                    let names = names_of.get(file);
+                    e.nlink = names.map_or(1, |n| n.len() as u32);
+                    e.ino = *ino_of.entry(file).or_insert(e.ino);
+                    if let Some(Item {
+                        node: Node::File(data),
+                        meta,
+                        ..
+                    }) = self.items.get(file)
+                    {
+                        (e.mode, e.uid, e.gid) =
+                            (S_IFREG | (meta.perm & 0o7777), meta.uid, meta.gid);
+                        // Only the last name in archive order carries the data.
+                        if names.is_none_or(|n| n.iter().max() == Some(&path.as_str())) {
+                            e.data = data.clone();
+                        }
+                    }
                 }
             }
+            entries.push(e);
         }
         entries
+    }
+}
+
+/// Maps an I/O error on `path` to [`TreeError::Read`].
+fn read_err<'a>(path: &'a Path, origin: &'a str) -> impl FnOnce(std::io::Error) -> TreeError + 'a {
+    move |source| TreeError::Read {
+        path: path.to_path_buf(),
+        origin: origin.to_string(),
+        source,
     }
 }
 
@@ -796,12 +702,9 @@ mod tests {
             .iter()
             .map(|x| (x.name.as_str(), x.ino, x.mtime))
             .collect();
-        assert_eq!(
-            names,
-            vec![(".", 1, 42), ("a", 2, 42), ("a/b", 3, 42), ("z", 4, 42)]
-        );
-        assert_eq!(e[2].rdev, (5, 1));
-        assert_eq!(e[2].mode, S_IFCHR | 0o600);
+        assert_eq!(names, vec![("a", 1, 42), ("a/b", 2, 42), ("z", 3, 42)]);
+        assert_eq!(e[1].rdev, (5, 1));
+        assert_eq!(e[1].mode, S_IFCHR | 0o600);
     }
 
     #[test]
