@@ -202,13 +202,7 @@ impl<F: FnMut(&Path) -> Result<(), nix::errno::Errno>> Loader<F> {
             crate::debug!("module {name}: built in");
             return true;
         }
-        let targets: BTreeSet<String> = self
-            .index
-            .aliases
-            .iter()
-            .filter(|a| kmod::alias_matches(&a.pattern, raw))
-            .map(|a| a.module.clone())
-            .collect();
+        let targets = self.alias_targets(raw);
         if targets.is_empty() {
             if self.is_live(&name) {
                 return true;
@@ -230,6 +224,16 @@ impl<F: FnMut(&Path) -> Result<(), nix::errno::Errno>> Loader<F> {
     /// parameters also appear in /sys/module, but without `initstate`).
     fn is_live(&self, name: &str) -> bool {
         self.paths.sys_module.join(name).join("initstate").exists()
+    }
+
+    /// The modules whose aliases match a device's `modalias`.
+    fn alias_targets(&self, modalias: &str) -> BTreeSet<String> {
+        self.index
+            .aliases
+            .iter()
+            .filter(|a| kmod::alias_matches(&a.pattern, modalias))
+            .map(|a| a.module.clone())
+            .collect()
     }
 
     fn load(&mut self, name: &str, why: &str) -> Result<(), Failure> {
@@ -298,13 +302,7 @@ impl<F: FnMut(&Path) -> Result<(), nix::errno::Errno>> Loader<F> {
             let _ = self.load(&name, why);
             return;
         }
-        let targets: BTreeSet<String> = self
-            .index
-            .aliases
-            .iter()
-            .filter(|a| kmod::alias_matches(&a.pattern, raw))
-            .map(|a| a.module.clone())
-            .collect();
+        let targets = self.alias_targets(raw);
         for t in targets {
             let _ = self.load(&t, why);
         }
