@@ -80,6 +80,10 @@ pub struct VmConfig {
     pub timeout: Duration,
     /// Also copy the console to our stdout as it arrives (`mkrootfs run`). Default false.
     pub echo_console: bool,
+    /// Give QEMU our stdin, so that the guest's console can be typed into
+    /// (QEMU puts a terminal in raw mode; Ctrl-C ends QEMU). Default: false
+    /// (stdin is /dev/null, as tests need).
+    pub interactive: bool,
     /// `isa-debug-exit` at port 0xf4 (QEMU then exits with `(code << 1) | 1`). Default true.
     pub debug_exit: bool,
     /// Appended to the QEMU command line as given. Default none.
@@ -100,6 +104,7 @@ impl VmConfig {
             net: false,
             timeout: Duration::from_secs(120),
             echo_console: false,
+            interactive: false,
             debug_exit: true,
             extra_args: Vec::new(),
         }

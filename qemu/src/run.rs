@@ -31,7 +31,12 @@ pub fn run(cfg: &VmConfig) -> Result<Outcome, QemuError> {
     let mut cmd = cfg.command();
     let _slot = acquire_slot()?;
     let start = Instant::now();
-    cmd.stdin(Stdio::null())
+    let stdin = if cfg.interactive {
+        Stdio::inherit()
+    } else {
+        Stdio::null()
+    };
+    cmd.stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let parent = std::process::id();

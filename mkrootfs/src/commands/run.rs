@@ -80,6 +80,9 @@ pub fn run(args: RunArgs) -> Result<u8> {
     cfg.memory_mb = args.memory;
     cfg.timeout = Duration::from_secs(args.timeout);
     cfg.echo_console = true;
+    // A terminal on stdin can type into the guest (a rescue shell);
+    // otherwise keep QEMU away from our stdin.
+    cfg.interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
     cfg.disks = args
         .disk
         .iter()
