@@ -351,19 +351,15 @@ fn serde_names_are_lower_case() {
 /// The cloud kernel's tree, unpacked by the qemu crate's kernel cache; the
 /// test is skipped without it unless CI is set.
 fn cloud_tree() -> Option<PathBuf> {
-    let home = std::env::var_os("HOME")?;
-    let t = Path::new(&home).join(
-        ".cache/mkrootfs/kernels/linux-image-6.1.0-48-cloud-amd64/lib/modules/6.1.0-48-cloud-amd64",
-    );
-    if t.is_dir() {
-        Some(t)
-    } else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "cloud kernel missing at {}",
-            t.display()
-        );
-        None
+    match mkrootfs_qemu::debian_cloud_kernel() {
+        Ok(k) => k.modules,
+        Err(e) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "cloud kernel missing: {e}"
+            );
+            None
+        }
     }
 }
 
