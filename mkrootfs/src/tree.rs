@@ -57,6 +57,14 @@ pub enum TreeError {
     },
     #[error("hard link {path}: target {target} is not a regular file in the image")]
     BadHardlink { path: String, target: String },
+    #[error(
+        "{path}: the image root is always a directory, it cannot be a {new} (asked by {origin})"
+    )]
+    Root {
+        path: String,
+        new: &'static str,
+        origin: String,
+    },
 }
 
 /// What a path is.
@@ -235,7 +243,16 @@ impl Tree {
         target: &str,
         origin: &str,
     ) -> Result<String, TreeError> {
-        let t = self.resolve(target, true)?;
+        let mut t = self.resolve(target, true)?;
+        // Another name of a hard-linked file names that file: every name of
+        // one file must share its inode, not form a chain.
+        if let Some(Item {
+            node: Node::HardLink(file),
+            ..
+        }) = self.items.get(&t)
+        {
+            t = file.clone();
+        }
         match self.items.get(&t) {
             Some(Item {
                 node: Node::File(_),
@@ -259,6 +276,18 @@ impl Tree {
         meta: Meta,
         origin: &str,
     ) -> Result<String, TreeError> {
+        // The root exists before the archive is unpacked and has no entry
+        // (a `[[trees]]` copied to `/` lands here): nothing to record.
+        if path == "/" {
+            return match node {
+                Node::Dir => Ok(path),
+                other => Err(TreeError::Root {
+                    path,
+                    new: other.kind(),
+                    origin: origin.to_string(),
+                }),
+            };
+        }
         if let Some(existing) = self.items.get(&path) {
             if existing.node == node {
                 return Ok(path);
@@ -738,6 +767,51 @@ mod tests {
             t.get("/usr/lib/libz.so.1.2.13"),
             Some(&Node::File(b"z".to_vec()))
         );
+    }
+
+    #[test]
+    fn tree_copied_to_root_adds_no_root_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("etc")).unwrap();
+        fs::write(dir.path().join("etc/motd"), b"hi").unwrap();
+        let mut t = Tree::new("/");
+        t.add_host_tree(dir.path(), "/", "trees entry /").unwrap();
+        t.add_dir("/", Meta::root(0o700), "dirs").unwrap();
+        let names: Vec<String> = t.to_entries(0).into_iter().map(|e| e.name).collect();
+        assert_eq!(names, vec!["etc", "etc/motd"]);
+        let mut out = Vec::new();
+        crate::cpio::write_archive(&mut out, &t.to_entries(0)).unwrap();
+    }
+
+    #[test]
+    fn root_cannot_become_a_file() {
+        let mut t = Tree::new("/");
+        let e = t
+            .add(
+                "/",
+                Node::File(Vec::new()),
+                Meta::root(0o644),
+                "files entry /",
+            )
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/: the image root is always a directory, it cannot be a file (asked by files entry /)"
+        );
+    }
+
+    #[test]
+    fn hard_link_to_a_hard_link_joins_the_same_file() {
+        let mut t = Tree::new("/");
+        t.add("/a", Node::File(b"x".to_vec()), Meta::root(0o644), "t")
+            .unwrap();
+        t.add_hardlink("/b", "/a", "t").unwrap();
+        t.add_hardlink("/c", "/b", "t").unwrap();
+        assert_eq!(t.get("/c"), Some(&Node::HardLink("/a".into())));
+        let e = t.to_entries(0);
+        let inos: Vec<(u32, u32)> = e.iter().map(|x| (x.ino, x.nlink)).collect();
+        assert_eq!(inos, vec![(1, 3), (1, 3), (1, 3)]);
+        assert_eq!(e[2].data, b"x");
     }
 
     #[test]
