@@ -80,7 +80,8 @@ pub enum ExtractError {
     SetAttr(PathBuf, #[source] io::Error),
 }
 
-/// Extracts every segment, in order, into `dir` (which must exist).
+/// Extracts every segment, in order, into `dir`, created (with its
+/// parents) when missing.
 pub fn extract(segments: &[Segment], dir: &Path) -> Result<ExtractReport, ExtractError> {
     // SAFETY: geteuid() has no preconditions and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
@@ -200,6 +201,10 @@ fn extract_with(
     match fs::symlink_metadata(dir) {
         Ok(md) if md.is_dir() => {}
         Ok(_) => return Err(ExtractError::NotADirectory(dir.to_path_buf())),
+        // Like `mkdir -p` (and `tar -C` users' habit of expecting it): a
+        // missing destination and its parents are created.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => fs::create_dir_all(dir)
+            .map_err(|err| ExtractError::CreateDir(dir.to_path_buf(), err))?,
         Err(e) => return Err(ExtractError::Stat(dir.to_path_buf(), e)),
     }
     let mut report = ExtractReport::default();

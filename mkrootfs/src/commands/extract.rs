@@ -8,7 +8,7 @@ use std::path::PathBuf;
 #[derive(Args, Debug)]
 pub struct ExtractArgs {
     pub image: PathBuf,
-    /// Target directory; nothing is ever written outside it.
+    /// Target directory (created if missing); nothing is ever written outside it.
     pub dir: PathBuf,
 }
 

@@ -227,3 +227,23 @@ fn destination_must_be_a_directory() {
         format!("destination {} is not a directory", file.display())
     );
 }
+
+#[test]
+fn missing_destination_is_created_with_its_parents() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("new/root");
+    let entries = vec![entry("etc/motd", S_IFREG | 0o644, b"hi")];
+    let report = extract_with(&[seg(entries)], &dest, false).unwrap();
+    assert_eq!((report.files, report.dirs), (1, 0));
+    assert_eq!(fs::read(dest.join("etc/motd")).unwrap(), b"hi");
+}
+
+#[test]
+fn destination_under_a_file_names_the_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("file");
+    fs::write(&file, b"").unwrap();
+    let dest = file.join("sub");
+    let e = extract(&[], &dest).unwrap_err();
+    assert_eq!(e.to_string(), format!("cannot inspect {}", dest.display()));
+}
