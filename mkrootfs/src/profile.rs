@@ -270,11 +270,13 @@ pub struct Profile {
     pub base_dir: PathBuf,
 }
 
-/// Finds a profile: an existing path as given, else `<name>.toml` in
-/// `./profiles`, then [`SYSTEM_PROFILE_DIR`].
+/// Finds a profile: a path (one with a `/` or ending in `.toml`) as given
+/// if it exists, else `<name>.toml` in `./profiles`, then
+/// [`SYSTEM_PROFILE_DIR`]. A bare name is never taken as a file of the
+/// current directory, which may well hold a binary of that name.
 pub fn locate(name: &str) -> Result<PathBuf, ProfileError> {
     let direct = Path::new(name);
-    if direct.is_file() {
+    if (name.contains('/') || name.ends_with(".toml")) && direct.is_file() {
         return Ok(direct.to_path_buf());
     }
     let dirs = [PathBuf::from("profiles"), PathBuf::from(SYSTEM_PROFILE_DIR)];

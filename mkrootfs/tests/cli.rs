@@ -1,0 +1,48 @@
+//! The `mkrootfs` command line, run as a user would, from a scratch
+//! directory.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn mkrootfs(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mkrootfs"))
+        .args(args)
+        .current_dir(cwd)
+        .env("SOURCE_DATE_EPOCH", "0")
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A profile with no host binaries and its own `/init` script.
+const SCRIPT_PROFILE: &str = "[image]\ninit = \"/init\"\ncompression = \"none\"\n\
+[[files]]\ndest = \"/init\"\ncontent = \"#!/bin/sh\\n\"\nmode = \"0755\"\n";
+
+#[test]
+fn bare_profile_name_ignores_a_same_named_file_in_cwd() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // A binary that happens to share the profile's name.
+    fs::write(dir.join("busybox"), b"\x7fELF\x02\x01\x01\0\xff\xfe").unwrap();
+    fs::create_dir(dir.join("profiles")).unwrap();
+    fs::write(dir.join("profiles/busybox.toml"), SCRIPT_PROFILE).unwrap();
+    let o = mkrootfs(dir, &["-p", "busybox", "-o", "out.cpio"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(dir.join("out.cpio").is_file());
+}
+
+#[test]
+fn profile_path_with_slash_or_toml_is_taken_as_given() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    fs::write(dir.join("mine"), SCRIPT_PROFILE).unwrap();
+    fs::write(dir.join("other.toml"), SCRIPT_PROFILE).unwrap();
+    for name in ["./mine", "other.toml"] {
+        let o = mkrootfs(dir, &["build", "-p", name, "-o", "out.cpio"]);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+    }
+}
