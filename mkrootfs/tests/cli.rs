@@ -46,3 +46,18 @@ fn profile_path_with_slash_or_toml_is_taken_as_given() {
         assert!(o.status.success(), "{name}: {}", stderr(&o));
     }
 }
+
+#[test]
+fn deps_accepts_a_path_relative_to_the_current_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    fs::copy("/bin/true", dir.join("prog")).unwrap();
+    let rel = mkrootfs(dir, &["deps", "prog"]);
+    assert!(rel.status.success(), "{}", stderr(&rel));
+    let abs = mkrootfs(dir, &["deps", "/bin/true"]);
+    assert_eq!(
+        String::from_utf8_lossy(&rel.stdout),
+        String::from_utf8_lossy(&abs.stdout)
+    );
+    assert!(String::from_utf8_lossy(&rel.stdout).contains("libc.so.6"));
+}

@@ -42,7 +42,17 @@ pub fn run(args: DepsArgs) -> Result<u8> {
         dlopen_notes: args.dlopen,
         arch: None,
     })?;
-    let roots: Vec<PathBuf> = args.items.iter().map(PathBuf::from).collect();
+    // With the host as sysroot, `deps ./prog` means the file here, as for
+    // ldd; inside another sysroot a relative path has no meaning.
+    let host = args.sysroot == std::path::Path::new("/");
+    let roots: Vec<PathBuf> = args
+        .items
+        .iter()
+        .map(|item| match std::path::absolute(item) {
+            Ok(abs) if host => abs,
+            _ => PathBuf::from(item),
+        })
+        .collect();
     let closure = resolver.closure(&roots)?;
     if args.why {
         print!("{}", elf::format_why(&closure));
