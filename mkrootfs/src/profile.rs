@@ -23,6 +23,7 @@ use crate::kmod::ModuleCompression;
 use mkrootfs_config::{InitConfig, Mode};
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
+use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 use toml::Spanned;
@@ -244,7 +245,8 @@ struct RawProfile {
 }
 
 /// A profile with its `extends` chain merged. Lists accumulate, parent
-/// first; `[image]` and `[modules]` fields set by a child override the
+/// first, except that a child's `files`/`dirs`/`symlinks`/`hardlinks`/
+/// `nodes` entry replaces any parent entry for the same path; `[image]` and `[modules]` fields set by a child override the
 /// parent's; a child's `[init]` table replaces the parent's as a whole.
 #[derive(Clone, Debug, Default)]
 pub struct Profile {
@@ -432,6 +434,20 @@ fn merge(p: &mut Profile, file: &Path, RawProfileChecked(raw): RawProfileChecked
     img.init = i.init.or(img.init.take());
     img.dlopen_notes = i.dlopen_notes.or(img.dlopen_notes);
     img.busybox_links = i.busybox_links.or(img.busybox_links.take());
+    // A child's entry for a path replaces whatever its parents put there
+    // (a base's /etc/hostname, say), as a child's `[image]` keys do;
+    // otherwise the two would only meet later as a conflict in the tree.
+    let mut mine: BTreeSet<&str> = BTreeSet::new();
+    mine.extend(raw.files.iter().map(|f| f.dest.0.as_str()));
+    mine.extend(raw.dirs.iter().map(|d| d.path.0.as_str()));
+    mine.extend(raw.symlinks.iter().map(|s| s.path.0.as_str()));
+    mine.extend(raw.hardlinks.iter().map(|h| h.path.0.as_str()));
+    mine.extend(raw.nodes.iter().map(|n| n.path.0.as_str()));
+    p.files.retain(|(_, f)| !mine.contains(f.dest.0.as_str()));
+    p.dirs.retain(|d| !mine.contains(d.path.0.as_str()));
+    p.symlinks.retain(|s| !mine.contains(s.path.0.as_str()));
+    p.hardlinks.retain(|h| !mine.contains(h.path.0.as_str()));
+    p.nodes.retain(|n| !mine.contains(n.path.0.as_str()));
     p.files
         .extend(raw.files.into_iter().map(|f| (dir.clone(), f)));
     p.trees
@@ -583,5 +599,38 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("extends itself through"), "{e}");
+    }
+
+    #[test]
+    fn child_entry_replaces_parent_entry_for_the_same_path() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("base.toml"),
+            "[[files]]\ndest = \"/etc/hostname\"\ncontent = \"base\"\n\
+             [[files]]\ndest = \"/etc/motd\"\ncontent = \"hi\"\n\
+             [[symlinks]]\npath = \"/bin/sh\"\ntarget = \"bash\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("leaf.toml"),
+            "extends = \"base\"\n[[files]]\ndest = \"/etc//hostname\"\ncontent = \"leaf\"\n\
+             [[files]]\ndest = \"/bin/sh\"\ncontent = \"#!\"\n",
+        )
+        .unwrap();
+        let p = load_path(&dir.path().join("leaf.toml")).unwrap();
+        let files: Vec<(&str, Option<&str>)> = p
+            .files
+            .iter()
+            .map(|(_, f)| (f.dest.0.as_str(), f.content.as_deref()))
+            .collect();
+        assert_eq!(
+            files,
+            vec![
+                ("/etc/motd", Some("hi")),
+                ("/etc/hostname", Some("leaf")),
+                ("/bin/sh", Some("#!"))
+            ]
+        );
+        assert!(p.symlinks.is_empty());
     }
 }

@@ -26,7 +26,7 @@ const MAX_SYMLINKS: usize = 40;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TreeError {
-    #[error("{path}: already in the image as {existing} (from {existing_origin}), now asked as {new} by {origin}")]
+    #[error("{path}: already in the image as {existing} (from {existing_origin}), now asked as a different {new} by {origin}")]
     Conflict {
         path: String,
         existing: &'static str,
@@ -684,7 +684,7 @@ mod tests {
                 "symlinks[0]",
             )
             .unwrap_err();
-        assert_eq!(e.to_string(), "/etc/x: already in the image as file (from files[0]), now asked as symlink by symlinks[0]");
+        assert_eq!(e.to_string(), "/etc/x: already in the image as file (from files[0]), now asked as a different symlink by symlinks[0]");
         // The same content twice is fine (two binaries needing one library).
         t.add(
             "/etc/x",
