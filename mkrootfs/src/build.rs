@@ -455,7 +455,7 @@ fn module_tree(kernel: Option<&str>, opts: &BuildOptions) -> Result<PathBuf, Bui
 /// PATH inside the sysroot. Returns the path inside the sysroot.
 pub fn locate_binary(sysroot: &Path, name: &str, profile: &str) -> Result<String, BuildError> {
     if name.starts_with('/') {
-        if sysroot.join(name.trim_start_matches('/')).exists() {
+        if is_file_in(sysroot, name) {
             return Ok(name.to_string());
         }
         return Err(BuildError::BinaryNotFound {
@@ -480,8 +480,7 @@ pub fn locate_binary(sysroot: &Path, name: &str, profile: &str) -> Result<String
         }
         seen.push(dir);
         let candidate = format!("{}/{name}", dir.trim_end_matches('/'));
-        let host = sysroot.join(candidate.trim_start_matches('/'));
-        if fs::metadata(&host).map(|m| m.is_file()).unwrap_or(false) {
+        if is_file_in(sysroot, &candidate) {
             return Ok(candidate);
         }
     }
@@ -490,6 +489,15 @@ pub fn locate_binary(sysroot: &Path, name: &str, profile: &str) -> Result<String
         profile: profile.to_string(),
         searched: format!("PATH {} (in {})", seen.join(":"), sysroot.display()),
     })
+}
+
+/// Whether `path` names a regular file inside `sysroot`, following its
+/// symlinks there: an absolute one (`/usr/bin/vi -> /etc/alternatives/vi`)
+/// points into the sysroot, not at the host's file.
+fn is_file_in(sysroot: &Path, path: &str) -> bool {
+    elf::sysroot::resolve_in_root(sysroot, Path::new(path))
+        .map(|inside| elf::sysroot::host_path(sysroot, &inside).is_file())
+        .unwrap_or(false)
 }
 
 /// Adds one symlink per applet of the busybox binary at `image_path`.
@@ -564,5 +572,43 @@ fn has_interp(data: &[u8]) -> bool {
     match goblin::elf::Elf::parse(data) {
         Ok(elf) => elf.interpreter.is_some(),
         Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn binary_behind_an_absolute_symlink_in_the_sysroot_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("usr/bin")).unwrap();
+        fs::create_dir_all(root.join("etc/mkrootfs-alt")).unwrap();
+        fs::write(root.join("usr/bin/mkrootfs-vi.real"), b"\x7fELF").unwrap();
+        // Absolute targets: meaningless (or another file) on the host.
+        symlink(
+            "/usr/bin/mkrootfs-vi.real",
+            root.join("etc/mkrootfs-alt/vi"),
+        )
+        .unwrap();
+        symlink("/etc/mkrootfs-alt/vi", root.join("usr/bin/mkrootfs-vi")).unwrap();
+        assert_eq!(
+            locate_binary(root, "mkrootfs-vi", "p").unwrap(),
+            "/usr/bin/mkrootfs-vi"
+        );
+        assert_eq!(
+            locate_binary(root, "/usr/bin/mkrootfs-vi", "p").unwrap(),
+            "/usr/bin/mkrootfs-vi"
+        );
+        let e = locate_binary(root, "/etc/mkrootfs-alt", "p").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "binary \"/etc/mkrootfs-alt\" (from profile p) not found in {}",
+                root.join("etc/mkrootfs-alt").display()
+            )
+        );
     }
 }

@@ -23,7 +23,7 @@ mod closure;
 mod ldcache;
 mod object;
 mod search;
-mod sysroot;
+pub(crate) mod sysroot;
 
 use std::collections::HashMap;
 use std::fmt;
