@@ -60,6 +60,8 @@ pub enum BuildError {
         #[source]
         source: std::io::Error,
     },
+    #[error("SOURCE_DATE_EPOCH={0:?} is not a number of seconds between 0 and 4294967295 (the newc mtime field)")]
+    SourceDateEpoch(String),
     #[error("serialize the init configuration")]
     InitJson(#[source] serde_json::Error),
     #[error("{op} {path}")]
@@ -125,7 +127,10 @@ pub struct Assembled {
 pub fn build(profile: &Profile, opts: &BuildOptions) -> Result<BuildReport, BuildError> {
     let start = Instant::now();
     let assembled = assemble(profile, opts)?;
-    let mtime = opts.mtime.unwrap_or_else(source_date_epoch);
+    let mtime = match opts.mtime {
+        Some(m) => m,
+        None => source_date_epoch()?,
+    };
     let entries = assembled.tree.to_entries(mtime);
     let mut archive = Vec::new();
     cpio::write_archive(&mut archive, &entries).map_err(|source| BuildError::Write {
@@ -167,13 +172,16 @@ pub fn default_output(profile: &Profile, c: Compression) -> PathBuf {
     PathBuf::from("out").join(format!("{}.cpio{ext}", profile.name))
 }
 
-/// `$SOURCE_DATE_EPOCH` clamped to 32 bits (the newc field), else 0.
-pub fn source_date_epoch() -> u32 {
-    std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(|v| v.min(u32::MAX as u64) as u32)
-        .unwrap_or(0)
+/// `$SOURCE_DATE_EPOCH`, else 0. A malformed value, or one past the
+/// 32-bit newc mtime field, is an error, as reproducible-builds.org asks.
+pub fn source_date_epoch() -> Result<u32, BuildError> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Err(_) => Ok(0),
+        Ok(v) => v
+            .trim()
+            .parse::<u32>()
+            .map_err(|_| BuildError::SourceDateEpoch(v)),
+    }
 }
 
 /// Writes `data` to a temporary file next to `path`, syncs it and renames it

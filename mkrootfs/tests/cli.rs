@@ -61,3 +61,30 @@ fn deps_accepts_a_path_relative_to_the_current_directory() {
     );
     assert!(String::from_utf8_lossy(&rel.stdout).contains("libc.so.6"));
 }
+
+#[test]
+fn malformed_source_date_epoch_fails_the_build() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    fs::write(dir.join("p.toml"), SCRIPT_PROFILE).unwrap();
+    let run = |epoch: &str| {
+        Command::new(env!("CARGO_BIN_EXE_mkrootfs"))
+            .args(["build", "-p", "p.toml", "-o", "out.cpio"])
+            .current_dir(dir)
+            .env("SOURCE_DATE_EPOCH", epoch)
+            .output()
+            .unwrap()
+    };
+    let bad = run("yesterday");
+    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(
+        stderr(&bad),
+        "mkrootfs: SOURCE_DATE_EPOCH=\"yesterday\" is not a number of seconds between 0 and 4294967295 (the newc mtime field)\n"
+    );
+    assert!(!dir.join("out.cpio").exists());
+    let good = run("1700000000");
+    assert!(good.status.success(), "{}", stderr(&good));
+    // Every header's mtime field (offset 46, 8 hex digits) is the epoch.
+    let bytes = fs::read(dir.join("out.cpio")).unwrap();
+    assert_eq!(&bytes[46..54], b"6553F100");
+}
