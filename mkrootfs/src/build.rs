@@ -36,6 +36,8 @@ pub enum BuildError {
     NoInit { searched: String },
     #[error("{0} has a PT_INTERP: the init must be a static executable")]
     InitNotStatic(PathBuf),
+    #[error("{0} is not an ELF executable: the mkrootfs init must be the static `init` binary (`make init`)")]
+    InitNotElf(PathBuf),
     #[error("read init binary {path}")]
     ReadInit {
         path: PathBuf,
@@ -295,8 +297,10 @@ pub fn assemble(profile: &Profile, opts: &BuildOptions) -> Result<Assembled, Bui
                 path: bin.clone(),
                 source,
             })?;
-            if has_interp(&data) {
-                return Err(BuildError::InitNotStatic(bin));
+            match goblin::elf::Elf::parse(&data) {
+                Err(_) => return Err(BuildError::InitNotElf(bin)),
+                Ok(elf) if elf.interpreter.is_some() => return Err(BuildError::InitNotStatic(bin)),
+                Ok(_) => {}
             }
             tree.add(
                 "/init",
@@ -574,13 +578,6 @@ pub fn find_init() -> Result<PathBuf, BuildError> {
     Err(BuildError::NoInit {
         searched: searched.join(", "),
     })
-}
-
-fn has_interp(data: &[u8]) -> bool {
-    match goblin::elf::Elf::parse(data) {
-        Ok(elf) => elf.interpreter.is_some(),
-        Err(_) => false,
-    }
 }
 
 #[cfg(test)]

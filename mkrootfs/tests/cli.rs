@@ -88,3 +88,29 @@ fn malformed_source_date_epoch_fails_the_build() {
     let bytes = fs::read(dir.join("out.cpio")).unwrap();
     assert_eq!(&bytes[46..54], b"6553F100");
 }
+
+#[test]
+fn init_that_is_not_a_static_elf_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let profile = "[init]\n[[init.services]]\nargv = [\"/bin/true\"]\n";
+    fs::write(dir.join("p.toml"), profile).unwrap();
+    fs::write(dir.join("script"), "#!/bin/sh\n").unwrap();
+    let script = mkrootfs(
+        dir,
+        &["build", "-p", "p.toml", "--init", "script", "-o", "o"],
+    );
+    assert_eq!(
+        stderr(&script),
+        "mkrootfs: script is not an ELF executable: the mkrootfs init must be the static `init` binary (`make init`)\n"
+    );
+    let dynamic = mkrootfs(
+        dir,
+        &["build", "-p", "p.toml", "--init", "/bin/true", "-o", "o"],
+    );
+    assert_eq!(
+        stderr(&dynamic),
+        "mkrootfs: /bin/true has a PT_INTERP: the init must be a static executable\n"
+    );
+    assert!(!dir.join("o").exists());
+}
