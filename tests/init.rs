@@ -324,3 +324,42 @@ fn init_is_static_and_small() {
         bytes.len()
     );
 }
+
+/// The console's output stopped (XOFF typed on a serial console, or a
+/// program's `tcflow(TCOOFF)`) used to hang the power-off forever: the init
+/// waited with tcdrain(3) for bytes that could never leave. The drain is now
+/// bounded, and isa-debug-exit still reports the status.
+#[test]
+fn stopped_console_output_does_not_keep_the_machine_from_powering_off() {
+    let dir = mkrootfs_tests::work_dir();
+    let (c, bin) = (dir.join("tcooff.c"), dir.join("tcooff"));
+    std::fs::write(
+        &c,
+        "#include <fcntl.h>\n#include <termios.h>\nint main(void) {\n  int fd = open(\"/dev/console\", O_RDWR | O_NOCTTY);\n  return tcflow(fd, TCOOFF) == 0 ? 5 : 1;\n}\n",
+    )
+    .unwrap();
+    let st = std::process::Command::new("gcc")
+        .args(["-static", "-Os", "-o"])
+        .arg(&bin)
+        .arg(&c)
+        .status()
+        .unwrap();
+    assert!(st.success(), "gcc");
+    let img = build_image(
+        "init-tcooff",
+        &profile(
+            "[[init.services]]\nargv = [\"/bin/tcooff\"]\n",
+            &format!(
+                "[[files]]\ndest = \"/bin/tcooff\"\nsrc = \"{}\"\nmode = \"0755\"\n",
+                bin.display()
+            ),
+        ),
+    );
+    let out = boot(&img, APPEND);
+    assert_eq!(
+        out.qemu_status,
+        Some((5 << 1) | 1),
+        "QEMU status; console:\n{}",
+        out.console
+    );
+}

@@ -188,8 +188,8 @@ fn signal_host_and_power_off() -> ! {
     // UART sends them later. isa-debug-exit ends QEMU at once, so wait for
     // the console to drain or the RESULT line may never reach the host.
     // (Not a tty, e.g. in host tests: ENOTTY, nothing to wait for.)
-    let _ = nix::sys::termios::tcdrain(std::io::stdout());
-    let _ = nix::sys::termios::tcdrain(std::io::stderr());
+    drain(std::io::stdout(), CONSOLE_STALL);
+    drain(std::io::stderr(), CONSOLE_STALL);
     let port = DEBUG_EXIT.load(Ordering::Relaxed);
     if port != 0 {
         // Only the low 8 bits survive QEMU's exit status anyway.
@@ -199,6 +199,41 @@ fn signal_host_and_power_off() -> ! {
         }
     }
     power_off()
+}
+
+/// How long the console's output queue may stay stuck before the init gives
+/// up waiting for it at power-off.
+const CONSOLE_STALL: Duration = Duration::from_secs(1);
+
+/// Waits for a terminal's output to be sent, while the queue keeps
+/// shrinking. tcdrain(3) alone waits forever when the output is stopped
+/// (XOFF typed on a serial console, a program's `tcflow(TCOOFF)`, hardware
+/// flow control with nobody reading), and PID 1 would never power off.
+fn drain(fd: impl std::os::fd::AsFd, stall: Duration) {
+    let mut last = usize::MAX;
+    let mut deadline = Instant::now() + stall;
+    loop {
+        match crate::sys::output_queued(fd.as_fd()) {
+            // The queue is empty: tcdrain now only waits for the UART's
+            // transmitter, which the driver bounds.
+            Ok(0) => {
+                let _ = nix::sys::termios::tcdrain(fd);
+                return;
+            }
+            Ok(n) => {
+                if n < last {
+                    last = n;
+                    deadline = Instant::now() + stall;
+                } else if Instant::now() >= deadline {
+                    crate::debug!("console output stuck with {n} bytes queued: not waiting");
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            // Not a tty: nothing to wait for.
+            Err(_) => return,
+        }
+    }
 }
 
 /// reboot(2) with the configured action; if that fails, wait forever rather

@@ -140,6 +140,19 @@ pub mod child {
     }
 }
 
+/// Bytes written to a terminal and not sent yet (`TIOCOUTQ`); an error
+/// (ENOTTY) when `fd` is not a terminal.
+pub fn output_queued(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let mut n: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ writes one int through the pointer, which points at
+    // `n`; `fd` is a valid open descriptor for the call's duration.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCOUTQ, &mut n) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
 /// Writes the result to QEMU's isa-debug-exit device, which makes QEMU exit
 /// at once with status `(value << 1) | 1`.
 #[cfg(target_arch = "x86_64")]
@@ -182,6 +195,14 @@ mod tests {
         let z = parse_stat("7 (sh) Z 1 7 5 0").unwrap();
         assert_eq!((z.state, z.session), ('Z', 5));
         assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn output_queued_is_an_error_on_a_non_terminal() {
+        let f = tempfile::tempfile().unwrap();
+        use std::os::fd::AsFd;
+        let e = output_queued(f.as_fd()).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOTTY));
     }
 
     #[test]
