@@ -100,6 +100,16 @@ pub fn spawn(p: &Prepared) -> std::io::Result<Pid> {
             format!("working directory {}: {e}", p.cwd),
         ));
     }
+    // Likewise a missing console device: the child's open of it would come
+    // back as "cannot execute <program>: No such file or directory".
+    if let Some(t) = &p.tty {
+        if let Err(e) = std::fs::metadata(t) {
+            return Err(std::io::Error::new(
+                e.kind(),
+                format!("controlling terminal {}: {e}", t.display()),
+            ));
+        }
+    }
     let mut cmd = Command::new(program);
     cmd.args(&p.argv[1..])
         .env_clear()
@@ -171,6 +181,28 @@ mod tests {
                 ),
                 ("TERM", "vt100"),
             ]
+        );
+    }
+
+    #[test]
+    fn missing_console_device_is_named_not_reported_as_a_missing_program() {
+        let p = Prepared {
+            name: "t".into(),
+            argv: vec!["/bin/sh".into()],
+            env: BTreeMap::new(),
+            cwd: "/".into(),
+            creds: Credentials {
+                uid: 0,
+                gid: 0,
+                groups: vec![0],
+                home: None,
+            },
+            tty: Some("/nonexistent/ttyS9".into()),
+        };
+        let e = spawn(&p).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "controlling terminal /nonexistent/ttyS9: No such file or directory (os error 2)"
         );
     }
 
