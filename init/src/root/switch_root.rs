@@ -22,6 +22,11 @@ use std::path::Path;
 /// The API file systems moved into the new root.
 pub const API_MOUNTS: &[&str] = &["/dev", "/proc", "/sys", "/run"];
 
+/// Early mounts that are not carried over: the new root gets a fresh one
+/// (the init core re-runs its early mounts), and detaching the old one
+/// frees its memory instead of leaving it on the hidden initramfs.
+pub const DROPPED_MOUNTS: &[&str] = &["/tmp"];
+
 fn step<'a>(step: &'static str, path: &'a Path) -> impl FnOnce(Errno) -> RootError + 'a {
     move |errno| RootError::Step {
         step,
@@ -64,9 +69,10 @@ fn is_mount_point(path: &Path) -> bool {
     }
 }
 
-/// Moves each API mount into `newroot`. A mount whose target directory the
-/// (read-only) new root lacks is detached instead, with a warning: the init
-/// core mounts a fresh one after the switch where it can.
+/// Moves each API mount into `newroot` and detaches [`DROPPED_MOUNTS`]. A
+/// mount whose target directory the (read-only) new root lacks is detached
+/// instead, with a warning: the init core mounts a fresh one after the
+/// switch where it can.
 pub fn move_api_mounts(newroot: &Path) -> Result<(), RootError> {
     for m in API_MOUNTS {
         let from = Path::new(m);
@@ -90,6 +96,12 @@ pub fn move_api_mounts(newroot: &Path) -> Result<(), RootError> {
             None::<&str>,
         )
         .map_err(step("move mount (MS_MOVE) to the new root", from))?;
+    }
+    for m in DROPPED_MOUNTS {
+        let path = Path::new(m);
+        if is_mount_point(path) {
+            umount2(path, MntFlags::MNT_DETACH).map_err(step("detach", path))?;
+        }
     }
     Ok(())
 }
