@@ -348,54 +348,20 @@ impl Tree {
     /// Resolves `path` through the tree's symlinks (the last component only
     /// when `follow_last`), as the kernel would when creating it.
     pub fn resolve(&self, path: &str, follow_last: bool) -> Result<String, TreeError> {
-        let mut pending: Vec<String> = path
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .rev()
-            .map(String::from)
-            .collect();
-        let mut done: Vec<String> = Vec::new();
-        let mut hops = 0;
-        while let Some(part) = pending.pop() {
-            match part.as_str() {
-                "." => continue,
-                ".." => {
-                    done.pop();
-                    continue;
-                }
-                _ => {}
-            }
-            done.push(part);
-            let is_last = pending.is_empty();
-            if is_last && !follow_last {
+        let mut walk = Walk::new(path);
+        while let Some(current) = walk.next_component() {
+            if walk.at_end() && !follow_last {
                 break;
             }
-            let current = format!("/{}", done.join("/"));
             if let Some(Item {
                 node: Node::Symlink(target),
                 ..
             }) = self.items.get(&current)
             {
-                hops += 1;
-                if hops > MAX_SYMLINKS {
-                    return Err(TreeError::SymlinkLoop {
-                        path: path.to_string(),
-                    });
-                }
-                done.pop();
-                if target.starts_with('/') {
-                    done.clear();
-                }
-                pending.extend(
-                    target
-                        .split('/')
-                        .filter(|s| !s.is_empty())
-                        .rev()
-                        .map(String::from),
-                );
+                walk.follow(target)?;
             }
         }
-        Ok(format!("/{}", done.join("/")))
+        Ok(walk.current())
     }
 
     /// Copies the sysroot's file at `image_path` into the same path of the
@@ -408,50 +374,17 @@ impl Tree {
         image_path: &str,
         origin: &str,
     ) -> Result<String, TreeError> {
-        let mut pending: Vec<String> = image_path
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .rev()
-            .map(String::from)
-            .collect();
-        let mut done: Vec<String> = Vec::new();
-        let mut hops = 0;
-        while let Some(part) = pending.pop() {
-            match part.as_str() {
-                "." => continue,
-                ".." => {
-                    done.pop();
-                    continue;
-                }
-                _ => {}
-            }
-            done.push(part);
-            let current = format!("/{}", done.join("/"));
+        let mut walk = Walk::new(image_path);
+        while let Some(current) = walk.next_component() {
             let host = self.sysroot.join(&current[1..]);
             let md = fs::symlink_metadata(&host).map_err(read_err(&host, origin))?;
             let ft = md.file_type();
             if ft.is_symlink() {
-                hops += 1;
-                if hops > MAX_SYMLINKS {
-                    return Err(TreeError::SymlinkLoop {
-                        path: image_path.to_string(),
-                    });
-                }
                 let target = fs::read_link(&host).map_err(read_err(&host, origin))?;
                 let target = target.to_string_lossy().into_owned();
                 self.add_symlink(&current, &target, origin)?;
-                done.pop();
-                if target.starts_with('/') {
-                    done.clear();
-                }
-                pending.extend(
-                    target
-                        .split('/')
-                        .filter(|s| !s.is_empty())
-                        .rev()
-                        .map(String::from),
-                );
-            } else if pending.is_empty() {
+                walk.follow(&target)?;
+            } else if walk.at_end() {
                 let meta = Meta::root(md.permissions().mode() & 0o7777);
                 if ft.is_dir() {
                     return self.add_dir(&current, meta, origin);
@@ -628,6 +561,78 @@ impl Tree {
             entries.push(e);
         }
         entries
+    }
+}
+
+/// A path walk that follows symlinks as the kernel does: components are
+/// taken one at a time, `.` is skipped, `..` goes up (never above `/`),
+/// and a symlink is replaced by its target (from `/` when it is absolute).
+struct Walk {
+    path: String,
+    /// Components still to walk, the next one last.
+    pending: Vec<String>,
+    /// The resolved components so far.
+    done: Vec<String>,
+    hops: usize,
+}
+
+impl Walk {
+    fn new(path: &str) -> Walk {
+        let mut w = Walk {
+            path: path.to_string(),
+            pending: Vec::new(),
+            done: Vec::new(),
+            hops: 0,
+        };
+        w.push_front(path);
+        w
+    }
+
+    fn push_front(&mut self, path: &str) {
+        let parts = path.split('/').filter(|s| !s.is_empty()).rev();
+        self.pending.extend(parts.map(String::from));
+    }
+
+    /// Steps onto the next component and returns the path so far.
+    fn next_component(&mut self) -> Option<String> {
+        loop {
+            let part = self.pending.pop()?;
+            match part.as_str() {
+                "." => {}
+                ".." => {
+                    self.done.pop();
+                }
+                _ => {
+                    self.done.push(part);
+                    return Some(self.current());
+                }
+            }
+        }
+    }
+
+    /// Whether the current component is the last one.
+    fn at_end(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Replaces the current component, a symlink, by its target.
+    fn follow(&mut self, target: &str) -> Result<(), TreeError> {
+        self.hops += 1;
+        if self.hops > MAX_SYMLINKS {
+            return Err(TreeError::SymlinkLoop {
+                path: self.path.clone(),
+            });
+        }
+        self.done.pop();
+        if target.starts_with('/') {
+            self.done.clear();
+        }
+        self.push_front(target);
+        Ok(())
+    }
+
+    fn current(&self) -> String {
+        format!("/{}", self.done.join("/"))
     }
 }
 

@@ -174,3 +174,14 @@ fn dev_numbers_split_like_glibc() {
         (259, 0x1203)
     );
 }
+
+#[test]
+fn dotdot_after_a_symlink_goes_up_from_its_target_and_never_above_root() {
+    let mut t = Tree::new("/");
+    t.add_symlink("/lib", "usr/lib", "t").unwrap();
+    t.add_symlink("/abs", "/usr/share", "t").unwrap();
+    assert_eq!(t.resolve("/lib/../etc", true).unwrap(), "/usr/etc");
+    assert_eq!(t.resolve("/abs/./x/../y", true).unwrap(), "/usr/share/y");
+    assert_eq!(t.resolve("/../../bin", true).unwrap(), "/bin");
+    assert_eq!(t.resolve("/lib", false).unwrap(), "/lib");
+}
