@@ -283,24 +283,13 @@ pub fn fatal(step: &str, what: &dyn Display) -> ! {
 /// Runs the emergency shell on the console with a controlling terminal and
 /// waits for it (reaping whatever else ends meanwhile).
 fn emergency_shell(shell: &str) {
-    use crate::supervise::spawn::{self, Prepared, DEFAULT_ENV};
+    use crate::supervise::spawn::{self, Prepared};
     crate::info!("starting emergency shell {shell}; the machine powers off when it exits");
-    let prep = Prepared {
-        name: "emergency-shell".into(),
-        argv: vec![shell.to_string()],
-        env: DEFAULT_ENV
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        cwd: "/".into(),
-        creds: crate::users::Credentials {
-            uid: 0,
-            gid: 0,
-            groups: vec![0],
-            home: Some("/root".into()),
-        },
-        tty: crate::console::active_device(),
-    };
+    let prep = Prepared::as_root(
+        "emergency-shell",
+        vec![shell.to_string()],
+        crate::console::active_device(),
+    );
     let pid = match spawn::spawn(&prep) {
         Ok(pid) => pid,
         Err(e) => {

@@ -328,22 +328,11 @@ mod tests {
     const CHILD_ENV: &str = "MKROOTFS_INIT_SUBREAPER_CHILD";
 
     fn service(script: &str, restart: Restart) -> (Prepared, Backoff) {
-        let prep = Prepared {
-            name: "t".into(),
-            argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
-            env: spawn::DEFAULT_ENV
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            cwd: "/".into(),
-            creds: crate::users::Credentials {
-                uid: 0,
-                gid: 0,
-                groups: vec![0],
-                home: None,
-            },
-            tty: None,
-        };
+        let prep = Prepared::as_root(
+            "t",
+            vec!["/bin/sh".into(), "-c".into(), script.into()],
+            None,
+        );
         (prep, Backoff::new(restart, 10, 5))
     }
 

@@ -34,6 +34,34 @@ pub struct Prepared {
     pub tty: Option<PathBuf>,
 }
 
+impl Prepared {
+    /// A root process in `/` with the default environment: the emergency
+    /// shell, and the supervisor's tests.
+    pub fn as_root(name: &str, argv: Vec<String>, tty: Option<PathBuf>) -> Prepared {
+        Prepared {
+            name: name.into(),
+            argv,
+            env: default_env(),
+            cwd: "/".into(),
+            creds: Credentials {
+                uid: 0,
+                gid: 0,
+                groups: vec![0],
+                home: Some("/root".into()),
+            },
+            tty,
+        }
+    }
+}
+
+/// [`DEFAULT_ENV`] as an owned map.
+pub fn default_env() -> BTreeMap<String, String> {
+    DEFAULT_ENV
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// Builds a service's environment from scratch: the defaults, `HOME` of its
 /// user, the global `env`, then its own. Nothing comes from the init's own
 /// environment, which holds whatever the kernel passed (`HOME=/`,
@@ -43,10 +71,7 @@ pub fn environment(
     svc: &ServiceConfig,
     creds: &Credentials,
 ) -> BTreeMap<String, String> {
-    let mut env: BTreeMap<String, String> = DEFAULT_ENV
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let mut env = default_env();
     if let Some(home) = &creds.home {
         env.insert("HOME".into(), home.clone());
     }
@@ -186,19 +211,11 @@ mod tests {
 
     #[test]
     fn missing_console_device_is_named_not_reported_as_a_missing_program() {
-        let p = Prepared {
-            name: "t".into(),
-            argv: vec!["/bin/sh".into()],
-            env: BTreeMap::new(),
-            cwd: "/".into(),
-            creds: Credentials {
-                uid: 0,
-                gid: 0,
-                groups: vec![0],
-                home: None,
-            },
-            tty: Some("/nonexistent/ttyS9".into()),
-        };
+        let p = Prepared::as_root(
+            "t",
+            vec!["/bin/sh".into()],
+            Some("/nonexistent/ttyS9".into()),
+        );
         let e = spawn(&p).unwrap_err();
         assert_eq!(
             e.to_string(),
