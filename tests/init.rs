@@ -4,7 +4,7 @@
 //! printed; boots are combined where that keeps the assertions readable.
 
 use mkrootfs_qemu::Outcome;
-use mkrootfs_tests::{assert_console, boot, build_image, init_binary};
+use mkrootfs_tests::{assert_console, boot, build_image, init_binary, BUSYBOX_IMAGE};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -14,13 +14,7 @@ const APPEND: &str = "quiet";
 
 fn profile(init: &str, files: &str) -> String {
     format!(
-        r#"
-binaries = ["busybox"]
-
-[image]
-busybox_links = "/bin/busybox"
-compression = "none"
-
+        r#"{BUSYBOX_IMAGE}
 [[files]]
 dest = "/etc/passwd"
 content = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/nonexistent:/bin/sh\n"

@@ -12,7 +12,7 @@
 use mkrootfs::compress::{compress, Compression};
 use mkrootfs::kmod::{self, ModuleCompression};
 use mkrootfs_qemu::{Disk, Machine, Outcome};
-use mkrootfs_tests::{assert_console, boot_with, build_image, kernel_modules};
+use mkrootfs_tests::{assert_console, boot_with, build_image, kernel_modules, BUSYBOX_IMAGE};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
@@ -131,12 +131,7 @@ fn disks() -> &'static Disks {
 /// A profile with busybox, the given modules and `[init]` body.
 fn profile(modules: &str, init: &str, files: &str) -> String {
     format!(
-        r#"
-binaries = ["busybox"]
-[image]
-busybox_links = "/bin/busybox"
-compression = "none"
-{files}
+        r#"{BUSYBOX_IMAGE}{files}
 [modules]
 {modules}
 [init]

@@ -13,6 +13,11 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+/// The start of a test profile: busybox with every applet linked, stored
+/// uncompressed (the quickest to build); tests append their own tables.
+pub const BUSYBOX_IMAGE: &str =
+    "binaries = [\"busybox\"]\n[image]\nbusybox_links = \"/bin/busybox\"\ncompression = \"none\"\n";
+
 /// Where test images and profiles are written.
 pub fn work_dir() -> PathBuf {
     let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-images");
