@@ -26,7 +26,12 @@ use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
-use toml::Spanned;
+
+mod position;
+#[cfg(test)]
+mod tests;
+
+use position::{line_col, span_of, Seg};
 
 /// Where bare profile names are looked up after `./profiles`.
 pub const SYSTEM_PROFILE_DIR: &str = "/usr/share/mkrootfs/profiles";
@@ -241,7 +246,7 @@ struct RawProfile {
     #[serde(default)]
     nodes: Vec<NodeSpec>,
     modules: Option<ModulesSection>,
-    init: Option<Spanned<InitConfig>>,
+    init: Option<InitConfig>,
 }
 
 /// A profile with its `extends` chain merged. Lists accumulate, parent
@@ -371,43 +376,39 @@ fn dir_or_dot(p: &Path) -> PathBuf {
 
 /// Parses one profile file's text; `path` is only used in messages.
 /// Public so that fuzzing and tests can reach it without files.
+///
+/// Every TOML spelling of the same content (tables in any order, dotted
+/// keys, inline tables, arrays of tables) gives the same result: serde sees
+/// only values, and positions for checks made after deserializing come
+/// from the document's own spans ([`position`]), looked up by key path.
 pub fn parse_str(path: &Path, text: &str) -> Result<RawProfileChecked, ProfileError> {
-    let raw: RawProfile = toml::from_str(text).map_err(|e| {
-        let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+    let invalid = |at: Option<std::ops::Range<usize>>, message: String| {
+        let (line, column) = at.map(|s| line_col(text, s.start)).unwrap_or((1, 1));
         ProfileError::Invalid {
             path: path.to_path_buf(),
             line,
             column,
-            message: e.message().to_string(),
+            message,
         }
-    })?;
+    };
+    let raw: RawProfile =
+        toml::from_str(text).map_err(|e| invalid(e.span(), e.message().to_string()))?;
     if let Some(init) = &raw.init {
-        init.get_ref().validate().map_err(|message| {
-            let (line, column) = line_col(text, init.span().start);
-            ProfileError::Invalid {
-                path: path.to_path_buf(),
-                line,
-                column,
-                message,
-            }
-        })?;
+        init.validate()
+            .map_err(|message| invalid(span_of(text, &[Seg::Key("init")]), message))?;
     }
-    for f in &raw.files {
+    for (i, f) in raw.files.iter().enumerate() {
         if f.src.is_some() == f.content.is_some() {
-            // serde cannot point at a table that is missing a key, so name the entry.
-            let at = text
-                .find(&format!("\"{}\"", f.dest.0))
-                .map(|o| line_col(text, o))
-                .unwrap_or((1, 1));
-            return Err(ProfileError::Invalid {
-                path: path.to_path_buf(),
-                line: at.0,
-                column: at.1,
-                message: format!(
+            // serde cannot point at a table that is missing a key: point at
+            // the entry's `dest`, wherever and however it was written.
+            let at = span_of(text, &[Seg::Key("files"), Seg::Index(i), Seg::Key("dest")]);
+            return Err(invalid(
+                at,
+                format!(
                     "files entry for {}: give exactly one of `src` and `content`",
                     f.dest
                 ),
-            });
+            ));
         }
     }
     Ok(RawProfileChecked(raw))
@@ -471,166 +472,6 @@ fn merge(p: &mut Profile, file: &Path, RawProfileChecked(raw): RawProfileChecked
         pm.compressed = m.compressed.or(pm.compressed);
     }
     if let Some(init) = raw.init {
-        p.init = Some(init.into_inner());
-    }
-}
-
-/// 1-based line and column of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let mut end = offset.min(text.len());
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    let before = &text[..end];
-    let line = before.matches('\n').count() + 1;
-    let col = before
-        .rsplit('\n')
-        .next()
-        .map(|l| l.chars().count())
-        .unwrap_or(0)
-        + 1;
-    (line, col)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn err(text: &str) -> String {
-        parse_str(Path::new("p.toml"), text)
-            .unwrap_err()
-            .to_string()
-    }
-
-    #[test]
-    fn unknown_key_names_file_line_column() {
-        assert_eq!(
-            err("binaries = []\n[image]\ncompresion = \"xz\"\n"),
-            "p.toml:3:1: unknown field `compresion`, expected one of `compression`, `level`, `sysroot`, `init`, `dlopen_notes`, `busybox_links`"
-        );
-    }
-
-    #[test]
-    fn wrong_type_names_line_column() {
-        assert_eq!(
-            err("binaries = \"bash\"\n"),
-            "p.toml:1:12: invalid type: string \"bash\", expected a sequence"
-        );
-    }
-
-    #[test]
-    fn bad_mode_names_line_column() {
-        assert_eq!(
-            err("[[files]]\ndest = \"/x\"\ncontent = \"\"\nmode = \"0779\"\n"),
-            "p.toml:4:8: invalid mode \"0779\": expected 1 to 4 octal digits such as \"0755\""
-        );
-    }
-
-    #[test]
-    fn dotdot_destination_is_rejected_with_position() {
-        assert_eq!(
-            err("[[symlinks]]\npath = \"/etc/../../x\"\ntarget = \"y\"\n"),
-            "p.toml:2:8: image path \"/etc/../../x\" escapes the image with `..`"
-        );
-    }
-
-    #[test]
-    fn init_validation_points_at_init_table() {
-        let e = err("[init]\nhostname = \"h\"\n");
-        assert_eq!(
-            e,
-            "p.toml:1:1: init: no services and no root.exec: the init would have nothing to run"
-        );
-    }
-
-    #[test]
-    fn unknown_init_key_names_position() {
-        assert_eq!(
-            err("[init]\n[[init.services]]\nargv = [\"/bin/true\"]\nrestart = \"sometimes\"\n"),
-            "p.toml:4:11: unknown variant `sometimes`, expected one of `no`, `on-failure`, `always`"
-        );
-    }
-
-    #[test]
-    fn file_needs_src_or_content() {
-        assert_eq!(
-            err("[[files]]\ndest = \"/etc/x\"\n"),
-            "p.toml:2:8: files entry for /etc/x: give exactly one of `src` and `content`"
-        );
-    }
-
-    #[test]
-    fn column_counts_characters_and_never_splits_one() {
-        assert_eq!(line_col("é = 1\nx", 7), (2, 1));
-        assert_eq!(line_col("éé", 3), (1, 2));
-    }
-
-    #[test]
-    fn image_paths_are_normalized() {
-        assert_eq!(ImagePath::parse("/a//b/./c/").unwrap().0, "/a/b/c");
-        assert_eq!(
-            ImagePath::parse("rel").unwrap_err(),
-            "image path \"rel\" must be absolute"
-        );
-    }
-
-    #[test]
-    fn extends_merges_parent_first_and_detects_cycles() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("base.toml"),
-            "binaries = [\"a\"]\n[image]\ncompression = \"xz\"\n",
-        )
-        .unwrap();
-        std::fs::write(
-            dir.path().join("leaf.toml"),
-            "extends = \"base\"\nbinaries = [\"b\"]\n[image]\nlevel = 3\n",
-        )
-        .unwrap();
-        let p = load_path(&dir.path().join("leaf.toml")).unwrap();
-        assert_eq!(p.binaries, vec!["a", "b"]);
-        assert_eq!(p.image.compression, Some(Compression::Xz));
-        assert_eq!(p.image.level, Some(3));
-        assert_eq!(p.name, "leaf");
-
-        std::fs::write(dir.path().join("c1.toml"), "extends = \"c2\"\n").unwrap();
-        std::fs::write(dir.path().join("c2.toml"), "extends = \"c1\"\n").unwrap();
-        let e = load_path(&dir.path().join("c1.toml"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("extends itself through"), "{e}");
-    }
-
-    #[test]
-    fn child_entry_replaces_parent_entry_for_the_same_path() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("base.toml"),
-            "[[files]]\ndest = \"/etc/hostname\"\ncontent = \"base\"\n\
-             [[files]]\ndest = \"/etc/motd\"\ncontent = \"hi\"\n\
-             [[symlinks]]\npath = \"/bin/sh\"\ntarget = \"bash\"\n",
-        )
-        .unwrap();
-        std::fs::write(
-            dir.path().join("leaf.toml"),
-            "extends = \"base\"\n[[files]]\ndest = \"/etc//hostname\"\ncontent = \"leaf\"\n\
-             [[files]]\ndest = \"/bin/sh\"\ncontent = \"#!\"\n",
-        )
-        .unwrap();
-        let p = load_path(&dir.path().join("leaf.toml")).unwrap();
-        let files: Vec<(&str, Option<&str>)> = p
-            .files
-            .iter()
-            .map(|(_, f)| (f.dest.0.as_str(), f.content.as_deref()))
-            .collect();
-        assert_eq!(
-            files,
-            vec![
-                ("/etc/motd", Some("hi")),
-                ("/etc/hostname", Some("leaf")),
-                ("/bin/sh", Some("#!"))
-            ]
-        );
-        assert!(p.symlinks.is_empty());
+        p.init = Some(init);
     }
 }

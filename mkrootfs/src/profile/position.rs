@@ -1,0 +1,62 @@
+//! Positions in a profile's text: byte offsets to `line:column`, and the
+//! span of a value named by its key path, whichever TOML spelling put it
+//! there (`[a.b]` headers in any order, dotted keys, inline tables, arrays
+//! of tables).
+
+use std::ops::Range;
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+/// One step of a key path: a table key or an array index.
+#[derive(Clone, Copy, Debug)]
+pub enum Seg<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// Where the value at `path` was written: for a table, its `[header]` or,
+/// when it has none (dotted keys, an inline table, a table only implied by
+/// `[a.b]`), its key; the value itself otherwise. When the path goes further than the
+/// document, the deepest part that exists. `None` if the text does not
+/// parse or has not even the first key.
+pub fn span_of(text: &str, path: &[Seg]) -> Option<Range<usize>> {
+    let doc = DeTable::parse(text).ok()?;
+    let mut best = None;
+    let mut here: Option<&DeValue> = None; // None: the document's root table
+    for seg in path {
+        let found: Option<(Range<usize>, &Spanned<DeValue>)> = match (*seg, here) {
+            (Seg::Key(k), None) => doc.get_ref().get_key_value(k).map(|(k, v)| (k.span(), v)),
+            (Seg::Key(k), Some(DeValue::Table(t))) => {
+                t.get_key_value(k).map(|(k, v)| (k.span(), v))
+            }
+            (Seg::Index(i), Some(DeValue::Array(a))) => a.get(i).map(|v| (v.span(), v)),
+            _ => None,
+        };
+        let Some((key, value)) = found else { break };
+        let span = value.span();
+        best = Some(match value.get_ref() {
+            DeValue::Table(_) | DeValue::Array(_) if key.start < span.start => key,
+            _ => span,
+        });
+        here = Some(value.get_ref());
+    }
+    best
+}
+
+/// 1-based line and column (in characters) of a byte offset; an offset
+/// inside a character counts as that character.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = &text[..end];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, col)
+}
