@@ -53,6 +53,42 @@ pub fn module_name_from_path(path: &str) -> Option<String> {
     Some(normalize(stem))
 }
 
+/// What an index parser read, and the lines it skipped.
+///
+/// The files are read the way libkmod reads them: a line it would not use
+/// is skipped (libkmod logs it and goes on), never a reason to refuse the
+/// whole tree, since modprobe would not refuse it either.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Parsed<T> {
+    pub entries: Vec<T>,
+    /// Each skipped line (or part of a line), with why.
+    pub ignored: Vec<IndexError>,
+}
+
+impl<T> Default for Parsed<T> {
+    fn default() -> Self {
+        Parsed {
+            entries: Vec::new(),
+            ignored: Vec::new(),
+        }
+    }
+}
+
+impl<T> Parsed<T> {
+    fn ignore(&mut self, file: &'static str, line: usize, what: String) {
+        self.ignored.push(IndexError { file, line, what });
+    }
+}
+
+/// The lines of a file with their 1-based numbers, without empty lines
+/// and `#` comments.
+fn content_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim()))
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+}
+
 /// One line of `modules.dep`: a module file and the files it depends on,
 /// all relative to `/lib/modules/<kver>/`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,39 +103,39 @@ pub struct DepEntry {
 }
 
 /// Parses `modules.dep`: `path: dep dep …` per line. Empty lines and `#`
-/// comments are skipped.
-pub fn parse_dep(text: &str) -> Result<Vec<DepEntry>, IndexError> {
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let err = |what: String| IndexError {
-            file: "modules.dep",
-            line: i + 1,
-            what,
-        };
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
+/// comments are skipped; so is a line without `:` (libkmod finds no
+/// module in it) and one naming a file that is not a module
+/// (`*.ko[.xz|.zst|.gz]`, all that depmod writes), which could only give
+/// an incomplete closure.
+pub fn parse_dep(text: &str) -> Parsed<DepEntry> {
+    const FILE: &str = "modules.dep";
+    let mut out = Parsed::default();
+    for (n, line) in content_lines(text) {
         let Some((path, deps)) = line.split_once(':') else {
-            return Err(err(format!("expected \"path: deps\", found {line:?}")));
+            out.ignore(FILE, n, format!("no \"path: deps\" in {line:?}"));
+            continue;
         };
         let path = path.trim();
         let Some(name) = module_name_from_path(path) else {
-            return Err(err(format!(
-                "{path:?} is not a module file name (*.ko[.xz|.zst|.gz])"
-            )));
+            out.ignore(FILE, n, format!("{path:?} is not a module file name"));
+            continue;
         };
         let deps: Vec<String> = deps.split_whitespace().map(str::to_owned).collect();
         if let Some(bad) = deps.iter().find(|d| module_name_from_path(d).is_none()) {
-            return Err(err(format!("dependency {bad:?} is not a module file name")));
+            out.ignore(
+                FILE,
+                n,
+                format!("dependency {bad:?} is not a module file name"),
+            );
+            continue;
         }
-        out.push(DepEntry {
+        out.entries.push(DepEntry {
             name,
             path: path.to_owned(),
             deps,
         });
     }
-    Ok(out)
+    out
 }
 
 /// Writes `modules.dep` lines in the order given.
@@ -127,30 +163,41 @@ pub struct AliasEntry {
     pub module: String,
 }
 
-/// Parses `modules.alias`. Empty lines and `#` comments are skipped.
-pub fn parse_alias(text: &str) -> Result<Vec<AliasEntry>, IndexError> {
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
+/// Parses `modules.alias`: `alias PATTERN MODULE` lines, read as
+/// libkmod reads its configuration: words after the module are ignored,
+/// and so is any other line (another command, a missing word, a module
+/// name with an unbalanced `[`). Empty lines and `#` comments are skipped.
+pub fn parse_alias(text: &str) -> Parsed<AliasEntry> {
+    const FILE: &str = "modules.alias";
+    let mut out = Parsed::default();
+    for (n, line) in content_lines(text) {
         let mut words = line.split_whitespace();
-        match (words.next(), words.next(), words.next(), words.next()) {
-            (Some("alias"), Some(pattern), Some(module), None) => out.push(AliasEntry {
-                pattern: pattern.to_owned(),
-                module: normalize(module),
-            }),
-            _ => {
-                return Err(IndexError {
-                    file: "modules.alias",
-                    line: i + 1,
-                    what: format!("expected \"alias PATTERN MODULE\", found {line:?}"),
+        match (words.next(), words.next(), words.next()) {
+            (Some("alias"), Some(pattern), Some(module)) if balanced(pattern) => {
+                out.entries.push(AliasEntry {
+                    pattern: pattern.to_owned(),
+                    module: normalize(module),
                 })
             }
+            _ => out.ignore(FILE, n, format!("not \"alias PATTERN MODULE\": {line:?}")),
         }
     }
-    Ok(out)
+    out
+}
+
+/// Whether every `[` has its `]` and no `]` stands alone (libkmod's
+/// `underscores()` refuses the word otherwise).
+fn balanced(word: &str) -> bool {
+    let mut open = false;
+    for c in word.chars() {
+        match c {
+            '[' if !open => open = true,
+            ']' if open => open = false,
+            ']' => return false,
+            _ => {}
+        }
+    }
+    !open
 }
 
 /// Writes `modules.alias` lines in the order given.
@@ -172,39 +219,88 @@ pub struct Softdep {
     pub post: Vec<String>,
 }
 
-/// Parses `modules.softdep`: `softdep <module> pre: a b post: c`. A module
-/// may appear on several lines; each line is one entry.
-pub fn parse_softdep(text: &str) -> Result<Vec<Softdep>, IndexError> {
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
+/// Parses `modules.softdep` the way libkmod reads it (as a configuration
+/// file): lines continue after a trailing `\\`; `softdep MODULE WORDS…`
+/// lines give an entry, any other line is skipped. Words before the first
+/// `pre:` or `post:` are ignored: depmod copies a module's `softdep`
+/// modinfo verbatim and modprobe uses only tagged words (Debian 12 has
+/// `softdep cifs gcm`). Only the first line for a module counts
+/// (`kmod_module_get_softdeps` stops there, as module-init-tools did), even
+/// when it names nothing to load; later ones are skipped. So the result has
+/// at most one entry per module, in file order.
+pub fn parse_softdep(text: &str) -> Parsed<Softdep> {
+    const FILE: &str = "modules.softdep";
+    let mut out: Parsed<Softdep> = Parsed::default();
+    for (n, line) in logical_lines(text) {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let err = |what: String| IndexError {
-            file: "modules.softdep",
-            line: i + 1,
-            what,
-        };
         let mut words = line.split_whitespace();
         let (Some("softdep"), Some(module)) = (words.next(), words.next()) else {
-            return Err(err(format!(
-                "expected \"softdep MODULE pre: … post: …\", found {line:?}"
-            )));
+            out.ignore(FILE, n, format!("not a softdep line: {line:?}"));
+            continue;
         };
-        let sd = parse_softdep_value(module, &words.collect::<Vec<_>>().join(" ")).map_err(err)?;
-        out.push(sd);
+        let rest = words.collect::<Vec<_>>().join(" ");
+        if rest.is_empty() {
+            out.ignore(FILE, n, format!("not a softdep line: {line:?}"));
+            continue;
+        }
+        let (sd, untagged) = parse_softdep_value(module, &rest);
+        if out.entries.iter().any(|e| e.module == sd.module) {
+            out.ignore(
+                FILE,
+                n,
+                format!("softdep {module}: only the module's first softdep line counts"),
+            );
+            continue;
+        }
+        if !untagged.is_empty() {
+            out.ignore(
+                FILE,
+                n,
+                format!(
+                    "softdep {module}: {} before \"pre:\" or \"post:\"",
+                    untagged.join(" ")
+                ),
+            );
+        }
+        out.entries.push(sd);
     }
-    Ok(out)
+    out
+}
+
+/// Lines joined where one ends in a backslash (libkmod's
+/// `freadline_wrapped`), each with the number of its first line.
+fn logical_lines(text: &str) -> Vec<(usize, String)> {
+    let mut out: Vec<(usize, String)> = Vec::new();
+    let mut pending: Option<(usize, String)> = None;
+    for (i, line) in text.lines().enumerate() {
+        let (n, mut acc) = pending.take().unwrap_or((i + 1, String::new()));
+        match line.strip_suffix('\\') {
+            Some(head) => {
+                acc.push_str(head);
+                pending = Some((n, acc));
+            }
+            None => {
+                acc.push_str(line);
+                out.push((n, acc));
+            }
+        }
+    }
+    out.extend(pending);
+    out
 }
 
 /// Parses the value of a `softdep` (`pre: a b post: c`), as found in
 /// `modules.softdep` after the module name and in a module's `.modinfo`.
-pub fn parse_softdep_value(module: &str, value: &str) -> Result<Softdep, String> {
+/// Returns the words before the first tag too, which modprobe ignores.
+pub fn parse_softdep_value<'a>(module: &str, value: &'a str) -> (Softdep, Vec<&'a str>) {
     let mut sd = Softdep {
         module: normalize(module),
         ..Softdep::default()
     };
+    let mut untagged = Vec::new();
     let mut list: Option<&mut Vec<String>> = None;
     for w in value.split_whitespace() {
         match w {
@@ -212,17 +308,21 @@ pub fn parse_softdep_value(module: &str, value: &str) -> Result<Softdep, String>
             "post:" => list = Some(&mut sd.post),
             _ => match list.as_deref_mut() {
                 Some(l) => l.push(w.to_owned()),
-                None => return Err(format!("{w:?} before \"pre:\" or \"post:\"")),
+                None => untagged.push(w),
             },
         }
     }
-    Ok(sd)
+    (sd, untagged)
 }
 
-/// Writes `modules.softdep` lines in the order given.
+/// Writes `modules.softdep` lines in the order given, leaving out entries
+/// with nothing to load (libkmod would skip a bare `softdep MODULE` line).
 pub fn format_softdep(entries: &[Softdep]) -> String {
     let mut s = String::new();
-    for e in entries {
+    for e in entries
+        .iter()
+        .filter(|e| !e.pre.is_empty() || !e.post.is_empty())
+    {
         s.push_str("softdep ");
         s.push_str(&e.module);
         for (tag, list) in [("pre:", &e.pre), ("post:", &e.post)] {
@@ -341,7 +441,9 @@ mod tests {
     fn dep_lines_parse_and_round_trip() {
         let text = "kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko\n\
                     # comment\n\nkernel/drivers/virtio/virtio.ko:\nkernel/drivers/char/hw_random/virtio-rng.ko.xz: kernel/drivers/virtio/virtio.ko\n";
-        let deps = parse_dep(text).unwrap();
+        let parsed = parse_dep(text);
+        assert_eq!(parsed.ignored, []);
+        let deps = parsed.entries;
         assert_eq!(deps.len(), 3);
         assert_eq!(deps[0].name, "virtio_blk");
         assert_eq!(
@@ -360,15 +462,22 @@ mod tests {
         );
     }
 
+    fn ignored<T>(p: &Parsed<T>) -> Vec<String> {
+        p.ignored.iter().map(|e| e.to_string()).collect()
+    }
+
     #[test]
-    fn dep_errors_name_the_line() {
+    fn dep_lines_kmod_cannot_use_are_skipped_and_named() {
+        let p = parse_dep("a.ko:\nno colon here\nc.ko: b.txt\nnotes.txt:\nd.ko: a.ko\n");
+        let names: Vec<&str> = p.entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["a", "d"]);
         assert_eq!(
-            parse_dep("a.ko:\nno colon here\n").unwrap_err().to_string(),
-            "modules.dep line 2: expected \"path: deps\", found \"no colon here\""
-        );
-        assert_eq!(
-            parse_dep("a.ko: b.txt\n").unwrap_err().to_string(),
-            "modules.dep line 1: dependency \"b.txt\" is not a module file name"
+            ignored(&p),
+            [
+                "modules.dep line 2: no \"path: deps\" in \"no colon here\"",
+                "modules.dep line 3: dependency \"b.txt\" is not a module file name",
+                "modules.dep line 4: \"notes.txt\" is not a module file name",
+            ]
         );
     }
 
@@ -386,9 +495,10 @@ mod tests {
 
     #[test]
     fn alias_and_softdep_parse() {
-        let a =
-            parse_alias("# Aliases\nalias virtio:d00000002v* virtio_blk\nalias fs-erofs erofs\n")
-                .unwrap();
+        let parsed =
+            parse_alias("# Aliases\nalias virtio:d00000002v* virtio_blk\nalias fs-erofs erofs\n");
+        assert_eq!(parsed.ignored, []);
+        let a = parsed.entries;
         assert_eq!(
             a,
             [
@@ -406,11 +516,7 @@ mod tests {
             format_alias(&a),
             "alias virtio:d00000002v* virtio_blk\nalias fs-erofs erofs\n"
         );
-        assert_eq!(
-            parse_alias("alias x\n").unwrap_err().to_string(),
-            "modules.alias line 1: expected \"alias PATTERN MODULE\", found \"alias x\""
-        );
-        let s = parse_softdep("softdep ext4 pre: crc32c post: a b\nsoftdep x post: y\n").unwrap();
+        let s = parse_softdep("softdep ext4 pre: crc32c post: a b\nsoftdep x post: y\n").entries;
         assert_eq!(s[0].module, "ext4");
         assert_eq!(s[0].pre, ["crc32c"]);
         assert_eq!(s[0].post, ["a", "b"]);
@@ -418,9 +524,87 @@ mod tests {
             format_softdep(&s),
             "softdep ext4 pre: crc32c post: a b\nsoftdep x post: y\n"
         );
+    }
+
+    /// libkmod's configuration parser skips what it cannot use: other
+    /// commands, missing words, unbalanced brackets; extra words after
+    /// the module are ignored.
+    #[test]
+    fn alias_lines_kmod_ignores_are_skipped_and_named() {
+        let p = parse_alias(
+            "alias x\nalias a[b c\nalias a]b c\noptions m x=1\nalias p m extra words\nalias q[0-9] n\n",
+        );
         assert_eq!(
-            parse_softdep("softdep x y\n").unwrap_err().to_string(),
-            "modules.softdep line 1: \"y\" before \"pre:\" or \"post:\""
+            p.entries,
+            [
+                AliasEntry {
+                    pattern: "p".into(),
+                    module: "m".into()
+                },
+                AliasEntry {
+                    pattern: "q[0-9]".into(),
+                    module: "n".into()
+                },
+            ]
+        );
+        assert_eq!(
+            ignored(&p),
+            [
+                "modules.alias line 1: not \"alias PATTERN MODULE\": \"alias x\"",
+                "modules.alias line 2: not \"alias PATTERN MODULE\": \"alias a[b c\"",
+                "modules.alias line 3: not \"alias PATTERN MODULE\": \"alias a]b c\"",
+                "modules.alias line 4: not \"alias PATTERN MODULE\": \"options m x=1\"",
+            ]
+        );
+    }
+
+    /// Debian 12's depmod (kmod 30) writes `softdep cifs gcm`: a module's
+    /// `softdep` modinfo copied verbatim, with no `pre:` or `post:`.
+    /// modprobe uses only tagged words, and so must we.
+    #[test]
+    fn softdep_words_without_pre_or_post_are_ignored_like_modprobe() {
+        let text = "# Soft dependencies extracted from modules themselves.\n\
+                    softdep cifs gcm\n\
+                    softdep cifs pre: ccm\n\
+                    softdep snd-pcm pre: snd-pcm-oss post: a \\\n  b\n\
+                    softdep m junk pre: x\n\
+                    softdep lonely\n\
+                    weakdep m n\n";
+        let p = parse_softdep(text);
+        assert_eq!(
+            p.entries,
+            [
+                Softdep {
+                    module: "cifs".into(),
+                    pre: vec![],
+                    post: vec![],
+                },
+                Softdep {
+                    module: "snd_pcm".into(),
+                    pre: vec!["snd-pcm-oss".into()],
+                    post: vec!["a".into(), "b".into()],
+                },
+                Softdep {
+                    module: "m".into(),
+                    pre: vec!["x".into()],
+                    post: vec![],
+                },
+            ]
+        );
+        assert_eq!(
+            ignored(&p),
+            [
+                "modules.softdep line 2: softdep cifs: gcm before \"pre:\" or \"post:\"",
+                "modules.softdep line 3: softdep cifs: only the module's first softdep line counts",
+                "modules.softdep line 6: softdep m: junk before \"pre:\" or \"post:\"",
+                "modules.softdep line 7: not a softdep line: \"softdep lonely\"",
+                "modules.softdep line 8: not a softdep line: \"weakdep m n\"",
+            ]
+        );
+        // A bare entry is not written back (libkmod would skip the line).
+        assert_eq!(
+            format_softdep(&p.entries),
+            "softdep snd_pcm pre: snd-pcm-oss post: a b\nsoftdep m pre: x\n"
         );
     }
 

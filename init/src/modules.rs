@@ -155,8 +155,8 @@ impl<F: FnMut(&Path) -> Result<(), nix::errno::Errno>> Loader<F> {
         let dep_path = paths.modules.join("modules.dep");
         let dep = read("modules.dep").map_err(|e| format!("read {}: {e}", dep_path.display()))?;
         let mut index = Index::default();
-        let entries = kmod::parse_dep(&dep).map_err(|e| format!("{}: {e}", dep_path.display()))?;
-        for e in entries {
+        // Lines libkmod would skip are skipped (the builder wrote these files).
+        for e in kmod::parse_dep(&dep).entries {
             let deps = e
                 .deps
                 .iter()
@@ -165,18 +165,13 @@ impl<F: FnMut(&Path) -> Result<(), nix::errno::Errno>> Loader<F> {
                 .collect();
             index.modules.insert(e.name, (e.path, deps));
         }
-        // The other files are optional; a bad one costs its feature only.
+        // The other files are optional.
         if let Ok(t) = read("modules.alias") {
-            match kmod::parse_alias(&t) {
-                Ok(a) => index.aliases = a,
-                Err(e) => crate::warn!("{}: {e}", paths.modules.display()),
-            }
+            index.aliases = kmod::parse_alias(&t).entries;
         }
         if let Ok(t) = read("modules.softdep") {
-            match kmod::parse_softdep(&t) {
-                Ok(s) => index.softdeps = s.into_iter().map(|s| (s.module.clone(), s)).collect(),
-                Err(e) => crate::warn!("{}: {e}", paths.modules.display()),
-            }
+            let s = kmod::parse_softdep(&t).entries;
+            index.softdeps = s.into_iter().map(|s| (s.module.clone(), s)).collect();
         }
         if let Ok(t) = read("modules.builtin") {
             index.builtin = kmod::parse_builtin(&t).into_iter().collect();

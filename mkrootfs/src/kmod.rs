@@ -17,7 +17,7 @@ use crate::compress::{Compression, DecompressError};
 use index::Index;
 use mkrootfs_config::kmod::{
     alias_matches, format_alias, format_dep, format_softdep, normalize, AliasEntry, DepEntry,
-    IndexError, Softdep, COMPRESSED_SUFFIXES,
+    Softdep, COMPRESSED_SUFFIXES,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -60,8 +60,6 @@ pub enum KmodError {
     Read(PathBuf, #[source] io::Error),
     #[error("cannot list {0}")]
     ReadDir(PathBuf, #[source] io::Error),
-    #[error("bad module index {0}")]
-    Index(PathBuf, #[source] IndexError),
     #[error("cannot decompress module {0}")]
     Decompress(PathBuf, #[source] DecompressError),
     #[error("cannot read the .modinfo section of {0}: {1}")]

@@ -39,6 +39,9 @@ pub(super) struct Index {
     pub builtin_aliases: Vec<AliasEntry>,
     /// The tree's `modules.builtin`, copied into images as is.
     pub builtin_text: String,
+    /// Lines of the index files skipped as libkmod skips them (see
+    /// [`mkrootfs_config::kmod::Parsed`]), for diagnostics.
+    pub ignored: Vec<(PathBuf, fmt::IndexError)>,
 }
 
 impl Index {
@@ -80,8 +83,9 @@ impl Index {
         let dep_path = tree.join("modules.dep");
         let text =
             fs::read_to_string(&dep_path).map_err(|e| KmodError::Read(dep_path.clone(), e))?;
-        let deps = fmt::parse_dep(&text).map_err(|e| KmodError::Index(dep_path.clone(), e))?;
-        for d in deps {
+        let deps = fmt::parse_dep(&text);
+        ix.note(&dep_path, deps.ignored);
+        for d in deps.entries {
             // Every dependency path has a module name (parse_dep checked it).
             let names = d
                 .deps
@@ -98,15 +102,24 @@ impl Index {
         }
         let alias_path = tree.join("modules.alias");
         if let Some(text) = read_optional(&alias_path)? {
-            ix.aliases = fmt::parse_alias(&text).map_err(|e| KmodError::Index(alias_path, e))?;
+            let aliases = fmt::parse_alias(&text);
+            ix.note(&alias_path, aliases.ignored);
+            ix.aliases = aliases.entries;
         }
         let sd_path = tree.join("modules.softdep");
         if let Some(text) = read_optional(&sd_path)? {
-            for sd in fmt::parse_softdep(&text).map_err(|e| KmodError::Index(sd_path, e))? {
+            let softdeps = fmt::parse_softdep(&text);
+            ix.note(&sd_path, softdeps.ignored);
+            for sd in softdeps.entries {
                 merge_softdep(&mut ix.softdeps, sd);
             }
         }
         Ok(ix)
+    }
+
+    fn note(&mut self, file: &Path, ignored: Vec<fmt::IndexError>) {
+        self.ignored
+            .extend(ignored.into_iter().map(|e| (file.to_owned(), e)));
     }
 
     /// What depmod would compute, from the `.modinfo` of every module file.
@@ -131,9 +144,9 @@ impl Index {
                         module: name.clone(),
                     }),
                     "softdep" => {
-                        if let Ok(sd) = fmt::parse_softdep_value(&name, &value) {
-                            merge_softdep(&mut ix.softdeps, sd);
-                        }
+                        // Untagged words are ignored, as modprobe does.
+                        let (sd, _) = fmt::parse_softdep_value(&name, &value);
+                        merge_softdep(&mut ix.softdeps, sd);
                     }
                     _ => {}
                 }
@@ -146,13 +159,11 @@ impl Index {
     }
 }
 
+/// The first softdep of a module is the one modprobe uses
+/// (`kmod_module_get_softdeps`); depmod writes a module's `softdep`
+/// modinfo values in order, so the same holds when rebuilding from them.
 fn merge_softdep(map: &mut BTreeMap<String, Softdep>, sd: Softdep) {
-    let e = map.entry(sd.module.clone()).or_insert_with(|| Softdep {
-        module: sd.module.clone(),
-        ..Softdep::default()
-    });
-    e.pre.extend(sd.pre);
-    e.post.extend(sd.post);
+    map.entry(sd.module.clone()).or_insert(sd);
 }
 
 fn read_optional(path: &Path) -> Result<Option<String>, KmodError> {
