@@ -55,6 +55,8 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => ExitCode::from(code),
+        // The reader of our output went away (`| head`): nothing to report.
+        Err(e) if e.is::<commands::ReaderGone>() => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mkrootfs: {e:#}");
             ExitCode::from(1)

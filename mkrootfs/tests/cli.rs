@@ -114,3 +114,78 @@ fn init_that_is_not_a_static_elf_is_refused() {
     );
     assert!(!dir.join("o").exists());
 }
+
+/// An uncompressed image with 20,000 files: its listing (about 1.5 MB of
+/// text, 3 MB of JSON) is far larger than a pipe's buffer.
+fn large_image(dir: &Path) -> std::path::PathBuf {
+    use mkrootfs::cpio::{write_archive, Entry, S_IFREG};
+    let entries: Vec<Entry> = (0..20_000)
+        .map(|i| Entry {
+            name: format!(
+                "usr/share/doc/package-{:03}/file-with-a-long-name-{i:05}",
+                i / 100
+            ),
+            mode: S_IFREG | 0o644,
+            nlink: 1,
+            ino: i + 1,
+            data: b"x".to_vec(),
+            ..Entry::default()
+        })
+        .collect();
+    let mut bytes = Vec::new();
+    write_archive(&mut bytes, &entries).unwrap();
+    let path = dir.join("large.cpio");
+    fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// Issue 7: `mkrootfs ls IMAGE | head -1` panicked ("failed printing to
+/// stdout: Broken pipe", exit 134). Every command that writes results to
+/// stdout stops quietly with status 0 when the reader goes away, whether
+/// it is gone before the first write or leaves after one line.
+#[test]
+fn listing_to_a_closed_pipe_exits_zero_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let tmp = tempfile::tempdir().unwrap();
+    let image = large_image(tmp.path());
+    let image = image.to_str().unwrap();
+    let commands: [&[&str]; 5] = [
+        &["ls", image],
+        &["ls", "--json", image],
+        &["deps", "/bin/true"],
+        &["deps", "--why", "/bin/true"],
+        &["-p", "p.toml", "-o", "out.cpio"],
+    ];
+    fs::write(tmp.path().join("p.toml"), SCRIPT_PROFILE).unwrap();
+    for args in commands {
+        // The reader is gone before the command writes anything.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let o = Command::new(env!("CARGO_BIN_EXE_mkrootfs"))
+            .args(args)
+            .current_dir(tmp.path())
+            .stdout(writer)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        assert_eq!(stderr(&o), "", "{args:?}");
+    }
+    // `| head -1` on the large listings: one line read, then the pipe closes.
+    for args in &commands[..2] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mkrootfs"))
+            .args(*args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(!first.is_empty(), "{args:?}");
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        assert_eq!(stderr(&o), "", "{args:?}");
+    }
+}

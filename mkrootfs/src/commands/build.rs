@@ -1,5 +1,6 @@
 //! `mkrootfs build --profile PROFILE [-o OUT]`.
 
+use super::Out;
 use anyhow::Result;
 use clap::Args;
 use mkrootfs::{build, profile};
@@ -39,6 +40,8 @@ pub fn run(args: BuildArgs) -> Result<u8> {
         .ok_or_else(|| anyhow::anyhow!("--profile is required"))?;
     let profile = profile::load(&name)?;
     let report = build::build(&profile, &args.options())?;
-    println!("{report}");
+    let mut out = Out::new();
+    out.line(report)?;
+    out.finish()?;
     Ok(0)
 }

@@ -1,5 +1,6 @@
 //! `mkrootfs deps [--why] ELF...` and `mkrootfs deps --module NAME...`.
 
+use super::Out;
 use anyhow::{bail, Result};
 use clap::Args;
 use mkrootfs::{elf, kmod};
@@ -34,7 +35,9 @@ pub fn run(args: DepsArgs) -> Result<u8> {
             None => PathBuf::from("/lib/modules").join(kernel_release()?),
         };
         let closure = kmod::resolve(&tree, &args.items)?;
-        print!("{}", kmod::format_closure(&closure));
+        let mut out = Out::new();
+        out.text(&kmod::format_closure(&closure))?;
+        out.finish()?;
         return Ok(0);
     }
     let resolver = elf::Resolver::new(elf::ResolverOptions {
@@ -54,13 +57,15 @@ pub fn run(args: DepsArgs) -> Result<u8> {
         })
         .collect();
     let closure = resolver.closure(&roots)?;
+    let mut out = Out::new();
     if args.why {
-        print!("{}", elf::format_why(&closure));
+        out.text(&elf::format_why(&closure))?;
     } else {
         for dep in &closure.deps {
-            println!("{}", dep.path.display());
+            out.line(dep.path.display())?;
         }
     }
+    out.finish()?;
     Ok(0)
 }
 

@@ -1,5 +1,6 @@
 //! `mkrootfs extract IMAGE DIR`.
 
+use super::Out;
 use anyhow::{Context, Result};
 use clap::Args;
 use mkrootfs::{cpio, extract};
@@ -27,13 +28,15 @@ pub fn run(args: ExtractArgs) -> Result<u8> {
     for s in &report.skipped {
         eprintln!("mkrootfs: skipped {s}");
     }
-    println!(
+    let mut out = Out::new();
+    out.line(format_args!(
         "{}: {} files, {} directories, {} symlinks, {} device nodes",
         args.dir.display(),
         report.files,
         report.dirs,
         report.symlinks,
         report.devices_created
-    );
+    ))?;
+    out.finish()?;
     Ok(0)
 }

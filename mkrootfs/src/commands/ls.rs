@@ -1,5 +1,6 @@
 //! `mkrootfs ls IMAGE [--json]`.
 
+use super::Out;
 use anyhow::{Context, Result};
 use clap::Args;
 use mkrootfs::{cpio, list};
@@ -19,10 +20,12 @@ pub fn run(args: LsArgs) -> Result<u8> {
         std::fs::read(&args.image).with_context(|| format!("read {}", args.image.display()))?;
     let segments = cpio::read_archive(&bytes, &cpio::Limits::default())
         .with_context(|| format!("read image {}", args.image.display()))?;
+    let mut out = Out::new();
     if args.json {
-        println!("{}", list::to_json(&segments));
+        out.line(list::to_json(&segments))?;
     } else {
-        print!("{}", list::format_long(&segments));
+        out.text(&list::format_long(&segments))?;
     }
+    out.finish()?;
     Ok(0)
 }

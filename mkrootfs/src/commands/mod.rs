@@ -1,7 +1,55 @@
 //! One file per subcommand; each parses its arguments and calls the library.
+//! Results go to standard output through [`Out`], the one place that
+//! writes there.
 
 pub mod build;
 pub mod deps;
 pub mod extract;
 pub mod ls;
 pub mod run;
+
+use std::fmt::Display;
+use std::io::{self, BufWriter, StdoutLock, Write};
+
+/// Standard output of a subcommand: buffered, and every write checked.
+/// When the reader goes away (`mkrootfs ls IMAGE | head -1`) the write
+/// fails with [`ReaderGone`], which `main` turns into a quiet exit 0, as
+/// ripgrep does; any other write error is an error naming stdout.
+/// (`println!` would panic instead: Rust ignores SIGPIPE, so a closed pipe
+/// is an `EPIPE` error.)
+pub struct Out(BufWriter<StdoutLock<'static>>);
+
+/// Standard output was closed by its reader: not a failure.
+#[derive(Debug, thiserror::Error)]
+#[error("standard output closed by its reader")]
+pub struct ReaderGone;
+
+impl Out {
+    pub fn new() -> Out {
+        Out(BufWriter::new(io::stdout().lock()))
+    }
+
+    /// Writes `text` as is.
+    pub fn text(&mut self, text: &str) -> anyhow::Result<()> {
+        self.0.write_all(text.as_bytes()).map_err(stdout_error)
+    }
+
+    /// Writes `value` and a newline.
+    pub fn line(&mut self, value: impl Display) -> anyhow::Result<()> {
+        writeln!(self.0, "{value}").map_err(stdout_error)
+    }
+
+    /// Flushes what is buffered; call it before returning success, since
+    /// a flush on drop cannot report its error.
+    pub fn finish(mut self) -> anyhow::Result<()> {
+        self.0.flush().map_err(stdout_error)
+    }
+}
+
+fn stdout_error(e: io::Error) -> anyhow::Error {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        ReaderGone.into()
+    } else {
+        anyhow::Error::new(e).context("write to standard output")
+    }
+}
