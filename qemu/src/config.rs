@@ -80,6 +80,11 @@ pub struct VmConfig {
     pub timeout: Duration,
     /// Also copy the console to our stdout as it arrives (`mkrootfs run`). Default false.
     pub echo_console: bool,
+    /// With `echo_console`, echo only what the kernel's `quiet` would print of
+    /// its own messages (errors) and every other line (init, services); the
+    /// captured console keeps everything ([`crate::QuietFilter`]). Adds
+    /// `console_msg_format=syslog` to the command line. Default false.
+    pub quiet_console: bool,
     /// Give QEMU our stdin, so that the guest's console can be typed into
     /// (QEMU puts a terminal in raw mode; Ctrl-C ends QEMU). Default: false
     /// (stdin is /dev/null, as tests need).
@@ -104,6 +109,7 @@ impl VmConfig {
             net: false,
             timeout: Duration::from_secs(120),
             echo_console: false,
+            quiet_console: false,
             interactive: false,
             debug_exit: true,
             extra_args: Vec::new(),
@@ -146,6 +152,9 @@ impl VmConfig {
         // with QEMU's DMI tables; microvm has none, so tell it where it is.
         if self.machine == Machine::Microvm && self.debug_exit {
             params.push(("mkrootfs.debug_exit", "mkrootfs.debug_exit=0xf4"));
+        }
+        if self.quiet_console {
+            params.push(("console_msg_format=", "console_msg_format=syslog"));
         }
         for (prefix, param) in params {
             if !has(prefix) {

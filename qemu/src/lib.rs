@@ -8,6 +8,7 @@
 
 mod accel;
 mod config;
+mod console;
 mod error;
 mod kernel;
 mod lock;
@@ -16,6 +17,7 @@ mod run;
 
 pub use accel::{qemu_available, qemu_binary, resolved_accel};
 pub use config::{Accel, Disk, Machine, VmConfig};
+pub use console::{strip_levels, QuietFilter, QUIET_LOGLEVEL};
 pub use error::QemuError;
 pub use kernel::{cache_dir, debian_cloud_kernel, find_kernel, kernel_from_path, Kernel};
 pub use result::{parse_result_line, GuestResult, Outcome};

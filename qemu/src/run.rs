@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::accel::qemu_binary;
 use crate::config::VmConfig;
+use crate::console::QuietFilter;
 use crate::kernel::cache_dir;
 use crate::lock::FileLock;
 use crate::result::{parse_result_line, Outcome};
@@ -62,8 +63,10 @@ pub fn run(cfg: &VmConfig) -> Result<Outcome, QemuError> {
     let mut guard = KillOnDrop(child);
     let (stdout, stderr) = (guard.0.stdout.take(), guard.0.stderr.take());
     let seen_result = Arc::new(AtomicBool::new(false));
-    let console =
-        stdout.map(|out| spawn_console_reader(out, cfg.echo_console, seen_result.clone()));
+    let echo = cfg
+        .echo_console
+        .then(|| cfg.quiet_console.then(QuietFilter::new));
+    let console = stdout.map(|out| spawn_console_reader(out, echo, seen_result.clone()));
     let errors = stderr.map(spawn_stderr_reader);
 
     let deadline = start + cfg.timeout;
@@ -140,9 +143,11 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Reads the console to its end; with `echo`, copies it to our stdout as it
+/// arrives, through the filter if there is one.
 fn spawn_console_reader(
     mut out: ChildStdout,
-    echo: bool,
+    mut echo: Option<Option<QuietFilter>>,
     seen_result: Arc<AtomicBool>,
 ) -> JoinHandle<Vec<u8>> {
     std::thread::spawn(move || {
@@ -158,10 +163,14 @@ fn spawn_console_reader(
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(_) => break,
             };
-            if echo {
+            if let Some(filter) = &mut echo {
+                let shown = match filter {
+                    Some(f) => f.feed(&buf[..n]),
+                    None => buf[..n].to_vec(),
+                };
                 let mut stdout = std::io::stdout().lock();
                 // The echo is a convenience; a closed stdout must not stop the capture.
-                let _ = stdout.write_all(&buf[..n]).and_then(|()| stdout.flush());
+                let _ = stdout.write_all(&shown).and_then(|()| stdout.flush());
             }
             console.extend_from_slice(&buf[..n]);
             if let Some(last_nl) = console[line_start..].iter().rposition(|&b| b == b'\n') {

@@ -41,7 +41,9 @@ pub struct RunArgs {
     /// Output image when building a profile.
     #[arg(long, short)]
     pub output: Option<PathBuf>,
-    /// Print the QEMU command line.
+    /// Show every kernel message and the QEMU command line. Default: the
+    /// init's and the services' lines and the kernel's errors only (the
+    /// whole console log is printed if the boot fails or times out).
     #[arg(long, short)]
     pub verbose: bool,
 }
@@ -80,6 +82,7 @@ pub fn run(args: RunArgs) -> Result<u8> {
     cfg.memory_mb = args.memory;
     cfg.timeout = Duration::from_secs(args.timeout);
     cfg.echo_console = true;
+    cfg.quiet_console = !args.verbose;
     // A terminal on stdin can type into the guest (a rescue shell);
     // otherwise keep QEMU away from our stdin.
     cfg.interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
@@ -97,6 +100,16 @@ pub fn run(args: RunArgs) -> Result<u8> {
         eprintln!("mkrootfs: {:?}", cfg.command());
     }
     let outcome = qemu::run(&cfg).context("boot under QEMU")?;
+    let failed = outcome.timed_out || outcome.result.is_none() || outcome.fatal_line().is_some();
+    if failed && cfg.quiet_console {
+        // Part of it was hidden; a diagnosis may need any of it.
+        eprintln!("mkrootfs: the boot failed; the whole console log follows");
+        eprint!("{}", qemu::strip_levels(&outcome.console));
+        if !outcome.console.ends_with('\n') {
+            eprintln!();
+        }
+        eprintln!("mkrootfs: end of the console log");
+    }
     if outcome.timed_out {
         eprintln!("mkrootfs: guest did not finish within {} s", args.timeout);
     } else if outcome.result.is_none() {
