@@ -556,7 +556,7 @@ pub fn find_init() -> Result<PathBuf, BuildError> {
     if let Some(p) = std::env::var_os("MKROOTFS_INIT") {
         candidates.push(PathBuf::from(p));
     }
-    const REL: &str = "x86_64-unknown-linux-gnu/release/init";
+    const REL: &str = "x86_64-unknown-linux-musl/release/init";
     if let Ok(exe) = std::env::current_exe() {
         // target/release/mkrootfs or target/debug/deps/test-binary
         for anc in exe.ancestors().skip(1).take(3) {
