@@ -13,9 +13,10 @@ all: image
 # The init is static, for musl (half the size of a static glibc build):
 # crt-static with an explicit --target, so the flag does not reach
 # proc-macros and build scripts (docs/ARCHITECTURE.md); non-PIE, which saves
-# 60 KB of relocations in a binary nobody relocates. The target's std is
+# 60 KB of relocations in a binary nobody relocates; segments not padded to
+# page boundaries (-z noseparate-code: 10 KB). The target's std is
 # added once when rustup manages the toolchain and lacks it.
-INIT_RUSTFLAGS := -C target-feature=+crt-static -C relocation-model=static
+INIT_RUSTFLAGS := -C target-feature=+crt-static -C relocation-model=static -C link-arg=-Wl,-z,noseparate-code
 init:
 	@if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx $(TARGET); then \
 		rustup target add $(TARGET); fi
