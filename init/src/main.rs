@@ -9,6 +9,7 @@
 //! Not running as PID 1, the binary refuses to touch the machine; it only
 //! offers `--check-config <file>`.
 
+mod boot_timer;
 mod cmdline;
 mod console;
 mod log;
@@ -167,6 +168,9 @@ fn boot() -> ! {
     });
     let (overrides, warnings) = cmdline::parse(&line);
     log::set_debug(overrides.debug);
+    if let Some(t) = overrides.boot_timer {
+        boot_timer::arm(t);
+    }
     let sys_vendor = std::fs::read_to_string("/sys/class/dmi/id/sys_vendor").ok();
     let debug_exit = overrides.debug_exit.port(sys_vendor.as_deref());
     shutdown::set_debug_exit(debug_exit);
@@ -197,7 +201,7 @@ fn boot() -> ! {
     system_setup(&cfg);
     t.mark("config");
 
-    let loaded = modules::load(&cfg);
+    let loaded = modules::load(&cfg, &line);
     t.mark("modules");
     match root::enter(&cfg.root, &loaded) {
         Ok(root::Entered::Initramfs) => {}
@@ -282,6 +286,7 @@ fn exec_init(program: &Path, argv: &[String]) -> ! {
     if let Err(e) = sys::child::reset_signals() {
         warn!("reset signals before exec: {e}");
     }
+    boot_timer::fire();
     let e = exe.exec();
     fatal("exec", &format_args!("{path}: {e}"))
 }

@@ -272,6 +272,76 @@ pub fn output_queued(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<usize> {
     Ok(usize::try_from(n).unwrap_or(0))
 }
 
+/// Writes one byte at a physical address through `/dev/mem` (a device
+/// register outside RAM: the kernel's STRICT_DEVMEM allows that). The page
+/// is mapped shared and uncached, written once, and unmapped.
+pub fn mmio_write_byte(addr: u64, value: u8) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mem = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_SYNC)
+        .open("/dev/mem")
+        .map_err(|e| io::Error::new(e.kind(), format!("open /dev/mem: {e}")))?;
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        n if n > 0 => n as u64,
+        _ => 4096,
+    };
+    let base = addr & !(page - 1);
+    let offset = libc::off_t::try_from(base)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "address out of range"))?;
+    // SAFETY: a fresh shared mapping of one page of /dev/mem (no existing
+    // Rust object is aliased); the result is checked against MAP_FAILED.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            page as usize,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            mem.as_raw_fd(),
+            offset,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(
+            e.kind(),
+            format!("mmap /dev/mem at {base:#x}: {e}"),
+        ));
+    }
+    // SAFETY: `addr - base` < page, so the byte lies in the mapping made
+    // above; a volatile write is exactly one store to the device; the
+    // mapping is unmapped once and not used after.
+    unsafe {
+        std::ptr::write_volatile(p.cast::<u8>().add((addr - base) as usize), value);
+        libc::munmap(p, page as usize);
+    }
+    Ok(())
+}
+
+/// Writes one byte to an x86 I/O port (after ioperm for that port).
+#[cfg(target_arch = "x86_64")]
+pub fn outb(port: u16, value: u8) -> io::Result<()> {
+    // SAFETY: ioperm only changes this process's I/O permission bitmap.
+    if unsafe { libc::ioperm(libc::c_ulong::from(port), 1, 1) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: ioperm above granted access to `port`; a write to a port
+    // without a device is ignored by the machine.
+    unsafe {
+        std::arch::asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags));
+    }
+    Ok(())
+}
+
+/// No I/O ports outside x86.
+#[cfg(not(target_arch = "x86_64"))]
+pub fn outb(_port: u16, _value: u8) -> io::Result<()> {
+    Err(io::Error::from(io::ErrorKind::Unsupported))
+}
+
 /// Writes the result to QEMU's isa-debug-exit device, which makes QEMU exit
 /// at once with status `(value << 1) | 1`.
 #[cfg(target_arch = "x86_64")]
