@@ -46,6 +46,8 @@ pub enum BuildError {
     },
     #[error("profile {0} uses the mkrootfs init but has no [init] table (add [[init.services]] or set image.init)")]
     NoInitConfig(String),
+    #[error("profile {profile}: [modules] options: {message}")]
+    ModuleOptions { profile: String, message: String },
     #[error("image.init {0} is not in the image")]
     InitMissing(String),
     #[error("modules.preset {0:?} is not a known preset (known: microvm)")]
@@ -289,6 +291,12 @@ pub fn assemble(profile: &Profile, opts: &BuildOptions) -> Result<Assembled, Bui
                 .clone()
                 .ok_or_else(|| BuildError::NoInitConfig(profile.path.display().to_string()))?;
             cfg.modules.extend(module_names);
+            cfg.module_options.extend(profile.modules.options.clone());
+            cfg.validate()
+                .map_err(|message| BuildError::ModuleOptions {
+                    profile: profile.path.display().to_string(),
+                    message,
+                })?;
             let bin = match &opts.init_binary {
                 Some(p) => p.clone(),
                 None => find_init()?,
