@@ -399,15 +399,30 @@ fn compressed_modules_xz_and_zstd_boot_a_read_only_ext4_root() {
     assert_ok(&out);
 }
 
+/// Also module parameters: the profile's and the command line's reach
+/// virtio_blk, loaded by coldplug once virtio_mmio finds the disk.
 #[test]
 fn microvm_preset_boots_a_disk_root_on_microvm() {
-    let modules = format!("{}\npreset = \"microvm\"", tree_line());
+    let modules = format!(
+        "{}\npreset = \"microvm\"\noptions = {{ virtio_blk = \"num_request_queues=1\" }}",
+        tree_line()
+    );
     let init = "[init.root]\nmode = \"device\"\ndevice = \"UUID=".to_owned()
         + EXT4_UUID
         + "\"\n[[init.services]]\nargv = [\"/check\"]";
     let img = build_image("root-microvm", &profile(&modules, &init, ""));
-    let out = boot(&img, "", Machine::Microvm);
+    let out = boot(&img, "virtio-blk.queue_depth=32", Machine::Microvm);
     assert_console(&out, "module virtio_mmio loaded in");
+    let blk = out
+        .console
+        .lines()
+        .find(|l| l.contains("module virtio_blk loaded in "))
+        .unwrap_or_default();
+    assert!(
+        blk.ends_with(" with num_request_queues=1 queue_depth=32"),
+        "console:\n{}",
+        out.console
+    );
     assert_console(&out, "DISK ext4\n");
     assert_console(&out, "MOUNT /dev/vda / ext4 rw");
     assert_ok(&out);

@@ -23,7 +23,7 @@ use crate::kmod::ModuleCompression;
 use mkrootfs_config::{InitConfig, Mode};
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
@@ -219,6 +219,11 @@ pub struct ModulesSection {
     pub preset: Option<String>,
     /// Default: `decompress`.
     pub compressed: Option<ModuleCompression>,
+    /// Parameters per module, as a modprobe.d `options` line:
+    /// `{ virtio_blk = "queue_depth=64" }`. Carried into the init's
+    /// `module_options`. Default: none.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
 }
 
 /// One profile file as written.
@@ -470,6 +475,7 @@ fn merge(p: &mut Profile, file: &Path, RawProfileChecked(raw): RawProfileChecked
         pm.load.extend(m.load);
         pm.preset = m.preset.or(pm.preset.take());
         pm.compressed = m.compressed.or(pm.compressed);
+        pm.options.extend(m.options);
     }
     if let Some(init) = raw.init {
         p.init = Some(init);

@@ -111,6 +111,29 @@ fn extends_merges_parent_first_and_detects_cycles() {
 }
 
 #[test]
+fn module_options_merge_per_module_child_last() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("base.toml"),
+        "[modules]\noptions = { virtio_blk = \"queue_depth=64\", loop = \"max_loop=8\" }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("leaf.toml"),
+        "extends = \"base\"\n[modules]\noptions = { loop = \"max_loop=4\" }\n",
+    )
+    .unwrap();
+    let p = load_path(&dir.path().join("leaf.toml")).unwrap();
+    assert_eq!(
+        p.modules.options,
+        std::collections::BTreeMap::from([
+            ("loop".to_string(), "max_loop=4".to_string()),
+            ("virtio_blk".to_string(), "queue_depth=64".to_string()),
+        ])
+    );
+}
+
+#[test]
 fn child_entry_replaces_parent_entry_for_the_same_path() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
