@@ -1,16 +1,17 @@
 //! Profile → tree → cpio → compressed image, written atomically.
 
-use crate::compress::{self, Compression};
-use crate::cpio;
+use crate::compress::Compression;
 use crate::elf::{self, ElfError, Resolver, ResolverOptions};
 use crate::kmod::{self, KmodError, ModuleCompression};
 use crate::profile::{NodeKind, Profile, ProfileError};
 use crate::tree::{Meta, Node, Tree, TreeError};
 use mkrootfs_config::{InitConfig, RootMode, INIT_CONFIG_PATH};
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+mod write;
+pub use write::write_atomically;
 
 /// Directories searched for binaries named without a path, inside the
 /// sysroot, when the sysroot is not `/` (for `/`, `$PATH` comes first).
@@ -127,7 +128,8 @@ pub struct Assembled {
     pub init: Option<InitConfig>,
 }
 
-/// Builds `profile` into an image file.
+/// Builds `profile` into an image file. Files are read from disk while the
+/// image is written (see [`write`]), so memory stays bounded.
 pub fn build(profile: &Profile, opts: &BuildOptions) -> Result<BuildReport, BuildError> {
     let start = Instant::now();
     let assembled = assemble(profile, opts)?;
@@ -135,31 +137,22 @@ pub fn build(profile: &Profile, opts: &BuildOptions) -> Result<BuildReport, Buil
         Some(m) => m,
         None => source_date_epoch()?,
     };
-    let entries = assembled.tree.to_entries(mtime);
-    let mut archive = Vec::new();
-    cpio::write_archive(&mut archive, &entries).map_err(|source| BuildError::Write {
-        op: "write cpio archive for",
-        path: profile.path.clone(),
-        source,
-    })?;
     let path = opts
         .output
         .clone()
         .unwrap_or_else(|| default_output(profile, assembled.compression));
-    let data =
-        compress::compress(&archive, assembled.compression, assembled.level).map_err(|source| {
-            BuildError::Write {
-                op: "compress",
-                path: path.clone(),
-                source,
-            }
-        })?;
-    write_atomically(&path, &data)?;
+    let written = write::write_image(
+        &assembled.tree,
+        mtime,
+        assembled.compression,
+        assembled.level,
+        &path,
+    )?;
     Ok(BuildReport {
         path,
-        entries: entries.len(),
-        uncompressed: archive.len() as u64,
-        compressed: data.len() as u64,
+        entries: written.entries,
+        uncompressed: written.uncompressed,
+        compressed: written.compressed,
         compression: assembled.compression,
         elapsed: start.elapsed(),
     })
@@ -186,50 +179,6 @@ pub fn source_date_epoch() -> Result<u32, BuildError> {
             .parse::<u32>()
             .map_err(|_| BuildError::SourceDateEpoch(v)),
     }
-}
-
-/// Writes `data` to a temporary file next to `path`, syncs it and renames it
-/// over `path`, so a failed build never leaves a partial image behind.
-pub fn write_atomically(path: &Path, data: &[u8]) -> Result<(), BuildError> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    fs::create_dir_all(&dir).map_err(|source| BuildError::Write {
-        op: "create directory",
-        path: dir.clone(),
-        source,
-    })?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let result = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()
-    })();
-    if let Err(source) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(BuildError::Write {
-            op: "write",
-            path: tmp,
-            source,
-        });
-    }
-    fs::rename(&tmp, path).map_err(|source| {
-        let _ = fs::remove_file(&tmp);
-        BuildError::Write {
-            op: "rename into place",
-            path: path.to_path_buf(),
-            source,
-        }
-    })
 }
 
 /// Assembles the tree of `profile` without archiving it.
@@ -312,14 +261,14 @@ pub fn assemble(profile: &Profile, opts: &BuildOptions) -> Result<Assembled, Bui
             }
             tree.add(
                 "/init",
-                Node::File(data),
+                Node::File(data.into()),
                 Meta::root(0o755),
                 "the mkrootfs init",
             )?;
             let json = serde_json::to_vec_pretty(&cfg).map_err(BuildError::InitJson)?;
             tree.add(
                 INIT_CONFIG_PATH,
-                Node::File(json),
+                Node::File(json.into()),
                 Meta::root(0o644),
                 "the [init] table",
             )?;
@@ -371,7 +320,7 @@ fn add_profile_entries(tree: &mut Tree, profile: &Profile) -> Result<(), BuildEr
                     uid: f.uid,
                     gid: f.gid,
                 };
-                tree.add(&f.dest.0, Node::File(data), meta, &origin)?;
+                tree.add(&f.dest.0, Node::File(data.into()), meta, &origin)?;
             }
         }
     }
@@ -446,7 +395,7 @@ fn add_modules(
     )? {
         tree.add(
             &f.path,
-            Node::File(f.data),
+            Node::File(f.data.into()),
             Meta::root(f.mode & 0o7777),
             "kernel modules",
         )?;

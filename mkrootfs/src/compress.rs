@@ -10,7 +10,8 @@
 //!   so the block size is set explicitly from the level and the input size.
 //! - zstd's output with `nbWorkers >= 1` is the same for any number of
 //!   workers but differs from single-threaded mode (`nbWorkers = 0`), so at
-//!   least one worker is always used, and the job size is fixed.
+//!   least one worker is always used; the job size follows from the level
+//!   and the pledged input size only.
 //!
 //! Kernel constraints (lib/decompress_unxz.c, lib/xz/): the xz decoder
 //! checks CRC32 or nothing, never CRC64 or SHA-256, so images use
@@ -27,7 +28,7 @@ use std::io::{self, Read, Write};
 use std::str::FromStr;
 use thiserror::Error;
 use xz2::stream::{Action, Check, Filters, LzmaOptions, MtStreamBuilder, Status, Stream};
-use zstd::zstd_safe::{self, CParameter, DCtx, InBuffer, OutBuffer};
+use zstd::zstd_safe::{self, DCtx, InBuffer, OutBuffer};
 
 /// How an image (or one segment of it) is compressed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -98,8 +99,13 @@ impl FromStr for Compression {
 /// `level` defaults to [`Compression::default_level`]; gzip takes 0-9, xz
 /// 0-9, zstd 1-22. gzip output has mtime 0, no file name and OS "unknown".
 pub fn compress(data: &[u8], c: Compression, level: Option<u32>) -> io::Result<Vec<u8>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    compress_with_threads(data, c, level, threads)
+    compress_with_threads(data, c, level, default_threads())
+}
+
+/// The number of cores: compression threads (never changes the output).
+fn default_threads() -> u32 {
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// [`compress`] with an explicit thread count (which never changes the
@@ -108,15 +114,108 @@ fn compress_with_threads(
     data: &[u8],
     c: Compression,
     level: Option<u32>,
-    threads: usize,
+    threads: u32,
 ) -> io::Result<Vec<u8>> {
-    let level = level.unwrap_or(c.default_level());
-    let threads = u32::try_from(threads.max(1)).unwrap_or(u32::MAX);
-    match c {
-        Compression::None => Ok(data.to_vec()),
-        Compression::Gzip => gzip(data, level),
-        Compression::Xz => xz(data, level, threads),
-        Compression::Zstd => zstd(data, level, threads),
+    let cap = data.len() / 3 + 4096;
+    let mut enc = Encoder::with_threads(
+        Vec::with_capacity(cap),
+        c,
+        level,
+        data.len() as u64,
+        threads,
+    )?;
+    enc.write_all(data)?;
+    enc.finish()
+}
+
+/// A streaming compressor writing into `W`: the archive goes through it as
+/// it is produced, so the whole image is never held in memory.
+///
+/// The input length must be given up front (the archive's size is known
+/// before it is written): zstd records it in the frame header and sizes its
+/// window and jobs from it, and xz sizes its dictionary from it. The output
+/// is the same bytes however the input is split into `write` calls; `flush`
+/// is a no-op, since a zstd flush would end a job early and change them.
+pub struct Encoder<W: Write> {
+    inner: Inner<W>,
+    /// Bytes still promised by the input length.
+    remaining: u64,
+}
+
+enum Inner<W: Write> {
+    None(W),
+    Gzip(flate2::write::GzEncoder<W>),
+    Xz(xz2::write::XzEncoder<W>),
+    Zstd(zstd::stream::write::Encoder<'static, W>),
+}
+
+impl<W: Write> Encoder<W> {
+    /// A compressor for `input_len` bytes at `level` (default
+    /// [`Compression::default_level`]), using every core for xz and zstd.
+    pub fn new(out: W, c: Compression, level: Option<u32>, input_len: u64) -> io::Result<Self> {
+        Self::with_threads(out, c, level, input_len, default_threads())
+    }
+
+    fn with_threads(
+        out: W,
+        c: Compression,
+        level: Option<u32>,
+        input_len: u64,
+        threads: u32,
+    ) -> io::Result<Self> {
+        let level = level.unwrap_or(c.default_level());
+        let threads = threads.max(1);
+        let inner = match c {
+            Compression::None => Inner::None(out),
+            Compression::Gzip => Inner::Gzip(gzip(out, level)?),
+            Compression::Xz => Inner::Xz(xz(out, level, input_len, threads)?),
+            Compression::Zstd => Inner::Zstd(zstd(out, level, input_len, threads)?),
+        };
+        Ok(Encoder {
+            inner,
+            remaining: input_len,
+        })
+    }
+
+    /// Ends the stream and returns the writer. Fails if fewer bytes were
+    /// written than promised.
+    pub fn finish(self) -> io::Result<W> {
+        if self.remaining != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("compressor input ended {} bytes short", self.remaining),
+            ));
+        }
+        match self.inner {
+            Inner::None(w) => Ok(w),
+            Inner::Gzip(e) => e.finish(),
+            Inner::Xz(e) => e.finish(),
+            Inner::Zstd(e) => e.finish(),
+        }
+    }
+}
+
+impl<W: Write> Write for Encoder<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let len = buf.len() as u64;
+        if len > self.remaining {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "compressor input longer than promised",
+            ));
+        }
+        let n = match &mut self.inner {
+            Inner::None(w) => w.write(buf)?,
+            Inner::Gzip(e) => e.write(buf)?,
+            Inner::Xz(e) => e.write(buf)?,
+            Inner::Zstd(e) => e.write(buf)?,
+        };
+        self.remaining -= n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -127,17 +226,15 @@ fn bad_level(c: Compression, level: u32, range: &str) -> io::Error {
     )
 }
 
-fn gzip(data: &[u8], level: u32) -> io::Result<Vec<u8>> {
+fn gzip<W: Write>(out: W, level: u32) -> io::Result<flate2::write::GzEncoder<W>> {
     if level > 9 {
         return Err(bad_level(Compression::Gzip, level, "0-9"));
     }
     // mtime 0 and no name (like `gzip -n`): the header then depends only on
     // the data and the level.
-    let mut enc = flate2::GzBuilder::new()
+    Ok(flate2::GzBuilder::new()
         .mtime(0)
-        .write(Vec::new(), flate2::Compression::new(level));
-    enc.write_all(data)?;
-    enc.finish()
+        .write(out, flate2::Compression::new(level)))
 }
 
 /// Dictionary sizes of the xz presets 0-9 (liblzma's `lzma_lzma_preset`).
@@ -156,7 +253,7 @@ const XZ_PRESET_DICT: [u32; 10] = [
 
 /// The xz dictionary: the preset's, but no larger than the input rounded up
 /// to a power of two (see the module docs), and at least liblzma's minimum.
-fn xz_dict_size(level: u32, len: usize) -> u32 {
+fn xz_dict_size(level: u32, len: u64) -> u32 {
     let preset = XZ_PRESET_DICT[level.min(9) as usize];
     let needed = u32::try_from(len)
         .ok()
@@ -165,11 +262,16 @@ fn xz_dict_size(level: u32, len: usize) -> u32 {
     preset.min(needed).max(4096)
 }
 
-fn xz(data: &[u8], level: u32, threads: u32) -> io::Result<Vec<u8>> {
+fn xz<W: Write>(
+    out: W,
+    level: u32,
+    input_len: u64,
+    threads: u32,
+) -> io::Result<xz2::write::XzEncoder<W>> {
     if level > 9 {
         return Err(bad_level(Compression::Xz, level, "0-9"));
     }
-    let dict = xz_dict_size(level, data.len());
+    let dict = xz_dict_size(level, input_len);
     let mut opts = LzmaOptions::new_preset(level).map_err(io::Error::from)?;
     opts.dict_size(dict);
     let mut filters = Filters::new();
@@ -179,53 +281,43 @@ fn xz(data: &[u8], level: u32, threads: u32) -> io::Result<Vec<u8>> {
     // still spread over the cores; fixed here so the thread count never
     // changes the output.
     let block = u64::from(dict).max(1 << 20);
-    let mut stream = MtStreamBuilder::new()
+    let stream = MtStreamBuilder::new()
         .threads(threads)
         .block_size(block)
         .filters(filters)
         .check(Check::Crc32)
         .encoder()
         .map_err(io::Error::from)?;
-    let mut out = Vec::with_capacity(data.len() / 3 + 4096);
-    loop {
-        if out.len() == out.capacity() {
-            out.reserve(out.capacity().max(4096));
-        }
-        let consumed = usize::try_from(stream.total_in()).unwrap_or(usize::MAX);
-        let rest = data.get(consumed..).unwrap_or_default();
-        match stream.process_vec(rest, &mut out, Action::Finish) {
-            Ok(Status::StreamEnd) => return Ok(out),
-            Ok(_) => {}
-            Err(e) => return Err(io::Error::from(e)),
-        }
-    }
+    Ok(xz2::write::XzEncoder::new_stream(out, stream))
 }
-
-/// zstd job size: fixed (see the module docs), small enough that images of
-/// a few MiB are split over the cores. Each job still sees the previous
-/// window as history (zstd's overlap), so the ratio barely changes.
-const ZSTD_JOB_SIZE: u32 = 4 << 20;
 
 fn zstd_error(context: &str, code: usize) -> io::Error {
     io::Error::other(format!("{context}: {}", zstd_safe::get_error_name(code)))
 }
 
-fn zstd(data: &[u8], level: u32, threads: u32) -> io::Result<Vec<u8>> {
+fn zstd<W: Write>(
+    out: W,
+    level: u32,
+    input_len: u64,
+    threads: u32,
+) -> io::Result<zstd::stream::write::Encoder<'static, W>> {
     let max = u32::try_from(zstd_safe::max_c_level()).unwrap_or(22);
     if level == 0 || level > max {
         return Err(bad_level(Compression::Zstd, level, &format!("1-{max}")));
     }
-    let mut c = zstd::bulk::Compressor::new(level as i32)?;
-    let cctx = c.context_mut();
-    cctx.set_parameter(CParameter::NbWorkers(threads))
-        .map_err(|e| zstd_error("setting zstd workers", e))?;
-    cctx.set_parameter(CParameter::JobSize(ZSTD_JOB_SIZE))
-        .map_err(|e| zstd_error("setting zstd job size", e))?;
-    cctx.set_parameter(CParameter::ChecksumFlag(true))
-        .map_err(|e| zstd_error("enabling zstd checksum", e))?;
-    // `compress` pledges the input size, so the frame records it and the
-    // window shrinks to fit small inputs.
-    c.compress(data)
+    let mut e = zstd::stream::write::Encoder::new(out, level as i32)?;
+    // With at least one worker the output is the same for any number of
+    // workers (see the module docs). The job size is left to zstd, which
+    // derives it from the level's window (4 windows: 8 MiB at level 3,
+    // 32 MiB at 19), exactly as the zstd tool does: smaller jobs re-read
+    // a full window of overlap each and made big trees slower than
+    // `zstd -T0`, for a ratio no better.
+    e.multithread(threads)?;
+    e.include_checksum(true)?;
+    // The frame records the size, and the window shrinks to fit small
+    // inputs (as when zstd compresses a file of known size).
+    e.set_pledged_src_size(Some(input_len))?;
+    Ok(e)
 }
 
 /// The format of the data at the start of `bytes`, from its magic number:
@@ -470,6 +562,41 @@ mod tests {
             let two = compress_with_threads(&data, c, Some(1), 2).unwrap();
             assert!(one == two, "{c} output differs between 1 and 2 threads");
         }
+    }
+
+    // The image is streamed through the encoder in pieces of any size: the
+    // bytes must be those of the archive compressed in one piece.
+    #[test]
+    fn output_does_not_depend_on_how_the_input_is_split() {
+        let data = sample(3 << 20);
+        for c in [Compression::Gzip, Compression::Xz, Compression::Zstd] {
+            let whole = compress(&data, c, Some(1)).unwrap();
+            let mut enc = Encoder::new(Vec::new(), c, Some(1), data.len() as u64).unwrap();
+            let mut rest = &data[..];
+            let mut n = 1;
+            while !rest.is_empty() {
+                let take = n.min(rest.len());
+                enc.write_all(&rest[..take]).unwrap();
+                enc.flush().unwrap();
+                rest = &rest[take..];
+                n = n * 7 + 3;
+            }
+            assert!(
+                enc.finish().unwrap() == whole,
+                "{c}: split input changed the output"
+            );
+        }
+    }
+
+    #[test]
+    fn input_must_match_the_promised_length() {
+        let mut enc = Encoder::new(Vec::new(), Compression::Zstd, None, 4).unwrap();
+        enc.write_all(b"abc").unwrap();
+        let e = enc.finish().unwrap_err();
+        assert_eq!(e.to_string(), "compressor input ended 1 bytes short");
+        let mut enc = Encoder::new(Vec::new(), Compression::None, None, 2).unwrap();
+        let e = enc.write_all(b"abc").unwrap_err();
+        assert_eq!(e.to_string(), "compressor input longer than promised");
     }
 
     #[test]

@@ -5,8 +5,13 @@
 //! `/lib/x86_64-linux-gnu/libc.so.6` lands under `/usr/lib/...`, exactly as
 //! the kernel would create it when unpacking. Host files are copied with
 //! their symlink chains (every component and the final link) preserved.
-//! [`Tree::to_entries`] produces sorted cpio entries with inode numbers
-//! assigned in order, owners as given and one fixed mtime.
+//! [`Tree::plan`] produces sorted cpio entries with inode numbers assigned
+//! in order, owners as given and one fixed mtime.
+//!
+//! Host files are not read when they are added: the tree records their path
+//! and size ([`Data::Host`]), and the archive writer streams them from disk
+//! in archive order, so a build holds a bounded amount of file data in
+//! memory whatever the size of the tree.
 
 use crate::cpio::Entry;
 use std::collections::BTreeMap;
@@ -55,6 +60,8 @@ pub enum TreeError {
         origin: String,
         kind: &'static str,
     },
+    #[error("{path} changed size while the image was built (was {was} bytes, now {now})")]
+    Changed { path: PathBuf, was: u64, now: u64 },
     #[error("hard link {path}: target {target} is not a regular file in the image")]
     BadHardlink { path: String, target: String },
     #[error(
@@ -67,11 +74,83 @@ pub enum TreeError {
     },
 }
 
+/// The contents of a regular file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Data {
+    /// Held in memory: generated files, the init, decompressed modules.
+    Bytes(Vec<u8>),
+    /// A host file of `len` bytes (its size when it was added), read when
+    /// the archive is written.
+    Host { path: PathBuf, len: u64 },
+}
+
+impl Data {
+    /// A host file, with its current size.
+    pub fn host(path: &Path) -> std::io::Result<Data> {
+        let len = fs::metadata(path)?.len();
+        Ok(Data::Host {
+            path: path.to_path_buf(),
+            len,
+        })
+    }
+
+    /// Size in bytes.
+    pub fn len(&self) -> u64 {
+        match self {
+            Data::Bytes(b) => b.len() as u64,
+            Data::Host { len, .. } => *len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The whole contents (reads a host file); an error names the path.
+    pub fn read(&self) -> Result<Vec<u8>, TreeError> {
+        match self {
+            Data::Bytes(b) => Ok(b.clone()),
+            Data::Host { path, len } => {
+                let data = fs::read(path).map_err(read_err(path, "the image"))?;
+                if data.len() as u64 != *len {
+                    return Err(TreeError::Changed {
+                        path: path.clone(),
+                        was: *len,
+                        now: data.len() as u64,
+                    });
+                }
+                Ok(data)
+            }
+        }
+    }
+
+    /// Whether both hold the same bytes, reading host files if need be
+    /// (only when one path is asked for twice from different sources).
+    fn same_as(&self, other: &Data) -> bool {
+        if self == other {
+            return true;
+        }
+        if self.len() != other.len() {
+            return false;
+        }
+        match (self.read(), other.read()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl From<Vec<u8>> for Data {
+    fn from(b: Vec<u8>) -> Data {
+        Data::Bytes(b)
+    }
+}
+
 /// What a path is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Node {
     Dir,
-    File(Vec<u8>),
+    File(Data),
     Symlink(String),
     /// Another name of the regular file at this (resolved) image path.
     HardLink(String),
@@ -290,7 +369,11 @@ impl Tree {
             };
         }
         if let Some(existing) = self.items.get(&path) {
-            if existing.node == node {
+            let same = match (&existing.node, &node) {
+                (Node::File(a), Node::File(b)) => a.same_as(b),
+                (a, b) => a == b,
+            };
+            if same {
                 return Ok(path);
             }
             return Err(TreeError::Conflict {
@@ -396,7 +479,7 @@ impl Tree {
                         kind: "special file",
                     });
                 }
-                let data = fs::read(&host).map_err(read_err(&host, origin))?;
+                let data = Data::host(&host).map_err(read_err(&host, origin))?;
                 return self.add(&current, Node::File(data), meta, origin);
             } else if !ft.is_dir() {
                 return Err(TreeError::Unsupported {
@@ -420,7 +503,10 @@ impl Tree {
         origin: &str,
     ) -> Result<String, TreeError> {
         let md = fs::metadata(host).map_err(read_err(host, origin))?;
-        let data = fs::read(host).map_err(read_err(host, origin))?;
+        let data = Data::Host {
+            path: host.to_path_buf(),
+            len: md.len(),
+        };
         let meta = Meta {
             perm: perm.unwrap_or(md.permissions().mode() & 0o7777),
             uid,
@@ -474,7 +560,10 @@ impl Tree {
                     }
                     seen.insert(key, child.clone());
                 }
-                let data = fs::read(&host).map_err(read_err(&host, origin))?;
+                let data = Data::Host {
+                    path: host.clone(),
+                    len: md.len(),
+                };
                 self.add(&child, Node::File(data), meta, origin)?;
             } else if ft.is_char_device() || ft.is_block_device() {
                 let (maj, min) = split_dev(md.rdev());
@@ -500,8 +589,9 @@ impl Tree {
     /// Sorted cpio entries: inode numbers 1, 2, … in path order (hard links
     /// share their file's number, with `nlink` set and the data carried by
     /// the last name in archive order, as GNU cpio does); every mtime is
-    /// `mtime`.
-    pub fn to_entries(&self, mtime: u32) -> Vec<Entry> {
+    /// `mtime`. A regular file's entry has empty `data`; its contents come
+    /// with it (for the one name that carries them).
+    pub fn plan(&self, mtime: u32) -> Vec<(Entry, Option<&Data>)> {
         // Every name of each hard-linked file (its own path first).
         let mut names_of: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for (path, item) in &self.items {
@@ -529,6 +619,7 @@ impl Tree {
                 rdev: (0, 0),
                 data: Vec::new(),
             };
+            let mut contents = None;
             match &item.node {
                 Node::Dir => (e.mode, e.nlink) = (S_IFDIR | perm, 2),
                 Node::Symlink(t) => (e.mode, e.data) = (S_IFLNK | 0o777, t.as_bytes().to_vec()),
@@ -553,14 +644,27 @@ impl Tree {
                             (S_IFREG | (meta.perm & 0o7777), meta.uid, meta.gid);
                         // Only the last name in archive order carries the data.
                         if names.is_none_or(|n| n.iter().max() == Some(&path.as_str())) {
-                            e.data = data.clone();
+                            contents = Some(data);
                         }
                     }
                 }
             }
-            entries.push(e);
+            entries.push((e, contents));
         }
         entries
+    }
+
+    /// [`Tree::plan`] with every file's contents read into its entry.
+    pub fn to_entries(&self, mtime: u32) -> Result<Vec<Entry>, TreeError> {
+        self.plan(mtime)
+            .into_iter()
+            .map(|(mut e, data)| {
+                if let Some(d) = data {
+                    e.data = d.read()?;
+                }
+                Ok(e)
+            })
+            .collect()
     }
 }
 

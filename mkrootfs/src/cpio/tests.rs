@@ -390,3 +390,43 @@ fn no_panic_on_truncation_or_byte_flips() {
     assert!(cases > 3000, "only {cases} cases");
     assert!(accepted > 100, "only {accepted} accepted");
 }
+
+#[test]
+fn streamed_entries_write_the_same_bytes() {
+    let entries = sample();
+    let mut w = Writer::new(Vec::new());
+    for e in &entries {
+        w.header(e, e.data.len() as u64).unwrap();
+        for piece in e.data.chunks(3) {
+            w.data(piece).unwrap();
+        }
+        w.end_data().unwrap();
+    }
+    let (out, len) = w.finish().unwrap();
+    assert_eq!(out, GOLDEN);
+    assert_eq!(len, GOLDEN.len() as u64);
+    let planned: u64 = entries
+        .iter()
+        .map(|e| entry_len(&e.name, e.data.len() as u64))
+        .sum::<u64>()
+        + trailer_len();
+    assert_eq!(planned, GOLDEN.len() as u64);
+}
+
+#[test]
+fn streamed_data_must_match_the_header_size() {
+    let e = file("a", b"");
+    let mut w = Writer::new(Vec::new());
+    w.header(&e, 3).unwrap();
+    w.data(b"ab").unwrap();
+    let err = w.data(b"cd").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cpio entry \"a\": more data than its header's file size"
+    );
+    let err = w.end_data().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cpio entry \"a\": 1 bytes short of its header's file size"
+    );
+}
