@@ -1,5 +1,5 @@
 # Entry points; CI runs `.ci/run`, which installs what the tests need and
-# then runs `make test`.
+# then runs `make lint`, a check of the fuzz targets and `make test`.
 CARGO   ?= cargo
 PROFILE ?= hello
 TARGET  := x86_64-unknown-linux-musl

@@ -298,11 +298,11 @@ fn dynamic_profile_carries_the_loader_and_libc_with_their_symlinks() {
 /// Every compression boots: the kernel unpacks it and the busybox /init runs.
 #[test]
 fn busybox_profile_boots_in_every_compression() {
-    let base = std::fs::read_to_string(repo().join("profiles/busybox.toml")).unwrap();
+    let base = repo().join("profiles/busybox.toml");
     for comp in ["none", "gzip", "xz", "zstd"] {
-        let toml = base.replace(
-            "compression = \"zstd\"",
-            &format!("compression = \"{comp}\""),
+        let toml = format!(
+            "extends = {:?}\n[image]\ncompression = \"{comp}\"\n",
+            base.display().to_string()
         );
         let image = build_image(&format!("busybox-{comp}"), &toml);
         let out = boot(&image, "");
@@ -377,15 +377,11 @@ fn mkrootfs_run_exits_with_the_service_status() {
 /// drivers are coldplugged from virtio-mmio devices and `/` is a tmpfs.
 #[test]
 fn microvm_profile_boots_on_microvm_machine() {
-    let toml = std::fs::read_to_string(repo().join("profiles/microvm.toml"))
-        .unwrap()
-        .replace(
-            "kernel = \"auto\"",
-            &format!(
-                "kernel = \"{}\"",
-                mkrootfs_tests::kernel_modules().display()
-            ),
-        );
+    let toml = format!(
+        "extends = {:?}\n[modules]\nkernel = {:?}\n",
+        repo().join("profiles/microvm.toml").display().to_string(),
+        mkrootfs_tests::kernel_modules().display().to_string()
+    );
     let image = build_image("microvm-example", &toml);
     let out = mkrootfs_tests::boot_with(&image, "", &[], mkrootfs_qemu::Machine::Microvm);
     assert_console(&out, "tmpfs / tmpfs rw");

@@ -7,7 +7,8 @@
 
 use nix::fcntl::{open, OFlag};
 use nix::sys::stat::Mode;
-use nix::unistd::{close, dup2};
+use nix::unistd::{dup2_stderr, dup2_stdin, dup2_stdout};
+use std::os::fd::{AsRawFd, IntoRawFd};
 use std::path::PathBuf;
 
 /// Points fds 0, 1 and 2 at `/dev/console`. The kernel already does this
@@ -20,12 +21,16 @@ pub fn attach() -> Result<(), String> {
         Mode::empty(),
     )
     .map_err(|e| format!("open /dev/console: {e}"))?;
-    for target in 0..=2 {
-        // dup2 clears O_CLOEXEC on the copy, so services inherit it.
-        dup2(fd, target).map_err(|e| format!("dup2 /dev/console to fd {target}: {e}"))?;
-    }
-    if fd > 2 {
-        let _ = close(fd);
+    // dup2 clears O_CLOEXEC on the copy, so services inherit it.
+    let dup = |target: i32, r: nix::Result<()>| {
+        r.map_err(|e| format!("dup2 /dev/console to fd {target}: {e}"))
+    };
+    dup(0, dup2_stdin(&fd))?;
+    dup(1, dup2_stdout(&fd))?;
+    dup(2, dup2_stderr(&fd))?;
+    // With 0-2 closed at boot, open() returned one of them: keep it open.
+    if fd.as_raw_fd() <= 2 {
+        let _ = fd.into_raw_fd();
     }
     Ok(())
 }

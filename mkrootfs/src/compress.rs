@@ -538,16 +538,22 @@ mod tests {
             Compression::Zstd,
         ] {
             let packed = compress(&data, c, Some(3)).unwrap();
-            if c != Compression::None {
-                assert_eq!(detect(&packed), Some(c));
-                assert!(packed.len() < data.len() / 2, "{c} did not compress");
-            }
             let mut with_tail = packed.clone();
             with_tail.extend_from_slice(b"NEXT");
             let (out, used) = decompress(&with_tail, c, u64::MAX).unwrap();
-            if c != Compression::None {
+            if c == Compression::None {
+                // Stored as is; with no frame to end it, "decompressing"
+                // takes everything up to the limit.
+                assert!(packed == data, "none changed the bytes");
+                assert_eq!((out.len(), used), (with_tail.len(), with_tail.len()));
+                assert!(out[..data.len()] == data[..] && out.ends_with(b"NEXT"));
+                let (out, used) = decompress(&with_tail, c, data.len() as u64).unwrap();
+                assert!(out == data && used == data.len(), "none ignored the limit");
+            } else {
+                assert_eq!(detect(&packed), Some(c));
+                assert!(packed.len() < data.len() / 2, "{c} did not compress");
                 assert_eq!(used, packed.len(), "{c} used the wrong length");
-                assert_eq!(out, data);
+                assert!(out == data, "{c} did not give the data back");
             }
         }
     }

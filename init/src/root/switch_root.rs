@@ -259,7 +259,7 @@ fn copy_dir(
 /// Owner, then mode (chown clears set-id bits), then times.
 fn set_attributes(path: &Path, meta: &std::fs::Metadata) -> Result<(), RootError> {
     fchownat(
-        None,
+        nix::fcntl::AT_FDCWD,
         path,
         Some(Uid::from_raw(meta.uid())),
         Some(Gid::from_raw(meta.gid())),
@@ -272,8 +272,14 @@ fn set_attributes(path: &Path, meta: &std::fs::Metadata) -> Result<(), RootError
     }
     let atime = TimeSpec::new(meta.atime(), meta.atime_nsec());
     let mtime = TimeSpec::new(meta.mtime(), meta.mtime_nsec());
-    utimensat(None, path, &atime, &mtime, UtimensatFlags::NoFollowSymlink)
-        .map_err(step("set times", path))
+    utimensat(
+        nix::fcntl::AT_FDCWD,
+        path,
+        &atime,
+        &mtime,
+        UtimensatFlags::NoFollowSymlink,
+    )
+    .map_err(step("set times", path))
 }
 
 fn io_step(step: &'static str, path: &Path, e: std::io::Error) -> RootError {
@@ -369,7 +375,7 @@ mod tests {
             .is_ok();
         let mtime = TimeSpec::new(1_000_000, 0);
         utimensat(
-            None,
+            nix::fcntl::AT_FDCWD,
             &src.join("bin/busybox"),
             &mtime,
             &mtime,
