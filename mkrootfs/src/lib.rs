@@ -15,3 +15,5 @@ pub mod kmod;
 pub mod list;
 pub mod profile;
 pub mod tree;
+pub mod vmconfig;
+pub mod vmlinux;

@@ -17,6 +17,39 @@ pub enum Machine {
     /// built-in isa-serial as ttyS0. The kernel needs `CONFIG_VIRTIO_MMIO` (a module in
     /// Debian's cloud kernel: disks and network need `virtio_mmio` in the image).
     Microvm,
+    /// QEMU `microvm` presenting the machine the way Firecracker does:
+    /// `acpi=off` (no ACPI tables, so no power-off: the guest ends the VM with
+    /// `reboot=k`, the keyboard-controller reset of the `i8042` device added
+    /// here, which `-no-reboot` turns into QEMU's exit), no RTC, no
+    /// isa-debug-exit, `auto-kernel-cmdline=off`, and every virtio-mmio device
+    /// announced on the kernel command line as `virtio_mmio.device=` the way
+    /// Firecracker announces its own (see [`Machine::mmio_transport`]).
+    FirecrackerLike,
+    /// QEMU `microvm` presenting the machine the way Cloud Hypervisor does:
+    /// ACPI (power-off through the ACPI sleep register), a PCIe host bridge
+    /// with virtio-pci devices, nothing added to the kernel command line, no
+    /// isa-debug-exit.
+    CloudHypervisorLike,
+}
+
+impl Machine {
+    /// Where QEMU `microvm` with `acpi=off` puts virtio-mmio transport
+    /// `index` (0-7): 512 bytes at `0xfeb00000 + index * 0x200`, on IRQ
+    /// `5 + index` (QEMU's hw/i386/microvm.c; with ACPI the IRQs move to a
+    /// second IOAPIC). Returns the kernel parameter announcing it.
+    pub fn mmio_transport(index: usize) -> String {
+        format!(
+            "virtio_mmio.device=512@{:#x}:{}",
+            0xfeb0_0000 + index * 0x200,
+            5 + index
+        )
+    }
+
+    /// Whether the monitor this machine stands for has QEMU's
+    /// isa-debug-exit device (only QEMU's own machines do).
+    pub fn has_debug_exit(self) -> bool {
+        matches!(self, Machine::Pc | Machine::Microvm)
+    }
 }
 
 /// The accelerator.
@@ -84,7 +117,9 @@ pub struct VmConfig {
     /// (QEMU puts a terminal in raw mode; Ctrl-C ends QEMU). Default: false
     /// (stdin is /dev/null, as tests need).
     pub interactive: bool,
-    /// `isa-debug-exit` at port 0xf4 (QEMU then exits with `(code << 1) | 1`). Default true.
+    /// `isa-debug-exit` at port 0xf4 (QEMU then exits with `(code << 1) | 1`). Default true;
+    /// ignored on [`Machine::FirecrackerLike`] and [`Machine::CloudHypervisorLike`],
+    /// whose monitors have no such device.
     pub debug_exit: bool,
     /// Appended to the QEMU command line as given. Default none.
     pub extra_args: Vec<String>,
@@ -123,9 +158,10 @@ impl VmConfig {
         self.cmdline(resolved_accel(self.accel), host_tsc_khz())
     }
 
-    /// `append` plus `panic=-1`, `console=ttyS0`, for microvm under TCG
+    /// `append` plus `panic=-1`, `console=ttyS0`, for the microvm machines under TCG
     /// `tsc_early_khz=<tsc_khz>`, and for microvm with `debug_exit`
-    /// `mkrootfs.debug_exit=0xf4`, each unless the parameter is already there.
+    /// `mkrootfs.debug_exit=0xf4`, each unless the parameter is already there; then
+    /// for [`Machine::FirecrackerLike`] one `virtio_mmio.device=` per device.
     ///
     /// Why the TSC rate: microvm has no port 0x61, so the kernel cannot calibrate the TSC
     /// against PIT channel 2; without kvmclock (TCG) the Debian 6.1 kernel then hangs
@@ -139,7 +175,8 @@ impl VmConfig {
         };
         let tsc = format!("tsc_early_khz={tsc_khz}");
         let mut params = vec![("panic=", "panic=-1"), ("console=", "console=ttyS0")];
-        if self.machine == Machine::Microvm && accel != Accel::Kvm {
+        let microvm = self.machine != Machine::Pc;
+        if microvm && accel != Accel::Kvm {
             params.push(("tsc_early_khz=", &tsc));
         }
         // The mkrootfs init finds isa-debug-exit by itself only on machines
@@ -155,7 +192,26 @@ impl VmConfig {
                 line.push_str(param);
             }
         }
+        // Firecracker announces its devices this way; QEMU's own
+        // auto-kernel-cmdline is off, so the same parameters come from here.
+        if self.machine == Machine::FirecrackerLike {
+            for i in 0..self.mmio_devices() {
+                if !line.is_empty() {
+                    line.push(' ');
+                }
+                line.push_str(&Machine::mmio_transport(i));
+            }
+        }
         line
+    }
+
+    /// The virtio-mmio devices, disks then network, in transport order.
+    fn mmio_devices(&self) -> usize {
+        self.disks.len() + usize::from(self.net)
+    }
+
+    fn debug_exit_device(&self) -> bool {
+        self.debug_exit && self.machine.has_debug_exit()
     }
 
     /// The arguments after the program name, for an already resolved accelerator.
@@ -168,6 +224,16 @@ impl VmConfig {
         match self.machine {
             Machine::Pc => push(&["-machine", "pc"]),
             Machine::Microvm => push(&["-machine", "microvm,x-option-roms=off,rtc=on"]),
+            Machine::FirecrackerLike => push(&[
+                "-machine",
+                "microvm,acpi=off,auto-kernel-cmdline=off,x-option-roms=off,rtc=off",
+                "-device",
+                "i8042",
+            ]),
+            Machine::CloudHypervisorLike => push(&[
+                "-machine",
+                "microvm,acpi=on,pcie=on,auto-kernel-cmdline=off,x-option-roms=off,rtc=on",
+            ]),
         }
         match accel {
             Accel::Kvm => push(&["-accel", "kvm", "-cpu", "host"]),
@@ -185,13 +251,22 @@ impl VmConfig {
         args.push(self.initrd.clone().into_os_string());
         args.push("-append".into());
         args.push(self.cmdline(accel, tsc_khz).into());
-        if self.debug_exit {
+        if self.debug_exit_device() {
             args.push("-device".into());
             args.push("isa-debug-exit,iobase=0xf4,iosize=0x04".into());
         }
         let (blk, net) = match self.machine {
-            Machine::Pc => ("virtio-blk-pci", "virtio-net-pci,netdev=net0,romfile="),
-            Machine::Microvm => ("virtio-blk-device", "virtio-net-device,netdev=net0"),
+            Machine::Pc | Machine::CloudHypervisorLike => {
+                ("virtio-blk-pci", "virtio-net-pci,netdev=net0,romfile=")
+            }
+            Machine::Microvm | Machine::FirecrackerLike => {
+                ("virtio-blk-device", "virtio-net-device,netdev=net0")
+            }
+        };
+        // Pin each device to its transport, so that the announced addresses hold.
+        let bus = |i: usize| match self.machine {
+            Machine::FirecrackerLike => format!(",bus=virtio-mmio-bus.{i}"),
+            _ => String::new(),
         };
         for (i, disk) in self.disks.iter().enumerate() {
             let mut drive = format!(
@@ -202,7 +277,7 @@ impl VmConfig {
             if disk.readonly {
                 drive.push_str(",readonly=on");
             }
-            let mut device = format!("{blk},drive=disk{i}");
+            let mut device = format!("{blk},drive=disk{i}{}", bus(i));
             if let Some(serial) = &disk.serial {
                 device.push_str(&format!(",serial={}", escape(serial)));
             }
@@ -214,7 +289,8 @@ impl VmConfig {
             ]);
         }
         if self.net {
-            args.extend(["-netdev", "user,id=net0", "-device", net].map(OsString::from));
+            let net = format!("{net}{}", bus(self.disks.len()));
+            args.extend(["-netdev", "user,id=net0", "-device", &net].map(OsString::from));
         }
         args.extend(self.extra_args.iter().map(OsString::from));
         args
@@ -415,6 +491,98 @@ mod tests {
         cfg.machine = Machine::Pc;
         cfg.append = String::new();
         assert_eq!(cfg.cmdline(Accel::Tcg, 1_500), "panic=-1 console=ttyS0");
+    }
+
+    #[test]
+    fn firecracker_like_announces_each_mmio_device_and_has_no_debug_exit() {
+        let mut cfg = VmConfig::new("/k/vmlinux", "/i");
+        cfg.machine = Machine::FirecrackerLike;
+        cfg.append = "console=ttyS0 reboot=k panic=1 pci=off".to_string();
+        cfg.disks = vec![Disk::raw("/root.ext4"), Disk::raw("/data.raw")];
+        cfg.net = true;
+        assert_eq!(
+            strings(cfg.args(Accel::Tcg, 2_100_000)),
+            [
+                "-nodefaults",
+                "-no-user-config",
+                "-machine",
+                "microvm,acpi=off,auto-kernel-cmdline=off,x-option-roms=off,rtc=off",
+                "-device",
+                "i8042",
+                "-accel",
+                "tcg",
+                "-cpu",
+                "max",
+                "-m",
+                "512",
+                "-smp",
+                "1",
+                "-display",
+                "none",
+                "-serial",
+                "stdio",
+                "-no-reboot",
+                "-kernel",
+                "/k/vmlinux",
+                "-initrd",
+                "/i",
+                "-append",
+                "console=ttyS0 reboot=k panic=1 pci=off tsc_early_khz=2100000 \
+                 virtio_mmio.device=512@0xfeb00000:5 virtio_mmio.device=512@0xfeb00200:6 \
+                 virtio_mmio.device=512@0xfeb00400:7",
+                "-drive",
+                "file=/root.ext4,format=raw,if=none,id=disk0",
+                "-device",
+                "virtio-blk-device,drive=disk0,bus=virtio-mmio-bus.0",
+                "-drive",
+                "file=/data.raw,format=raw,if=none,id=disk1",
+                "-device",
+                "virtio-blk-device,drive=disk1,bus=virtio-mmio-bus.1",
+                "-netdev",
+                "user,id=net0",
+                "-device",
+                "virtio-net-device,netdev=net0,bus=virtio-mmio-bus.2",
+            ]
+        );
+    }
+
+    #[test]
+    fn cloud_hypervisor_like_uses_pcie_and_acpi_and_adds_nothing_to_the_cmdline() {
+        let mut cfg = VmConfig::new("/k", "/i");
+        cfg.machine = Machine::CloudHypervisorLike;
+        cfg.disks = vec![Disk::raw("/root.ext4")];
+        assert_eq!(
+            strings(cfg.args(Accel::Kvm, 2_100_000)),
+            [
+                "-nodefaults",
+                "-no-user-config",
+                "-machine",
+                "microvm,acpi=on,pcie=on,auto-kernel-cmdline=off,x-option-roms=off,rtc=on",
+                "-accel",
+                "kvm",
+                "-cpu",
+                "host",
+                "-m",
+                "512",
+                "-smp",
+                "1",
+                "-display",
+                "none",
+                "-serial",
+                "stdio",
+                "-no-reboot",
+                "-kernel",
+                "/k",
+                "-initrd",
+                "/i",
+                "-append",
+                "panic=-1 console=ttyS0",
+                "-drive",
+                "file=/root.ext4,format=raw,if=none,id=disk0",
+                "-device",
+                "virtio-blk-pci,drive=disk0",
+            ]
+        );
     }
 
     #[test]

@@ -3,5 +3,7 @@
 pub mod build;
 pub mod deps;
 pub mod extract;
+pub mod kernel;
 pub mod ls;
 pub mod run;
+pub mod vm_config;
