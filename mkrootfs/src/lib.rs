@@ -7,6 +7,7 @@
 //! directly.
 
 pub mod build;
+pub mod builder;
 pub mod compress;
 pub mod cpio;
 pub mod elf;

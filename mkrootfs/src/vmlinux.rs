@@ -21,6 +21,7 @@
 //! for (x86_64 when `xloadflags` has `XLF_KERNEL_64`, else i386), trimmed to
 //! the ELF's own extent (the relocation table after it is for the
 //! decompressor only).
+#![deny(missing_docs)]
 
 use crate::compress::{self, Compression, DecompressError};
 use goblin::elf::header::{EM_386, EM_X86_64, ET_EXEC};
