@@ -34,6 +34,14 @@ pub struct InitConfig {
     /// Dependencies come from the image's `modules.dep`. Default: none
     /// (the builder fills this from the profile's `[modules]` table).
     pub modules: Vec<String>,
+    /// Parameters for kernel modules, by module name (dashes and underscores
+    /// are the same), as a modprobe.d `options` line gives them:
+    /// `{ virtio_blk = "queue_depth=64" }`. When the init loads a module it
+    /// passes these, then the module's parameters from the kernel command
+    /// line (`virtio_blk.queue_depth=128`), space-separated, as modprobe
+    /// does. Default: none (the builder fills this from the profile's
+    /// `[modules] options`).
+    pub module_options: BTreeMap<String, String>,
     /// Load the modules that the devices under `/sys/devices` ask for
     /// (their `modalias`), using the image's `modules.alias`. Default: true.
     #[serde(default = "yes")]
@@ -267,6 +275,19 @@ impl InitConfig {
                 ));
             }
         }
+        for (name, opts) in &self.module_options {
+            if name.is_empty() || name.contains(|c: char| c.is_whitespace() || c == '.' || c == '=')
+            {
+                return Err(format!(
+                    "init.module_options: {name:?} is not a module name"
+                ));
+            }
+            if opts.contains(['\0', '\n']) {
+                return Err(format!(
+                    "init.module_options.{name}: the parameters {opts:?} contain a NUL or newline"
+                ));
+            }
+        }
         for m in &self.mounts {
             if !m.target.starts_with('/') {
                 return Err(format!(
@@ -363,6 +384,31 @@ mod tests {
             .to_string();
         assert!(err.contains("line 1, column 9"), "{err}");
         assert!(err.contains("invalid mode \"999\""), "{err}");
+    }
+
+    #[test]
+    fn module_options_are_checked() {
+        let cfg: InitConfig = toml::from_str(
+            "[module_options]\nvirtio-blk = \"queue_depth=64\"\n[[services]]\nargv=[\"/a\"]\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.validate(), Ok(()));
+        let cfg: InitConfig = toml::from_str(
+            "[module_options]\n\"virtio_blk.x\" = \"a=1\"\n[[services]]\nargv=[\"/a\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.validate(),
+            Err("init.module_options: \"virtio_blk.x\" is not a module name".into())
+        );
+        let cfg: InitConfig = toml::from_str(
+            "[module_options]\nloop = \"max_loop=8\\nx=1\"\n[[services]]\nargv=[\"/a\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.validate(),
+            Err("init.module_options.loop: the parameters \"max_loop=8\\nx=1\" contain a NUL or newline".into())
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! and ignored: a typo on the command line should not keep a machine from
 //! booting with its built-in configuration.
 
+use crate::boot_timer::{self, BootTimer};
 use mkrootfs_config::{InitConfig, Restart, RootMode, ServiceConfig, ShutdownAction};
 use std::collections::BTreeMap;
 
@@ -67,6 +68,8 @@ pub struct Overrides {
     pub readonly: Option<bool>,
     /// `rootwait` (forever), `rootwait=<s>` or `mkrootfs.rootwait=<ms>`.
     pub rootwait_ms: Option<u64>,
+    /// `mkrootfs.boot_timer=firecracker|mmio:<addr>[:<byte>]|pio:<port>[:<byte>]|off`.
+    pub boot_timer: Option<BootTimer>,
 }
 
 /// How long a bare `rootwait` waits: "forever", in practice.
@@ -236,6 +239,10 @@ pub fn parse(line: &str) -> (Overrides, Vec<String>) {
                     )),
                 },
             },
+            "mkrootfs.boot_timer" => match boot_timer::parse(v.unwrap_or("")) {
+                Ok(t) => o.boot_timer = t,
+                Err(e) => warnings.push(e),
+            },
             "mkrootfs.rootwait" => {
                 o.rootwait_ms = parse_ms(&key, v, &mut warnings).or(o.rootwait_ms)
             }
@@ -368,7 +375,7 @@ mod tests {
             "BOOT_IMAGE=/vmlinuz console=ttyS0 mkrootfs.cmd=\"/bin/sh -c 'exit 3'\" mkrootfs.debug \
              mkrootfs.shutdown=reboot mkrootfs.grace=250 mkrootfs.shell=/bin/sh \
              mkrootfs.restart=on-failure mkrootfs.debug_exit root=/dev/vda rootfstype=ext4 \
-             rootflags=noatime ro rootwait=5\n",
+             rootflags=noatime ro rootwait=5 mkrootfs.boot_timer=pio:0x3f0\n",
         );
         assert_eq!(w, Vec::<String>::new());
         assert_eq!(
@@ -386,6 +393,10 @@ mod tests {
                 rootflags: Some("noatime".into()),
                 readonly: Some(true),
                 rootwait_ms: Some(5000),
+                boot_timer: Some(BootTimer::Pio {
+                    port: 0x3f0,
+                    value: 123
+                }),
             }
         );
     }
@@ -393,7 +404,7 @@ mod tests {
     #[test]
     fn bad_values_are_warned_and_ignored() {
         let (o, w) = parse(
-            "mkrootfs.grace=soon mkrootfs.restart=maybe mkrootfs.debug_exit=zz mkrootfs.typo=1 rw",
+            "mkrootfs.grace=soon mkrootfs.restart=maybe mkrootfs.debug_exit=zz mkrootfs.typo=1 rw mkrootfs.boot_timer=mmio",
         );
         assert_eq!(
             o,
@@ -409,6 +420,7 @@ mod tests {
                 "mkrootfs.restart=maybe: expected no, on-failure or always, ignored",
                 "mkrootfs.debug_exit=zz: expected a port such as 0xf4, ignored",
                 "mkrootfs.typo: unknown mkrootfs parameter, ignored",
+                "mkrootfs.boot_timer=mmio: expected firecracker, mmio:<addr>[:<byte>], pio:<port>[:<byte>] or off, ignored",
             ])
         );
     }

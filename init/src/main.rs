@@ -9,6 +9,7 @@
 //! Not running as PID 1, the binary refuses to touch the machine; it only
 //! offers `--check-config <file>`.
 
+mod boot_timer;
 mod cmdline;
 mod console;
 mod log;
@@ -167,6 +168,9 @@ fn boot() -> ! {
     });
     let (overrides, warnings) = cmdline::parse(&line);
     log::set_debug(overrides.debug);
+    if let Some(t) = overrides.boot_timer {
+        boot_timer::arm(t);
+    }
     let sys_vendor = std::fs::read_to_string("/sys/class/dmi/id/sys_vendor").ok();
     let debug_exit = overrides.debug_exit.port(sys_vendor.as_deref());
     shutdown::set_debug_exit(debug_exit);
@@ -197,7 +201,7 @@ fn boot() -> ! {
     system_setup(&cfg);
     t.mark("config");
 
-    let loaded = modules::load(&cfg);
+    let loaded = modules::load(&cfg, &line);
     t.mark("modules");
     match root::enter(&cfg.root, &loaded) {
         Ok(root::Entered::Initramfs) => {}
@@ -267,21 +271,24 @@ fn rlimit_resource(name: &str) -> Option<nix::sys::resource::Resource> {
 /// Hands PID 1 over to the new root's init (`root.exec`): same pid, the
 /// kernel's environment, signals unblocked.
 fn exec_init(program: &Path, argv: &[String]) -> ! {
-    use std::os::unix::process::CommandExt;
     info!("handing over to {}", program.display());
-    let mut cmd = std::process::Command::new(program);
-    if let Some((arg0, rest)) = argv.split_first() {
-        cmd.arg0(arg0).args(rest);
+    let path = program.to_string_lossy();
+    let env = std::env::vars_os().map(|(k, v)| {
+        let mut kv = k.to_string_lossy().into_owned();
+        kv.push('=');
+        kv.push_str(&v.to_string_lossy());
+        kv
+    });
+    let exe = match sys::Exec::new(&path, argv.iter().map(String::as_str), env) {
+        Ok(exe) => exe,
+        Err(e) => fatal("exec", &format_args!("{path}: {e}")),
+    };
+    if let Err(e) = sys::child::reset_signals() {
+        warn!("reset signals before exec: {e}");
     }
-    // SAFETY (of the closure's contract): only async-signal-safe calls; and
-    // here there is not even a fork, exec replaces this process.
-    let reset = || sys::child::reset_signals();
-    // SAFETY: see the closure above.
-    unsafe {
-        cmd.pre_exec(reset);
-    }
-    let e = cmd.exec();
-    fatal("exec", &format_args!("{}: {e}", program.display()))
+    boot_timer::fire();
+    let e = exe.exec();
+    fatal("exec", &format_args!("{path}: {e}"))
 }
 
 /// Starts the services, supervises them, and ends the machine.

@@ -2,7 +2,7 @@
 //! async-signal-safe between fork and exec), and `/proc/<pid>/stat` reading.
 //! Every `unsafe` block of the init lives here.
 
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
 use std::io;
 
 /// The fields of `/proc/<pid>/stat` the init needs.
@@ -124,6 +124,15 @@ pub mod child {
         Ok(())
     }
 
+    /// chdir(2) to the service's working directory.
+    pub fn chdir(dir: &CStr) -> io::Result<()> {
+        // SAFETY: dir is a valid NUL-terminated string.
+        if unsafe { libc::chdir(dir.as_ptr()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     /// Drops to the service's credentials: groups first, then gid, then uid
     /// (after setuid the others are no longer allowed).
     pub fn set_credentials(uid: u32, gid: u32, groups: &[u32]) -> io::Result<()> {
@@ -140,6 +149,116 @@ pub mod child {
     }
 }
 
+/// A program ready to be exec'd: the path, argv and environment as C
+/// strings with their NULL-terminated pointer arrays, all built before any
+/// fork, so that the child allocates nothing.
+pub struct Exec {
+    path: CString,
+    _strings: Vec<CString>,
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+}
+
+impl Exec {
+    /// `path` is what execve(2) opens (already looked up in `PATH`), `argv`
+    /// includes `argv[0]`, `env` holds `KEY=value` strings. A string with a
+    /// NUL byte is an InvalidInput error naming it.
+    pub fn new<'a>(
+        path: &str,
+        argv: impl IntoIterator<Item = &'a str>,
+        env: impl IntoIterator<Item = String>,
+    ) -> io::Result<Exec> {
+        let c = |s: &str| {
+            CString::new(s).map_err(|_| {
+                io::Error::new(io::ErrorKind::InvalidInput, format!("NUL byte in {s:?}"))
+            })
+        };
+        let path = c(path)?;
+        let mut strings = Vec::new();
+        for a in argv {
+            strings.push(c(a)?);
+        }
+        let argc = strings.len();
+        for e in env {
+            strings.push(c(&e)?);
+        }
+        // The CStrings' heap buffers do not move when `strings` does.
+        let ptrs = |v: &[CString]| {
+            let mut p: Vec<*const libc::c_char> = v.iter().map(|s| s.as_ptr()).collect();
+            p.push(std::ptr::null());
+            p
+        };
+        let (argv, envp) = (ptrs(&strings[..argc]), ptrs(&strings[argc..]));
+        Ok(Exec {
+            path,
+            _strings: strings,
+            argv,
+            envp,
+        })
+    }
+
+    /// Replaces this process (execve(2)); returns only on failure.
+    /// Async-signal-safe: usable between fork and exec.
+    pub fn exec(&self) -> io::Error {
+        // SAFETY: path is NUL-terminated; argv and envp are NULL-terminated
+        // arrays of pointers into strings owned by `self`, alive for the call.
+        unsafe {
+            libc::execve(self.path.as_ptr(), self.argv.as_ptr(), self.envp.as_ptr());
+        }
+        io::Error::last_os_error()
+    }
+}
+
+/// Forks; the child runs `setup` (async-signal-safe calls only) then execs
+/// `exe`. Returns the child's pid once it has exec'd, or the error of the
+/// failed setup step or exec (the child then exits 127 and is reaped here).
+/// The error comes back through a close-on-exec pipe: end of file means the
+/// exec happened.
+pub fn fork_exec(exe: &Exec, setup: &dyn Fn() -> io::Result<()>) -> io::Result<nix::unistd::Pid> {
+    use std::io::Read;
+    use std::os::fd::{AsRawFd, OwnedFd};
+    let (rd, wr): (OwnedFd, OwnedFd) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    // SAFETY: the child only makes async-signal-safe calls (setup's contract,
+    // write, execve, _exit) and never returns into Rust code of the parent.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        let err = match setup() {
+            Ok(()) => exe.exec(),
+            Err(e) => e,
+        };
+        let code = err.raw_os_error().unwrap_or(libc::EINVAL).to_ne_bytes();
+        // SAFETY: write(2) and _exit(2) are async-signal-safe; `code` is a
+        // valid 4-byte buffer; _exit skips atexit handlers and never returns.
+        unsafe {
+            libc::write(wr.as_raw_fd(), code.as_ptr().cast(), code.len());
+            libc::_exit(127);
+        }
+    }
+    drop(wr);
+    let child = nix::unistd::Pid::from_raw(pid);
+    let mut buf = [0u8; 4];
+    let mut got = 0;
+    let mut pipe = std::fs::File::from(rd);
+    while got < buf.len() {
+        match pipe.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if got == 0 {
+        return Ok(child);
+    }
+    // The child failed before or at exec and exits 127: reap it here, it
+    // never was a service.
+    let _ = nix::sys::wait::waitpid(child, None);
+    Err(io::Error::from_raw_os_error(i32::from_ne_bytes(buf)))
+}
+
 /// Bytes written to a terminal and not sent yet (`TIOCOUTQ`); an error
 /// (ENOTTY) when `fd` is not a terminal.
 pub fn output_queued(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<usize> {
@@ -151,6 +270,76 @@ pub fn output_queued(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<usize> {
         return Err(io::Error::last_os_error());
     }
     Ok(usize::try_from(n).unwrap_or(0))
+}
+
+/// Writes one byte at a physical address through `/dev/mem` (a device
+/// register outside RAM: the kernel's STRICT_DEVMEM allows that). The page
+/// is mapped shared and uncached, written once, and unmapped.
+pub fn mmio_write_byte(addr: u64, value: u8) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mem = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_SYNC)
+        .open("/dev/mem")
+        .map_err(|e| io::Error::new(e.kind(), format!("open /dev/mem: {e}")))?;
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        n if n > 0 => n as u64,
+        _ => 4096,
+    };
+    let base = addr & !(page - 1);
+    let offset = libc::off_t::try_from(base)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "address out of range"))?;
+    // SAFETY: a fresh shared mapping of one page of /dev/mem (no existing
+    // Rust object is aliased); the result is checked against MAP_FAILED.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            page as usize,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            mem.as_raw_fd(),
+            offset,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(
+            e.kind(),
+            format!("mmap /dev/mem at {base:#x}: {e}"),
+        ));
+    }
+    // SAFETY: `addr - base` < page, so the byte lies in the mapping made
+    // above; a volatile write is exactly one store to the device; the
+    // mapping is unmapped once and not used after.
+    unsafe {
+        std::ptr::write_volatile(p.cast::<u8>().add((addr - base) as usize), value);
+        libc::munmap(p, page as usize);
+    }
+    Ok(())
+}
+
+/// Writes one byte to an x86 I/O port (after ioperm for that port).
+#[cfg(target_arch = "x86_64")]
+pub fn outb(port: u16, value: u8) -> io::Result<()> {
+    // SAFETY: ioperm only changes this process's I/O permission bitmap.
+    if unsafe { libc::ioperm(libc::c_ulong::from(port), 1, 1) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: ioperm above granted access to `port`; a write to a port
+    // without a device is ignored by the machine.
+    unsafe {
+        std::arch::asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags));
+    }
+    Ok(())
+}
+
+/// No I/O ports outside x86.
+#[cfg(not(target_arch = "x86_64"))]
+pub fn outb(_port: u16, _value: u8) -> io::Result<()> {
+    Err(io::Error::from(io::ErrorKind::Unsupported))
 }
 
 /// Writes the result to QEMU's isa-debug-exit device, which makes QEMU exit

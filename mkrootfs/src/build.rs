@@ -46,6 +46,8 @@ pub enum BuildError {
     },
     #[error("profile {0} uses the mkrootfs init but has no [init] table (add [[init.services]] or set image.init)")]
     NoInitConfig(String),
+    #[error("profile {profile}: [modules] options: {message}")]
+    ModuleOptions { profile: String, message: String },
     #[error("image.init {0} is not in the image")]
     InitMissing(String),
     #[error("modules.preset {0:?} is not a known preset (known: microvm)")]
@@ -289,6 +291,12 @@ pub fn assemble(profile: &Profile, opts: &BuildOptions) -> Result<Assembled, Bui
                 .clone()
                 .ok_or_else(|| BuildError::NoInitConfig(profile.path.display().to_string()))?;
             cfg.modules.extend(module_names);
+            cfg.module_options.extend(profile.modules.options.clone());
+            cfg.validate()
+                .map_err(|message| BuildError::ModuleOptions {
+                    profile: profile.path.display().to_string(),
+                    message,
+                })?;
             let bin = match &opts.init_binary {
                 Some(p) => p.clone(),
                 None => find_init()?,
@@ -556,7 +564,7 @@ pub fn find_init() -> Result<PathBuf, BuildError> {
     if let Some(p) = std::env::var_os("MKROOTFS_INIT") {
         candidates.push(PathBuf::from(p));
     }
-    const REL: &str = "x86_64-unknown-linux-gnu/release/init";
+    const REL: &str = "x86_64-unknown-linux-musl/release/init";
     if let Ok(exe) = std::env::current_exe() {
         // target/release/mkrootfs or target/debug/deps/test-binary
         for anc in exe.ancestors().skip(1).take(3) {

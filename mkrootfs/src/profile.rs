@@ -23,7 +23,7 @@ use crate::kmod::ModuleCompression;
 use mkrootfs_config::{InitConfig, Mode};
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 use toml::Spanned;
@@ -214,6 +214,11 @@ pub struct ModulesSection {
     pub preset: Option<String>,
     /// Default: `decompress`.
     pub compressed: Option<ModuleCompression>,
+    /// Parameters per module, as a modprobe.d `options` line:
+    /// `{ virtio_blk = "queue_depth=64" }`. Carried into the init's
+    /// `module_options`. Default: none.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
 }
 
 /// One profile file as written.
@@ -469,6 +474,7 @@ fn merge(p: &mut Profile, file: &Path, RawProfileChecked(raw): RawProfileChecked
         pm.load.extend(m.load);
         pm.preset = m.preset.or(pm.preset.take());
         pm.compressed = m.compressed.or(pm.compressed);
+        pm.options.extend(m.options);
     }
     if let Some(init) = raw.init {
         p.init = Some(init.into_inner());
@@ -599,6 +605,29 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("extends itself through"), "{e}");
+    }
+
+    #[test]
+    fn module_options_merge_per_module_child_last() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("base.toml"),
+            "[modules]\noptions = { virtio_blk = \"queue_depth=64\", loop = \"max_loop=8\" }\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("leaf.toml"),
+            "extends = \"base\"\n[modules]\noptions = { loop = \"max_loop=4\" }\n",
+        )
+        .unwrap();
+        let p = load_path(&dir.path().join("leaf.toml")).unwrap();
+        assert_eq!(
+            p.modules.options,
+            BTreeMap::from([
+                ("loop".to_string(), "max_loop=4".to_string()),
+                ("virtio_blk".to_string(), "queue_depth=64".to_string()),
+            ])
+        );
     }
 
     #[test]

@@ -110,6 +110,10 @@ impl Supervisor {
         s.restart_at = None;
         match spawn::spawn(&s.prep) {
             Ok(pid) => {
+                if is_main && self.main_started.is_none() {
+                    // The main service has exec'd: the guest has booted.
+                    crate::boot_timer::fire();
+                }
                 crate::info!(
                     "started {} (pid {pid}): {}",
                     s.prep.name,

@@ -2,14 +2,13 @@
 //! credentials, and the fork/exec with the child-side setup.
 
 use crate::sys::child;
+use crate::sys::Exec;
 use crate::users::{self, Credentials, Group, Passwd};
 use mkrootfs_config::{InitConfig, ServiceConfig};
 use nix::unistd::Pid;
 use std::collections::BTreeMap;
 use std::ffi::CString;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::Command;
 
 /// The environment every service starts from (before the configuration's).
 pub const DEFAULT_ENV: &[(&str, &str)] = &[
@@ -105,11 +104,28 @@ pub fn prepare(
     })
 }
 
+/// The file execve(2) should open for `program`: itself when it has a `/`,
+/// else the first regular file of that name in the directories of `path`
+/// (the service's `PATH`), as execvp(3) searches. Not found: ENOENT.
+pub fn lookup(program: &str, path: Option<&str>) -> std::io::Result<String> {
+    if program.contains('/') {
+        return Ok(program.to_string());
+    }
+    for dir in path.unwrap_or("").split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let candidate = format!("{dir}/{program}");
+        if std::fs::metadata(&candidate).is_ok_and(|m| m.is_file()) {
+            return Ok(candidate);
+        }
+    }
+    Err(std::io::Error::from_raw_os_error(libc::ENOENT))
+}
+
 /// Forks and execs the service. The child resets its signals, starts a new
 /// session (the supervisor tells a service's processes apart by session id),
-/// takes the console as controlling terminal if asked, and drops privileges.
-/// An exec failure (missing program…) comes back as the error, through std's
-/// close-on-exec status pipe.
+/// takes the console as controlling terminal if asked, changes directory
+/// and drops privileges. An exec failure (missing program…) comes back as
+/// the error ([`crate::sys::fork_exec`]).
 pub fn spawn(p: &Prepared) -> std::io::Result<Pid> {
     let Some(program) = p.argv.first() else {
         return Err(std::io::Error::new(
@@ -117,16 +133,14 @@ pub fn spawn(p: &Prepared) -> std::io::Result<Pid> {
             "empty argv",
         ));
     };
-    // std reports a missing cwd as a bare ENOENT, which reads like a
-    // missing program: name it.
+    // A failed chdir in the child would read like a missing program: name it.
     if let Err(e) = std::fs::metadata(&p.cwd) {
         return Err(std::io::Error::new(
             e.kind(),
             format!("working directory {}: {e}", p.cwd),
         ));
     }
-    // Likewise a missing console device: the child's open of it would come
-    // back as "cannot execute <program>: No such file or directory".
+    // Likewise a missing console device.
     if let Some(t) = &p.tty {
         if let Err(e) = std::fs::metadata(t) {
             return Err(std::io::Error::new(
@@ -135,45 +149,41 @@ pub fn spawn(p: &Prepared) -> std::io::Result<Pid> {
             ));
         }
     }
-    let mut cmd = Command::new(program);
-    cmd.args(&p.argv[1..])
-        .env_clear()
-        .envs(&p.env)
-        .current_dir(&p.cwd);
+    let path = lookup(program, p.env.get("PATH").map(String::as_str))?;
+    let exe = Exec::new(
+        &path,
+        p.argv.iter().map(String::as_str),
+        p.env.iter().map(|(k, v)| format!("{k}={v}")),
+    )?;
+    let cstring = |s: &[u8]| {
+        CString::new(s).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+    };
+    let cwd = cstring(p.cwd.as_bytes())?;
     let tty = match &p.tty {
-        Some(t) => Some(
-            CString::new(t.as_os_str().as_encoded_bytes())
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
-        ),
+        Some(t) => Some(cstring(t.as_os_str().as_encoded_bytes())?),
         None => None,
     };
     let Credentials {
         uid, gid, groups, ..
-    } = p.creds.clone();
+    } = &p.creds;
     // Only root can change credentials; unprivileged (host tests) keeps its own.
     let change_creds = nix::unistd::geteuid().is_root();
-    // SAFETY (of the closure's contract): it runs between fork and exec and
-    // only calls async-signal-safe functions (see sys::child); it allocates
-    // nothing, as `tty` and `groups` were built before the fork.
-    let setup = move || {
+    // Runs between fork and exec: only async-signal-safe calls (see
+    // sys::child), nothing allocated (every string was built above).
+    let setup = || {
         child::reset_signals()?;
         child::setsid()?;
         if let Some(t) = &tty {
             child::controlling_tty(t)?;
         }
+        child::chdir(&cwd)?;
         if change_creds {
-            child::set_credentials(uid, gid, &groups)?;
+            child::set_credentials(*uid, *gid, groups)?;
         }
         Ok(())
     };
-    // SAFETY: see the closure above.
-    unsafe {
-        cmd.pre_exec(setup);
-    }
-    let child = cmd.spawn()?;
-    // Dropping std's Child neither waits nor kills: the supervisor reaps with
-    // waitpid(-1), never with Child::wait.
-    Ok(Pid::from_raw(child.id() as i32))
+    // The supervisor reaps with waitpid(-1).
+    crate::sys::fork_exec(&exe, &setup)
 }
 
 #[cfg(test)]
@@ -206,6 +216,26 @@ mod tests {
                 ),
                 ("TERM", "vt100"),
             ]
+        );
+    }
+
+    #[test]
+    fn lookup_searches_path_like_execvp() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("prog"), "").unwrap();
+        let path = format!("/nonexistent:{d}/sub:{d}");
+        assert_eq!(lookup("prog", Some(&path)).unwrap(), format!("{d}/prog"));
+        // A directory of that name is skipped; a name with a slash is kept.
+        assert_eq!(
+            lookup("sub", Some(&path)).unwrap_err().raw_os_error(),
+            Some(libc::ENOENT)
+        );
+        assert_eq!(lookup("./x/y", None).unwrap(), "./x/y");
+        assert_eq!(
+            lookup("prog", None).unwrap_err().raw_os_error(),
+            Some(libc::ENOENT)
         );
     }
 

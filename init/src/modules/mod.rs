@@ -7,10 +7,28 @@
 //! the others are still loaded; the root-device wait reports what is
 //! missing later, with the list of loaded modules.
 
+pub mod options;
+
 use mkrootfs_config::kmod::{self, normalize, AliasEntry, Softdep};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Instant;
+
+/// Module name → parameters to load it with (the image's, then the kernel
+/// command line's), set once by [`load`] for every later loader.
+static OPTIONS: OnceLock<BTreeMap<String, String>> = OnceLock::new();
+
+/// How a module file is loaded: `finit_module` at boot, a fake in tests.
+type Insmod = fn(&Path, &str) -> Result<(), nix::errno::Errno>;
+
+fn system_loader() -> Result<Loader<Insmod>, String> {
+    let mut l = Loader::open(Paths::system(), finit as Insmod)?;
+    if let Some(o) = OPTIONS.get() {
+        l.options = o.clone();
+    }
+    Ok(l)
+}
 
 /// The modules loaded at boot.
 pub struct Loaded {
@@ -24,10 +42,15 @@ pub struct Loaded {
 const COLDPLUG_PASSES: usize = 8;
 
 /// Loads `cfg.modules` in dependency order, then coldplugs if
-/// `cfg.coldplug`. Never fatal.
-pub fn load(cfg: &mkrootfs_config::InitConfig) -> Loaded {
-    let paths = Paths::system();
-    let mut loader = match Loader::open(paths, finit) {
+/// `cfg.coldplug`, each module with its parameters from
+/// `cfg.module_options` and from the kernel command line `cmdline`. Never
+/// fatal.
+pub fn load(cfg: &mkrootfs_config::InitConfig, cmdline: &str) -> Loaded {
+    let _ = OPTIONS.set(options::join(
+        &cfg.module_options,
+        &options::from_cmdline(cmdline),
+    ));
+    let mut loader = match system_loader() {
         Ok(l) => l,
         Err(e) => {
             if cfg.modules.is_empty() {
@@ -59,7 +82,7 @@ pub fn load(cfg: &mkrootfs_config::InitConfig) -> Loaded {
 /// One coldplug pass more (for devices that appear late, while the root
 /// device is awaited). Returns the names of the modules it loaded.
 pub fn coldplug_again() -> Vec<String> {
-    match Loader::open(Paths::system(), finit) {
+    match system_loader() {
         Ok(mut l) => {
             l.coldplug();
             l.names
@@ -71,7 +94,7 @@ pub fn coldplug_again() -> Vec<String> {
 /// Loads one module by name or alias (the file-system or overlay module a
 /// root mode needs). Returns false when it is neither loaded nor loadable.
 pub fn ensure(name: &str, why: &str) -> bool {
-    match Loader::open(Paths::system(), finit) {
+    match system_loader() {
         Ok(mut l) => l.request(name, why),
         Err(_) => false,
     }
@@ -101,10 +124,11 @@ impl Paths {
     }
 }
 
-/// Loads a module file into the kernel. Compressed files are passed to the
-/// kernel as they are (it needs `CONFIG_MODULE_DECOMPRESS`; the builder
-/// checks this when it can).
-fn finit(path: &Path) -> Result<(), nix::errno::Errno> {
+/// Loads a module file into the kernel with its parameters
+/// (`"param=value param2"`). Compressed files are passed to the kernel as
+/// they are (it needs `CONFIG_MODULE_DECOMPRESS`; the builder checks this
+/// when it can).
+fn finit(path: &Path, params: &str) -> Result<(), nix::errno::Errno> {
     use nix::kmod::{finit_module, ModuleInitFlags};
     let f = std::fs::File::open(path)
         .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
@@ -116,7 +140,8 @@ fn finit(path: &Path) -> Result<(), nix::errno::Errno> {
     } else {
         ModuleInitFlags::empty()
     };
-    finit_module(&f, c"", flags)
+    let params = std::ffi::CString::new(params).map_err(|_| nix::errno::Errno::EINVAL)?;
+    finit_module(&f, &params, flags)
 }
 
 /// The image's module index.
@@ -137,7 +162,7 @@ enum Failure {
     Dependency(String),
 }
 
-pub(crate) struct Loader<F: FnMut(&Path) -> Result<(), nix::errno::Errno>> {
+pub(crate) struct Loader<F: FnMut(&Path, &str) -> Result<(), nix::errno::Errno>> {
     paths: Paths,
     index: Index,
     insmod: F,
@@ -146,9 +171,11 @@ pub(crate) struct Loader<F: FnMut(&Path) -> Result<(), nix::errno::Errno>> {
     seen: BTreeSet<String>,
     /// Modules this loader loaded, in order.
     pub names: Vec<String>,
+    /// Parameters by module name ([`options::join`]).
+    pub options: BTreeMap<String, String>,
 }
 
-impl<F: FnMut(&Path) -> Result<(), nix::errno::Errno>> Loader<F> {
+impl<F: FnMut(&Path, &str) -> Result<(), nix::errno::Errno>> Loader<F> {
     /// Reads the index under `paths.modules`. Only `modules.dep` is required.
     pub fn open(paths: Paths, insmod: F) -> Result<Self, String> {
         let read = |name: &str| std::fs::read_to_string(paths.modules.join(name));
@@ -188,6 +215,7 @@ impl<F: FnMut(&Path) -> Result<(), nix::errno::Errno>> Loader<F> {
             state: BTreeMap::new(),
             seen: BTreeSet::new(),
             names: Vec::new(),
+            options: BTreeMap::new(),
         })
     }
 
@@ -273,16 +301,33 @@ impl<F: FnMut(&Path) -> Result<(), nix::errno::Errno>> Loader<F> {
             crate::debug!("module {name}: already loaded");
         } else {
             let path = self.paths.modules.join(&rel);
+            let params = self.options.get(name).map_or("", String::as_str);
             let start = Instant::now();
-            match (self.insmod)(&path) {
+            match (self.insmod)(&path, params) {
                 Ok(()) | Err(nix::errno::Errno::EEXIST) => {
-                    let ms = start.elapsed().as_secs_f64() * 1000.0;
-                    crate::info!("module {name} loaded in {ms:.1} ms ({why})");
+                    // Tenths of a millisecond, without float formatting
+                    // (which would add 10 KB to the binary).
+                    let t = start.elapsed().as_micros() / 100;
+                    let with = if params.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" with {params}")
+                    };
+                    crate::info!(
+                        "module {name} loaded in {}.{} ms ({why}){with}",
+                        t / 10,
+                        t % 10
+                    );
                     self.names.push(name.to_owned());
                 }
                 Err(e) => {
+                    let with = if params.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (parameters {params:?})")
+                    };
                     crate::warn!(
-                        "module {name} ({why}): finit_module {}: {e}",
+                        "module {name} ({why}): finit_module {}{with}: {e}",
                         path.display()
                     );
                     return Err(Failure::Insmod(e));
@@ -420,11 +465,19 @@ mod tests {
 
     /// An insmod that records file names and plugs in the virtio device
     /// when virtio_pci loads.
-    fn fake(dir: &Path, calls: Rc<RefCell<Vec<String>>>) -> impl FnMut(&Path) -> Result<(), Errno> {
+    fn fake(
+        dir: &Path,
+        calls: Rc<RefCell<Vec<String>>>,
+    ) -> impl FnMut(&Path, &str) -> Result<(), Errno> {
         let dev = dir.join("sys/devices/pci0000:00/0000:00:02.0/virtio0");
-        move |p: &Path| {
+        move |p: &Path, params: &str| {
             let f = p.file_name().unwrap().to_string_lossy().into_owned();
-            calls.borrow_mut().push(f.clone());
+            let call = if params.is_empty() {
+                f.clone()
+            } else {
+                format!("{f} {params}")
+            };
+            calls.borrow_mut().push(call);
             match f.as_str() {
                 "bad.ko" => Err(Errno::ENOEXEC),
                 "virtio.ko" if calls.borrow().len() > 1 => Err(Errno::EEXIST),
@@ -461,6 +514,33 @@ mod tests {
         // Nothing new: a second run loads nothing and calls nothing.
         assert_eq!(l.coldplug(), 0);
         assert_eq!(calls.borrow().len(), 4);
+    }
+
+    #[test]
+    fn each_load_gets_its_module_parameters_dependencies_and_coldplug_alike() {
+        let tmp = tempfile::tempdir().unwrap();
+        let paths = setup(tmp.path());
+        let calls = Rc::new(RefCell::new(Vec::new()));
+        let mut l = Loader::open(paths, fake(tmp.path(), calls.clone())).unwrap();
+        let configured = BTreeMap::from([("virtio-blk".to_string(), "queue_depth=64".to_string())]);
+        l.options = options::join(
+            &configured,
+            &options::from_cmdline(
+                "virtio_ring.x=1 virtio_blk.num_request_queues=2 virtio-pci.force_legacy=1 quiet",
+            ),
+        );
+        // virtio_ring is a dependency, virtio_pci and virtio_blk come from
+        // coldplug: each gets exactly its own parameters.
+        assert_eq!(l.coldplug(), 4);
+        assert_eq!(
+            *calls.borrow(),
+            [
+                "virtio.ko",
+                "virtio_ring.ko x=1",
+                "virtio_pci.ko force_legacy=1",
+                "virtio_blk.ko queue_depth=64 num_request_queues=2"
+            ]
+        );
     }
 
     #[test]
@@ -501,7 +581,9 @@ mod tests {
             devices: tmp.path().into(),
             sys_module: tmp.path().into(),
         };
-        let err = Loader::open(paths, |_: &Path| Ok(())).err().unwrap();
+        let err = Loader::open(paths, |_: &Path, _: &str| Ok(()))
+            .err()
+            .unwrap();
         assert_eq!(
             err,
             format!(
