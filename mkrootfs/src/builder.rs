@@ -320,6 +320,17 @@ impl ImageBuilder {
         self
     }
 
+    /// Parameters for a module, as a modprobe.d `options` line
+    /// (`[modules] options = { name = "params" }`); the init passes them,
+    /// then the kernel command line's `name.param=value`, when it loads it.
+    pub fn module_options(mut self, module: &str, params: &str) -> Self {
+        self.profile
+            .modules
+            .options
+            .insert(module.to_string(), params.to_string());
+        self
+    }
+
     /// A named module list: `"microvm"` (virtio block, network, console, vsock).
     pub fn module_preset(mut self, preset: &str) -> Self {
         self.profile.modules.preset = Some(preset.to_string());

@@ -3,18 +3,20 @@
 //! `microvm` command line `mkrootfs run` uses, all from one [`Guest`].
 //!
 //! The monitors differ in ways that break a guest silently (docs/microvm.md):
-//! - Firecracker: virtio-mmio devices that it announces itself with
-//!   `virtio_mmio.device=` kernel parameters, no ACPI, so no power-off (the
-//!   guest reboots with `reboot=k` and Firecracker exits), an uncompressed
-//!   ELF kernel, and a root drive that makes Firecracker add
-//!   `root=/dev/vda rw|ro` to the command line.
+//! - Firecracker: virtio-mmio devices that it announces itself, in ACPI
+//!   tables (1.8 and later, x86_64) and with `virtio_mmio.device=` kernel
+//!   parameters (which only kernels with `CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES`
+//!   read), no power-off (the guest reboots with `reboot=k` and Firecracker
+//!   exits), an uncompressed ELF kernel, and a root drive that makes
+//!   Firecracker add `root=/dev/vda rw|ro` to the command line.
 //! - Cloud Hypervisor: virtio-pci devices, ACPI power-off, a PVH ELF kernel.
 //! - QEMU `microvm`: virtio-mmio devices announced by QEMU, ACPI power-off
 //!   and isa-debug-exit.
 //!
 //! [`FirecrackerConfig::to_qemu`] and [`Guest::cloud_hypervisor_qemu`] run
 //! the same guests on QEMU `microvm` machines shaped like each monitor
-//! ([`mkrootfs_qemu::Machine::FirecrackerLike`],
+//! ([`mkrootfs_qemu::Machine::FirecrackerLike`] or
+//! [`mkrootfs_qemu::Machine::FirecrackerLegacyLike`],
 //! [`mkrootfs_qemu::Machine::CloudHypervisorLike`]).
 #![deny(missing_docs)]
 
@@ -312,7 +314,8 @@ impl FirecrackerConfig {
     /// Firecracker ([`Machine::FirecrackerLike`]): its kernel, initrd,
     /// memory and vCPUs, its drives in order, and its boot arguments plus
     /// what Firecracker itself adds (`root=/dev/vda rw|ro` for a root
-    /// drive; the machine adds the `virtio_mmio.device=` parameters).
+    /// drive). Set `machine` to [`Machine::FirecrackerLegacyLike`] on the
+    /// result for Firecracker's older, command-line-only device announcement.
     pub fn to_qemu(&self) -> VmConfig {
         let b = &self.boot_source;
         let initrd = b.initrd_path.clone().unwrap_or_default();

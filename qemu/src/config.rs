@@ -17,14 +17,22 @@ pub enum Machine {
     /// built-in isa-serial as ttyS0. The kernel needs `CONFIG_VIRTIO_MMIO` (a module in
     /// Debian's cloud kernel: disks and network need `virtio_mmio` in the image).
     Microvm,
-    /// QEMU `microvm` presenting the machine the way Firecracker does:
-    /// `acpi=off` (no ACPI tables, so no power-off: the guest ends the VM with
-    /// `reboot=k`, the keyboard-controller reset of the `i8042` device added
-    /// here, which `-no-reboot` turns into QEMU's exit), no RTC, no
-    /// isa-debug-exit, `auto-kernel-cmdline=off`, and every virtio-mmio device
-    /// announced on the kernel command line as `virtio_mmio.device=` the way
-    /// Firecracker announces its own (see [`Machine::mmio_transport`]).
+    /// QEMU `microvm` presenting the machine the way Firecracker 1.8 and later
+    /// do on x86_64: ACPI tables that describe the virtio-mmio devices (HID
+    /// `LNRO0005`), no power-off (the guest ends the VM with `reboot=k`, the
+    /// keyboard-controller reset of the `i8042` device added here, which
+    /// `-no-reboot` turns into QEMU's exit), no RTC, no isa-debug-exit, and
+    /// nothing added to the kernel command line by QEMU. (QEMU's ACPI does
+    /// have a power-off register, which Firecracker lacks: a guest for
+    /// Firecracker must use `mkrootfs.shutdown=reboot`.)
     FirecrackerLike,
+    /// QEMU `microvm` presenting the machine the way Firecracker before 1.8
+    /// does (and later ones for kernels without ACPI): `acpi=off` (MP table
+    /// only), and every virtio-mmio device announced on the kernel command
+    /// line as `virtio_mmio.device=` (see [`Machine::mmio_transport`]), which
+    /// only kernels with `CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES` read.
+    /// Otherwise as [`Machine::FirecrackerLike`].
+    FirecrackerLegacyLike,
     /// QEMU `microvm` presenting the machine the way Cloud Hypervisor does:
     /// ACPI (power-off through the ACPI sleep register), a PCIe host bridge
     /// with virtio-pci devices, nothing added to the kernel command line, no
@@ -48,6 +56,7 @@ impl Machine {
     /// Whether the monitor this machine stands for has QEMU's
     /// isa-debug-exit device (only QEMU's own machines do).
     pub fn has_debug_exit(self) -> bool {
+        // Neither Firecracker nor Cloud Hypervisor has QEMU's isa-debug-exit.
         matches!(self, Machine::Pc | Machine::Microvm)
     }
 }
@@ -161,7 +170,7 @@ impl VmConfig {
     /// `append` plus `panic=-1`, `console=ttyS0`, for the microvm machines under TCG
     /// `tsc_early_khz=<tsc_khz>`, and for microvm with `debug_exit`
     /// `mkrootfs.debug_exit=0xf4`, each unless the parameter is already there; then
-    /// for [`Machine::FirecrackerLike`] one `virtio_mmio.device=` per device.
+    /// for [`Machine::FirecrackerLegacyLike`] one `virtio_mmio.device=` per device.
     ///
     /// Why the TSC rate: microvm has no port 0x61, so the kernel cannot calibrate the TSC
     /// against PIT channel 2; without kvmclock (TCG) the Debian 6.1 kernel then hangs
@@ -194,7 +203,7 @@ impl VmConfig {
         }
         // Firecracker announces its devices this way; QEMU's own
         // auto-kernel-cmdline is off, so the same parameters come from here.
-        if self.machine == Machine::FirecrackerLike {
+        if self.machine == Machine::FirecrackerLegacyLike {
             for i in 0..self.mmio_devices() {
                 if !line.is_empty() {
                     line.push(' ');
@@ -225,6 +234,12 @@ impl VmConfig {
             Machine::Pc => push(&["-machine", "pc"]),
             Machine::Microvm => push(&["-machine", "microvm,x-option-roms=off,rtc=on"]),
             Machine::FirecrackerLike => push(&[
+                "-machine",
+                "microvm,acpi=on,auto-kernel-cmdline=off,x-option-roms=off,rtc=off",
+                "-device",
+                "i8042",
+            ]),
+            Machine::FirecrackerLegacyLike => push(&[
                 "-machine",
                 "microvm,acpi=off,auto-kernel-cmdline=off,x-option-roms=off,rtc=off",
                 "-device",
@@ -259,13 +274,16 @@ impl VmConfig {
             Machine::Pc | Machine::CloudHypervisorLike => {
                 ("virtio-blk-pci", "virtio-net-pci,netdev=net0,romfile=")
             }
-            Machine::Microvm | Machine::FirecrackerLike => {
+            Machine::Microvm | Machine::FirecrackerLike | Machine::FirecrackerLegacyLike => {
                 ("virtio-blk-device", "virtio-net-device,netdev=net0")
             }
         };
-        // Pin each device to its transport, so that the announced addresses hold.
+        // Pin each device to the transport announced on the command line. Only
+        // there: with ACPI, QEMU's own placement (from the last transport down) is
+        // what works; a device pinned to transport 0 never gets its interrupt
+        // (QEMU 7.2, Debian's 6.1 guest hangs probing virtio_blk).
         let bus = |i: usize| match self.machine {
-            Machine::FirecrackerLike => format!(",bus=virtio-mmio-bus.{i}"),
+            Machine::FirecrackerLegacyLike => format!(",bus=virtio-mmio-bus.{i}"),
             _ => String::new(),
         };
         for (i, disk) in self.disks.iter().enumerate() {
@@ -494,9 +512,9 @@ mod tests {
     }
 
     #[test]
-    fn firecracker_like_announces_each_mmio_device_and_has_no_debug_exit() {
+    fn firecracker_legacy_like_announces_each_mmio_device_and_has_no_debug_exit() {
         let mut cfg = VmConfig::new("/k/vmlinux", "/i");
-        cfg.machine = Machine::FirecrackerLike;
+        cfg.machine = Machine::FirecrackerLegacyLike;
         cfg.append = "console=ttyS0 reboot=k panic=1 pci=off".to_string();
         cfg.disks = vec![Disk::raw("/root.ext4"), Disk::raw("/data.raw")];
         cfg.net = true;
@@ -542,6 +560,35 @@ mod tests {
                 "user,id=net0",
                 "-device",
                 "virtio-net-device,netdev=net0,bus=virtio-mmio-bus.2",
+            ]
+        );
+    }
+
+    #[test]
+    fn firecracker_like_has_acpi_an_i8042_and_no_cmdline_devices() {
+        let mut cfg = VmConfig::new("/k/vmlinux", "/i");
+        cfg.machine = Machine::FirecrackerLike;
+        cfg.append = "console=ttyS0 reboot=k panic=1 pci=off".to_string();
+        cfg.disks = vec![Disk::raw("/root.ext4")];
+        let args = strings(cfg.args(Accel::Tcg, 2_100_000));
+        assert_eq!(
+            &args[2..6],
+            [
+                "-machine",
+                "microvm,acpi=on,auto-kernel-cmdline=off,x-option-roms=off,rtc=off",
+                "-device",
+                "i8042"
+            ]
+        );
+        assert_eq!(
+            &args[23..],
+            [
+                "-append",
+                "console=ttyS0 reboot=k panic=1 pci=off tsc_early_khz=2100000",
+                "-drive",
+                "file=/root.ext4,format=raw,if=none,id=disk0",
+                "-device",
+                "virtio-blk-device,drive=disk0",
             ]
         );
     }

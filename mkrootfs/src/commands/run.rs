@@ -13,9 +13,13 @@ use std::time::Duration;
 pub enum MachineArg {
     Pc,
     Microvm,
-    /// QEMU microvm shaped like Firecracker: the `vm-config --target firecracker`
-    /// configuration, no ACPI, devices on the kernel command line, reboot=k.
+    /// QEMU microvm shaped like Firecracker (1.8+, x86_64): the `vm-config --target
+    /// firecracker` configuration, devices in ACPI tables, no power-off (reboot=k).
     FirecrackerLike,
+    /// As firecracker-like, but shaped like Firecracker before 1.8: no ACPI, the
+    /// devices announced only as virtio_mmio.device= on the kernel command line
+    /// (needs CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES in the guest kernel).
+    FirecrackerLegacyLike,
     /// QEMU microvm shaped like Cloud Hypervisor: virtio-pci, ACPI power-off.
     CloudHypervisorLike,
 }
@@ -97,6 +101,11 @@ pub fn run(args: RunArgs) -> Result<u8> {
         MachineArg::Pc => guest.qemu(qemu::Machine::Pc),
         MachineArg::Microvm => guest.qemu(qemu::Machine::Microvm),
         MachineArg::FirecrackerLike => guest.firecracker().to_qemu(),
+        MachineArg::FirecrackerLegacyLike => {
+            let mut cfg = guest.firecracker().to_qemu();
+            cfg.machine = qemu::Machine::FirecrackerLegacyLike;
+            cfg
+        }
         MachineArg::CloudHypervisorLike => guest.cloud_hypervisor_qemu(),
     };
     cfg.timeout = Duration::from_secs(args.timeout);
