@@ -314,14 +314,24 @@ fn from_header(path: &Path, bytes: &[u8], h: &SetupHeader) -> Result<Vmlinux, Vm
 }
 
 /// `scripts/extract-vmlinux`: try every magic number, keep the first stream
-/// that decompresses to an ELF.
+/// that decompresses to an ELF. Formats this cannot decompress are reported
+/// only when no other candidate worked; at most [`MAX_CANDIDATES`] streams
+/// are tried.
 fn scan(path: &Path, bytes: &[u8]) -> Result<Vmlinux, VmlinuxError> {
     let mut first_error = None;
+    let mut unsupported = None;
     let mut tried = 0;
     for offset in 0..bytes.len() {
         let Some(codec) = Codec::detect(&bytes[offset..]) else {
             continue;
         };
+        if matches!(codec, Codec::Bzip2 | Codec::Lzma | Codec::Lzo) {
+            unsupported.get_or_insert(VmlinuxError::Unsupported {
+                path: path.to_path_buf(),
+                codec,
+            });
+            continue;
+        }
         tried += 1;
         if tried > MAX_CANDIDATES {
             break;
@@ -335,7 +345,9 @@ fn scan(path: &Path, bytes: &[u8]) -> Result<Vmlinux, VmlinuxError> {
             }
         }
     }
-    Err(first_error.unwrap_or_else(|| VmlinuxError::NotBzImage(path.to_path_buf())))
+    Err(first_error
+        .or(unsupported)
+        .unwrap_or_else(|| VmlinuxError::NotBzImage(path.to_path_buf())))
 }
 
 fn decompress(

@@ -272,3 +272,20 @@ fn output_is_written_atomically_and_bad_input_leaves_no_file() {
         format!("read kernel {}", dir.path().join("missing").display())
     );
 }
+
+#[test]
+fn scan_names_an_unsupported_codec_only_when_nothing_else_decodes() {
+    let mut bytes = b"some header bytes ".to_vec();
+    bytes.extend_from_slice(b"BZh91AY&SY");
+    bytes.extend_from_slice(&[0u8; 100]);
+    let err = extract(Path::new("k"), &bytes).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "k: the kernel is compressed with bzip2, which mkrootfs cannot decompress (gzip, xz, zstd and lz4 can)"
+    );
+    // A bzip2 magic before a real stream does not hide it.
+    let (e, all) = kernel_payload(EM_X86_64);
+    bytes.extend_from_slice(&compressed(Codec::Xz, &all));
+    let v = extract(Path::new("k"), &bytes).unwrap();
+    assert_eq!((v.codec, v.elf), (Codec::Xz, e));
+}
