@@ -457,16 +457,18 @@ fn finish(
         .flatten()
         .flatten()
         .any(|n| n.n_type == XEN_ELFNOTE_PHYS32_ENTRY && n.name == "Xen");
+    // Saturating: the offsets come from the (untrusted) payload.
     let h = &elf.header;
+    let table = |off: u64, n: u16, size: u16| off.saturating_add(u64::from(n) * u64::from(size));
     let mut extent = u64::from(h.e_ehsize)
-        .max(h.e_phoff + u64::from(h.e_phnum) * u64::from(h.e_phentsize))
-        .max(h.e_shoff + u64::from(h.e_shnum) * u64::from(h.e_shentsize));
+        .max(table(h.e_phoff, h.e_phnum, h.e_phentsize))
+        .max(table(h.e_shoff, h.e_shnum, h.e_shentsize));
     for ph in &elf.program_headers {
-        extent = extent.max(ph.p_offset + ph.p_filesz);
+        extent = extent.max(ph.p_offset.saturating_add(ph.p_filesz));
     }
     for sh in &elf.section_headers {
         if sh.sh_type != goblin::elf::section_header::SHT_NOBITS {
-            extent = extent.max(sh.sh_offset + sh.sh_size);
+            extent = extent.max(sh.sh_offset.saturating_add(sh.sh_size));
         }
     }
     drop(elf);
