@@ -10,7 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-mod write;
+pub(crate) mod write;
 pub use write::write_atomically;
 
 /// Directories searched for binaries named without a path, inside the

@@ -21,6 +21,7 @@
 //! header while it unpacks. The dictionary is therefore capped at the input
 //! size (rounded up to a power of two): a larger one cannot improve the ratio
 //! and would only make the kernel allocate more memory at boot.
+#![deny(missing_docs)]
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -362,7 +363,9 @@ pub enum DecompressError {
     /// The decompressed size passed the caller's limit.
     #[error("{compression} data decompresses to more than the limit of {limit} bytes")]
     TooLarge {
+        /// The format being decompressed.
         compression: Compression,
+        /// The caller's limit in bytes.
         limit: u64,
     },
     /// The decoder could not be created.

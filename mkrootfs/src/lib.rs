@@ -7,6 +7,7 @@
 //! directly.
 
 pub mod build;
+pub mod builder;
 pub mod compress;
 pub mod cpio;
 pub mod elf;
@@ -15,3 +16,5 @@ pub mod kmod;
 pub mod list;
 pub mod profile;
 pub mod tree;
+pub mod vmconfig;
+pub mod vmlinux;

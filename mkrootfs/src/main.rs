@@ -35,6 +35,10 @@ enum Command {
     Extract(commands::extract::ExtractArgs),
     /// Boot an image (or a profile, built first) under QEMU.
     Run(commands::run::RunArgs),
+    /// Kernel images: extract the ELF vmlinux from a bzImage.
+    Kernel(commands::kernel::KernelArgs),
+    /// Print the configuration a microVM monitor needs to boot an image.
+    VmConfig(commands::vm_config::VmConfigArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +49,8 @@ fn main() -> ExitCode {
         Some(Command::Ls(a)) => commands::ls::run(a),
         Some(Command::Extract(a)) => commands::extract::run(a),
         Some(Command::Run(a)) => commands::run::run(a),
+        Some(Command::Kernel(a)) => commands::kernel::run(a),
+        Some(Command::VmConfig(a)) => commands::vm_config::run(a),
         None if cli.build.profile.is_some() => commands::build::run(cli.build),
         None => {
             eprintln!(

@@ -17,6 +17,48 @@ pub enum Machine {
     /// built-in isa-serial as ttyS0. The kernel needs `CONFIG_VIRTIO_MMIO` (a module in
     /// Debian's cloud kernel: disks and network need `virtio_mmio` in the image).
     Microvm,
+    /// QEMU `microvm` presenting the machine the way Firecracker 1.8 and later
+    /// do on x86_64: ACPI tables that describe the virtio-mmio devices (HID
+    /// `LNRO0005`), no power-off (the guest ends the VM with `reboot=k`, the
+    /// keyboard-controller reset of the `i8042` device added here, which
+    /// `-no-reboot` turns into QEMU's exit), no RTC, no isa-debug-exit, and
+    /// nothing added to the kernel command line by QEMU. (QEMU's ACPI does
+    /// have a power-off register, which Firecracker lacks: a guest for
+    /// Firecracker must use `mkrootfs.shutdown=reboot`.)
+    FirecrackerLike,
+    /// QEMU `microvm` presenting the machine the way Firecracker before 1.8
+    /// does (and later ones for kernels without ACPI): `acpi=off` (MP table
+    /// only), and every virtio-mmio device announced on the kernel command
+    /// line as `virtio_mmio.device=` (see [`Machine::mmio_transport`]), which
+    /// only kernels with `CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES` read.
+    /// Otherwise as [`Machine::FirecrackerLike`].
+    FirecrackerLegacyLike,
+    /// QEMU `microvm` presenting the machine the way Cloud Hypervisor does:
+    /// ACPI (power-off through the ACPI sleep register), a PCIe host bridge
+    /// with virtio-pci devices, nothing added to the kernel command line, no
+    /// isa-debug-exit.
+    CloudHypervisorLike,
+}
+
+impl Machine {
+    /// Where QEMU `microvm` with `acpi=off` puts virtio-mmio transport
+    /// `index` (0-7): 512 bytes at `0xfeb00000 + index * 0x200`, on IRQ
+    /// `5 + index` (QEMU's hw/i386/microvm.c; with ACPI the IRQs move to a
+    /// second IOAPIC). Returns the kernel parameter announcing it.
+    pub fn mmio_transport(index: usize) -> String {
+        format!(
+            "virtio_mmio.device=512@{:#x}:{}",
+            0xfeb0_0000 + index * 0x200,
+            5 + index
+        )
+    }
+
+    /// Whether the monitor this machine stands for has QEMU's
+    /// isa-debug-exit device (only QEMU's own machines do).
+    pub fn has_debug_exit(self) -> bool {
+        // Neither Firecracker nor Cloud Hypervisor has QEMU's isa-debug-exit.
+        matches!(self, Machine::Pc | Machine::Microvm)
+    }
 }
 
 /// The accelerator.
@@ -89,7 +131,9 @@ pub struct VmConfig {
     /// (QEMU puts a terminal in raw mode; Ctrl-C ends QEMU). Default: false
     /// (stdin is /dev/null, as tests need).
     pub interactive: bool,
-    /// `isa-debug-exit` at port 0xf4 (QEMU then exits with `(code << 1) | 1`). Default true.
+    /// `isa-debug-exit` at port 0xf4 (QEMU then exits with `(code << 1) | 1`). Default true;
+    /// ignored on [`Machine::FirecrackerLike`] and [`Machine::CloudHypervisorLike`],
+    /// whose monitors have no such device.
     pub debug_exit: bool,
     /// Appended to the QEMU command line as given. Default none.
     pub extra_args: Vec<String>,
@@ -129,9 +173,10 @@ impl VmConfig {
         self.cmdline(resolved_accel(self.accel), host_tsc_khz())
     }
 
-    /// `append` plus `panic=-1`, `console=ttyS0`, for microvm under TCG
+    /// `append` plus `panic=-1`, `console=ttyS0`, for the microvm machines under TCG
     /// `tsc_early_khz=<tsc_khz>`, and for microvm with `debug_exit`
-    /// `mkrootfs.debug_exit=0xf4`, each unless the parameter is already there.
+    /// `mkrootfs.debug_exit=0xf4`, each unless the parameter is already there; then
+    /// for [`Machine::FirecrackerLegacyLike`] one `virtio_mmio.device=` per device.
     ///
     /// Why the TSC rate: microvm has no port 0x61, so the kernel cannot calibrate the TSC
     /// against PIT channel 2; without kvmclock (TCG) the Debian 6.1 kernel then hangs
@@ -145,7 +190,8 @@ impl VmConfig {
         };
         let tsc = format!("tsc_early_khz={tsc_khz}");
         let mut params = vec![("panic=", "panic=-1"), ("console=", "console=ttyS0")];
-        if self.machine == Machine::Microvm && accel != Accel::Kvm {
+        let microvm = self.machine != Machine::Pc;
+        if microvm && accel != Accel::Kvm {
             params.push(("tsc_early_khz=", &tsc));
         }
         // The mkrootfs init finds isa-debug-exit by itself only on machines
@@ -164,7 +210,26 @@ impl VmConfig {
                 line.push_str(param);
             }
         }
+        // Firecracker announces its devices this way; QEMU's own
+        // auto-kernel-cmdline is off, so the same parameters come from here.
+        if self.machine == Machine::FirecrackerLegacyLike {
+            for i in 0..self.mmio_devices() {
+                if !line.is_empty() {
+                    line.push(' ');
+                }
+                line.push_str(&Machine::mmio_transport(i));
+            }
+        }
         line
+    }
+
+    /// The virtio-mmio devices, disks then network, in transport order.
+    fn mmio_devices(&self) -> usize {
+        self.disks.len() + usize::from(self.net)
+    }
+
+    fn debug_exit_device(&self) -> bool {
+        self.debug_exit && self.machine.has_debug_exit()
     }
 
     /// The arguments after the program name, for an already resolved accelerator.
@@ -177,6 +242,22 @@ impl VmConfig {
         match self.machine {
             Machine::Pc => push(&["-machine", "pc"]),
             Machine::Microvm => push(&["-machine", "microvm,x-option-roms=off,rtc=on"]),
+            Machine::FirecrackerLike => push(&[
+                "-machine",
+                "microvm,acpi=on,auto-kernel-cmdline=off,x-option-roms=off,rtc=off",
+                "-device",
+                "i8042",
+            ]),
+            Machine::FirecrackerLegacyLike => push(&[
+                "-machine",
+                "microvm,acpi=off,auto-kernel-cmdline=off,x-option-roms=off,rtc=off",
+                "-device",
+                "i8042",
+            ]),
+            Machine::CloudHypervisorLike => push(&[
+                "-machine",
+                "microvm,acpi=on,pcie=on,auto-kernel-cmdline=off,x-option-roms=off,rtc=on",
+            ]),
         }
         match accel {
             Accel::Kvm => push(&["-accel", "kvm", "-cpu", "host"]),
@@ -194,13 +275,25 @@ impl VmConfig {
         args.push(self.initrd.clone().into_os_string());
         args.push("-append".into());
         args.push(self.cmdline(accel, tsc_khz).into());
-        if self.debug_exit {
+        if self.debug_exit_device() {
             args.push("-device".into());
             args.push("isa-debug-exit,iobase=0xf4,iosize=0x04".into());
         }
         let (blk, net) = match self.machine {
-            Machine::Pc => ("virtio-blk-pci", "virtio-net-pci,netdev=net0,romfile="),
-            Machine::Microvm => ("virtio-blk-device", "virtio-net-device,netdev=net0"),
+            Machine::Pc | Machine::CloudHypervisorLike => {
+                ("virtio-blk-pci", "virtio-net-pci,netdev=net0,romfile=")
+            }
+            Machine::Microvm | Machine::FirecrackerLike | Machine::FirecrackerLegacyLike => {
+                ("virtio-blk-device", "virtio-net-device,netdev=net0")
+            }
+        };
+        // Pin each device to the transport announced on the command line. Only
+        // there: with ACPI, QEMU's own placement (from the last transport down) is
+        // what works; a device pinned to transport 0 never gets its interrupt
+        // (QEMU 7.2, Debian's 6.1 guest hangs probing virtio_blk).
+        let bus = |i: usize| match self.machine {
+            Machine::FirecrackerLegacyLike => format!(",bus=virtio-mmio-bus.{i}"),
+            _ => String::new(),
         };
         for (i, disk) in self.disks.iter().enumerate() {
             let mut drive = format!(
@@ -211,7 +304,7 @@ impl VmConfig {
             if disk.readonly {
                 drive.push_str(",readonly=on");
             }
-            let mut device = format!("{blk},drive=disk{i}");
+            let mut device = format!("{blk},drive=disk{i}{}", bus(i));
             if let Some(serial) = &disk.serial {
                 device.push_str(&format!(",serial={}", escape(serial)));
             }
@@ -223,7 +316,8 @@ impl VmConfig {
             ]);
         }
         if self.net {
-            args.extend(["-netdev", "user,id=net0", "-device", net].map(OsString::from));
+            let net = format!("{net}{}", bus(self.disks.len()));
+            args.extend(["-netdev", "user,id=net0", "-device", &net].map(OsString::from));
         }
         args.extend(self.extra_args.iter().map(OsString::from));
         args
@@ -424,6 +518,127 @@ mod tests {
         cfg.machine = Machine::Pc;
         cfg.append = String::new();
         assert_eq!(cfg.cmdline(Accel::Tcg, 1_500), "panic=-1 console=ttyS0");
+    }
+
+    #[test]
+    fn firecracker_legacy_like_announces_each_mmio_device_and_has_no_debug_exit() {
+        let mut cfg = VmConfig::new("/k/vmlinux", "/i");
+        cfg.machine = Machine::FirecrackerLegacyLike;
+        cfg.append = "console=ttyS0 reboot=k panic=1 pci=off".to_string();
+        cfg.disks = vec![Disk::raw("/root.ext4"), Disk::raw("/data.raw")];
+        cfg.net = true;
+        assert_eq!(
+            strings(cfg.args(Accel::Tcg, 2_100_000)),
+            [
+                "-nodefaults",
+                "-no-user-config",
+                "-machine",
+                "microvm,acpi=off,auto-kernel-cmdline=off,x-option-roms=off,rtc=off",
+                "-device",
+                "i8042",
+                "-accel",
+                "tcg",
+                "-cpu",
+                "max",
+                "-m",
+                "512",
+                "-smp",
+                "1",
+                "-display",
+                "none",
+                "-serial",
+                "stdio",
+                "-no-reboot",
+                "-kernel",
+                "/k/vmlinux",
+                "-initrd",
+                "/i",
+                "-append",
+                "console=ttyS0 reboot=k panic=1 pci=off tsc_early_khz=2100000 \
+                 virtio_mmio.device=512@0xfeb00000:5 virtio_mmio.device=512@0xfeb00200:6 \
+                 virtio_mmio.device=512@0xfeb00400:7",
+                "-drive",
+                "file=/root.ext4,format=raw,if=none,id=disk0",
+                "-device",
+                "virtio-blk-device,drive=disk0,bus=virtio-mmio-bus.0",
+                "-drive",
+                "file=/data.raw,format=raw,if=none,id=disk1",
+                "-device",
+                "virtio-blk-device,drive=disk1,bus=virtio-mmio-bus.1",
+                "-netdev",
+                "user,id=net0",
+                "-device",
+                "virtio-net-device,netdev=net0,bus=virtio-mmio-bus.2",
+            ]
+        );
+    }
+
+    #[test]
+    fn firecracker_like_has_acpi_an_i8042_and_no_cmdline_devices() {
+        let mut cfg = VmConfig::new("/k/vmlinux", "/i");
+        cfg.machine = Machine::FirecrackerLike;
+        cfg.append = "console=ttyS0 reboot=k panic=1 pci=off".to_string();
+        cfg.disks = vec![Disk::raw("/root.ext4")];
+        let args = strings(cfg.args(Accel::Tcg, 2_100_000));
+        assert_eq!(
+            &args[2..6],
+            [
+                "-machine",
+                "microvm,acpi=on,auto-kernel-cmdline=off,x-option-roms=off,rtc=off",
+                "-device",
+                "i8042"
+            ]
+        );
+        assert_eq!(
+            &args[23..],
+            [
+                "-append",
+                "console=ttyS0 reboot=k panic=1 pci=off tsc_early_khz=2100000",
+                "-drive",
+                "file=/root.ext4,format=raw,if=none,id=disk0",
+                "-device",
+                "virtio-blk-device,drive=disk0",
+            ]
+        );
+    }
+
+    #[test]
+    fn cloud_hypervisor_like_uses_pcie_and_acpi_and_adds_nothing_to_the_cmdline() {
+        let mut cfg = VmConfig::new("/k", "/i");
+        cfg.machine = Machine::CloudHypervisorLike;
+        cfg.disks = vec![Disk::raw("/root.ext4")];
+        assert_eq!(
+            strings(cfg.args(Accel::Kvm, 2_100_000)),
+            [
+                "-nodefaults",
+                "-no-user-config",
+                "-machine",
+                "microvm,acpi=on,pcie=on,auto-kernel-cmdline=off,x-option-roms=off,rtc=on",
+                "-accel",
+                "kvm",
+                "-cpu",
+                "host",
+                "-m",
+                "512",
+                "-smp",
+                "1",
+                "-display",
+                "none",
+                "-serial",
+                "stdio",
+                "-no-reboot",
+                "-kernel",
+                "/k",
+                "-initrd",
+                "/i",
+                "-append",
+                "panic=-1 console=ttyS0",
+                "-drive",
+                "file=/root.ext4,format=raw,if=none,id=disk0",
+                "-device",
+                "virtio-blk-pci,drive=disk0",
+            ]
+        );
     }
 
     #[test]

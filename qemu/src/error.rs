@@ -7,9 +7,11 @@ use std::path::PathBuf;
 pub enum QemuError {
     #[error("cannot read kernel {0}")]
     ReadKernel(PathBuf, #[source] io::Error),
-    #[error("{0} is not an x86 bzImage (no \"HdrS\" setup header at 0x202)")]
+    #[error(
+        "{0} is neither an x86 bzImage (no \"HdrS\" setup header at 0x202) nor an ELF vmlinux"
+    )]
     NotBzImage(PathBuf),
-    #[error("kernel {0} carries no version string in its setup header")]
+    #[error("kernel {0} carries no version string (setup header, or Linux banner of an ELF)")]
     NoKernelVersion(PathBuf),
     #[error("cannot create directory {0}")]
     CreateDir(PathBuf, #[source] io::Error),

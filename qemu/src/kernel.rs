@@ -66,10 +66,18 @@ pub fn kernel_from_path(vmlinuz: &Path) -> Result<Kernel, QemuError> {
     fs::File::open(vmlinuz)
         .and_then(|f| f.take(0x200 * 65).read_to_end(&mut header))
         .map_err(read_err)?;
-    let version = bzimage_version(&header).map_err(|e| match e {
-        HeaderError::NotBzImage => QemuError::NotBzImage(vmlinuz.to_path_buf()),
-        HeaderError::NoVersion => QemuError::NoKernelVersion(vmlinuz.to_path_buf()),
-    })?;
+    let version = if header.starts_with(b"\x7fELF") {
+        // An ELF vmlinux (QEMU boots it through its PVH note): the version is
+        // only in the banner, somewhere in the image.
+        let image = fs::read(vmlinuz).map_err(read_err)?;
+        elf_banner_version(&image)
+            .ok_or_else(|| QemuError::NoKernelVersion(vmlinuz.to_path_buf()))?
+    } else {
+        bzimage_version(&header).map_err(|e| match e {
+            HeaderError::NotBzImage => QemuError::NotBzImage(vmlinuz.to_path_buf()),
+            HeaderError::NoVersion => QemuError::NoKernelVersion(vmlinuz.to_path_buf()),
+        })?
+    };
     let root = match vmlinuz.parent().and_then(Path::parent) {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -107,6 +115,25 @@ fn bzimage_version(header: &[u8]) -> Result<String, HeaderError> {
         Ok(v) if !v.is_empty() => Ok(v.to_string()),
         _ => Err(HeaderError::NoVersion),
     }
+}
+
+/// The release in the kernel's `linux_banner`:
+/// `Linux version <release> (<builder>) ...`.
+fn elf_banner_version(image: &[u8]) -> Option<String> {
+    const BANNER: &[u8] = b"Linux version ";
+    image
+        .windows(BANNER.len())
+        .enumerate()
+        .filter(|(_, w)| *w == BANNER)
+        .find_map(|(at, _)| {
+            let rest = &image[at + BANNER.len()..];
+            let end = rest.iter().take(256).position(|&b| b == b' ')?;
+            let version = std::str::from_utf8(&rest[..end]).ok()?;
+            let plausible = !version.is_empty()
+                && rest[end..].starts_with(b" (")
+                && version.bytes().all(|b| b.is_ascii_graphic() && b != b'%');
+            plausible.then(|| version.to_string())
+        })
 }
 
 fn modules_dir(root: &Path, version: &str) -> Option<PathBuf> {
@@ -327,6 +354,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn elf_version_comes_from_the_linux_banner() {
+        let mut image = b"\x7fELF....Linux version %s (%s)\0".to_vec();
+        image.extend_from_slice(
+            b"Linux version 6.1.0-57-cloud-amd64 (debian-kernel@lists.debian.org) (gcc)",
+        );
+        assert_eq!(
+            elf_banner_version(&image).as_deref(),
+            Some("6.1.0-57-cloud-amd64")
+        );
+        assert_eq!(elf_banner_version(b"\x7fELF no banner"), None);
+    }
+
+    #[test]
+    fn elf_vmlinux_without_banner_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vmlinux");
+        fs::write(&path, b"\x7fELF\x02\x01\x01").unwrap();
+        assert_eq!(
+            kernel_from_path(&path).unwrap_err().to_string(),
+            format!(
+                "kernel {} carries no version string (setup header, or Linux banner of an ELF)",
+                path.display()
+            )
+        );
+    }
+
+    #[test]
     fn cache_dir_precedence() {
         let s = |v: &str| Some(OsString::from(v));
         assert_eq!(
@@ -426,7 +480,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             format!(
-                "{} is not an x86 bzImage (no \"HdrS\" setup header at 0x202)",
+                "{} is neither an x86 bzImage (no \"HdrS\" setup header at 0x202) nor an ELF vmlinux",
                 path.display()
             )
         );

@@ -33,7 +33,7 @@ const MAX_READERS: usize = 4;
 
 /// What was written.
 #[derive(Debug)]
-pub(super) struct Written {
+pub(crate) struct Written {
     pub entries: usize,
     pub uncompressed: u64,
     pub compressed: u64,
@@ -47,17 +47,56 @@ pub(super) fn write_image(
     level: Option<u32>,
     path: &Path,
 ) -> Result<Written, BuildError> {
+    let mut tmp = TempFile::create(path)?;
+    let file = tmp.file()?;
+    let (out, written) = write_stream(
+        tree,
+        mtime,
+        c,
+        level,
+        BufWriter::with_capacity(CHUNK, file),
+        &tmp.path,
+    )?;
+    let file = out
+        .into_inner()
+        .map_err(|e| tmp.write_err("write", e.into_error()))?;
+    tmp.commit(file, path)?;
+    Ok(written)
+}
+
+/// Writes `tree` as one archive compressed with `c` at `level` to `out`,
+/// which errors name as `out_name`; returns `out` once everything is in it.
+pub(crate) fn write_stream<W: Write>(
+    tree: &Tree,
+    mtime: u32,
+    c: Compression,
+    level: Option<u32>,
+    out: W,
+    out_name: &Path,
+) -> Result<(W, Written), BuildError> {
+    let out_err = |op: &'static str| {
+        move |source| BuildError::Write {
+            op,
+            path: out_name.to_path_buf(),
+            source,
+        }
+    };
     let plan = tree.plan(mtime);
     let uncompressed = plan
         .iter()
         .map(|(e, d)| cpio::entry_len(&e.name, d.map_or(e.data.len() as u64, Data::len)))
         .sum::<u64>()
         + cpio::trailer_len();
-    let mut tmp = TempFile::create(path)?;
-    let file = tmp.file()?;
-    let out = BufWriter::with_capacity(CHUNK, file);
-    let enc =
-        Encoder::new(out, c, level, uncompressed).map_err(|e| tmp.write_err("compress", e))?;
+    let enc = Encoder::new(
+        Counting {
+            inner: out,
+            count: 0,
+        },
+        c,
+        level,
+        uncompressed,
+    )
+    .map_err(out_err("compress"))?;
     let mut writer = cpio::Writer::new(enc);
 
     let ahead: Vec<(&Path, u64)> = plan
@@ -78,33 +117,54 @@ pub(super) fn write_image(
         for _ in 0..readers {
             s.spawn(|| prefetch.reader());
         }
-        let r = write_entries(&plan, &mut writer, &prefetch, &tmp);
+        let r = write_entries(&plan, &mut writer, &prefetch, out_name);
         // On an error the readers must not wait for a writer that is gone.
         prefetch.stop();
         r
     });
     result?;
-    let (enc, _) = writer.finish().map_err(|e| tmp.write_err("write", e))?;
-    let out = enc.finish().map_err(|e| tmp.write_err("compress", e))?;
-    let file = out
-        .into_inner()
-        .map_err(|e| tmp.write_err("write", e.into_error()))?;
-    let compressed = file.metadata().map_err(|e| tmp.write_err("stat", e))?.len();
-    tmp.commit(file, path)?;
-    Ok(Written {
-        entries: plan.len(),
-        uncompressed,
-        compressed,
-    })
+    let (enc, _) = writer.finish().map_err(out_err("write"))?;
+    let mut out = enc.finish().map_err(out_err("compress"))?;
+    out.flush().map_err(out_err("write"))?;
+    Ok((
+        out.inner,
+        Written {
+            entries: plan.len(),
+            uncompressed,
+            compressed: out.count,
+        },
+    ))
+}
+
+/// Counts the bytes written through it (the compressed size).
+struct Counting<W> {
+    inner: W,
+    count: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 fn write_entries<W: Write>(
     plan: &[(Entry, Option<&Data>)],
     writer: &mut cpio::Writer<W>,
     prefetch: &Prefetch<'_>,
-    tmp: &TempFile,
+    out_name: &Path,
 ) -> Result<(), BuildError> {
-    let out_err = |e| tmp.write_err("write", e);
+    let out_err = |source| BuildError::Write {
+        op: "write",
+        path: out_name.to_path_buf(),
+        source,
+    };
     let mut next_ahead = 0;
     let mut buf = Vec::new();
     for (entry, data) in plan {

@@ -5,6 +5,7 @@
 pub mod build;
 pub mod deps;
 pub mod extract;
+pub mod kernel;
 pub mod ls;
 pub mod run;
 
@@ -53,3 +54,4 @@ fn stdout_error(e: io::Error) -> anyhow::Error {
         anyhow::Error::new(e).context("write to standard output")
     }
 }
+pub mod vm_config;

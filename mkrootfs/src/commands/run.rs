@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
+use mkrootfs::vmconfig::{Guest, GuestDisk};
 use mkrootfs::{build, profile};
 use mkrootfs_qemu as qemu;
 use std::path::PathBuf;
@@ -12,6 +13,15 @@ use std::time::Duration;
 pub enum MachineArg {
     Pc,
     Microvm,
+    /// QEMU microvm shaped like Firecracker (1.8+, x86_64): the `vm-config --target
+    /// firecracker` configuration, devices in ACPI tables, no power-off (reboot=k).
+    FirecrackerLike,
+    /// As firecracker-like, but shaped like Firecracker before 1.8: no ACPI, the
+    /// devices announced only as virtio_mmio.device= on the kernel command line
+    /// (needs CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES in the guest kernel).
+    FirecrackerLegacyLike,
+    /// QEMU microvm shaped like Cloud Hypervisor: virtio-pci, ACPI power-off.
+    CloudHypervisorLike,
 }
 
 #[derive(Args, Debug)]
@@ -35,6 +45,9 @@ pub struct RunArgs {
     /// Raw disk images attached as virtio block devices (/dev/vda, /dev/vdb, …).
     #[arg(long)]
     pub disk: Vec<PathBuf>,
+    /// The first disk is the root device (root=/dev/vda rw).
+    #[arg(long)]
+    pub root_disk: bool,
     /// Guest memory in MiB.
     #[arg(long, default_value_t = 512)]
     pub memory: u32,
@@ -73,29 +86,36 @@ pub fn run(args: RunArgs) -> Result<u8> {
         (None, Some(img)) => img.clone(),
         _ => bail!("give exactly one of --profile PROFILE and IMAGE"),
     };
-    let mut cfg = qemu::VmConfig::new(kernel.vmlinuz.clone(), image);
-    cfg.append = args.append.clone();
-    cfg.machine = match args.machine {
-        MachineArg::Pc => qemu::Machine::Pc,
-        MachineArg::Microvm => qemu::Machine::Microvm,
+    // One description of the guest for every machine, shared with `vm-config`.
+    let mut guest = Guest::new(kernel.vmlinuz.clone(), image);
+    guest.append = args.append.clone();
+    guest.memory_mib = args.memory;
+    guest.root_disk = args.root_disk;
+    guest.disks = args
+        .disk
+        .iter()
+        .map(|p| GuestDisk {
+            path: p.clone(),
+            read_only: false,
+        })
+        .collect();
+    let mut cfg = match args.machine {
+        MachineArg::Pc => guest.qemu(qemu::Machine::Pc),
+        MachineArg::Microvm => guest.qemu(qemu::Machine::Microvm),
+        MachineArg::FirecrackerLike => guest.firecracker().to_qemu(),
+        MachineArg::FirecrackerLegacyLike => {
+            let mut cfg = guest.firecracker().to_qemu();
+            cfg.machine = qemu::Machine::FirecrackerLegacyLike;
+            cfg
+        }
+        MachineArg::CloudHypervisorLike => guest.cloud_hypervisor_qemu(),
     };
-    cfg.memory_mb = args.memory;
     cfg.timeout = Duration::from_secs(args.timeout);
     cfg.echo_console = true;
     cfg.quiet_console = !args.verbose;
     // A terminal on stdin can type into the guest (a rescue shell);
     // otherwise keep QEMU away from our stdin.
     cfg.interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
-    cfg.disks = args
-        .disk
-        .iter()
-        .map(|p| qemu::Disk {
-            path: p.clone(),
-            format: "raw".into(),
-            readonly: false,
-            serial: None,
-        })
-        .collect();
     if args.verbose {
         eprintln!("mkrootfs: {:?}", cfg.command());
     }

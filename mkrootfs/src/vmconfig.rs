@@ -1,0 +1,409 @@
+//! What each microVM monitor needs to boot a mkrootfs image: Firecracker's
+//! `--config-file` JSON, Cloud Hypervisor's command line, and the QEMU
+//! `microvm` command line `mkrootfs run` uses, all from one [`Guest`].
+//!
+//! The monitors differ in ways that break a guest silently (docs/microvm.md):
+//! - Firecracker: virtio-mmio devices that it announces itself, in ACPI
+//!   tables (1.8 and later, x86_64) and with `virtio_mmio.device=` kernel
+//!   parameters (which only kernels with `CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES`
+//!   read), no power-off (the guest reboots with `reboot=k` and Firecracker
+//!   exits), an uncompressed ELF kernel, and a root drive that makes
+//!   Firecracker add `root=/dev/vda rw|ro` to the command line.
+//! - Cloud Hypervisor: virtio-pci devices, ACPI power-off, a PVH ELF kernel.
+//! - QEMU `microvm`: virtio-mmio devices announced by QEMU, ACPI power-off
+//!   and isa-debug-exit.
+//!
+//! [`FirecrackerConfig::to_qemu`] and [`Guest::cloud_hypervisor_qemu`] run
+//! the same guests on QEMU `microvm` machines shaped like each monitor
+//! ([`mkrootfs_qemu::Machine::FirecrackerLike`] or
+//! [`mkrootfs_qemu::Machine::FirecrackerLegacyLike`],
+//! [`mkrootfs_qemu::Machine::CloudHypervisorLike`]).
+#![deny(missing_docs)]
+
+use crate::vmlinux::{kernel_format, KernelFormat};
+use mkrootfs_qemu::{Disk, Machine, VmConfig};
+use serde::{Deserialize, Serialize};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// The kernel parameters every Firecracker guest gets: the serial console
+/// Firecracker emulates, `reboot=k` (the i8042 reset Firecracker turns into
+/// its exit), `panic=1` (a panic then ends the VM), `pci=off` (virtio-mmio
+/// only: no time spent probing a bus that is not there), and the mkrootfs
+/// init's reboot shutdown (Firecracker has no ACPI power-off).
+pub const FIRECRACKER_BOOT_ARGS: &str =
+    "console=ttyS0 reboot=k panic=1 pci=off mkrootfs.shutdown=reboot";
+
+/// The kernel parameters every Cloud Hypervisor guest gets (its `--serial
+/// tty` is the 8250 at 0x3f8; power-off goes through ACPI).
+pub const CLOUD_HYPERVISOR_CMDLINE: &str = "console=ttyS0";
+
+/// Which monitor to describe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// Firecracker: a `--config-file` JSON.
+    Firecracker,
+    /// Cloud Hypervisor: its command line.
+    CloudHypervisor,
+    /// QEMU's `microvm` machine: the command line `mkrootfs run --machine microvm` runs.
+    QemuMicrovm,
+}
+
+/// A disk of the guest, seen as `/dev/vda`, `/dev/vdb`… in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GuestDisk {
+    /// Host path of the raw image.
+    pub path: PathBuf,
+    /// Attach read-only. Default false.
+    pub read_only: bool,
+}
+
+/// A vsock device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GuestVsock {
+    /// The guest's context id (3 or more).
+    pub cid: u32,
+    /// The host Unix socket the monitor proxies connections through.
+    pub socket: PathBuf,
+}
+
+/// One guest, independent of the monitor that runs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Guest {
+    /// The kernel: an ELF `vmlinux` for Firecracker and Cloud Hypervisor.
+    pub kernel: PathBuf,
+    /// The mkrootfs image, loaded as the initramfs.
+    pub initrd: PathBuf,
+    /// Disks in order. Default none.
+    pub disks: Vec<GuestDisk>,
+    /// The first disk is the root device (`root=/dev/vda`, and Firecracker's
+    /// `is_root_device`). Default false: the initramfs is the root.
+    pub root_disk: bool,
+    /// Guest memory in MiB. Default 512.
+    pub memory_mib: u32,
+    /// Virtual CPUs. Default 1.
+    pub cpus: u32,
+    /// Extra kernel parameters, appended after the monitor's own. Default empty.
+    pub append: String,
+    /// A vsock device. Default none.
+    pub vsock: Option<GuestVsock>,
+}
+
+impl Guest {
+    /// A guest with the defaults above.
+    pub fn new(kernel: impl Into<PathBuf>, initrd: impl Into<PathBuf>) -> Guest {
+        Guest {
+            kernel: kernel.into(),
+            initrd: initrd.into(),
+            disks: Vec::new(),
+            root_disk: false,
+            memory_mib: 512,
+            cpus: 1,
+            append: String::new(),
+            vsock: None,
+        }
+    }
+
+    /// Firecracker's configuration. The root disk goes first, as
+    /// Firecracker attaches it first; Firecracker itself adds the
+    /// `virtio_mmio.device=` parameters and `root=/dev/vda rw|ro`.
+    pub fn firecracker(&self) -> FirecrackerConfig {
+        let drives = self
+            .disks
+            .iter()
+            .enumerate()
+            .map(|(i, d)| FirecrackerDrive {
+                drive_id: if self.root_disk && i == 0 {
+                    "rootfs".to_string()
+                } else {
+                    format!("disk{i}")
+                },
+                path_on_host: d.path.display().to_string(),
+                is_root_device: self.root_disk && i == 0,
+                is_read_only: d.read_only,
+            })
+            .collect();
+        FirecrackerConfig {
+            boot_source: FirecrackerBootSource {
+                kernel_image_path: self.kernel.display().to_string(),
+                initrd_path: Some(self.initrd.display().to_string()),
+                boot_args: Some(join_args(FIRECRACKER_BOOT_ARGS, &self.append)),
+            },
+            drives,
+            machine_config: FirecrackerMachineConfig {
+                vcpu_count: self.cpus.max(1),
+                mem_size_mib: self.memory_mib,
+            },
+            vsock: self.vsock.as_ref().map(|v| FirecrackerVsock {
+                guest_cid: v.cid,
+                uds_path: v.socket.display().to_string(),
+            }),
+        }
+    }
+
+    /// The kernel command line for Cloud Hypervisor (and QEMU, which add nothing
+    /// about the root themselves).
+    fn cmdline(&self, base: &str) -> String {
+        let mut line = base.to_string();
+        if self.root_disk && !self.disks.is_empty() {
+            let mode = if self.disks[0].read_only { "ro" } else { "rw" };
+            line = join_args(&line, &format!("root=/dev/vda {mode}"));
+        }
+        join_args(&line, &self.append)
+    }
+
+    /// Cloud Hypervisor's arguments (after the program name), with the
+    /// options its `cloud-hypervisor --help` documents: `--kernel`,
+    /// `--initramfs`, `--cmdline`, `--disk path=…[,readonly=on]` (one per disk),
+    /// `--cpus boot=N`, `--memory size=<N>M`, `--serial tty --console off`
+    /// (the console on the 8250 serial port, no virtio-console), and
+    /// `--vsock cid=N,socket=PATH` when asked.
+    pub fn cloud_hypervisor(&self) -> Vec<String> {
+        let mut args: Vec<String> = vec![
+            "--kernel".into(),
+            self.kernel.display().to_string(),
+            "--initramfs".into(),
+            self.initrd.display().to_string(),
+            "--cmdline".into(),
+            self.cmdline(CLOUD_HYPERVISOR_CMDLINE),
+        ];
+        for d in &self.disks {
+            let mut disk = format!("path={}", d.path.display());
+            if d.read_only {
+                disk.push_str(",readonly=on");
+            }
+            args.extend(["--disk".into(), disk]);
+        }
+        args.extend([
+            "--cpus".into(),
+            format!("boot={}", self.cpus.max(1)),
+            "--memory".into(),
+            format!("size={}M", self.memory_mib),
+            "--serial".into(),
+            "tty".into(),
+            "--console".into(),
+            "off".into(),
+        ]);
+        if let Some(v) = &self.vsock {
+            args.extend([
+                "--vsock".into(),
+                format!("cid={},socket={}", v.cid, v.socket.display()),
+            ]);
+        }
+        args
+    }
+
+    /// The QEMU boot of this guest on `machine` (what `mkrootfs run` and
+    /// `vm-config --target qemu-microvm` use). For
+    /// [`Machine::FirecrackerLike`] go through [`Guest::firecracker`] and
+    /// [`FirecrackerConfig::to_qemu`] instead, so that the boot arguments
+    /// and devices are those of the emitted configuration.
+    pub fn qemu(&self, machine: Machine) -> VmConfig {
+        let mut cfg = VmConfig::new(self.kernel.clone(), self.initrd.clone());
+        cfg.machine = machine;
+        cfg.append = match machine {
+            Machine::CloudHypervisorLike => self.cmdline(CLOUD_HYPERVISOR_CMDLINE),
+            _ => self.cmdline(""),
+        };
+        cfg.memory_mb = self.memory_mib;
+        cfg.cpus = self.cpus.max(1);
+        cfg.disks = self.disks.iter().map(qemu_disk).collect();
+        cfg
+    }
+
+    /// This guest on QEMU `microvm` shaped like Cloud Hypervisor.
+    pub fn cloud_hypervisor_qemu(&self) -> VmConfig {
+        self.qemu(Machine::CloudHypervisorLike)
+    }
+}
+
+fn qemu_disk(d: &GuestDisk) -> Disk {
+    let mut disk = Disk::raw(&d.path);
+    disk.readonly = d.read_only;
+    disk
+}
+
+/// `a b`, or whichever is not empty.
+fn join_args(a: &str, b: &str) -> String {
+    match (a.trim(), b.trim()) {
+        ("", b) => b.to_string(),
+        (a, "") => a.to_string(),
+        (a, b) => format!("{a} {b}"),
+    }
+}
+
+/// Firecracker's `--config-file`: the fields of its API's
+/// `FullVmConfiguration` this writes (src/firecracker/swagger/firecracker.yaml).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirecrackerConfig {
+    /// `boot-source`.
+    #[serde(rename = "boot-source")]
+    pub boot_source: FirecrackerBootSource,
+    /// `drives`, the root device first.
+    pub drives: Vec<FirecrackerDrive>,
+    /// `machine-config`.
+    #[serde(rename = "machine-config")]
+    pub machine_config: FirecrackerMachineConfig,
+    /// `vsock`, when asked.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub vsock: Option<FirecrackerVsock>,
+}
+
+/// `BootSource`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirecrackerBootSource {
+    /// Host path of the ELF kernel.
+    pub kernel_image_path: String,
+    /// Host path of the initramfs.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub initrd_path: Option<String>,
+    /// The whole kernel command line (replaces Firecracker's default).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub boot_args: Option<String>,
+}
+
+/// `Drive` (a virtio-block drive).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirecrackerDrive {
+    /// Unique id.
+    pub drive_id: String,
+    /// Host path of the image.
+    pub path_on_host: String,
+    /// Firecracker then adds `root=/dev/vda rw|ro` to the command line.
+    pub is_root_device: bool,
+    /// Attach read-only.
+    pub is_read_only: bool,
+}
+
+/// `MachineConfiguration`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirecrackerMachineConfig {
+    /// vCPUs (1 or an even number up to 32).
+    pub vcpu_count: u32,
+    /// Memory in MiB.
+    pub mem_size_mib: u32,
+}
+
+/// `Vsock`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirecrackerVsock {
+    /// Guest context id (3 or more).
+    pub guest_cid: u32,
+    /// Host Unix socket.
+    pub uds_path: String,
+}
+
+impl FirecrackerConfig {
+    /// Pretty JSON, as written for `firecracker --config-file`.
+    pub fn to_json(&self) -> String {
+        // Serializing plain structs of strings and numbers cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
+    }
+
+    /// Parses a configuration this module wrote (unknown fields are errors).
+    pub fn from_json(text: &str) -> Result<FirecrackerConfig, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// The boot this configuration describes, on QEMU `microvm` shaped like
+    /// Firecracker ([`Machine::FirecrackerLike`]): its kernel, initrd,
+    /// memory and vCPUs, its drives in order, and its boot arguments plus
+    /// what Firecracker itself adds (`root=/dev/vda rw|ro` for a root
+    /// drive). Set `machine` to [`Machine::FirecrackerLegacyLike`] on the
+    /// result for Firecracker's older, command-line-only device announcement.
+    pub fn to_qemu(&self) -> VmConfig {
+        let b = &self.boot_source;
+        let initrd = b.initrd_path.clone().unwrap_or_default();
+        let mut cfg = VmConfig::new(&b.kernel_image_path, initrd);
+        cfg.machine = Machine::FirecrackerLike;
+        let mut append = b.boot_args.clone().unwrap_or_default();
+        if let Some(root) = self.drives.iter().find(|d| d.is_root_device) {
+            let mode = if root.is_read_only { "ro" } else { "rw" };
+            append = join_args(&format!("root=/dev/vda {mode}"), &append);
+        }
+        cfg.append = append;
+        cfg.memory_mb = self.machine_config.mem_size_mib;
+        cfg.cpus = self.machine_config.vcpu_count;
+        // Firecracker attaches the root device first, then the others in order.
+        let mut drives: Vec<&FirecrackerDrive> = self.drives.iter().collect();
+        drives.sort_by_key(|d| !d.is_root_device);
+        cfg.disks = drives
+            .into_iter()
+            .map(|d| {
+                let mut disk = Disk::raw(&d.path_on_host);
+                disk.readonly = d.is_read_only;
+                disk
+            })
+            .collect();
+        cfg.debug_exit = false;
+        cfg
+    }
+}
+
+/// Why a kernel does not suit a monitor.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelCheckError {
+    /// The kernel file could not be read.
+    #[error("read kernel {0}")]
+    Read(PathBuf, #[source] std::io::Error),
+    /// A bzImage given to a monitor that boots only ELF kernels.
+    #[error("{path} is a bzImage, but {monitor} boots an uncompressed ELF vmlinux: run `mkrootfs kernel extract-vmlinux {path} -o vmlinux` and pass --kernel vmlinux")]
+    BzImage {
+        /// The kernel.
+        path: PathBuf,
+        /// The monitor's name.
+        monitor: &'static str,
+    },
+    /// Neither an ELF nor a bzImage.
+    #[error(
+        "{path} is not an ELF vmlinux, which {monitor} needs (nor a bzImage to extract one from)"
+    )]
+    NotElf {
+        /// The kernel.
+        path: PathBuf,
+        /// The monitor's name.
+        monitor: &'static str,
+    },
+}
+
+/// Checks that `kernel` is a format `target` boots: Firecracker and Cloud
+/// Hypervisor (direct kernel boot, PVH) need an ELF `vmlinux`; QEMU
+/// `microvm` boots a bzImage or a PVH ELF.
+pub fn check_kernel(target: Target, kernel: &Path) -> Result<(), KernelCheckError> {
+    let monitor = match target {
+        Target::Firecracker => "Firecracker",
+        Target::CloudHypervisor => "Cloud Hypervisor",
+        Target::QemuMicrovm => return Ok(()),
+    };
+    let mut head = Vec::with_capacity(0x210);
+    std::fs::File::open(kernel)
+        .and_then(|f| f.take(0x210).read_to_end(&mut head))
+        .map_err(|e| KernelCheckError::Read(kernel.to_path_buf(), e))?;
+    let path = kernel.to_path_buf();
+    match kernel_format(&head) {
+        KernelFormat::Elf(_) => Ok(()),
+        KernelFormat::BzImage => Err(KernelCheckError::BzImage { path, monitor }),
+        KernelFormat::Other => Err(KernelCheckError::NotElf { path, monitor }),
+    }
+}
+
+/// Quotes `word` for a POSIX shell when it needs it.
+pub fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@%+".contains(&b));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,483 @@
+use super::*;
+use serde_json::Value;
+
+/// Firecracker's API definitions reachable from `FullVmConfiguration`,
+/// converted from src/firecracker/swagger/firecracker.yaml (commit in the
+/// file's "source") with `yaml.safe_load` + `json.dump`.
+const FIRECRACKER_SCHEMA: &str = include_str!("firecracker-schema.json");
+
+/// Checks `value` against a swagger 2 schema: types, required fields, no
+/// unknown fields, enums, integer bounds; `$ref`s resolved in `defs`.
+fn check(schema: &Value, defs: &Value, value: &Value, at: &str, errors: &mut Vec<String>) {
+    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+        let name = r.trim_start_matches("#/definitions/");
+        return check(&defs[name], defs, value, at, errors);
+    }
+    match schema.get("type").and_then(Value::as_str) {
+        Some("object") => {
+            let Some(obj) = value.as_object() else {
+                return errors.push(format!("{at}: expected an object, got {value}"));
+            };
+            let props = schema.get("properties").and_then(Value::as_object);
+            for req in schema
+                .get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let req = req.as_str().unwrap();
+                if !obj.contains_key(req) {
+                    errors.push(format!("{at}: missing required field {req}"));
+                }
+            }
+            for (k, v) in obj {
+                match props.and_then(|p| p.get(k)) {
+                    Some(s) => check(s, defs, v, &format!("{at}.{k}"), errors),
+                    None => errors.push(format!("{at}: unknown field {k}")),
+                }
+            }
+        }
+        Some("array") => match value.as_array() {
+            Some(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    check(&schema["items"], defs, v, &format!("{at}[{i}]"), errors);
+                }
+            }
+            None => errors.push(format!("{at}: expected an array, got {value}")),
+        },
+        Some("string") => {
+            if !value.is_string() {
+                errors.push(format!("{at}: expected a string, got {value}"));
+            }
+        }
+        Some("boolean") => {
+            if !value.is_boolean() {
+                errors.push(format!("{at}: expected a boolean, got {value}"));
+            }
+        }
+        Some("integer") => match value.as_i64() {
+            Some(n) => {
+                if let Some(min) = schema.get("minimum").and_then(Value::as_i64) {
+                    if n < min {
+                        errors.push(format!("{at}: {n} is below the minimum {min}"));
+                    }
+                }
+                if let Some(max) = schema.get("maximum").and_then(Value::as_i64) {
+                    if n > max {
+                        errors.push(format!("{at}: {n} is above the maximum {max}"));
+                    }
+                }
+            }
+            None => errors.push(format!("{at}: expected an integer, got {value}")),
+        },
+        other => errors.push(format!(
+            "{at}: schema type {other:?} not handled by this check"
+        )),
+    }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
+        if !allowed.contains(value) {
+            errors.push(format!("{at}: {value} is not one of {allowed:?}"));
+        }
+    }
+}
+
+fn schema_errors(config: &Value) -> Vec<String> {
+    let schema: Value = serde_json::from_str(FIRECRACKER_SCHEMA).unwrap();
+    let defs = &schema["definitions"];
+    let mut errors = Vec::new();
+    check(
+        &defs["FullVmConfiguration"],
+        defs,
+        config,
+        "config",
+        &mut errors,
+    );
+    errors
+}
+
+fn full_guest() -> Guest {
+    let mut g = Guest::new("/k/vmlinux", "/img/app.cpio.zst");
+    g.disks = vec![
+        GuestDisk {
+            path: "/img/root.ext4".into(),
+            read_only: false,
+        },
+        GuestDisk {
+            path: "/img/data.erofs".into(),
+            read_only: true,
+        },
+    ];
+    g.root_disk = true;
+    g.memory_mib = 256;
+    g.cpus = 2;
+    g.append = "quiet mkrootfs.debug".into();
+    g.vsock = Some(GuestVsock {
+        cid: 3,
+        socket: "/run/app/vsock.sock".into(),
+    });
+    g
+}
+
+#[test]
+fn firecracker_json_field_by_field() {
+    assert_eq!(
+        full_guest().firecracker().to_json(),
+        r#"{
+  "boot-source": {
+    "kernel_image_path": "/k/vmlinux",
+    "initrd_path": "/img/app.cpio.zst",
+    "boot_args": "console=ttyS0 reboot=k panic=1 pci=off mkrootfs.shutdown=reboot quiet mkrootfs.debug"
+  },
+  "drives": [
+    {
+      "drive_id": "rootfs",
+      "path_on_host": "/img/root.ext4",
+      "is_root_device": true,
+      "is_read_only": false
+    },
+    {
+      "drive_id": "disk1",
+      "path_on_host": "/img/data.erofs",
+      "is_root_device": false,
+      "is_read_only": true
+    }
+  ],
+  "machine-config": {
+    "vcpu_count": 2,
+    "mem_size_mib": 256
+  },
+  "vsock": {
+    "guest_cid": 3,
+    "uds_path": "/run/app/vsock.sock"
+  }
+}
+"#
+    );
+}
+
+#[test]
+fn firecracker_json_is_valid_against_firecrackers_api_schema() {
+    for guest in [full_guest(), Guest::new("/k", "/i")] {
+        let json: Value = serde_json::from_str(&guest.firecracker().to_json()).unwrap();
+        assert_eq!(schema_errors(&json), Vec::<String>::new(), "{json}");
+    }
+}
+
+#[test]
+fn the_schema_check_catches_missing_unknown_and_mistyped_fields() {
+    let mut json: Value = serde_json::from_str(&full_guest().firecracker().to_json()).unwrap();
+    json["boot-source"]
+        .as_object_mut()
+        .unwrap()
+        .remove("kernel_image_path");
+    json["machine-config"]["vcpu_count"] = Value::from(64);
+    json["drives"][0]["is_read_only"] = Value::from("no");
+    json["drives"][1]["read_only"] = Value::from(true);
+    json["vsock"]["guest_cid"] = Value::from(2);
+    assert_eq!(
+        schema_errors(&json),
+        [
+            "config.boot-source: missing required field kernel_image_path",
+            "config.drives[0].is_read_only: expected a boolean, got \"no\"",
+            "config.drives[1]: unknown field read_only",
+            "config.machine-config.vcpu_count: 64 is above the maximum 32",
+            "config.vsock.guest_cid: 2 is below the minimum 3",
+        ]
+    );
+}
+
+#[test]
+fn firecracker_json_reads_back_and_rejects_unknown_fields() {
+    let cfg = full_guest().firecracker();
+    assert_eq!(FirecrackerConfig::from_json(&cfg.to_json()).unwrap(), cfg);
+    let err = FirecrackerConfig::from_json(r#"{"boot-source":{"kernel_image_path":"k"},"drives":[],"machine-config":{"vcpu_count":1,"mem_size_mib":128},"balloon":{}}"#)
+        .unwrap_err();
+    assert!(
+        err.to_string().starts_with("unknown field `balloon`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn firecracker_config_on_qemu_puts_the_root_drive_first_and_adds_what_firecracker_adds() {
+    let mut cfg = full_guest().firecracker();
+    cfg.drives.reverse();
+    let vm = cfg.to_qemu();
+    assert_eq!(vm.machine, Machine::FirecrackerLike);
+    assert_eq!(vm.kernel, Path::new("/k/vmlinux"));
+    assert_eq!(vm.initrd, Path::new("/img/app.cpio.zst"));
+    assert_eq!(
+        vm.append,
+        "root=/dev/vda rw console=ttyS0 reboot=k panic=1 pci=off mkrootfs.shutdown=reboot quiet mkrootfs.debug"
+    );
+    assert_eq!((vm.memory_mb, vm.cpus), (256, 2));
+    let disks: Vec<_> = vm
+        .disks
+        .iter()
+        .map(|d| (d.path.to_str().unwrap(), d.readonly))
+        .collect();
+    assert_eq!(
+        disks,
+        [("/img/root.ext4", false), ("/img/data.erofs", true)]
+    );
+    assert!(!vm.debug_exit);
+}
+
+/// Cloud Hypervisor's documented options (`cloud-hypervisor --help`), from
+/// cloud-hypervisor/src/main.rs and the `parse` functions of
+/// vmm/src/config.rs at ae44c2971c83dd2b1bd704fa81102ec0dec4e7d4: each
+/// option and, for `key=value` lists, the keys its parser accepts.
+const CH_OPTIONS: &[(&str, Option<&[&str]>)] = &[
+    ("--kernel", None),
+    ("--initramfs", None),
+    ("--cmdline", None),
+    (
+        "--disk",
+        Some(&[
+            "path",
+            "readonly",
+            "direct",
+            "iommu",
+            "num_queues",
+            "queue_size",
+            "vhost_user",
+            "socket",
+            "bw_size",
+            "bw_one_time_burst",
+            "bw_refill_time",
+            "ops_size",
+            "ops_one_time_burst",
+            "ops_refill_time",
+            "id",
+            "pci_segment",
+            "pci_device_id",
+            "rate_limit_group",
+            "queue_affinity",
+            "serial",
+            "backing_files",
+            "sparse",
+            "image_type",
+            "lock_granularity",
+        ]),
+    ),
+    (
+        "--cpus",
+        Some(&[
+            "boot",
+            "max",
+            "topology",
+            "kvm_hyperv",
+            "max_phys_bits",
+            "affinity",
+            "features",
+            "nested",
+            "core_scheduling",
+            "profile",
+        ]),
+    ),
+    (
+        "--memory",
+        Some(&[
+            "size",
+            "file",
+            "mergeable",
+            "shared",
+            "hugepages",
+            "hugepage_size",
+            "hotplug_method",
+            "hotplug_size",
+            "hotplugged_size",
+            "prefault",
+            "reserve",
+            "thp",
+        ]),
+    ),
+    (
+        "--serial",
+        Some(&["off", "pty", "tty", "null", "file", "socket"]),
+    ),
+    (
+        "--console",
+        Some(&["off", "pty", "tty", "null", "file", "socket"]),
+    ),
+    (
+        "--vsock",
+        Some(&[
+            "cid",
+            "socket",
+            "iommu",
+            "id",
+            "pci_segment",
+            "pci_device_id",
+        ]),
+    ),
+];
+
+/// Checks a Cloud Hypervisor argument list against [`CH_OPTIONS`] and the
+/// value formats its parsers accept; returns the problems found.
+fn ch_errors(args: &[String]) -> Vec<String> {
+    let mut errors = Vec::new();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let Some((_, keys)) = CH_OPTIONS.iter().find(|(f, _)| f == flag) else {
+            errors.push(format!("unknown option {flag}"));
+            it.next();
+            continue;
+        };
+        let Some(value) = it.next() else {
+            errors.push(format!("{flag} has no value"));
+            continue;
+        };
+        let Some(keys) = keys else { continue };
+        for item in value.split(',') {
+            let (k, v) = item.split_once('=').unwrap_or((item, ""));
+            if !keys.contains(&k) {
+                errors.push(format!("{flag}: unknown key {k}"));
+            }
+            let ok = match (flag.as_str(), k) {
+                ("--disk", "path") | ("--vsock", "socket") => v.starts_with('/'),
+                ("--disk", "readonly") => v == "on" || v == "off",
+                ("--cpus", "boot") => v.parse::<u8>().is_ok_and(|n| n >= 1),
+                // ByteSized: a number with an optional K, M or G suffix.
+                ("--memory", "size") => v
+                    .strip_suffix(['K', 'M', 'G'])
+                    .unwrap_or(v)
+                    .parse::<u64>()
+                    .is_ok(),
+                ("--vsock", "cid") => v.parse::<u32>().is_ok_and(|n| n >= 3),
+                ("--serial" | "--console", "off" | "pty" | "tty" | "null") => v.is_empty(),
+                _ => true,
+            };
+            if !ok {
+                errors.push(format!("{flag}: bad value {item:?}"));
+            }
+        }
+    }
+    errors
+}
+
+#[test]
+fn cloud_hypervisor_command_line_option_by_option() {
+    let args = full_guest().cloud_hypervisor();
+    assert_eq!(
+        args,
+        [
+            "--kernel",
+            "/k/vmlinux",
+            "--initramfs",
+            "/img/app.cpio.zst",
+            "--cmdline",
+            "console=ttyS0 root=/dev/vda rw quiet mkrootfs.debug",
+            "--disk",
+            "path=/img/root.ext4",
+            "--disk",
+            "path=/img/data.erofs,readonly=on",
+            "--cpus",
+            "boot=2",
+            "--memory",
+            "size=256M",
+            "--serial",
+            "tty",
+            "--console",
+            "off",
+            "--vsock",
+            "cid=3,socket=/run/app/vsock.sock",
+        ]
+    );
+    assert_eq!(ch_errors(&args), Vec::<String>::new());
+    assert_eq!(
+        ch_errors(&Guest::new("/k", "/i").cloud_hypervisor()),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn the_cloud_hypervisor_check_catches_bad_options() {
+    let args: Vec<String> = [
+        "--kernal",
+        "/k",
+        "--memory",
+        "size=512MiB",
+        "--disk",
+        "path=/d,ro=on",
+        "--serial",
+        "stdio",
+    ]
+    .map(String::from)
+    .to_vec();
+    assert_eq!(
+        ch_errors(&args),
+        [
+            "unknown option --kernal",
+            "--memory: bad value \"size=512MiB\"",
+            "--disk: unknown key ro",
+            "--serial: unknown key stdio",
+        ]
+    );
+}
+
+#[test]
+fn qemu_microvm_boot_is_the_run_command_s() {
+    let g = full_guest();
+    let vm = g.qemu(Machine::Microvm);
+    assert_eq!(vm.machine, Machine::Microvm);
+    assert_eq!(vm.append, "root=/dev/vda rw quiet mkrootfs.debug");
+    assert_eq!((vm.memory_mb, vm.cpus), (256, 2));
+    assert!(vm.debug_exit);
+    let ch = g.cloud_hypervisor_qemu();
+    assert_eq!(ch.machine, Machine::CloudHypervisorLike);
+    assert_eq!(
+        ch.append,
+        "console=ttyS0 root=/dev/vda rw quiet mkrootfs.debug"
+    );
+}
+
+#[test]
+fn bzimage_for_firecracker_or_cloud_hypervisor_says_how_to_extract() {
+    let dir = tempfile::tempdir().unwrap();
+    let bz = dir.path().join("vmlinuz");
+    let mut bytes = vec![0u8; 0x400];
+    bytes[0x202..0x206].copy_from_slice(b"HdrS");
+    std::fs::write(&bz, &bytes).unwrap();
+    let err = check_kernel(Target::Firecracker, &bz).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{0} is a bzImage, but Firecracker boots an uncompressed ELF vmlinux: run `mkrootfs kernel extract-vmlinux {0} -o vmlinux` and pass --kernel vmlinux",
+            bz.display()
+        )
+    );
+    let err = check_kernel(Target::CloudHypervisor, &bz).unwrap_err();
+    assert!(
+        err.to_string().contains("but Cloud Hypervisor boots"),
+        "{err}"
+    );
+    check_kernel(Target::QemuMicrovm, &bz).unwrap();
+
+    let elf = dir.path().join("vmlinux");
+    std::fs::write(&elf, b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0\x3e\0").unwrap();
+    check_kernel(Target::Firecracker, &elf).unwrap();
+
+    let other = dir.path().join("Image");
+    std::fs::write(&other, b"MZ").unwrap();
+    assert_eq!(
+        check_kernel(Target::CloudHypervisor, &other).unwrap_err().to_string(),
+        format!("{} is not an ELF vmlinux, which Cloud Hypervisor needs (nor a bzImage to extract one from)", other.display())
+    );
+    let missing = dir.path().join("missing");
+    assert_eq!(
+        check_kernel(Target::Firecracker, &missing)
+            .unwrap_err()
+            .to_string(),
+        format!("read kernel {}", missing.display())
+    );
+}
+
+#[test]
+fn shell_quoting() {
+    assert_eq!(shell_quote("-append"), "-append");
+    assert_eq!(shell_quote("file=/a,b"), "file=/a,b");
+    assert_eq!(shell_quote("a b"), "'a b'");
+    assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    assert_eq!(shell_quote(""), "''");
+}
