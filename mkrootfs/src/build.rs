@@ -506,6 +506,9 @@ fn add_busybox_links(tree: &mut Tree, sysroot: &Path, image_path: &str) -> Resul
     Ok(())
 }
 
+/// Where `make init` puts the static init, under a cargo target directory.
+pub const INIT_IN_TARGET: &str = "x86_64-unknown-linux-musl/release/init";
+
 /// The static init: `$MKROOTFS_INIT`, next to this executable's target
 /// directory, this workspace's target directory, or the system location.
 pub fn find_init() -> Result<PathBuf, BuildError> {
@@ -513,17 +516,16 @@ pub fn find_init() -> Result<PathBuf, BuildError> {
     if let Some(p) = std::env::var_os("MKROOTFS_INIT") {
         candidates.push(PathBuf::from(p));
     }
-    const REL: &str = "x86_64-unknown-linux-musl/release/init";
     if let Ok(exe) = std::env::current_exe() {
         // target/release/mkrootfs or target/debug/deps/test-binary
         for anc in exe.ancestors().skip(1).take(3) {
-            candidates.push(anc.join(REL));
+            candidates.push(anc.join(INIT_IN_TARGET));
         }
     }
     candidates.push(
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../target")
-            .join(REL),
+            .join(INIT_IN_TARGET),
     );
     candidates.push(PathBuf::from("/usr/lib/mkrootfs/init"));
     for c in &candidates {

@@ -54,7 +54,7 @@ pub fn init_binary() -> &'static Path {
             .status()
             .expect("run make to build the init");
         assert!(status.success(), "building the static init failed");
-        root.join("target/x86_64-unknown-linux-musl/release/init")
+        root.join("target").join(mkrootfs::build::INIT_IN_TARGET)
     })
 }
 
