@@ -254,7 +254,10 @@ sleep 0.5
 setsid sh -c "trap '' TERM; echo STUBBORN-READY; while :; do sleep 1; done" &
 sleep 0.5
 # Not in the service's session: PID 1 takes this as a shutdown request.
-setsid sh -c 'kill -TERM 1'
+# The sender stays alive a while: one already reaped when PID 1 looks it up
+# cannot be told apart from a service's (docs/init.md), and under load the
+# script's shell could reap it first.
+setsid sh -c 'kill -TERM 1; sleep 2'
 while :; do sleep 0.1; done
 '''
 "#;

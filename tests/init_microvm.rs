@@ -66,10 +66,11 @@ fn kernel_has_cmdline_devices() -> bool {
         })
 }
 
-/// Boots on a Firecracker-shaped microvm with an empty disk and the given
-/// kernel parameters and QEMU arguments.
-fn boot(append: &str, qemu_args: &[&str]) -> Outcome {
-    let disk = mkrootfs_tests::work_dir().join("microvm-empty.img");
+/// Boots on a Firecracker-shaped microvm with an empty disk of its own
+/// (`<name>.img`: tests run in parallel, and QEMU locks its disks) and the
+/// given kernel parameters and QEMU arguments.
+fn boot(name: &str, append: &str, qemu_args: &[&str]) -> Outcome {
+    let disk = mkrootfs_tests::work_dir().join(format!("{name}.img"));
     std::fs::write(&disk, vec![0u8; 1 << 20]).unwrap();
     let mut cfg = VmConfig::new(kernel().vmlinuz.clone(), image().clone());
     cfg.machine = Machine::Microvm;
@@ -122,6 +123,7 @@ fn assert_rebooted_after_result(out: &Outcome) {
 #[test]
 fn firecracker_shaped_guest_gets_module_parameters_reboots_and_signals_the_boot_timer() {
     let out = boot(
+        "microvm-firecracker-disk",
         &format!("{FIRST_SLOT} virtio_blk.queue_depth=32 mkrootfs.boot_timer=firecracker"),
         &["-d", "guest_errors"],
     );
@@ -169,6 +171,7 @@ fn firecracker_shaped_guest_gets_module_parameters_reboots_and_signals_the_boot_
 #[test]
 fn boot_timer_on_an_io_port_writes_the_byte_once() {
     let out = boot(
+        "microvm-pio-disk",
         "mkrootfs.boot_timer=pio:0x3f0",
         &["-d", "trace:memory_region_ops_write"],
     );

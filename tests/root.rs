@@ -321,6 +321,16 @@ fn exec_hands_pid_1_to_the_disks_init() {
     let img = build_image("root-exec", &profile(&modules, init, ""));
     let out = boot(&img, "", Machine::Pc);
     assert_console(&out, "EXEC-INIT pid=1 disk=ext4\n");
+    // The init's timings are printed before the handover too (they used to
+    // be lost in this mode).
+    let timings = out.console.find(" timings: kernel_ms=");
+    let handover = out.console.find("handing over to /sbin/init");
+    assert!(
+        matches!((timings, handover), (Some(t), Some(h)) if t < h),
+        "console:\n{}",
+        out.console
+    );
+    assert_console(&out, " coldplug_ms=");
     assert!(
         out.result.is_none(),
         "the disk's init ran, not the services; console:\n{}",

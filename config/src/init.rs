@@ -40,7 +40,9 @@ pub struct InitConfig {
     /// passes these, then the module's parameters from the kernel command
     /// line (`virtio_blk.queue_depth=128`), space-separated, as modprobe
     /// does. Default: none (the builder fills this from the profile's
-    /// `[modules] options`).
+    /// `[modules] options`). Left out of the JSON when empty, so that
+    /// images without it stay byte-identical.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub module_options: BTreeMap<String, String>,
     /// Load the modules that the devices under `/sys/devices` ask for
     /// (their `modalias`), using the image's `modules.alias`. Default: true.

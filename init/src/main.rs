@@ -201,8 +201,12 @@ fn boot() -> ! {
     system_setup(&cfg);
     t.mark("config");
 
-    let loaded = modules::load(&cfg, &line);
+    let mut loaded = modules::load(&cfg, &line);
     t.mark("modules");
+    if cfg.coldplug {
+        loaded.names.extend(modules::coldplug());
+    }
+    t.mark("coldplug");
     match root::enter(&cfg.root, &loaded) {
         Ok(root::Entered::Initramfs) => {}
         Ok(root::Entered::Switched) => {
@@ -212,7 +216,12 @@ fn boot() -> ! {
                 fatal("mount", &e);
             }
         }
-        Ok(root::Entered::Exec(program, argv)) => exec_init(&program, &argv),
+        Ok(root::Entered::Exec(program, argv)) => {
+            // The timings end here: the root's own init takes over.
+            t.mark("root");
+            info!("timings: {}", t.line());
+            exec_init(&program, &argv)
+        }
         Err(e) => fatal("root", &e),
     }
     t.mark("root");
@@ -273,13 +282,7 @@ fn rlimit_resource(name: &str) -> Option<nix::sys::resource::Resource> {
 fn exec_init(program: &Path, argv: &[String]) -> ! {
     info!("handing over to {}", program.display());
     let path = program.to_string_lossy();
-    let env = std::env::vars_os().map(|(k, v)| {
-        let mut kv = k.to_string_lossy().into_owned();
-        kv.push('=');
-        kv.push_str(&v.to_string_lossy());
-        kv
-    });
-    let exe = match sys::Exec::new(&path, argv.iter().map(String::as_str), env) {
+    let exe = match sys::Exec::new(&path, argv.iter().map(String::as_str), []) {
         Ok(exe) => exe,
         Err(e) => fatal("exec", &format_args!("{path}: {e}")),
     };
@@ -287,7 +290,7 @@ fn exec_init(program: &Path, argv: &[String]) -> ! {
         warn!("reset signals before exec: {e}");
     }
     boot_timer::fire();
-    let e = exe.exec();
+    let e = exe.exec_keeping_environment();
     fatal("exec", &format_args!("{path}: {e}"))
 }
 

@@ -138,7 +138,7 @@ pub fn wait(
             announced = true;
         }
         if coldplug && last_coldplug.elapsed() >= Duration::from_millis(500) {
-            for m in crate::modules::coldplug_again() {
+            for m in crate::modules::coldplug() {
                 if !loaded.contains(&m) {
                     loaded.push(m);
                 }
