@@ -55,10 +55,14 @@ pub enum BuildError {
     UnknownPreset(String),
     #[error("[modules] asks for modules but names no kernel module tree (set modules.kernel or pass --kernel-modules)")]
     NoModuleTree,
-    #[error("find the kernel for modules.kernel = \"auto\"")]
-    AutoKernel(#[source] mkrootfs_qemu::QemuError),
-    #[error("modules.kernel = \"auto\": kernel {0} has no module tree")]
-    AutoKernelNoModules(String),
+    #[error("modules.kernel = \"auto\" stands for the kernel that boots the image, and none was given (pass --kernel-modules DIR)")]
+    AutoKernelUnknown,
+    #[error("modules.kernel = \"auto\": kernel {kernel} (version {version}) has no module tree {expected} (nor under usr/); its modules cannot come from another kernel's tree: pass --kernel-modules DIR for this kernel's modules")]
+    AutoKernelNoModules {
+        kernel: PathBuf,
+        version: String,
+        expected: PathBuf,
+    },
     #[error("busybox_links: run {path} --list-full")]
     Busybox {
         path: PathBuf,
@@ -87,8 +91,41 @@ pub struct BuildOptions {
     pub init_binary: Option<PathBuf>,
     /// Overrides the profile's `modules.kernel`.
     pub modules_dir: Option<PathBuf>,
+    /// The kernel `modules.kernel = "auto"` stands for, resolved by the caller
+    /// (the CLI: the kernel `mkrootfs run` boots, or the harness's default
+    /// kernel for `mkrootfs build`). Without it, `"auto"` is an error.
+    pub auto_kernel: Option<AutoKernel>,
     /// mtime of every entry; default: `$SOURCE_DATE_EPOCH`, else 0.
     pub mtime: Option<u32>,
+}
+
+/// A kernel the caller chose for `modules.kernel = "auto"`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AutoKernel {
+    /// The kernel image, for messages.
+    pub vmlinuz: PathBuf,
+    /// Its release (`uname -r`), the name of its `lib/modules/<version>` tree.
+    pub version: String,
+    /// Its module tree, `None` when it has none: then `"auto"` is an error
+    /// naming the kernel and the tree looked for, never another kernel's tree.
+    pub modules: Option<PathBuf>,
+}
+
+impl AutoKernel {
+    /// The module tree, or the error that names the kernel and the tree missing.
+    pub fn module_tree(&self) -> Result<PathBuf, BuildError> {
+        self.modules.clone().ok_or_else(|| {
+            let root = match self.vmlinuz.parent().and_then(Path::parent) {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            BuildError::AutoKernelNoModules {
+                kernel: self.vmlinuz.clone(),
+                version: self.version.clone(),
+                expected: root.join("lib/modules").join(&self.version),
+            }
+        })
+    }
 }
 
 /// What a build produced.
@@ -410,11 +447,10 @@ fn module_tree(kernel: Option<&str>, opts: &BuildOptions) -> Result<PathBuf, Bui
     }
     match kernel {
         None => Err(BuildError::NoModuleTree),
-        Some("auto") => {
-            let k = mkrootfs_qemu::find_kernel().map_err(BuildError::AutoKernel)?;
-            k.modules
-                .ok_or_else(|| BuildError::AutoKernelNoModules(k.vmlinuz.display().to_string()))
-        }
+        Some("auto") => match &opts.auto_kernel {
+            Some(k) => k.module_tree(),
+            None => Err(BuildError::AutoKernelUnknown),
+        },
         Some(p) => Ok(PathBuf::from(p)),
     }
 }
@@ -541,6 +577,58 @@ pub fn find_init() -> Result<PathBuf, BuildError> {
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+
+    /// A profile with its own /init that asks for modules from the "auto" tree.
+    fn auto_modules_profile(dir: &Path) -> Profile {
+        let path = dir.join("auto.toml");
+        fs::write(
+            &path,
+            "[image]\ninit = \"/init\"\ncompression = \"none\"\n\
+             [[files]]\ndest = \"/init\"\ncontent = \"#!/bin/sh\\n\"\nmode = \"0755\"\n\
+             [modules]\nkernel = \"auto\"\nload = [\"virtio_blk\"]\n",
+        )
+        .unwrap();
+        crate::profile::load_path(&path).unwrap()
+    }
+
+    /// `mkrootfs run --kernel K` with K lacking a module tree used to take the
+    /// modules of whatever kernel the harness found by itself.
+    #[test]
+    fn auto_kernel_without_module_tree_names_the_kernel_and_the_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = auto_modules_profile(dir.path());
+        let opts = BuildOptions {
+            output: Some(dir.path().join("out.cpio")),
+            auto_kernel: Some(AutoKernel {
+                vmlinuz: PathBuf::from("/k/boot/vmlinuz-9.9.9-test"),
+                version: "9.9.9-test".to_string(),
+                modules: None,
+            }),
+            mtime: Some(0),
+            ..Default::default()
+        };
+        let err = build(&p, &opts).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "modules.kernel = \"auto\": kernel /k/boot/vmlinuz-9.9.9-test (version 9.9.9-test) \
+             has no module tree /k/lib/modules/9.9.9-test (nor under usr/); its modules cannot \
+             come from another kernel's tree: pass --kernel-modules DIR for this kernel's modules"
+        );
+        assert!(!dir.path().join("out.cpio").exists());
+    }
+
+    #[test]
+    fn auto_kernel_not_given_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = auto_modules_profile(dir.path());
+        let opts = BuildOptions {
+            output: Some(dir.path().join("out.cpio")),
+            mtime: Some(0),
+            ..Default::default()
+        };
+        let err = build(&p, &opts).unwrap_err();
+        assert!(matches!(err, BuildError::AutoKernelUnknown), "{err}");
+    }
 
     #[test]
     fn binary_behind_an_absolute_symlink_in_the_sysroot_is_found() {

@@ -94,6 +94,7 @@ pub fn try_build(name: &str, profile_toml: &str) -> Result<BuildReport, BuildErr
         output: Some(dir.join(format!("{name}.cpio{ext}"))),
         init_binary: Some(init_binary().to_path_buf()),
         modules_dir: None,
+        auto_kernel: None,
         mtime: None,
     };
     build::build(&p, &opts)
