@@ -197,13 +197,7 @@ pub fn build(profile: &Profile, opts: &BuildOptions) -> Result<BuildReport, Buil
 
 /// `out/<name>.cpio` plus the compression's extension.
 pub fn default_output(profile: &Profile, c: Compression) -> PathBuf {
-    let ext = match c {
-        Compression::None => "",
-        Compression::Gzip => ".gz",
-        Compression::Xz => ".xz",
-        Compression::Zstd => ".zst",
-    };
-    PathBuf::from("out").join(format!("{}.cpio{ext}", profile.name))
+    PathBuf::from("out").join(format!("{}.cpio{}", profile.name, c.extension()))
 }
 
 /// `$SOURCE_DATE_EPOCH`, else 0. A malformed value, or one past the
@@ -324,7 +318,7 @@ pub fn assemble(profile: &Profile, opts: &BuildOptions) -> Result<Assembled, Bui
     };
     Ok(Assembled {
         tree,
-        compression: profile.image.compression.unwrap_or(Compression::Zstd),
+        compression: profile.image.compression.unwrap_or_default(),
         level: profile.image.level,
         init,
     })
