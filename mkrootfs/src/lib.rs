@@ -18,3 +18,4 @@ pub mod profile;
 pub mod tree;
 pub mod vmconfig;
 pub mod vmlinux;
+mod walk;

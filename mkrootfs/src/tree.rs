@@ -14,6 +14,7 @@
 //! memory whatever the size of the tree.
 
 use crate::cpio::Entry;
+use crate::walk::Walk;
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -25,9 +26,6 @@ const S_IFLNK: u32 = 0o120000;
 const S_IFCHR: u32 = 0o020000;
 const S_IFBLK: u32 = 0o060000;
 const S_IFIFO: u32 = 0o010000;
-
-/// Symlinks followed while resolving one path, as the kernel's `MAXSYMLINKS`.
-const MAX_SYMLINKS: usize = 40;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TreeError {
@@ -432,19 +430,19 @@ impl Tree {
     /// when `follow_last`), as the kernel would when creating it.
     pub fn resolve(&self, path: &str, follow_last: bool) -> Result<String, TreeError> {
         let mut walk = Walk::new(path);
-        while let Some(current) = walk.next_component() {
+        while walk.step() {
             if walk.at_end() && !follow_last {
                 break;
             }
             if let Some(Item {
                 node: Node::Symlink(target),
                 ..
-            }) = self.items.get(&current)
+            }) = self.items.get(&walk.current_str())
             {
-                walk.follow(target)?;
+                walk.follow(target).map_err(|_| loop_err(path))?;
             }
         }
-        Ok(walk.current())
+        Ok(walk.current_str())
     }
 
     /// Copies the sysroot's file at `image_path` into the same path of the
@@ -458,7 +456,8 @@ impl Tree {
         origin: &str,
     ) -> Result<String, TreeError> {
         let mut walk = Walk::new(image_path);
-        while let Some(current) = walk.next_component() {
+        while walk.step() {
+            let current = walk.current_str();
             let host = self.sysroot.join(&current[1..]);
             let md = fs::symlink_metadata(&host).map_err(read_err(&host, origin))?;
             let ft = md.file_type();
@@ -466,7 +465,7 @@ impl Tree {
                 let target = fs::read_link(&host).map_err(read_err(&host, origin))?;
                 let target = target.to_string_lossy().into_owned();
                 self.add_symlink(&current, &target, origin)?;
-                walk.follow(&target)?;
+                walk.follow(&target).map_err(|_| loop_err(image_path))?;
             } else if walk.at_end() {
                 let meta = Meta::root(md.permissions().mode() & 0o7777);
                 if ft.is_dir() {
@@ -668,75 +667,10 @@ impl Tree {
     }
 }
 
-/// A path walk that follows symlinks as the kernel does: components are
-/// taken one at a time, `.` is skipped, `..` goes up (never above `/`),
-/// and a symlink is replaced by its target (from `/` when it is absolute).
-struct Walk {
-    path: String,
-    /// Components still to walk, the next one last.
-    pending: Vec<String>,
-    /// The resolved components so far.
-    done: Vec<String>,
-    hops: usize,
-}
-
-impl Walk {
-    fn new(path: &str) -> Walk {
-        let mut w = Walk {
-            path: path.to_string(),
-            pending: Vec::new(),
-            done: Vec::new(),
-            hops: 0,
-        };
-        w.push_front(path);
-        w
-    }
-
-    fn push_front(&mut self, path: &str) {
-        let parts = path.split('/').filter(|s| !s.is_empty()).rev();
-        self.pending.extend(parts.map(String::from));
-    }
-
-    /// Steps onto the next component and returns the path so far.
-    fn next_component(&mut self) -> Option<String> {
-        loop {
-            let part = self.pending.pop()?;
-            match part.as_str() {
-                "." => {}
-                ".." => {
-                    self.done.pop();
-                }
-                _ => {
-                    self.done.push(part);
-                    return Some(self.current());
-                }
-            }
-        }
-    }
-
-    /// Whether the current component is the last one.
-    fn at_end(&self) -> bool {
-        self.pending.is_empty()
-    }
-
-    /// Replaces the current component, a symlink, by its target.
-    fn follow(&mut self, target: &str) -> Result<(), TreeError> {
-        self.hops += 1;
-        if self.hops > MAX_SYMLINKS {
-            return Err(TreeError::SymlinkLoop {
-                path: self.path.clone(),
-            });
-        }
-        self.done.pop();
-        if target.starts_with('/') {
-            self.done.clear();
-        }
-        self.push_front(target);
-        Ok(())
-    }
-
-    fn current(&self) -> String {
-        format!("/{}", self.done.join("/"))
+/// The error for more than [`crate::walk::MAX_SYMLINKS`] symlinks on `path`.
+fn loop_err(path: &str) -> TreeError {
+    TreeError::SymlinkLoop {
+        path: path.to_string(),
     }
 }
 
