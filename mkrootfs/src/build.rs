@@ -2,7 +2,8 @@
 
 use crate::compress::Compression;
 use crate::elf::{self, ElfError, Resolver, ResolverOptions};
-use crate::kmod::{self, KmodError, ModuleCompression};
+use crate::kmod::{self, KmodError};
+use crate::plan::{InitChoice, ModuleTree, Plan, PlanError};
 use crate::profile::{NodeKind, Profile, ProfileError};
 use crate::tree::{Meta, Node, Tree, TreeError};
 use mkrootfs_config::{InitConfig, RootMode, INIT_CONFIG_PATH};
@@ -21,6 +22,8 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 pub enum BuildError {
     #[error(transparent)]
     Profile(#[from] ProfileError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
     #[error(transparent)]
     Tree(#[from] TreeError),
     #[error(transparent)]
@@ -51,8 +54,6 @@ pub enum BuildError {
     ModuleOptions { profile: String, message: String },
     #[error("image.init {0} is not in the image")]
     InitMissing(String),
-    #[error("modules.preset {0:?} is not a known preset (known: microvm)")]
-    UnknownPreset(String),
     #[error("[modules] asks for modules but names no kernel module tree (set modules.kernel or pass --kernel-modules)")]
     NoModuleTree,
     #[error("modules.kernel = \"auto\" stands for the kernel that boots the image, and none was given (pass --kernel-modules DIR)")]
@@ -159,38 +160,31 @@ impl std::fmt::Display for BuildReport {
 #[derive(Debug)]
 pub struct Assembled {
     pub tree: Tree,
-    pub compression: Compression,
-    pub level: Option<u32>,
     /// The configuration written for the mkrootfs init, if it is used.
     pub init: Option<InitConfig>,
 }
 
 /// Builds `profile` into an image file. Files are read from disk while the
 /// image is written (see [`write`]), so memory stays bounded.
+/// The profile is validated first ([`Plan::new`]), so a bad value is
+/// reported with its position before anything is read.
 pub fn build(profile: &Profile, opts: &BuildOptions) -> Result<BuildReport, BuildError> {
     let start = Instant::now();
-    let assembled = assemble(profile, opts)?;
-    let mtime = match opts.mtime {
-        Some(m) => m,
-        None => source_date_epoch()?,
-    };
-    let path = opts
-        .output
-        .clone()
-        .unwrap_or_else(|| default_output(profile, assembled.compression));
+    let plan = Plan::new(profile, opts)?;
+    let assembled = assemble(&plan)?;
     let written = write::write_image(
         &assembled.tree,
-        mtime,
-        assembled.compression,
-        assembled.level,
-        &path,
+        plan.mtime,
+        plan.compression,
+        Some(plan.level),
+        &plan.output,
     )?;
     Ok(BuildReport {
-        path,
+        path: plan.output,
         entries: written.entries,
         uncompressed: written.uncompressed,
         compressed: written.compressed,
-        compression: assembled.compression,
+        compression: plan.compression,
         elapsed: start.elapsed(),
     })
 }
@@ -212,18 +206,15 @@ pub fn source_date_epoch() -> Result<u32, BuildError> {
     }
 }
 
-/// Assembles the tree of `profile` without archiving it.
-pub fn assemble(profile: &Profile, opts: &BuildOptions) -> Result<Assembled, BuildError> {
-    let sysroot = profile
-        .image
-        .sysroot
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("/"));
+/// Assembles the tree of a validated plan without archiving it.
+pub fn assemble(plan: &Plan) -> Result<Assembled, BuildError> {
+    let profile = &plan.profile;
+    let sysroot = plan.sysroot.clone();
     let mut tree = Tree::new(&sysroot);
     tree.add_skeleton()?;
     let resolver = Resolver::new(ResolverOptions {
         sysroot: sysroot.clone(),
-        dlopen_notes: profile.image.dlopen_notes.unwrap_or(false),
+        dlopen_notes: plan.dlopen_notes,
         arch: None,
     })?;
 
@@ -262,22 +253,22 @@ pub fn assemble(profile: &Profile, opts: &BuildOptions) -> Result<Assembled, Bui
     }
 
     add_profile_entries(&mut tree, profile)?;
-    let module_names = add_modules(&mut tree, profile, opts)?;
+    let module_names = add_modules(&mut tree, plan)?;
 
-    let init = match profile.image.init.as_deref() {
-        None | Some("mkrootfs") => {
+    let init = match &plan.init {
+        InitChoice::Mkrootfs => {
             let mut cfg = profile
                 .init
                 .clone()
                 .ok_or_else(|| BuildError::NoInitConfig(profile.path.display().to_string()))?;
             cfg.modules.extend(module_names);
-            cfg.module_options.extend(profile.modules.options.clone());
+            cfg.module_options.extend(plan.modules.options.clone());
             cfg.validate()
                 .map_err(|message| BuildError::ModuleOptions {
                     profile: profile.path.display().to_string(),
                     message,
                 })?;
-            let bin = match &opts.init_binary {
+            let bin = match &plan.init_binary {
                 Some(p) => p.clone(),
                 None => find_init()?,
             };
@@ -305,7 +296,8 @@ pub fn assemble(profile: &Profile, opts: &BuildOptions) -> Result<Assembled, Bui
             )?;
             Some(cfg)
         }
-        Some(path) => {
+        InitChoice::Own(path) => {
+            let path = path.as_str();
             let resolved = tree.resolve(path, true)?;
             if !matches!(tree.get(&resolved), Some(Node::File(_))) {
                 return Err(BuildError::InitMissing(path.to_string()));
@@ -316,12 +308,7 @@ pub fn assemble(profile: &Profile, opts: &BuildOptions) -> Result<Assembled, Bui
             None
         }
     };
-    Ok(Assembled {
-        tree,
-        compression: profile.image.compression.unwrap_or_default(),
-        level: profile.image.level,
-        init,
-    })
+    Ok(Assembled { tree, init })
 }
 
 fn add_profile_entries(tree: &mut Tree, profile: &Profile) -> Result<(), BuildError> {
@@ -390,23 +377,15 @@ fn add_profile_entries(tree: &mut Tree, profile: &Profile) -> Result<(), BuildEr
 }
 
 /// Adds the `[modules]` closure; returns the names the init should load.
-fn add_modules(
-    tree: &mut Tree,
-    profile: &Profile,
-    opts: &BuildOptions,
-) -> Result<Vec<String>, BuildError> {
-    let m = &profile.modules;
+fn add_modules(tree: &mut Tree, plan: &Plan) -> Result<Vec<String>, BuildError> {
+    let m = &plan.modules;
     let mut names: Vec<String> = m.load.clone();
-    if let Some(preset) = &m.preset {
-        match preset.as_str() {
-            "microvm" => names.extend(kmod::MICROVM_PRESET.iter().map(|s| s.to_string())),
-            other => return Err(BuildError::UnknownPreset(other.to_string())),
-        }
+    if let Some(preset) = m.preset {
+        names.extend(preset.modules().iter().map(|s| s.to_string()));
     }
     // What the init's root step will mount needs its driver in the image;
     // a built-in one is simply recorded as such by the closure.
-    let tree_known = m.kernel.is_some() || opts.modules_dir.is_some();
-    if let (Some(init), true) = (&profile.init, tree_known) {
+    if let (Some(init), true) = (&plan.profile.init, m.tree.is_some()) {
         if init.root.mode == RootMode::Overlay {
             names.push("overlay".to_string());
         }
@@ -418,12 +397,16 @@ fn add_modules(
         return Ok(Vec::new());
     }
     names.dedup();
-    let dir = module_tree(m.kernel.as_deref(), opts)?;
+    let dir = match &m.tree {
+        None => return Err(BuildError::NoModuleTree),
+        Some(ModuleTree::Path(p)) => p.clone(),
+        Some(ModuleTree::Auto) => match &plan.auto_kernel {
+            Some(k) => k.module_tree()?,
+            None => return Err(BuildError::AutoKernelUnknown),
+        },
+    };
     let closure = kmod::resolve(&dir, &names)?;
-    for f in kmod::image_files(
-        &closure,
-        m.compressed.unwrap_or(ModuleCompression::Decompress),
-    )? {
+    for f in kmod::image_files(&closure, m.compressed)? {
         tree.add(
             &f.path,
             Node::File(f.data.into()),
@@ -433,20 +416,6 @@ fn add_modules(
     }
     let builtin = &closure.builtin;
     Ok(names.into_iter().filter(|n| !builtin.contains(n)).collect())
-}
-
-fn module_tree(kernel: Option<&str>, opts: &BuildOptions) -> Result<PathBuf, BuildError> {
-    if let Some(d) = &opts.modules_dir {
-        return Ok(d.clone());
-    }
-    match kernel {
-        None => Err(BuildError::NoModuleTree),
-        Some("auto") => match &opts.auto_kernel {
-            Some(k) => k.module_tree(),
-            None => Err(BuildError::AutoKernelUnknown),
-        },
-        Some(p) => Ok(PathBuf::from(p)),
-    }
 }
 
 /// Finds a binary named in a profile: an absolute path as is, else the

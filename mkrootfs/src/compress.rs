@@ -101,6 +101,9 @@ pub struct Format {
     /// The magic numbers a segment in this format starts with (the kernel's
     /// lib/decompress.c table; a cpio header for none).
     pub magics: &'static [&'static [u8]],
+    /// The levels the encoder takes (`None`: the format has no level, and
+    /// one given is ignored).
+    pub levels: Option<(u32, u32)>,
 }
 
 /// One row per format, in [`Compression::ALL`]'s order.
@@ -110,6 +113,7 @@ pub const FORMATS: [Format; 4] = [
         name: "none",
         extension: "",
         magics: &[b"070701", b"070702"],
+        levels: None,
     },
     Format {
         compression: Compression::Gzip,
@@ -117,18 +121,22 @@ pub const FORMATS: [Format; 4] = [
         extension: ".gz",
         // 1f 9e is the "old gzip" magic the kernel also accepts.
         magics: &[&[0x1f, 0x8b], &[0x1f, 0x9e]],
+        levels: Some((0, 9)),
     },
     Format {
         compression: Compression::Xz,
         name: "xz",
         extension: ".xz",
         magics: &[&[0xfd, b'7', b'z', b'X', b'Z', 0x00]],
+        levels: Some((0, 9)),
     },
     Format {
         compression: Compression::Zstd,
         name: "zstd",
         extension: ".zst",
         magics: &[&[0x28, 0xb5, 0x2f, 0xfd]],
+        // zstd's own maximum (ZSTD_maxCLevel), checked by a test.
+        levels: Some((1, 22)),
     },
 ];
 
@@ -150,6 +158,16 @@ impl Compression {
     /// The output extension after `.cpio`: `""`, `.gz`, `.xz` or `.zst`.
     pub fn extension(self) -> &'static str {
         self.format().extension
+    }
+
+    /// Checks `level` against [`Format::levels`], with the encoder's message.
+    pub fn check_level(self, level: u32) -> Result<(), String> {
+        match self.format().levels {
+            Some((lo, hi)) if level < lo || level > hi => {
+                Err(format!("{self} level {level} is out of range {lo}-{hi}"))
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -736,6 +754,23 @@ mod tests {
                 assert_eq!(detect(m), Some(c), "{c}");
             }
         }
+        assert_eq!(
+            Compression::Zstd.format().levels,
+            Some((1, zstd_safe::max_c_level() as u32))
+        );
+        for c in Compression::ALL {
+            if let Some((lo, hi)) = c.format().levels {
+                for level in [lo, c.default_level(), hi] {
+                    assert_eq!(c.check_level(level), Ok(()), "{c} {level}");
+                    compress(b"x", c, Some(level)).unwrap();
+                }
+                for bad in [lo.checked_sub(1), Some(hi + 1)].into_iter().flatten() {
+                    let want = compress(b"x", c, Some(bad)).unwrap_err().to_string();
+                    assert_eq!(c.check_level(bad), Err(want));
+                }
+            }
+        }
+        assert_eq!(Compression::None.check_level(99), Ok(()));
         let names: Vec<&str> = Compression::ALL.iter().map(|c| c.name()).collect();
         assert_eq!(names, ["none", "gzip", "xz", "zstd"]);
         let exts: Vec<&str> = Compression::ALL.iter().map(|c| c.extension()).collect();

@@ -14,6 +14,7 @@ pub mod elf;
 pub mod extract;
 pub mod kmod;
 pub mod list;
+pub mod plan;
 pub mod profile;
 pub mod tree;
 pub mod vmconfig;
