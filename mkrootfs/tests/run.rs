@@ -20,7 +20,7 @@ fn init_binary() -> PathBuf {
         .status()
         .expect("run make to build the init");
     assert!(status.success(), "building the static init failed");
-    repo().join("target/x86_64-unknown-linux-musl/release/init")
+    repo().join("target/x86_64-unknown-linux-gnu/release/init")
 }
 
 fn run(args: &[&str]) -> Output {
