@@ -2,7 +2,8 @@
 
 use crate::compress::Compression;
 use crate::elf::{self, ElfError, Resolver, ResolverOptions};
-use crate::kmod::{self, KmodError, ModuleCompression};
+use crate::kmod::{self, KmodError};
+use crate::plan::{InitChoice, ModuleTree, Plan, PlanError};
 use crate::profile::{NodeKind, Profile, ProfileError};
 use crate::tree::{Meta, Node, Tree, TreeError};
 use mkrootfs_config::{InitConfig, RootMode, INIT_CONFIG_PATH};
@@ -21,6 +22,8 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 pub enum BuildError {
     #[error(transparent)]
     Profile(#[from] ProfileError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
     #[error(transparent)]
     Tree(#[from] TreeError),
     #[error(transparent)]
@@ -51,14 +54,16 @@ pub enum BuildError {
     ModuleOptions { profile: String, message: String },
     #[error("image.init {0} is not in the image")]
     InitMissing(String),
-    #[error("modules.preset {0:?} is not a known preset (known: microvm)")]
-    UnknownPreset(String),
     #[error("[modules] asks for modules but names no kernel module tree (set modules.kernel or pass --kernel-modules)")]
     NoModuleTree,
-    #[error("find the kernel for modules.kernel = \"auto\"")]
-    AutoKernel(#[source] mkrootfs_qemu::QemuError),
-    #[error("modules.kernel = \"auto\": kernel {0} has no module tree")]
-    AutoKernelNoModules(String),
+    #[error("modules.kernel = \"auto\" stands for the kernel that boots the image, and none was given (pass --kernel-modules DIR)")]
+    AutoKernelUnknown,
+    #[error("modules.kernel = \"auto\": kernel {kernel} (version {version}) has no module tree {expected} (nor under usr/); its modules cannot come from another kernel's tree: pass --kernel-modules DIR for this kernel's modules")]
+    AutoKernelNoModules {
+        kernel: PathBuf,
+        version: String,
+        expected: PathBuf,
+    },
     #[error("busybox_links: run {path} --list-full")]
     Busybox {
         path: PathBuf,
@@ -87,8 +92,41 @@ pub struct BuildOptions {
     pub init_binary: Option<PathBuf>,
     /// Overrides the profile's `modules.kernel`.
     pub modules_dir: Option<PathBuf>,
+    /// The kernel `modules.kernel = "auto"` stands for, resolved by the caller
+    /// (the CLI: the kernel `mkrootfs run` boots, or the harness's default
+    /// kernel for `mkrootfs build`). Without it, `"auto"` is an error.
+    pub auto_kernel: Option<AutoKernel>,
     /// mtime of every entry; default: `$SOURCE_DATE_EPOCH`, else 0.
     pub mtime: Option<u32>,
+}
+
+/// A kernel the caller chose for `modules.kernel = "auto"`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AutoKernel {
+    /// The kernel image, for messages.
+    pub vmlinuz: PathBuf,
+    /// Its release (`uname -r`), the name of its `lib/modules/<version>` tree.
+    pub version: String,
+    /// Its module tree, `None` when it has none: then `"auto"` is an error
+    /// naming the kernel and the tree looked for, never another kernel's tree.
+    pub modules: Option<PathBuf>,
+}
+
+impl AutoKernel {
+    /// The module tree, or the error that names the kernel and the tree missing.
+    pub fn module_tree(&self) -> Result<PathBuf, BuildError> {
+        self.modules.clone().ok_or_else(|| {
+            let root = match self.vmlinuz.parent().and_then(Path::parent) {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            BuildError::AutoKernelNoModules {
+                kernel: self.vmlinuz.clone(),
+                version: self.version.clone(),
+                expected: root.join("lib/modules").join(&self.version),
+            }
+        })
+    }
 }
 
 /// What a build produced.
@@ -122,51 +160,38 @@ impl std::fmt::Display for BuildReport {
 #[derive(Debug)]
 pub struct Assembled {
     pub tree: Tree,
-    pub compression: Compression,
-    pub level: Option<u32>,
     /// The configuration written for the mkrootfs init, if it is used.
     pub init: Option<InitConfig>,
 }
 
 /// Builds `profile` into an image file. Files are read from disk while the
 /// image is written (see [`write`]), so memory stays bounded.
+/// The profile is validated first ([`Plan::new`]), so a bad value is
+/// reported with its position before anything is read.
 pub fn build(profile: &Profile, opts: &BuildOptions) -> Result<BuildReport, BuildError> {
     let start = Instant::now();
-    let assembled = assemble(profile, opts)?;
-    let mtime = match opts.mtime {
-        Some(m) => m,
-        None => source_date_epoch()?,
-    };
-    let path = opts
-        .output
-        .clone()
-        .unwrap_or_else(|| default_output(profile, assembled.compression));
+    let plan = Plan::new(profile, opts)?;
+    let assembled = assemble(&plan)?;
     let written = write::write_image(
         &assembled.tree,
-        mtime,
-        assembled.compression,
-        assembled.level,
-        &path,
+        plan.mtime,
+        plan.compression,
+        Some(plan.level),
+        &plan.output,
     )?;
     Ok(BuildReport {
-        path,
+        path: plan.output,
         entries: written.entries,
         uncompressed: written.uncompressed,
         compressed: written.compressed,
-        compression: assembled.compression,
+        compression: plan.compression,
         elapsed: start.elapsed(),
     })
 }
 
 /// `out/<name>.cpio` plus the compression's extension.
 pub fn default_output(profile: &Profile, c: Compression) -> PathBuf {
-    let ext = match c {
-        Compression::None => "",
-        Compression::Gzip => ".gz",
-        Compression::Xz => ".xz",
-        Compression::Zstd => ".zst",
-    };
-    PathBuf::from("out").join(format!("{}.cpio{ext}", profile.name))
+    PathBuf::from("out").join(format!("{}.cpio{}", profile.name, c.extension()))
 }
 
 /// `$SOURCE_DATE_EPOCH`, else 0. A malformed value, or one past the
@@ -181,18 +206,15 @@ pub fn source_date_epoch() -> Result<u32, BuildError> {
     }
 }
 
-/// Assembles the tree of `profile` without archiving it.
-pub fn assemble(profile: &Profile, opts: &BuildOptions) -> Result<Assembled, BuildError> {
-    let sysroot = profile
-        .image
-        .sysroot
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("/"));
+/// Assembles the tree of a validated plan without archiving it.
+pub fn assemble(plan: &Plan) -> Result<Assembled, BuildError> {
+    let profile = &plan.profile;
+    let sysroot = plan.sysroot.clone();
     let mut tree = Tree::new(&sysroot);
     tree.add_skeleton()?;
     let resolver = Resolver::new(ResolverOptions {
         sysroot: sysroot.clone(),
-        dlopen_notes: profile.image.dlopen_notes.unwrap_or(false),
+        dlopen_notes: plan.dlopen_notes,
         arch: None,
     })?;
 
@@ -231,22 +253,22 @@ pub fn assemble(profile: &Profile, opts: &BuildOptions) -> Result<Assembled, Bui
     }
 
     add_profile_entries(&mut tree, profile)?;
-    let module_names = add_modules(&mut tree, profile, opts)?;
+    let module_names = add_modules(&mut tree, plan)?;
 
-    let init = match profile.image.init.as_deref() {
-        None | Some("mkrootfs") => {
+    let init = match &plan.init {
+        InitChoice::Mkrootfs => {
             let mut cfg = profile
                 .init
                 .clone()
                 .ok_or_else(|| BuildError::NoInitConfig(profile.path.display().to_string()))?;
             cfg.modules.extend(module_names);
-            cfg.module_options.extend(profile.modules.options.clone());
+            cfg.module_options.extend(plan.modules.options.clone());
             cfg.validate()
                 .map_err(|message| BuildError::ModuleOptions {
                     profile: profile.path.display().to_string(),
                     message,
                 })?;
-            let bin = match &opts.init_binary {
+            let bin = match &plan.init_binary {
                 Some(p) => p.clone(),
                 None => find_init()?,
             };
@@ -274,7 +296,8 @@ pub fn assemble(profile: &Profile, opts: &BuildOptions) -> Result<Assembled, Bui
             )?;
             Some(cfg)
         }
-        Some(path) => {
+        InitChoice::Own(path) => {
+            let path = path.as_str();
             let resolved = tree.resolve(path, true)?;
             if !matches!(tree.get(&resolved), Some(Node::File(_))) {
                 return Err(BuildError::InitMissing(path.to_string()));
@@ -285,12 +308,7 @@ pub fn assemble(profile: &Profile, opts: &BuildOptions) -> Result<Assembled, Bui
             None
         }
     };
-    Ok(Assembled {
-        tree,
-        compression: profile.image.compression.unwrap_or(Compression::Zstd),
-        level: profile.image.level,
-        init,
-    })
+    Ok(Assembled { tree, init })
 }
 
 fn add_profile_entries(tree: &mut Tree, profile: &Profile) -> Result<(), BuildError> {
@@ -359,23 +377,15 @@ fn add_profile_entries(tree: &mut Tree, profile: &Profile) -> Result<(), BuildEr
 }
 
 /// Adds the `[modules]` closure; returns the names the init should load.
-fn add_modules(
-    tree: &mut Tree,
-    profile: &Profile,
-    opts: &BuildOptions,
-) -> Result<Vec<String>, BuildError> {
-    let m = &profile.modules;
+fn add_modules(tree: &mut Tree, plan: &Plan) -> Result<Vec<String>, BuildError> {
+    let m = &plan.modules;
     let mut names: Vec<String> = m.load.clone();
-    if let Some(preset) = &m.preset {
-        match preset.as_str() {
-            "microvm" => names.extend(kmod::MICROVM_PRESET.iter().map(|s| s.to_string())),
-            other => return Err(BuildError::UnknownPreset(other.to_string())),
-        }
+    if let Some(preset) = m.preset {
+        names.extend(preset.modules().iter().map(|s| s.to_string()));
     }
     // What the init's root step will mount needs its driver in the image;
     // a built-in one is simply recorded as such by the closure.
-    let tree_known = m.kernel.is_some() || opts.modules_dir.is_some();
-    if let (Some(init), true) = (&profile.init, tree_known) {
+    if let (Some(init), true) = (&plan.profile.init, m.tree.is_some()) {
         if init.root.mode == RootMode::Overlay {
             names.push("overlay".to_string());
         }
@@ -387,12 +397,16 @@ fn add_modules(
         return Ok(Vec::new());
     }
     names.dedup();
-    let dir = module_tree(m.kernel.as_deref(), opts)?;
+    let dir = match &m.tree {
+        None => return Err(BuildError::NoModuleTree),
+        Some(ModuleTree::Path(p)) => p.clone(),
+        Some(ModuleTree::Auto) => match &plan.auto_kernel {
+            Some(k) => k.module_tree()?,
+            None => return Err(BuildError::AutoKernelUnknown),
+        },
+    };
     let closure = kmod::resolve(&dir, &names)?;
-    for f in kmod::image_files(
-        &closure,
-        m.compressed.unwrap_or(ModuleCompression::Decompress),
-    )? {
+    for f in kmod::image_files(&closure, m.compressed)? {
         tree.add(
             &f.path,
             Node::File(f.data.into()),
@@ -402,21 +416,6 @@ fn add_modules(
     }
     let builtin = &closure.builtin;
     Ok(names.into_iter().filter(|n| !builtin.contains(n)).collect())
-}
-
-fn module_tree(kernel: Option<&str>, opts: &BuildOptions) -> Result<PathBuf, BuildError> {
-    if let Some(d) = &opts.modules_dir {
-        return Ok(d.clone());
-    }
-    match kernel {
-        None => Err(BuildError::NoModuleTree),
-        Some("auto") => {
-            let k = mkrootfs_qemu::find_kernel().map_err(BuildError::AutoKernel)?;
-            k.modules
-                .ok_or_else(|| BuildError::AutoKernelNoModules(k.vmlinuz.display().to_string()))
-        }
-        Some(p) => Ok(PathBuf::from(p)),
-    }
 }
 
 /// Finds a binary named in a profile: an absolute path as is, else the
@@ -543,6 +542,58 @@ pub fn find_init() -> Result<PathBuf, BuildError> {
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+
+    /// A profile with its own /init that asks for modules from the "auto" tree.
+    fn auto_modules_profile(dir: &Path) -> Profile {
+        let path = dir.join("auto.toml");
+        fs::write(
+            &path,
+            "[image]\ninit = \"/init\"\ncompression = \"none\"\n\
+             [[files]]\ndest = \"/init\"\ncontent = \"#!/bin/sh\\n\"\nmode = \"0755\"\n\
+             [modules]\nkernel = \"auto\"\nload = [\"virtio_blk\"]\n",
+        )
+        .unwrap();
+        crate::profile::load_path(&path).unwrap()
+    }
+
+    /// `mkrootfs run --kernel K` with K lacking a module tree used to take the
+    /// modules of whatever kernel the harness found by itself.
+    #[test]
+    fn auto_kernel_without_module_tree_names_the_kernel_and_the_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = auto_modules_profile(dir.path());
+        let opts = BuildOptions {
+            output: Some(dir.path().join("out.cpio")),
+            auto_kernel: Some(AutoKernel {
+                vmlinuz: PathBuf::from("/k/boot/vmlinuz-9.9.9-test"),
+                version: "9.9.9-test".to_string(),
+                modules: None,
+            }),
+            mtime: Some(0),
+            ..Default::default()
+        };
+        let err = build(&p, &opts).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "modules.kernel = \"auto\": kernel /k/boot/vmlinuz-9.9.9-test (version 9.9.9-test) \
+             has no module tree /k/lib/modules/9.9.9-test (nor under usr/); its modules cannot \
+             come from another kernel's tree: pass --kernel-modules DIR for this kernel's modules"
+        );
+        assert!(!dir.path().join("out.cpio").exists());
+    }
+
+    #[test]
+    fn auto_kernel_not_given_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = auto_modules_profile(dir.path());
+        let opts = BuildOptions {
+            output: Some(dir.path().join("out.cpio")),
+            mtime: Some(0),
+            ..Default::default()
+        };
+        let err = build(&p, &opts).unwrap_err();
+        assert!(matches!(err, BuildError::AutoKernelUnknown), "{err}");
+    }
 
     #[test]
     fn binary_behind_an_absolute_symlink_in_the_sysroot_is_found() {

@@ -29,6 +29,7 @@
 
 use crate::build::{self, BuildError, BuildOptions};
 use crate::compress::Compression;
+use crate::plan::Plan;
 use crate::profile::{DirSpec, FileSpec, ImagePath, Profile, SymlinkSpec, TreeSpec};
 use mkrootfs_config::{InitConfig, Mode, ServiceConfig};
 use std::fmt;
@@ -403,17 +404,13 @@ impl ImageBuilder {
     pub fn write_to(&self, mut out: impl Write) -> Result<Built, BuilderError> {
         let start = Instant::now();
         let profile = self.profile()?;
-        let assembled =
-            build::assemble(&profile, &self.options).map_err(|source| self.build_error(source))?;
-        let mtime = match self.options.mtime {
-            Some(m) => m,
-            None => build::source_date_epoch().map_err(|source| self.build_error(source))?,
-        };
+        let plan = Plan::new(&profile, &self.options).map_err(|source| self.build_error(source))?;
+        let assembled = build::assemble(&plan).map_err(|source| self.build_error(source))?;
         let (_, written) = build::write::write_stream(
             &assembled.tree,
-            mtime,
-            assembled.compression,
-            assembled.level,
+            plan.mtime,
+            plan.compression,
+            Some(plan.level),
             &mut out,
             Path::new("the output"),
         )
@@ -423,7 +420,7 @@ impl ImageBuilder {
             entries: written.entries,
             uncompressed: written.uncompressed,
             compressed: written.compressed,
-            compression: assembled.compression,
+            compression: plan.compression,
             elapsed: start.elapsed(),
         })
     }

@@ -50,12 +50,7 @@ pub enum Compression {
 impl Compression {
     /// The lower-case name used in profiles, on the command line and in JSON.
     pub fn name(self) -> &'static str {
-        match self {
-            Compression::None => "none",
-            Compression::Gzip => "gzip",
-            Compression::Xz => "xz",
-            Compression::Zstd => "zstd",
-        }
+        self.format().name
     }
 
     /// The level used when none is given: gzip 9 and zstd 19 as the kernel's
@@ -85,12 +80,93 @@ impl FromStr for Compression {
     type Err = UnknownCompression;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "none" => Ok(Compression::None),
-            "gzip" => Ok(Compression::Gzip),
-            "xz" => Ok(Compression::Xz),
-            "zstd" => Ok(Compression::Zstd),
-            other => Err(UnknownCompression(other.to_string())),
+        Compression::ALL
+            .into_iter()
+            .find(|c| c.name() == s)
+            .ok_or_else(|| UnknownCompression(s.to_string()))
+    }
+}
+
+/// What mkrootfs knows about one compression format, in one row of
+/// [`FORMATS`]: every list of formats (names, output extensions, detection
+/// by magic) is derived from that table.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Format {
+    /// The format this row describes.
+    pub compression: Compression,
+    /// The lower-case name used in profiles, on the command line and in JSON.
+    pub name: &'static str,
+    /// Appended to `.cpio` for a default output name (`""` for none).
+    pub extension: &'static str,
+    /// The magic numbers a segment in this format starts with (the kernel's
+    /// lib/decompress.c table; a cpio header for none).
+    pub magics: &'static [&'static [u8]],
+    /// The levels the encoder takes (`None`: the format has no level, and
+    /// one given is ignored).
+    pub levels: Option<(u32, u32)>,
+}
+
+/// One row per format, in [`Compression::ALL`]'s order.
+pub const FORMATS: [Format; 4] = [
+    Format {
+        compression: Compression::None,
+        name: "none",
+        extension: "",
+        magics: &[b"070701", b"070702"],
+        levels: None,
+    },
+    Format {
+        compression: Compression::Gzip,
+        name: "gzip",
+        extension: ".gz",
+        // 1f 9e is the "old gzip" magic the kernel also accepts.
+        magics: &[&[0x1f, 0x8b], &[0x1f, 0x9e]],
+        levels: Some((0, 9)),
+    },
+    Format {
+        compression: Compression::Xz,
+        name: "xz",
+        extension: ".xz",
+        magics: &[&[0xfd, b'7', b'z', b'X', b'Z', 0x00]],
+        levels: Some((0, 9)),
+    },
+    Format {
+        compression: Compression::Zstd,
+        name: "zstd",
+        extension: ".zst",
+        magics: &[&[0x28, 0xb5, 0x2f, 0xfd]],
+        // zstd's own maximum (ZSTD_maxCLevel), checked by a test.
+        levels: Some((1, 22)),
+    },
+];
+
+impl Compression {
+    /// Every format, in the order of [`FORMATS`].
+    pub const ALL: [Compression; 4] = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Xz,
+        Compression::Zstd,
+    ];
+
+    /// This format's row of [`FORMATS`].
+    pub fn format(self) -> &'static Format {
+        // ALL and FORMATS share their order (checked by a test).
+        &FORMATS[self as usize]
+    }
+
+    /// The output extension after `.cpio`: `""`, `.gz`, `.xz` or `.zst`.
+    pub fn extension(self) -> &'static str {
+        self.format().extension
+    }
+
+    /// Checks `level` against [`Format::levels`], with the encoder's message.
+    pub fn check_level(self, level: u32) -> Result<(), String> {
+        match self.format().levels {
+            Some((lo, hi)) if level < lo || level > hi => {
+                Err(format!("{self} level {level} is out of range {lo}-{hi}"))
+            }
+            _ => Ok(()),
         }
     }
 }
@@ -325,17 +401,10 @@ fn zstd<W: Write>(
 /// `Some(None)` for a cpio header, `None` when it is not a format mkrootfs
 /// reads (see [`unsupported_name`]).
 pub fn detect(bytes: &[u8]) -> Option<Compression> {
-    if bytes.starts_with(b"070701") || bytes.starts_with(b"070702") {
-        Some(Compression::None)
-    } else if bytes.starts_with(&[0x1f, 0x8b]) || bytes.starts_with(&[0x1f, 0x9e]) {
-        Some(Compression::Gzip)
-    } else if bytes.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
-        Some(Compression::Xz)
-    } else if bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Some(Compression::Zstd)
-    } else {
-        None
-    }
+    FORMATS
+        .iter()
+        .find(|f| f.magics.iter().any(|m| bytes.starts_with(m)))
+        .map(|f| f.compression)
 }
 
 /// Names the formats the kernel can unpack but mkrootfs cannot read, so the
@@ -673,5 +742,42 @@ mod tests {
         assert_eq!(unsupported_name(b"hello"), None);
         assert_eq!(detect(b"070701"), Some(Compression::None));
         assert_eq!(detect(b"hello"), None);
+    }
+
+    #[test]
+    fn format_table_rows_match_their_compression_and_names_round_trip() {
+        for (c, f) in Compression::ALL.into_iter().zip(FORMATS.iter()) {
+            assert_eq!(f.compression, c);
+            assert_eq!(c.format(), f);
+            assert_eq!(c.name().parse::<Compression>(), Ok(c));
+            for m in f.magics {
+                assert_eq!(detect(m), Some(c), "{c}");
+            }
+        }
+        assert_eq!(
+            Compression::Zstd.format().levels,
+            Some((1, zstd_safe::max_c_level() as u32))
+        );
+        for c in Compression::ALL {
+            if let Some((lo, hi)) = c.format().levels {
+                for level in [lo, c.default_level(), hi] {
+                    assert_eq!(c.check_level(level), Ok(()), "{c} {level}");
+                    compress(b"x", c, Some(level)).unwrap();
+                }
+                for bad in [lo.checked_sub(1), Some(hi + 1)].into_iter().flatten() {
+                    let want = compress(b"x", c, Some(bad)).unwrap_err().to_string();
+                    assert_eq!(c.check_level(bad), Err(want));
+                }
+            }
+        }
+        assert_eq!(Compression::None.check_level(99), Ok(()));
+        let names: Vec<&str> = Compression::ALL.iter().map(|c| c.name()).collect();
+        assert_eq!(names, ["none", "gzip", "xz", "zstd"]);
+        let exts: Vec<&str> = Compression::ALL.iter().map(|c| c.extension()).collect();
+        assert_eq!(exts, ["", ".gz", ".xz", ".zst"]);
+        assert_eq!(
+            "lz4".parse::<Compression>(),
+            Err(UnknownCompression("lz4".to_string()))
+        );
     }
 }

@@ -6,6 +6,16 @@
 //! digits), the NUL-terminated name padded to 4 bytes, then the data padded to
 //! 4 bytes. An entry named `TRAILER!!!` ends the archive. The reader also
 //! accepts `070702` (the same with a checksum of the file data in `check`).
+//!
+//! Why not the `cpio` crate (0.4.2, the current release), which the design
+//! names: its newc writer formats the header fields as lower-case hex
+//! (`{:08x}`) where GNU cpio, the kernel's `usr/gen_init_cpio.c` and our
+//! golden bytes use upper case, so every image would change; its reader
+//! takes an `io::Read`, with no offsets in its errors and none of our limits
+//! or multi-segment handling. Names that are not UTF-8 (the kernel takes any
+//! bytes but NUL) it refuses, as `Entry::name` here does too. The crate is a
+//! dev-dependency: the `cpio_crate_*` tests in `cpio/tests.rs` show each
+//! point and check that its reader reads what we write.
 
 use std::io::{self, Write};
 

@@ -280,7 +280,35 @@ pub struct Profile {
     pub init: Option<InitConfig>,
     /// Directory of the leaf file, for relative paths in `[image]`.
     pub base_dir: PathBuf,
+    /// Where the values that are validated after merging (see
+    /// [`crate::plan`]) were written, by dotted key (`"image.level"`): the
+    /// file that set the merged value, line and column. Empty for a profile
+    /// built in code.
+    pub positions: BTreeMap<&'static str, Position>,
 }
+
+/// A place in a profile file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Position {
+    pub path: PathBuf,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.path.display(), self.line, self.column)
+    }
+}
+
+/// The keys whose positions are kept for the checks made after merging.
+const POSITIONED: [(&str, [&str; 2]); 5] = [
+    ("image.compression", ["image", "compression"]),
+    ("image.level", ["image", "level"]),
+    ("image.init", ["image", "init"]),
+    ("modules.kernel", ["modules", "kernel"]),
+    ("modules.preset", ["modules", "preset"]),
+];
 
 /// Finds a profile: a path (one with a `/` or ending in `.toml`) as given
 /// if it exists, else `<name>.toml` in `./profiles`, then
@@ -416,15 +444,26 @@ pub fn parse_str(path: &Path, text: &str) -> Result<RawProfileChecked, ProfileEr
             ));
         }
     }
-    Ok(RawProfileChecked(raw))
+    let mut positions = Vec::new();
+    for (key, [table, field]) in POSITIONED {
+        if let Some(at) = span_of(text, &[Seg::Key(table), Seg::Key(field)]) {
+            let (line, column) = line_col(text, at.start);
+            let path = path.to_path_buf();
+            positions.push((key, Position { path, line, column }));
+        }
+    }
+    Ok(RawProfileChecked(raw, positions))
 }
 
-/// A parsed and checked profile file, before `extends` is merged.
+/// A parsed and checked profile file, before `extends` is merged, with
+/// the positions of its [`POSITIONED`] keys.
 #[derive(Debug)]
-pub struct RawProfileChecked(RawProfile);
+pub struct RawProfileChecked(RawProfile, Vec<(&'static str, Position)>);
 
-fn merge(p: &mut Profile, file: &Path, RawProfileChecked(raw): RawProfileChecked) {
+fn merge(p: &mut Profile, file: &Path, RawProfileChecked(raw, positions): RawProfileChecked) {
     let dir = dir_or_dot(file.parent().unwrap_or(Path::new(".")));
+    // A key this file sets overrides the parent's value, and its position.
+    p.positions.extend(positions);
     if raw.description.is_some() {
         p.description = raw.description;
     }

@@ -12,22 +12,15 @@
 //! and size ([`Data::Host`]), and the archive writer streams them from disk
 //! in archive order, so a build holds a bounded amount of file data in
 //! memory whatever the size of the tree.
+//!
+//! This file holds the model (nodes, insertion, resolution); host copying is
+//! in `tree/host.rs`, the cpio entries in `tree/plan.rs`, the FHS skeleton in
+//! `tree/skeleton.rs`, and the path walker in [`crate::walk`].
 
-use crate::cpio::Entry;
+use crate::walk::Walk;
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-
-const S_IFDIR: u32 = 0o040000;
-const S_IFREG: u32 = 0o100000;
-const S_IFLNK: u32 = 0o120000;
-const S_IFCHR: u32 = 0o020000;
-const S_IFBLK: u32 = 0o060000;
-const S_IFIFO: u32 = 0o010000;
-
-/// Symlinks followed while resolving one path, as the kernel's `MAXSYMLINKS`.
-const MAX_SYMLINKS: usize = 40;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TreeError {
@@ -240,41 +233,6 @@ impl Tree {
             .map(|(p, i)| (p.as_str(), i.origin.as_str()))
     }
 
-    /// The default FHS skeleton: directories, `/dev/console` and `/dev/null`,
-    /// and the sysroot's merged-/usr symlinks (`/bin -> usr/bin`, …).
-    pub fn add_skeleton(&mut self) -> Result<(), TreeError> {
-        const ORIGIN: &str = "skeleton";
-        // Only the directories the skeleton creates; others (lib64, lib32)
-        // come with the first path that goes through them.
-        for top in ["bin", "sbin", "lib"] {
-            let host = self.sysroot.join(top);
-            if let Ok(target) = fs::read_link(&host) {
-                self.add_symlink(&format!("/{top}"), &target.to_string_lossy(), ORIGIN)?;
-            }
-        }
-        for (dir, perm) in [
-            ("/bin", 0o755),
-            ("/sbin", 0o755),
-            ("/etc", 0o755),
-            ("/lib", 0o755),
-            ("/usr", 0o755),
-            ("/usr/bin", 0o755),
-            ("/usr/sbin", 0o755),
-            ("/usr/lib", 0o755),
-            ("/dev", 0o755),
-            ("/proc", 0o555),
-            ("/sys", 0o555),
-            ("/run", 0o755),
-            ("/tmp", 0o1777),
-            ("/root", 0o700),
-        ] {
-            self.add_dir(dir, Meta::root(perm), ORIGIN)?;
-        }
-        self.add("/dev/console", Node::Char(5, 1), Meta::root(0o600), ORIGIN)?;
-        self.add("/dev/null", Node::Char(1, 3), Meta::root(0o666), ORIGIN)?;
-        Ok(())
-    }
-
     /// Adds a directory (and its parents). An existing directory takes the
     /// metadata of the latest call: an explicit `[[dirs]]` entry or a copied
     /// tree overrides the skeleton's modes, as dracut and mkosi copy trees.
@@ -432,311 +390,26 @@ impl Tree {
     /// when `follow_last`), as the kernel would when creating it.
     pub fn resolve(&self, path: &str, follow_last: bool) -> Result<String, TreeError> {
         let mut walk = Walk::new(path);
-        while let Some(current) = walk.next_component() {
+        while walk.step() {
             if walk.at_end() && !follow_last {
                 break;
             }
             if let Some(Item {
                 node: Node::Symlink(target),
                 ..
-            }) = self.items.get(&current)
+            }) = self.items.get(&walk.current_str())
             {
-                walk.follow(target)?;
+                walk.follow(target).map_err(|_| loop_err(path))?;
             }
         }
-        Ok(walk.current())
-    }
-
-    /// Copies the sysroot's file at `image_path` into the same path of the
-    /// image, keeping every symlink on the way (directories such as
-    /// `/lib -> usr/lib`, and library chains such as
-    /// `libz.so.1 -> libz.so.1.2.13`). Returns the image path of the file
-    /// that was finally copied.
-    pub fn add_from_sysroot(
-        &mut self,
-        image_path: &str,
-        origin: &str,
-    ) -> Result<String, TreeError> {
-        let mut walk = Walk::new(image_path);
-        while let Some(current) = walk.next_component() {
-            let host = self.sysroot.join(&current[1..]);
-            let md = fs::symlink_metadata(&host).map_err(read_err(&host, origin))?;
-            let ft = md.file_type();
-            if ft.is_symlink() {
-                let target = fs::read_link(&host).map_err(read_err(&host, origin))?;
-                let target = target.to_string_lossy().into_owned();
-                self.add_symlink(&current, &target, origin)?;
-                walk.follow(&target)?;
-            } else if walk.at_end() {
-                let meta = Meta::root(md.permissions().mode() & 0o7777);
-                if ft.is_dir() {
-                    return self.add_dir(&current, meta, origin);
-                }
-                if !ft.is_file() {
-                    return Err(TreeError::Unsupported {
-                        path: host,
-                        origin: origin.to_string(),
-                        kind: "special file",
-                    });
-                }
-                let data = Data::host(&host).map_err(read_err(&host, origin))?;
-                return self.add(&current, Node::File(data), meta, origin);
-            } else if !ft.is_dir() {
-                return Err(TreeError::Unsupported {
-                    path: host,
-                    origin: origin.to_string(),
-                    kind: "non-directory in the middle of a path",
-                });
-            }
-        }
-        Ok("/".to_string())
-    }
-
-    /// Copies a host file (not from the sysroot) to `dest`.
-    pub fn add_host_file(
-        &mut self,
-        host: &Path,
-        dest: &str,
-        perm: Option<u32>,
-        uid: u32,
-        gid: u32,
-        origin: &str,
-    ) -> Result<String, TreeError> {
-        let md = fs::metadata(host).map_err(read_err(host, origin))?;
-        let data = Data::Host {
-            path: host.to_path_buf(),
-            len: md.len(),
-        };
-        let meta = Meta {
-            perm: perm.unwrap_or(md.permissions().mode() & 0o7777),
-            uid,
-            gid,
-        };
-        self.add(dest, Node::File(data), meta, origin)
-    }
-
-    /// Copies a whole host directory tree to `dest` (symlinks as symlinks,
-    /// hard links as hard links, device nodes and fifos as nodes), in sorted
-    /// order so that the result does not depend on directory order.
-    pub fn add_host_tree(&mut self, src: &Path, dest: &str, origin: &str) -> Result<(), TreeError> {
-        let mut seen_inodes: BTreeMap<(u64, u64), String> = BTreeMap::new();
-        self.copy_dir(src, dest, origin, &mut seen_inodes)
-    }
-
-    fn copy_dir(
-        &mut self,
-        src: &Path,
-        dest: &str,
-        origin: &str,
-        seen: &mut BTreeMap<(u64, u64), String>,
-    ) -> Result<(), TreeError> {
-        let md = fs::symlink_metadata(src).map_err(read_err(src, origin))?;
-        self.add_dir(dest, Meta::root(md.permissions().mode() & 0o7777), origin)?;
-        let mut names: Vec<_> = fs::read_dir(src)
-            .map_err(read_err(src, origin))?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<Result<_, _>>()
-            .map_err(read_err(src, origin))?;
-        names.sort();
-        for name in names {
-            let host = src.join(&name);
-            let child = format!("{}/{}", dest.trim_end_matches('/'), name.to_string_lossy());
-            let md = fs::symlink_metadata(&host).map_err(read_err(&host, origin))?;
-            let ft = md.file_type();
-            let meta = Meta::root(md.permissions().mode() & 0o7777);
-            use std::os::unix::fs::FileTypeExt;
-            if ft.is_dir() {
-                self.copy_dir(&host, &child, origin, seen)?;
-            } else if ft.is_symlink() {
-                let target = fs::read_link(&host).map_err(read_err(&host, origin))?;
-                self.add_symlink(&child, &target.to_string_lossy(), origin)?;
-            } else if ft.is_file() {
-                let key = (md.dev(), md.ino());
-                if md.nlink() > 1 {
-                    if let Some(first) = seen.get(&key) {
-                        let first = first.clone();
-                        self.add_hardlink(&child, &first, origin)?;
-                        continue;
-                    }
-                    seen.insert(key, child.clone());
-                }
-                let data = Data::Host {
-                    path: host.clone(),
-                    len: md.len(),
-                };
-                self.add(&child, Node::File(data), meta, origin)?;
-            } else if ft.is_char_device() || ft.is_block_device() {
-                let (maj, min) = split_dev(md.rdev());
-                let node = if ft.is_char_device() {
-                    Node::Char(maj, min)
-                } else {
-                    Node::Block(maj, min)
-                };
-                self.add(&child, node, meta, origin)?;
-            } else if ft.is_fifo() {
-                self.add(&child, Node::Fifo, meta, origin)?;
-            } else {
-                return Err(TreeError::Unsupported {
-                    path: host,
-                    origin: origin.to_string(),
-                    kind: "socket",
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// Sorted cpio entries: inode numbers 1, 2, … in path order (hard links
-    /// share their file's number, with `nlink` set and the data carried by
-    /// the last name in archive order, as GNU cpio does); every mtime is
-    /// `mtime`. A regular file's entry has empty `data`; its contents come
-    /// with it (for the one name that carries them).
-    pub fn plan(&self, mtime: u32) -> Vec<(Entry, Option<&Data>)> {
-        // Every name of each hard-linked file (its own path first).
-        let mut names_of: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for (path, item) in &self.items {
-            if let Node::HardLink(t) = &item.node {
-                names_of
-                    .entry(t.as_str())
-                    .or_insert_with(|| vec![t.as_str()])
-                    .push(path.as_str());
-            }
-        }
-        let mut ino_of: BTreeMap<&str, u32> = BTreeMap::new();
-        // No entry for "/" itself: the kernel's rootfs root already exists.
-        let mut entries = Vec::with_capacity(self.items.len());
-        for (index, (path, item)) in self.items.iter().enumerate() {
-            let perm = item.meta.perm & 0o7777;
-            let mut e = Entry {
-                name: path[1..].to_string(),
-                mode: perm,
-                uid: item.meta.uid,
-                gid: item.meta.gid,
-                nlink: 1,
-                mtime,
-                ino: index as u32 + 1,
-                dev: (0, 0),
-                rdev: (0, 0),
-                data: Vec::new(),
-            };
-            let mut contents = None;
-            match &item.node {
-                Node::Dir => (e.mode, e.nlink) = (S_IFDIR | perm, 2),
-                Node::Symlink(t) => (e.mode, e.data) = (S_IFLNK | 0o777, t.as_bytes().to_vec()),
-                Node::Char(a, b) => (e.mode, e.rdev) = (S_IFCHR | perm, (*a, *b)),
-                Node::Block(a, b) => (e.mode, e.rdev) = (S_IFBLK | perm, (*a, *b)),
-                Node::Fifo => e.mode = S_IFIFO | perm,
-                Node::File(_) | Node::HardLink(_) => {
-                    let file = match &item.node {
-                        Node::HardLink(t) => t.as_str(),
-                        _ => path.as_str(),
-                    };
-                    let names = names_of.get(file);
-                    e.nlink = names.map_or(1, |n| n.len() as u32);
-                    e.ino = *ino_of.entry(file).or_insert(e.ino);
-                    if let Some(Item {
-                        node: Node::File(data),
-                        meta,
-                        ..
-                    }) = self.items.get(file)
-                    {
-                        (e.mode, e.uid, e.gid) =
-                            (S_IFREG | (meta.perm & 0o7777), meta.uid, meta.gid);
-                        // Only the last name in archive order carries the data.
-                        if names.is_none_or(|n| n.iter().max() == Some(&path.as_str())) {
-                            contents = Some(data);
-                        }
-                    }
-                }
-            }
-            entries.push((e, contents));
-        }
-        entries
-    }
-
-    /// [`Tree::plan`] with every file's contents read into its entry.
-    pub fn to_entries(&self, mtime: u32) -> Result<Vec<Entry>, TreeError> {
-        self.plan(mtime)
-            .into_iter()
-            .map(|(mut e, data)| {
-                if let Some(d) = data {
-                    e.data = d.read()?;
-                }
-                Ok(e)
-            })
-            .collect()
+        Ok(walk.current_str())
     }
 }
 
-/// A path walk that follows symlinks as the kernel does: components are
-/// taken one at a time, `.` is skipped, `..` goes up (never above `/`),
-/// and a symlink is replaced by its target (from `/` when it is absolute).
-struct Walk {
-    path: String,
-    /// Components still to walk, the next one last.
-    pending: Vec<String>,
-    /// The resolved components so far.
-    done: Vec<String>,
-    hops: usize,
-}
-
-impl Walk {
-    fn new(path: &str) -> Walk {
-        let mut w = Walk {
-            path: path.to_string(),
-            pending: Vec::new(),
-            done: Vec::new(),
-            hops: 0,
-        };
-        w.push_front(path);
-        w
-    }
-
-    fn push_front(&mut self, path: &str) {
-        let parts = path.split('/').filter(|s| !s.is_empty()).rev();
-        self.pending.extend(parts.map(String::from));
-    }
-
-    /// Steps onto the next component and returns the path so far.
-    fn next_component(&mut self) -> Option<String> {
-        loop {
-            let part = self.pending.pop()?;
-            match part.as_str() {
-                "." => {}
-                ".." => {
-                    self.done.pop();
-                }
-                _ => {
-                    self.done.push(part);
-                    return Some(self.current());
-                }
-            }
-        }
-    }
-
-    /// Whether the current component is the last one.
-    fn at_end(&self) -> bool {
-        self.pending.is_empty()
-    }
-
-    /// Replaces the current component, a symlink, by its target.
-    fn follow(&mut self, target: &str) -> Result<(), TreeError> {
-        self.hops += 1;
-        if self.hops > MAX_SYMLINKS {
-            return Err(TreeError::SymlinkLoop {
-                path: self.path.clone(),
-            });
-        }
-        self.done.pop();
-        if target.starts_with('/') {
-            self.done.clear();
-        }
-        self.push_front(target);
-        Ok(())
-    }
-
-    fn current(&self) -> String {
-        format!("/{}", self.done.join("/"))
+/// The error for more than [`crate::walk::MAX_SYMLINKS`] symlinks on `path`.
+fn loop_err(path: &str) -> TreeError {
+    TreeError::SymlinkLoop {
+        path: path.to_string(),
     }
 }
 
@@ -749,12 +422,9 @@ fn read_err<'a>(path: &'a Path, origin: &'a str) -> impl FnOnce(std::io::Error) 
     }
 }
 
-/// Splits a Linux `dev_t` into major and minor (glibc's encoding).
-fn split_dev(dev: u64) -> (u32, u32) {
-    let major = ((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0x0000_0fff);
-    let minor = ((dev >> 12) & 0xffff_ff00) | (dev & 0x0000_00ff);
-    (major as u32, minor as u32)
-}
+mod host;
+mod plan;
+mod skeleton;
 
 #[cfg(test)]
 mod tests;

@@ -16,9 +16,22 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::config::Accel;
 use crate::kernel::cache_dir;
 use crate::lock::FileLock;
+
+/// The accelerator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Accel {
+    /// `MKROOTFS_ACCEL=tcg|kvm` when set; else KVM only if `/dev/kvm` opens and a
+    /// 5-second long-mode probe boot under KVM succeeds (see [`crate::resolved_accel`]);
+    /// else TCG.
+    #[default]
+    Auto,
+    /// Emulation, `-cpu max`: always works, never hangs, one host core per guest CPU.
+    Tcg,
+    /// `-cpu host`.
+    Kvm,
+}
 
 /// How long the probe may take; a working KVM finishes in well under 100 ms.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);

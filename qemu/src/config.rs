@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::accel::{qemu_binary, resolved_accel};
+use crate::accel::{qemu_binary, resolved_accel, Accel};
 
 /// The machine model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -59,20 +59,6 @@ impl Machine {
         // Neither Firecracker nor Cloud Hypervisor has QEMU's isa-debug-exit.
         matches!(self, Machine::Pc | Machine::Microvm)
     }
-}
-
-/// The accelerator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Accel {
-    /// `MKROOTFS_ACCEL=tcg|kvm` when set; else KVM only if `/dev/kvm` opens and a
-    /// 5-second long-mode probe boot under KVM succeeds (see [`crate::resolved_accel`]);
-    /// else TCG.
-    #[default]
-    Auto,
-    /// Emulation, `-cpu max`: always works, never hangs, one host core per guest CPU.
-    Tcg,
-    /// `-cpu host`.
-    Kvm,
 }
 
 /// A virtio-blk disk; the guest sees them as /dev/vda, /dev/vdb... in order.

@@ -80,20 +80,12 @@ pub fn try_build(name: &str, profile_toml: &str) -> Result<BuildReport, BuildErr
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, profile_toml).expect("write test profile");
     let p = profile::load_path(&path)?;
-    let ext = match p
-        .image
-        .compression
-        .unwrap_or(mkrootfs::compress::Compression::Zstd)
-    {
-        mkrootfs::compress::Compression::None => "",
-        mkrootfs::compress::Compression::Gzip => ".gz",
-        mkrootfs::compress::Compression::Xz => ".xz",
-        mkrootfs::compress::Compression::Zstd => ".zst",
-    };
+    let ext = p.image.compression.unwrap_or_default().extension();
     let opts = BuildOptions {
         output: Some(dir.join(format!("{name}.cpio{ext}"))),
         init_binary: Some(init_binary().to_path_buf()),
         modules_dir: None,
+        auto_kernel: None,
         mtime: None,
     };
     build::build(&p, &opts)

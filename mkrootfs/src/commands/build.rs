@@ -1,7 +1,7 @@
 //! `mkrootfs build --profile PROFILE [-o OUT]`.
 
 use super::Out;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use mkrootfs::{build, profile};
 use std::path::PathBuf;
@@ -28,6 +28,7 @@ impl BuildArgs {
             output: self.output.clone(),
             init_binary: self.init.clone(),
             modules_dir: self.kernel_modules.clone(),
+            auto_kernel: None,
             mtime: None,
         }
     }
@@ -39,7 +40,14 @@ pub fn run(args: BuildArgs) -> Result<u8> {
         .clone()
         .ok_or_else(|| anyhow::anyhow!("--profile is required"))?;
     let profile = profile::load(&name)?;
-    let report = build::build(&profile, &args.options())?;
+    let mut opts = args.options();
+    if opts.modules_dir.is_none() && super::wants_auto_kernel(&profile) {
+        // "auto": the kernel `mkrootfs run` would boot without --kernel.
+        let kernel = mkrootfs_qemu::find_kernel()
+            .context("find the kernel for modules.kernel = \"auto\"")?;
+        opts.auto_kernel = Some(super::auto_kernel(&kernel));
+    }
+    let report = build::build(&profile, &opts)?;
     let mut out = Out::new();
     out.line(report)?;
     out.finish()?;

@@ -9,6 +9,7 @@ pub mod kernel;
 pub mod ls;
 pub mod run;
 
+use mkrootfs::build::AutoKernel;
 use std::fmt::Display;
 use std::io::{self, BufWriter, StdoutLock, Write};
 
@@ -55,3 +56,20 @@ fn stdout_error(e: io::Error) -> anyhow::Error {
     }
 }
 pub mod vm_config;
+
+/// What `modules.kernel = "auto"` stands for when `kernel` boots the image:
+/// its own module tree, or (when it has none) an error at build time naming
+/// it, never the modules of another kernel.
+pub fn auto_kernel(kernel: &mkrootfs_qemu::Kernel) -> AutoKernel {
+    AutoKernel {
+        vmlinuz: kernel.vmlinuz.clone(),
+        version: kernel.version.clone(),
+        modules: kernel.modules.clone(),
+    }
+}
+
+/// Whether the profile's module tree is `"auto"`, for a command that must
+/// then resolve the kernel (and only then: resolving may fetch one).
+pub fn wants_auto_kernel(profile: &mkrootfs::profile::Profile) -> bool {
+    profile.modules.kernel.as_deref() == Some("auto")
+}

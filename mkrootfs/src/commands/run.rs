@@ -72,11 +72,9 @@ pub fn run(args: RunArgs) -> Result<u8> {
             let p = profile::load(name)?;
             let opts = build::BuildOptions {
                 output: args.output.clone(),
-                modules_dir: if p.modules.kernel.as_deref() == Some("auto") {
-                    kernel.modules.clone()
-                } else {
-                    None
-                },
+                // "auto" is the kernel booted below, whether it came from
+                // --kernel or the default search, and never another one.
+                auto_kernel: Some(super::auto_kernel(&kernel)),
                 ..Default::default()
             };
             let report = build::build(&p, &opts)?;

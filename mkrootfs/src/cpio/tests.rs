@@ -430,3 +430,90 @@ fn streamed_data_must_match_the_header_size() {
         "cpio entry \"a\": 1 bytes short of its header's file size"
     );
 }
+
+// The `cpio` crate (0.4.2) against our format. We keep our own writer and
+// reader: these tests show why (see docs/ARCHITECTURE.md, "The cpio crate").
+
+/// Writes `entries` and the trailer with the `cpio` crate's newc writer.
+fn crate_archive(entries: &[Entry]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in entries {
+        let mut w = cpio::NewcBuilder::new(&e.name)
+            .ino(e.ino)
+            .mode(e.mode)
+            .uid(e.uid)
+            .gid(e.gid)
+            .nlink(e.nlink)
+            .mtime(e.mtime)
+            .dev_major(e.dev.0)
+            .dev_minor(e.dev.1)
+            .rdev_major(e.rdev.0)
+            .rdev_minor(e.rdev.1)
+            .write(&mut out, e.data.len() as u32);
+        std::io::Write::write_all(&mut w, &e.data).unwrap();
+        w.finish().unwrap();
+    }
+    cpio::newc::trailer(&mut out).unwrap();
+    out
+}
+
+/// The crate writes the header fields in lower-case hex (`{:08x}`); GNU
+/// cpio, the kernel's gen_init_cpio and our golden bytes use upper case.
+/// Layout, padding and trailer are otherwise the same bytes.
+#[test]
+fn cpio_crate_writes_lower_case_hex_so_it_cannot_write_our_golden_bytes() {
+    let theirs = crate_archive(&sample());
+    assert_eq!(theirs.len(), GOLDEN.len());
+    assert_ne!(theirs, GOLDEN);
+    let mut upper = theirs.clone();
+    for header in [0, 112, 232] {
+        upper[header + 6..header + HEADER_LEN].make_ascii_uppercase();
+    }
+    assert_eq!(upper, GOLDEN);
+}
+
+/// Its reader agrees with ours on what we write.
+#[test]
+fn cpio_crate_reads_our_archives() {
+    let mut rest: &[u8] = GOLDEN;
+    let mut seen = Vec::new();
+    loop {
+        let mut r = cpio::NewcReader::new(rest).unwrap();
+        if r.entry().is_trailer() {
+            rest = r.finish().unwrap();
+            break;
+        }
+        let (name, mode, ino) = (
+            r.entry().name().to_string(),
+            r.entry().mode(),
+            r.entry().ino(),
+        );
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut r, &mut data).unwrap();
+        seen.push((name, mode, ino, data));
+        rest = r.finish().unwrap();
+    }
+    assert!(rest.is_empty());
+    let ours: Vec<_> = read(GOLDEN).unwrap()[0]
+        .entries
+        .iter()
+        .map(|e| (e.name.clone(), e.mode, e.ino, e.data.clone()))
+        .collect();
+    assert_eq!(seen, ours);
+}
+
+/// The kernel takes any bytes but NUL in a name; the crate's `Entry::name`
+/// is a `String`, so a name that is not UTF-8 is refused, with no offset.
+/// (Our reader refuses it too, as its `Entry::name` is a `String` as well,
+/// but says where.)
+#[test]
+fn cpio_crate_refuses_non_utf8_names_without_a_position() {
+    let mut img = archive(&[file("x", b"")]);
+    img[HEADER_LEN] = 0xff;
+    let e = cpio::NewcReader::new(&img[..]).err().unwrap();
+    assert_eq!(e.to_string(), "Entry name was not valid UTF-8");
+    assert_eq!(
+        err(&img),
+        "segment 1 at byte 0: entry \"\u{fffd}\" at offset 0: name is not UTF-8"
+    );
+}

@@ -6,49 +6,27 @@
 //! *host's* file, which is the wrong file (or a missing one) for a foreign
 //! sysroot. This walks the components itself, like `openat2(RESOLVE_IN_ROOT)`.
 
-use std::ffi::OsString;
+use crate::walk::Walk;
 use std::io;
 use std::path::{Component, Path, PathBuf};
-
-/// Same limit as the kernel's `MAXSYMLINKS`.
-const MAX_SYMLINKS: u32 = 40;
 
 /// Resolves `path` (absolute, as seen inside `root`) following every symlink
 /// inside `root`. Returns the resolved path as seen inside `root`; the file on
 /// the host is `host_path(root, &result)`.
 pub(crate) fn resolve_in_root(root: &Path, path: &Path) -> io::Result<PathBuf> {
-    let mut pending: Vec<OsString> = Vec::new();
-    push_components(&mut pending, path);
-    let mut current = PathBuf::from("/");
-    let mut links = 0;
-    // `pending` is a stack: the next component to visit is at the end.
-    while let Some(part) = pending.pop() {
-        if part == "/" {
-            current = PathBuf::from("/");
-            continue;
-        }
-        if part == ".." {
-            current.pop();
-            continue;
-        }
-        let next = current.join(&part);
-        let host = host_path(root, &next);
+    let mut walk = Walk::new(path);
+    while walk.step() {
+        let host = host_path(root, &walk.current());
         let meta = std::fs::symlink_metadata(&host)?;
         if meta.file_type().is_symlink() {
-            links += 1;
-            if links > MAX_SYMLINKS {
-                return Err(io::Error::other("too many levels of symbolic links"));
-            }
             let target = std::fs::read_link(&host)?;
-            push_components(&mut pending, &target);
-        } else {
-            if !pending.is_empty() && !meta.is_dir() {
-                return Err(io::Error::from(io::ErrorKind::NotADirectory));
-            }
-            current = next;
+            walk.follow(&target)
+                .map_err(|_| io::Error::other("too many levels of symbolic links"))?;
+        } else if !walk.at_end() && !meta.is_dir() {
+            return Err(io::Error::from(io::ErrorKind::NotADirectory));
         }
     }
-    Ok(current)
+    Ok(walk.current())
 }
 
 /// Where the file at `inside` (a path inside `root` returned by
@@ -62,21 +40,6 @@ pub(crate) fn host_path(root: &Path, inside: &Path) -> PathBuf {
         }
     }
     host
-}
-
-/// Pushes the components of `path` so that the first one is popped first; an
-/// absolute path starts with a `/` marker that resets the walk to the root.
-fn push_components(stack: &mut Vec<OsString>, path: &Path) {
-    let mut parts: Vec<OsString> = Vec::new();
-    for component in path.components() {
-        match component {
-            Component::RootDir => parts.push(OsString::from("/")),
-            Component::ParentDir => parts.push(OsString::from("..")),
-            Component::Normal(part) => parts.push(part.to_os_string()),
-            Component::CurDir | Component::Prefix(_) => {}
-        }
-    }
-    stack.extend(parts.into_iter().rev());
 }
 
 #[cfg(test)]

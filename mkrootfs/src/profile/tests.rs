@@ -509,7 +509,7 @@ fn spellings(doc: &Table) -> Vec<(&'static str, String)> {
 
 fn parsed(text: &str) -> Result<String, String> {
     parse_str(Path::new("p.toml"), text)
-        .map(|RawProfileChecked(raw)| format!("{raw:#?}"))
+        .map(|RawProfileChecked(raw, _)| format!("{raw:#?}"))
         .map_err(|e| e.to_string())
 }
 

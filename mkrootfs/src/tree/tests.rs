@@ -1,5 +1,7 @@
 //! Unit tests of the image tree.
 
+use super::host::split_dev;
+use super::plan::{S_IFCHR, S_IFREG};
 use super::*;
 
 #[test]

@@ -1,0 +1,211 @@
+//! The build plan: a merged [`Profile`] and the [`BuildOptions`] validated
+//! once, before anything is read from disk (ripgrep's LowArgs → HiArgs).
+//!
+//! Every default is applied here and nowhere else, and every magic string of
+//! the profile becomes a type: `image.init` an [`InitChoice`],
+//! `modules.kernel` a [`ModuleTree`], `modules.preset` a [`Preset`], and the
+//! compression level is checked against its format. An error names the
+//! profile file, line and column of the value at fault.
+//! [`crate::build::assemble`] takes only a [`Plan`].
+
+use crate::build::{default_output, source_date_epoch, AutoKernel, BuildError, BuildOptions};
+use crate::compress::Compression;
+use crate::kmod::{self, ModuleCompression};
+use crate::profile::Profile;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+/// A value of the profile that does not validate, and where it was written.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{at}: {message}")]
+pub struct PlanError {
+    /// `file:line:column`, or `profile NAME` for a profile built in code.
+    pub at: String,
+    pub message: String,
+}
+
+/// What runs as PID 1 (`image.init`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InitChoice {
+    /// `"mkrootfs"` or unset: the project's static init, configured by the
+    /// profile's `[init]` table.
+    Mkrootfs,
+    /// The image's own program at this path (`/init` links to it).
+    Own(String),
+}
+
+/// Where kernel modules come from (`modules.kernel`, or `--kernel-modules`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModuleTree {
+    /// `"auto"`: the tree of the kernel that boots the image, as the caller
+    /// resolved it ([`BuildOptions::auto_kernel`]).
+    Auto,
+    /// A `lib/modules/<version>` directory.
+    Path(PathBuf),
+}
+
+/// A named list of modules (`modules.preset`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Preset {
+    /// `"microvm"`: [`kmod::MICROVM_PRESET`].
+    Microvm,
+}
+
+impl Preset {
+    /// Every preset, for parsing and messages.
+    pub const ALL: [Preset; 1] = [Preset::Microvm];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Microvm => "microvm",
+        }
+    }
+
+    /// The modules it stands for.
+    pub fn modules(self) -> &'static [&'static str] {
+        match self {
+            Preset::Microvm => kmod::MICROVM_PRESET,
+        }
+    }
+}
+
+impl fmt::Display for Preset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// `[modules]`, validated.
+#[derive(Clone, Debug)]
+pub struct ModulesPlan {
+    /// `None`: no tree named (modules asked for are then an error).
+    pub tree: Option<ModuleTree>,
+    pub preset: Option<Preset>,
+    pub load: Vec<String>,
+    pub compressed: ModuleCompression,
+    pub options: BTreeMap<String, String>,
+}
+
+/// Everything a build needs, validated, with every default applied.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// The merged profile, for its lists (binaries, files, ...) and its
+    /// `[init]` table. Its `[image]` and `[modules]` scalars are the raw
+    /// ones: read the validated fields below instead.
+    pub profile: Profile,
+    /// Default `/`.
+    pub sysroot: PathBuf,
+    /// Default false.
+    pub dlopen_notes: bool,
+    /// Default: [`Compression`]'s `Default` (zstd).
+    pub compression: Compression,
+    /// Default: [`Compression::default_level`]; checked for the format.
+    pub level: u32,
+    pub init: InitChoice,
+    pub modules: ModulesPlan,
+    /// Default `out/<profile>.cpio` plus the compression's extension.
+    pub output: PathBuf,
+    /// mtime of every entry: the option, else `$SOURCE_DATE_EPOCH`, else 0.
+    pub mtime: u32,
+    /// The static init binary; `None`: found by [`crate::build::find_init`].
+    pub init_binary: Option<PathBuf>,
+    /// What [`ModuleTree::Auto`] stands for.
+    pub auto_kernel: Option<AutoKernel>,
+}
+
+impl Plan {
+    /// Validates `profile` and `opts` into a plan.
+    pub fn new(profile: &Profile, opts: &BuildOptions) -> Result<Plan, BuildError> {
+        let err = |key: &str, message: String| PlanError {
+            at: match profile.positions.get(key) {
+                Some(p) => p.to_string(),
+                None => position_fallback(profile),
+            },
+            message,
+        };
+        let img = &profile.image;
+        let compression = img.compression.unwrap_or_default();
+        let level = match img.level {
+            Some(l) => {
+                compression
+                    .check_level(l)
+                    .map_err(|m| err("image.level", m))?;
+                l
+            }
+            None => compression.default_level(),
+        };
+        let init = match img.init.as_deref() {
+            None | Some("mkrootfs") => InitChoice::Mkrootfs,
+            Some(path) => InitChoice::Own(path.to_string()),
+        };
+        if init == InitChoice::Mkrootfs && profile.init.is_none() {
+            return Err(BuildError::NoInitConfig(profile.path.display().to_string()));
+        }
+        let m = &profile.modules;
+        let preset = match m.preset.as_deref() {
+            None => None,
+            Some(name) => Some(
+                Preset::ALL
+                    .into_iter()
+                    .find(|p| p.name() == name)
+                    .ok_or_else(|| {
+                        let known: Vec<&str> = Preset::ALL.iter().map(|p| p.name()).collect();
+                        err(
+                            "modules.preset",
+                            format!(
+                                "modules.preset {name:?} is not a known preset (known: {})",
+                                known.join(", ")
+                            ),
+                        )
+                    })?,
+            ),
+        };
+        let tree = match (&opts.modules_dir, m.kernel.as_deref()) {
+            (Some(dir), _) => Some(ModuleTree::Path(dir.clone())),
+            (None, Some("auto")) => Some(ModuleTree::Auto),
+            (None, Some(path)) => Some(ModuleTree::Path(PathBuf::from(path))),
+            (None, None) => None,
+        };
+        let mtime = match opts.mtime {
+            Some(m) => m,
+            None => source_date_epoch()?,
+        };
+        let output = opts
+            .output
+            .clone()
+            .unwrap_or_else(|| default_output(profile, compression));
+        Ok(Plan {
+            profile: profile.clone(),
+            sysroot: img.sysroot.clone().unwrap_or_else(|| PathBuf::from("/")),
+            dlopen_notes: img.dlopen_notes.unwrap_or(false),
+            compression,
+            level,
+            init,
+            modules: ModulesPlan {
+                tree,
+                preset,
+                load: m.load.clone(),
+                compressed: m.compressed.unwrap_or_default(),
+                options: m.options.clone(),
+            },
+            output,
+            mtime,
+            init_binary: opts.init_binary.clone(),
+            auto_kernel: opts.auto_kernel.clone(),
+        })
+    }
+}
+
+/// Where an error points when the profile has no position for the key (a
+/// profile built in code, or a value a parent file inherited unpositioned).
+fn position_fallback(profile: &Profile) -> String {
+    if profile.path.as_os_str().is_empty() {
+        format!("profile {}", profile.name)
+    } else {
+        profile.path.display().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,141 @@
+//! Unit tests of the plan: defaults applied once, magic strings typed,
+//! errors at the profile's line and column.
+
+use super::*;
+use crate::profile;
+use std::path::Path;
+
+fn load(dir: &Path, name: &str, text: &str) -> Profile {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, format!("{text}{INIT}")).unwrap();
+    profile::load_path(&path).unwrap()
+}
+
+/// An `[init]` table the init accepts, appended after the lines under test.
+const INIT: &str = "[[init.services]]\nargv = [\"/bin/true\"]\n";
+
+fn opts() -> BuildOptions {
+    BuildOptions {
+        mtime: Some(0),
+        ..Default::default()
+    }
+}
+
+fn plan_err(p: &Profile) -> String {
+    Plan::new(p, &opts()).unwrap_err().to_string()
+}
+
+#[test]
+fn bad_compression_level_names_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = load(
+        dir.path(),
+        "lvl",
+        "[image]\ncompression = \"zstd\"\nlevel   = 23\n",
+    );
+    assert_eq!(
+        plan_err(&p),
+        format!(
+            "{}:3:11: zstd level 23 is out of range 1-22",
+            dir.path().join("lvl.toml").display()
+        )
+    );
+}
+
+/// The level is checked against the merged compression: a child's level
+/// is judged by its parent's format, and reported at the child's line.
+#[test]
+fn level_set_by_child_is_checked_against_parents_compression() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("base.toml"),
+        format!("[image]\ncompression = \"gzip\"\n{INIT}"),
+    )
+    .unwrap();
+    let p = load(
+        dir.path(),
+        "child",
+        "extends = \"base\"\n\n[image]\nlevel = 10\n",
+    );
+    assert_eq!(
+        plan_err(&p),
+        format!(
+            "{}:4:9: gzip level 10 is out of range 0-9",
+            dir.path().join("child.toml").display()
+        )
+    );
+}
+
+#[test]
+fn unknown_preset_names_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = load(
+        dir.path(),
+        "preset",
+        "[modules]\nkernel = \"/k\"\npreset = \"microvn\"\n",
+    );
+    assert_eq!(
+        plan_err(&p),
+        format!(
+            "{}:3:10: modules.preset \"microvn\" is not a known preset (known: microvm)",
+            dir.path().join("preset.toml").display()
+        )
+    );
+}
+
+#[test]
+fn defaults_are_applied_and_magic_strings_typed() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = load(
+        dir.path(),
+        "plain",
+        "[modules]\nkernel = \"auto\"\npreset = \"microvm\"\n",
+    );
+    let plan = Plan::new(&p, &opts()).unwrap();
+    assert_eq!(plan.compression, Compression::Zstd);
+    assert_eq!(plan.level, Compression::Zstd.default_level());
+    assert_eq!(plan.output, PathBuf::from("out/plain.cpio.zst"));
+    assert_eq!(plan.sysroot, PathBuf::from("/"));
+    assert!(!plan.dlopen_notes);
+    assert_eq!(plan.init, InitChoice::Mkrootfs);
+    assert_eq!(plan.modules.tree, Some(ModuleTree::Auto));
+    assert_eq!(plan.modules.preset, Some(Preset::Microvm));
+    assert_eq!(plan.modules.compressed, ModuleCompression::Decompress);
+
+    let own = load(
+        dir.path(),
+        "own",
+        "[image]\ninit = \"/sbin/app\"\ncompression = \"none\"\nlevel = 99\n",
+    );
+    let plan = Plan::new(&own, &opts()).unwrap();
+    assert_eq!(plan.init, InitChoice::Own("/sbin/app".to_string()));
+    assert_eq!(plan.output, PathBuf::from("out/own.cpio"));
+    assert_eq!(plan.modules.tree, None);
+
+    // --kernel-modules wins over the profile's tree.
+    let o = BuildOptions {
+        modules_dir: Some(PathBuf::from("/m")),
+        ..opts()
+    };
+    let plan = Plan::new(&p, &o).unwrap();
+    assert_eq!(
+        plan.modules.tree,
+        Some(ModuleTree::Path(PathBuf::from("/m")))
+    );
+}
+
+/// A profile built in code has no positions: the error names the profile.
+#[test]
+fn profile_without_positions_is_named() {
+    let p = Profile {
+        name: "inline".to_string(),
+        init: Some(Default::default()),
+        ..Default::default()
+    };
+    let mut p = p;
+    p.image.level = Some(0);
+    assert_eq!(
+        plan_err(&p),
+        "profile inline: zstd level 0 is out of range 1-22"
+    );
+}
