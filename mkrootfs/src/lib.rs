@@ -13,5 +13,6 @@ pub mod elf;
 pub mod extract;
 pub mod kmod;
 pub mod list;
+pub mod oci;
 pub mod profile;
 pub mod tree;

@@ -1,0 +1,1 @@
+//! A runtime bundle: `config.json` (runtime-spec) and its root.
