@@ -11,10 +11,12 @@
 //! modalias matching, used by the builder to compute closures and by the init
 //! to load modules and coldplug devices.
 
+pub mod container;
 pub mod init;
 pub mod kmod;
 pub mod mode;
 
+pub use container::{ContainerConfig, ContainerPlan};
 pub use init::*;
 pub use mode::Mode;
 
