@@ -95,7 +95,7 @@ pub fn exec_candidates(argv0: &str, path: Option<&str>) -> Vec<String> {
     if argv0.contains('/') {
         return vec![argv0.to_string()];
     }
-    path.unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    path.unwrap_or(mkrootfs_config::DEFAULT_PATH)
         .split(':')
         .map(|d| {
             let d = if d.is_empty() { "." } else { d };
