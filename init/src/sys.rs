@@ -401,3 +401,5 @@ mod tests {
         assert_eq!(me.ppid, std::os::unix::process::parent_id() as i32);
     }
 }
+
+pub mod ns;

@@ -8,6 +8,7 @@
 
 pub mod build;
 pub mod compress;
+pub mod container;
 pub mod cpio;
 pub mod elf;
 pub mod extract;

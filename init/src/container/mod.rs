@@ -1,0 +1,217 @@
+//! Containers: a service whose `container_plan` the builder resolved is
+//! started in its own namespaces, cgroup, root, capabilities and seccomp
+//! filter (docs/init.md, "Containers"). The init only executes the plan:
+//! every name, policy and default was resolved at build time.
+//!
+//! - [`cgroups`]: the cgroup v2 directory, limits and end-of-life counters;
+//! - [`launch`]: clone3, the sync and error pipes, the parent's writes
+//!   (id maps, rlimits, oom_score_adj) and the child's sequence;
+//! - [`namespaces`], [`rootfs`], [`caps`], [`seccomp`]: the child's steps.
+
+pub mod caps;
+pub mod cgroups;
+pub mod launch;
+pub mod namespaces;
+pub mod rootfs;
+pub mod seccomp;
+
+use crate::sys::ns::SockFilter;
+use crate::sys::Exec;
+use mkrootfs_config::ContainerPlan;
+use nix::unistd::Pid;
+use std::fmt;
+
+/// A failed step: what was done, on which path, and the errno. Crosses the
+/// error pipe from the child to the init.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepError {
+    pub step: String,
+    pub path: String,
+    pub errno: i32,
+}
+
+impl StepError {
+    pub fn new(step: &str, path: &str, errno: i32) -> StepError {
+        StepError {
+            step: step.into(),
+            path: path.into(),
+            errno,
+        }
+    }
+
+    /// The record written on the error pipe: errno (4 bytes, native
+    /// endian), the step, a NUL, the path.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = self.errno.to_ne_bytes().to_vec();
+        v.extend_from_slice(self.step.as_bytes());
+        v.push(0);
+        v.extend_from_slice(self.path.as_bytes());
+        v
+    }
+
+    /// The inverse of [`StepError::encode`]; a short record is a protocol
+    /// error reported as such.
+    pub fn decode(b: &[u8]) -> StepError {
+        let Some((errno, rest)) = b.split_first_chunk::<4>() else {
+            return StepError::new("read error pipe", "", libc::EPROTO);
+        };
+        let text = String::from_utf8_lossy(rest);
+        let (step, path) = text.split_once('\0').unwrap_or((&text, ""));
+        StepError::new(step, path, i32::from_ne_bytes(*errno))
+    }
+}
+
+impl fmt::Display for StepError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let e = std::io::Error::from_raw_os_error(self.errno);
+        if self.path.is_empty() {
+            write!(f, "{}: {e}", self.step)
+        } else {
+            write!(f, "{} {}: {e}", self.step, self.path)
+        }
+    }
+}
+
+/// A container ready to launch: the plan and everything the child needs,
+/// read and built before the clone (the filter, the exec candidates).
+pub struct Container {
+    pub plan: ContainerPlan,
+    pub filter: Option<Vec<SockFilter>>,
+    /// execve candidates in `PATH` order (one when argv[0] has a `/`).
+    pub execs: Vec<Exec>,
+    pub last_cap: u32,
+    /// Empty VM directories: the container root's mount point and, for the
+    /// initramfs workaround, the whole `/`'s.
+    pub staging: String,
+    pub vm_staging: String,
+}
+
+/// Where the init makes the staging directories (a tmpfs of the VM).
+pub const STAGING_DIR: &str = "/run/mkrootfs/containers";
+
+/// The paths execve should try for `argv0`, as execvp(3) searches `path`,
+/// but inside the container (decided when the child is in its root).
+pub fn exec_candidates(argv0: &str, path: Option<&str>) -> Vec<String> {
+    if argv0.contains('/') {
+        return vec![argv0.to_string()];
+    }
+    path.unwrap_or(mkrootfs_config::DEFAULT_PATH)
+        .split(':')
+        .map(|d| {
+            let d = if d.is_empty() { "." } else { d };
+            format!("{}/{argv0}", d.trim_end_matches('/'))
+        })
+        .collect()
+}
+
+impl Container {
+    /// Reads the filter, builds the exec candidates and makes the staging
+    /// directories.
+    pub fn prepare(name: &str, plan: &ContainerPlan) -> Result<Container, StepError> {
+        let io = |step: &'static str, path: &str| {
+            let path = path.to_string();
+            move |e: std::io::Error| {
+                StepError::new(step, &path, e.raw_os_error().unwrap_or(libc::EINVAL))
+            }
+        };
+        let filter = match &plan.seccomp {
+            Some(p) => Some(seccomp::read(p).map_err(io("read seccomp filter", p))?),
+            None => None,
+        };
+        let argv0 = plan.argv.first().map(String::as_str).unwrap_or("");
+        let path = plan.env.iter().find_map(|e| e.strip_prefix("PATH="));
+        let mut execs = Vec::new();
+        for c in exec_candidates(argv0, path) {
+            execs.push(
+                Exec::new(&c, plan.argv.iter().map(String::as_str), plan.env.iter().cloned())
+                    .map_err(io("exec", argv0))?,
+            );
+        }
+        let base = format!("{STAGING_DIR}/{name}");
+        let staging = format!("{base}/root");
+        let vm_staging = format!("{base}/vm");
+        for d in [&staging, &vm_staging] {
+            std::fs::create_dir_all(d).map_err(io("mkdir", d))?;
+        }
+        Ok(Container {
+            plan: plan.clone(),
+            filter,
+            execs,
+            last_cap: caps::last_cap(),
+            staging,
+            vm_staging,
+        })
+    }
+}
+
+/// A started container.
+#[derive(Debug)]
+pub struct Running {
+    pub pid: Pid,
+    pub cgroup: cgroups::Cgroup,
+    pub stop_signal: i32,
+}
+
+/// Creates the cgroup, launches the container, and returns once its
+/// program has been exec'd (or the failing step).
+pub fn spawn(name: &str, plan: &ContainerPlan) -> Result<Running, StepError> {
+    let cg_err = |e: cgroups::CgroupError| {
+        StepError::new(
+            e.step,
+            &e.path.display().to_string(),
+            e.error.raw_os_error().unwrap_or(libc::EIO),
+        )
+    };
+    let root = std::path::Path::new(cgroups::CGROUP_ROOT);
+    cgroups::ensure_mounted(root).map_err(cg_err)?;
+    let rel = if plan.cgroup.path.is_empty() {
+        format!("mkrootfs/{name}")
+    } else {
+        plan.cgroup.path.clone()
+    };
+    let cgroup = cgroups::Cgroup::create(root, &rel, &plan.cgroup).map_err(cg_err)?;
+    let started = Container::prepare(name, plan).and_then(|c| {
+        if c.filter.is_none() {
+            crate::info!("container {name}: seccomp none: no system call filter");
+        }
+        let fd = cgroup.open().map_err(cg_err)?;
+        launch::launch(&c, Some(std::os::fd::AsFd::as_fd(&fd)))
+    });
+    match started {
+        Ok(pid) => Ok(Running {
+            pid,
+            cgroup,
+            stop_signal: plan.stop_signal,
+        }),
+        Err(e) => {
+            cgroup.destroy();
+            Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_errors_cross_the_pipe() {
+        let e = StepError::new("mount", "/proc", libc::EPERM);
+        assert_eq!(StepError::decode(&e.encode()), e);
+        assert_eq!(e.to_string(), "mount /proc: Operation not permitted (os error 1)");
+        assert_eq!(
+            StepError::new("capset", "", libc::EPERM).to_string(),
+            "capset: Operation not permitted (os error 1)"
+        );
+        assert_eq!(StepError::decode(&[1, 2]).step, "read error pipe");
+    }
+
+    #[test]
+    fn exec_candidates_follow_path() {
+        assert_eq!(exec_candidates("/bin/sh", Some("/x")), ["/bin/sh"]);
+        assert_eq!(
+            exec_candidates("probe", Some("/usr/bin:/bin/:")),
+            ["/usr/bin/probe", "/bin/probe", "./probe"]
+        );
+    }
+}
