@@ -325,7 +325,7 @@ pub fn finish(plan: &ContainerPlan) -> Result<()> {
 fn open_existing(root: BorrowedFd<'_>, path: &str) -> Result<Option<OwnedFd>> {
     match open_in_root(root, &cpath(path)?, libc::O_PATH) {
         Ok(fd) => Ok(Some(fd)),
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => Ok(None),
         Err(e) => Err(step_io("open", path)(e)),
     }
 }
@@ -354,7 +354,11 @@ fn mask(root: BorrowedFd<'_>, path: &str) -> Result<()> {
     if SFlag::from_bits_truncate(nst.st_mode) & SFlag::S_IFMT != SFlag::S_IFCHR
         || nst.st_rdev != libc::makedev(1, 3)
     {
-        return Err(StepError::new("mask: not the null device", "/dev/null", libc::EPERM));
+        return Err(StepError::new(
+            "mask: not the null device",
+            "/dev/null",
+            libc::EPERM,
+        ));
     }
     mount(
         Some(fd_path(&null).as_str()),
