@@ -108,6 +108,30 @@ pub struct ContainerConfig {
     /// Signal sent at shutdown, by name (`SIGTERM`, `TERM`) or number.
     /// Default: `SIGTERM`.
     pub stop_signal: Option<String>,
+    /// An OCI image layout to run (see docs/oci.md): its layers become the
+    /// container root (at `root`, or `/containers/<service>` when `root` is
+    /// `/`) and its config gives argv, env, cwd, user and stop signal unless
+    /// the profile writes them. Read by the builder only. Default: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageSource>,
+    /// An OCI runtime bundle directory (`config.json` and its root) on the
+    /// build machine, relative to the profile: its settings apply unless the
+    /// profile writes the same keys. Read by the builder only. Default: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<String>,
+}
+
+/// `container.image = { layout = "DIR", ref = "TAG" }`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSource {
+    /// The image layout directory on the build machine, relative to the
+    /// profile (`skopeo copy docker://… oci:DIR:TAG` writes one).
+    pub layout: String,
+    /// The `org.opencontainers.image.ref.name` of the manifest in
+    /// `index.json`. Default: the layout's only image.
+    #[serde(default, rename = "ref")]
+    pub reference: Option<String>,
 }
 
 impl Default for ContainerConfig {
@@ -135,6 +159,8 @@ impl Default for ContainerConfig {
             terminal: false,
             init: false,
             stop_signal: None,
+            image: None,
+            bundle: None,
         }
     }
 }

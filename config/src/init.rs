@@ -166,7 +166,9 @@ pub struct ServiceConfig {
     #[serde(default)]
     pub name: Option<String>,
     /// Program and arguments; `argv[0]` is an absolute path or a name looked
-    /// up in the service's `PATH`. Must not be empty.
+    /// up in the service's `PATH`. Must not be empty, except for a container
+    /// whose OCI `image` or `bundle` gives it.
+    #[serde(default)]
     pub argv: Vec<String>,
     /// Environment added to the global one. Default: empty.
     #[serde(default)]

@@ -30,6 +30,8 @@ pub enum BuildError {
     Kmod(#[from] KmodError),
     #[error(transparent)]
     Container(#[from] crate::container::ContainerError),
+    #[error(transparent)]
+    Oci(#[from] crate::oci::OciError),
     #[error("binary {name:?} (from profile {profile}) not found in {searched}")]
     BinaryNotFound {
         name: String,
@@ -103,6 +105,8 @@ pub struct BuildReport {
     pub compressed: u64,
     pub compression: Compression,
     pub elapsed: Duration,
+    /// Warnings for the user, printed by the CLI.
+    pub notes: Vec<String>,
 }
 
 impl std::fmt::Display for BuildReport {
@@ -129,6 +133,10 @@ pub struct Assembled {
     pub level: Option<u32>,
     /// The configuration written for the mkrootfs init, if it is used.
     pub init: Option<InitConfig>,
+    /// Warnings for the user (OCI fields ignored, xattrs dropped).
+    pub notes: Vec<String>,
+    /// Scratch directories of OCI layers, read when the image is written.
+    pub scratch: Vec<tempfile::TempDir>,
 }
 
 /// Builds `profile` into an image file. Files are read from disk while the
@@ -158,6 +166,7 @@ pub fn build(profile: &Profile, opts: &BuildOptions) -> Result<BuildReport, Buil
         compressed: written.compressed,
         compression: assembled.compression,
         elapsed: start.elapsed(),
+        notes: assembled.notes.clone(),
     })
 }
 
@@ -236,6 +245,7 @@ pub fn assemble(profile: &Profile, opts: &BuildOptions) -> Result<Assembled, Bui
     add_profile_entries(&mut tree, profile)?;
     let module_names = add_modules(&mut tree, profile, opts)?;
 
+    let mut oci = crate::oci::prepare::Prepared::default();
     let init = match profile.image.init.as_deref() {
         None | Some("mkrootfs") => {
             let mut cfg = profile
@@ -244,6 +254,9 @@ pub fn assemble(profile: &Profile, opts: &BuildOptions) -> Result<Assembled, Bui
                 .ok_or_else(|| BuildError::NoInitConfig(profile.path.display().to_string()))?;
             cfg.modules.extend(module_names);
             cfg.module_options.extend(profile.modules.options.clone());
+            // OCI images and bundles: their roots into the tree, their
+            // settings into the services, under the profile's own keys.
+            oci = crate::oci::prepare::prepare(&mut tree, profile, &mut cfg)?;
             cfg.validate()
                 .map_err(|message| BuildError::ModuleOptions {
                     profile: profile.path.display().to_string(),
@@ -296,6 +309,8 @@ pub fn assemble(profile: &Profile, opts: &BuildOptions) -> Result<Assembled, Bui
         compression: profile.image.compression.unwrap_or(Compression::Zstd),
         level: profile.image.level,
         init,
+        notes: oci.notes,
+        scratch: oci.scratch,
     })
 }
 

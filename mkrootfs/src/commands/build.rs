@@ -40,6 +40,9 @@ pub fn run(args: BuildArgs) -> Result<u8> {
         .ok_or_else(|| anyhow::anyhow!("--profile is required"))?;
     let profile = profile::load(&name)?;
     let report = build::build(&profile, &args.options())?;
+    for note in &report.notes {
+        eprintln!("mkrootfs: warning: {note}");
+    }
     let mut out = Out::new();
     out.line(report)?;
     out.finish()?;

@@ -16,6 +16,8 @@ pub mod image;
 pub mod json;
 pub mod layer;
 pub mod layout;
+pub mod prepare;
+pub mod settings;
 
 use std::path::PathBuf;
 
