@@ -1,0 +1,482 @@
+//! OCI image layouts against umoci: a layout made here with `umoci` (base
+//! and second layer gzip through `umoci raw add-layer`, a third zstd layer
+//! written by hand with the manifest and config patched to match), unpacked
+//! by `umoci raw unpack` and by our builder; the two roots must agree on
+//! every path, type, mode, owner, link target, hard link and byte. Then
+//! every bad input, each with its exact error.
+
+use mkrootfs::oci::{self, OciError};
+use mkrootfs::tree::Tree;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const REF: &str = "t";
+
+fn umoci(args: &[&str]) {
+    let out = Command::new("umoci")
+        .args(args)
+        .output()
+        .expect("umoci is needed (Debian package umoci; .ci/run installs it)");
+    assert!(
+        out.status.success(),
+        "umoci {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A tar member: raw name, type, mode, owner, contents or link target.
+struct M<'a> {
+    name: &'a str,
+    ty: tar::EntryType,
+    mode: u32,
+    owner: (u64, u64),
+    data: Vec<u8>,
+    link: &'a str,
+}
+
+fn f<'a>(name: &'a str, data: &[u8]) -> M<'a> {
+    M {
+        name,
+        ty: tar::EntryType::Regular,
+        mode: 0o644,
+        owner: (0, 0),
+        data: data.to_vec(),
+        link: "",
+    }
+}
+
+fn d(name: &str) -> M<'_> {
+    M {
+        ty: tar::EntryType::Directory,
+        mode: 0o755,
+        ..f(name, b"")
+    }
+}
+
+fn l<'a>(name: &'a str, ty: tar::EntryType, target: &'a str) -> M<'a> {
+    M {
+        ty,
+        mode: 0o777,
+        link: target,
+        ..f(name, b"")
+    }
+}
+
+fn own(mut m: M<'_>, mode: u32, uid: u64, gid: u64) -> M<'_> {
+    m.mode = mode;
+    m.owner = (uid, gid);
+    m
+}
+
+fn tar_of(members: &[M]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for m in members {
+        let mut h = tar::Header::new_ustar();
+        h.as_ustar_mut().unwrap().name[..m.name.len()].copy_from_slice(m.name.as_bytes());
+        h.set_entry_type(m.ty);
+        h.set_mode(m.mode);
+        h.set_uid(m.owner.0);
+        h.set_gid(m.owner.1);
+        h.set_mtime(1_700_000_000);
+        h.set_size(m.data.len() as u64);
+        if !m.link.is_empty() {
+            h.set_link_name(m.link).unwrap();
+        }
+        h.set_cksum();
+        b.append(&h, &m.data[..]).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+fn sha(data: &[u8]) -> String {
+    let hex: String = Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256:{hex}")
+}
+
+fn blob_path(layout: &Path, digest: &str) -> PathBuf {
+    let (alg, hex) = digest.split_once(':').unwrap();
+    layout.join("blobs").join(alg).join(hex)
+}
+
+/// Stores `data` as a blob; returns its digest and size.
+fn put_blob(layout: &Path, data: &[u8]) -> (String, u64) {
+    let digest = sha(data);
+    fs::write(blob_path(layout, &digest), data).unwrap();
+    (digest, data.len() as u64)
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
+}
+
+/// The manifest descriptor of `REF` in index.json, and its manifest and
+/// config documents.
+fn image_docs(layout: &Path) -> (Value, Value, Value) {
+    let index = read_json(&layout.join("index.json"));
+    let desc = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == REF)
+        .unwrap()
+        .clone();
+    let manifest = read_json(&blob_path(layout, desc["digest"].as_str().unwrap()));
+    let config = read_json(&blob_path(
+        layout,
+        manifest["config"]["digest"].as_str().unwrap(),
+    ));
+    (desc, manifest, config)
+}
+
+/// Rewrites the manifest and config of `REF` with `edit`, storing the new
+/// blobs with correct digests and pointing index.json at them.
+fn rewrite(layout: &Path, edit: impl FnOnce(&mut Value, &mut Value)) {
+    let (_, mut manifest, mut config) = image_docs(layout);
+    edit(&mut manifest, &mut config);
+    let (cd, cs) = put_blob(layout, &serde_json::to_vec(&config).unwrap());
+    manifest["config"]["digest"] = json!(cd);
+    manifest["config"]["size"] = json!(cs);
+    let (md, ms) = put_blob(layout, &serde_json::to_vec(&manifest).unwrap());
+    let mut index = read_json(&layout.join("index.json"));
+    for m in index["manifests"].as_array_mut().unwrap() {
+        if m["annotations"]["org.opencontainers.image.ref.name"] == REF {
+            m["digest"] = json!(md);
+            m["size"] = json!(ms);
+        }
+    }
+    fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+}
+
+/// Appends an uncompressed `tar` as a layer of media type `media`,
+/// compressed by `compress`.
+fn add_layer(
+    layout: &Path,
+    tar: &[u8],
+    media: &str,
+    compress: impl Fn(&[u8]) -> Vec<u8>,
+) -> String {
+    let (digest, size) = put_blob(layout, &compress(tar));
+    let diff_id = sha(tar);
+    rewrite(layout, |m, c| {
+        m["layers"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"mediaType": media, "digest": digest, "size": size}));
+        c["rootfs"]["diff_ids"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!(diff_id));
+    });
+    digest
+}
+
+fn zstd_of(data: &[u8]) -> Vec<u8> {
+    zstd::encode_all(data, 3).unwrap()
+}
+
+fn gzip_of(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// The test image: busybox base, a gzip layer with a whiteout, an opaque
+/// directory, a hard link to a base file and a symlink, and a zstd layer
+/// (gzip when `zstd` is false: umoci 0.4 cannot read zstd layers, so it
+/// unpacks that twin of the same tars).
+fn make_layout(dir: &Path, zstd: bool) -> PathBuf {
+    let layout = dir.join(if zstd { "layout" } else { "layout-gzip" });
+    let lp = layout.to_str().unwrap();
+    let image = format!("{lp}:{REF}");
+    umoci(&["init", "--layout", lp]);
+    umoci(&["new", "--image", &image]);
+    let busybox = fs::read("/bin/busybox").expect("busybox-static is needed");
+    let base = tar_of(&[
+        d("./"),
+        d("bin/"),
+        own(f("bin/busybox", &busybox), 0o755, 0, 0),
+        l("bin/sh", tar::EntryType::Symlink, "busybox"),
+        d("etc/"),
+        f(
+            "etc/passwd",
+            b"root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\n",
+        ),
+        f("etc/group", b"root:x:0:\nuser:x:1000:\n"),
+        f("etc/motd", b"base\n"),
+        d("opt/"),
+        f("opt/old", b"old\n"),
+        d("opt/sub/"),
+        f("opt/sub/deep", b"deep\n"),
+        d("home/"),
+        own(d("home/user/"), 0o700, 1000, 1000),
+        own(f("home/user/.profile", b"export A=1\n"), 0o600, 1000, 1000),
+        M {
+            ty: tar::EntryType::Fifo,
+            ..f("run-fifo", b"")
+        },
+    ]);
+    let second = tar_of(&[
+        d("etc/"),
+        f("etc/.wh.motd", b""),
+        own(d("opt/"), 0o750, 0, 0),
+        f("opt/.wh..wh..opq", b""),
+        f("opt/new", b"new\n"),
+        d("bin/"),
+        l("bin/hard", tar::EntryType::Link, "bin/busybox"),
+        own(f("bin/suid", b"#!/bin/sh\n"), 0o4755, 0, 0),
+        d("usr/"),
+        d("usr/bin/"),
+        l("usr/bin/env", tar::EntryType::Symlink, "../../bin/busybox"),
+        l("abs", tar::EntryType::Symlink, "/etc/passwd"),
+    ]);
+    for (i, t) in [base, second].iter().enumerate() {
+        let p = dir.join(format!("layer{i}-{zstd}.tar"));
+        fs::write(&p, t).unwrap();
+        umoci(&["raw", "add-layer", "--image", &image, p.to_str().unwrap()]);
+    }
+    let third = tar_of(&[
+        d("srv/"),
+        own(f("srv/data", b"zstd layer\n"), 0o640, 1000, 1000),
+        f("opt/.wh.new", b""),
+        d("home/user/"),
+        l("home/user/busybox", tar::EntryType::Link, "bin/hard"),
+    ]);
+    if zstd {
+        add_layer(
+            &layout,
+            &third,
+            "application/vnd.oci.image.layer.v1.tar+zstd",
+            zstd_of,
+        );
+    } else {
+        add_layer(
+            &layout,
+            &third,
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            gzip_of,
+        );
+    }
+    rewrite(&layout, |_, c| {
+        c["config"] = json!({
+            "Entrypoint": ["/bin/busybox"],
+            "Cmd": ["sh", "-c", "exit 7"],
+            "Env": ["PATH=/usr/bin:/bin", "GREETING=hello"],
+            "WorkingDir": "/srv",
+            "User": "user",
+            "StopSignal": "SIGQUIT",
+            "ExposedPorts": {"80/tcp": {}},
+        });
+    });
+    layout
+}
+
+/// `path type perm uid:gid extra`, one line per path, for a host tree.
+fn host_listing(root: &Path) -> Vec<String> {
+    let mut first_of_inode: BTreeMap<u64, String> = BTreeMap::new();
+    let mut out = Vec::new();
+    let mut stack = vec![(root.to_path_buf(), String::from("."))];
+    let mut all = Vec::new();
+    while let Some((p, rel)) = stack.pop() {
+        let md = fs::symlink_metadata(&p).unwrap();
+        if md.is_dir() {
+            for e in fs::read_dir(&p).unwrap() {
+                let e = e.unwrap();
+                let name = e.file_name().to_string_lossy().into_owned();
+                let child = if rel == "." {
+                    name
+                } else {
+                    format!("{rel}/{name}")
+                };
+                stack.push((e.path(), child));
+            }
+        }
+        all.push((rel, p, md));
+    }
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    for (rel, p, md) in &all {
+        if md.is_file() && md.nlink() > 1 {
+            first_of_inode
+                .entry(md.ino())
+                .or_insert_with(|| rel.clone());
+        }
+        let ft = md.file_type();
+        let (ty, extra) = if ft.is_dir() {
+            ("dir", String::new())
+        } else if ft.is_symlink() {
+            (
+                "symlink",
+                format!("-> {}", fs::read_link(p).unwrap().display()),
+            )
+        } else if ft.is_fifo() {
+            ("fifo", String::new())
+        } else {
+            let data = fs::read(p).unwrap();
+            let link = match first_of_inode.get(&md.ino()) {
+                Some(first) if md.nlink() > 1 => format!(" = {first}"),
+                _ => String::new(),
+            };
+            ("file", format!("{} {}{link}", data.len(), sha(&data)))
+        };
+        let perm = if ft.is_symlink() {
+            0o777
+        } else {
+            md.mode() & 0o7777
+        };
+        out.push(
+            format!("{rel} {ty} {perm:04o} {}:{} {extra}", md.uid(), md.gid())
+                .trim_end()
+                .to_string(),
+        );
+    }
+    out
+}
+
+/// The same listing for the entries our builder writes under `/ctr`.
+fn our_listing(tree: &Tree) -> Vec<String> {
+    let entries = tree.to_entries(0).unwrap();
+    let mut first_of_ino: BTreeMap<u32, String> = BTreeMap::new();
+    let mut data_of_ino: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
+    for e in &entries {
+        if e.mode & 0o170000 == 0o100000 && !e.data.is_empty() {
+            data_of_ino.insert(e.ino, e.data.clone());
+        }
+    }
+    let mut out = Vec::new();
+    for e in &entries {
+        let Some(rel) = e
+            .name
+            .strip_prefix("ctr")
+            .map(|r| r.trim_start_matches('/'))
+        else {
+            continue;
+        };
+        if !(e.name == "ctr" || e.name.starts_with("ctr/")) {
+            continue;
+        }
+        let rel = if rel.is_empty() {
+            ".".to_string()
+        } else {
+            rel.to_string()
+        };
+        let (ty, extra) = match e.mode & 0o170000 {
+            0o040000 => ("dir", String::new()),
+            0o120000 => (
+                "symlink",
+                format!("-> {}", String::from_utf8_lossy(&e.data)),
+            ),
+            0o010000 => ("fifo", String::new()),
+            _ => {
+                let data = data_of_ino.get(&e.ino).cloned().unwrap_or_default();
+                let link = if e.nlink > 1 {
+                    format!(
+                        " = {}",
+                        first_of_ino.entry(e.ino).or_insert_with(|| rel.clone())
+                    )
+                } else {
+                    String::new()
+                };
+                ("file", format!("{} {}{link}", data.len(), sha(&data)))
+            }
+        };
+        out.push(
+            format!(
+                "{rel} {ty} {:04o} {}:{} {extra}",
+                e.mode & 0o7777,
+                e.uid,
+                e.gid
+            )
+            .trim_end()
+            .to_string(),
+        );
+    }
+    out
+}
+
+fn load(layout: &Path) -> Result<(tempfile::TempDir, oci::Image), OciError> {
+    let scratch = tempfile::tempdir().unwrap();
+    let img = oci::load_image(layout, Some(REF), scratch.path())?;
+    Ok((scratch, img))
+}
+
+fn load_err(layout: &Path) -> String {
+    match load(layout) {
+        Ok(_) => panic!("{}: loaded", layout.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn container_root_is_what_umoci_unpacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = make_layout(dir.path(), true);
+    let twin = make_layout(dir.path(), false);
+    let rootfs = dir.path().join("umoci-rootfs");
+    umoci(&[
+        "raw",
+        "unpack",
+        "--image",
+        &format!("{}:{REF}", twin.display()),
+        rootfs.to_str().unwrap(),
+    ]);
+    let theirs = host_listing(&rootfs);
+    let (_s, img) = load(&twin).unwrap();
+    let mut tree = Tree::new("/");
+    img.root
+        .add_to_tree(&mut tree, "/ctr", "test image")
+        .unwrap();
+    assert_eq!(our_listing(&tree), theirs, "gzip twin");
+    let (_scratch, img) = load(&layout).unwrap();
+    let mut tree = Tree::new("/");
+    img.root
+        .add_to_tree(&mut tree, "/ctr", "test image")
+        .unwrap();
+    let ours = our_listing(&tree);
+    assert_eq!(ours, theirs, "with the zstd layer");
+    // What the layers did, spelled out (so that a umoci bug cannot hide ours).
+    let has = |line: &str| ours.iter().any(|l| l.starts_with(line));
+    assert!(!has("etc/motd"), "whiteout");
+    assert!(
+        !has("opt/old") && !has("opt/sub") && !has("opt/new"),
+        "opaque dir, then whiteout"
+    );
+    assert!(has("opt dir 0750"));
+    assert!(ours
+        .iter()
+        .any(|l| l.starts_with("bin/hard file 0755 0:0") && l.ends_with("= bin/busybox")));
+    assert!(ours
+        .iter()
+        .any(|l| l.starts_with("home/user/busybox file") && l.ends_with("= bin/busybox")));
+    assert!(has("usr/bin/env symlink 0777 0:0 -> ../../bin/busybox"));
+    assert!(has("abs symlink 0777 0:0 -> /etc/passwd"));
+    assert!(has("srv/data file 0640 1000:1000"));
+    assert!(has("bin/suid file 4755 0:0"));
+    assert!(has("run-fifo fifo 0644"));
+
+    let d = &img.defaults;
+    assert_eq!(d.argv, ["/bin/busybox", "sh", "-c", "exit 7"]);
+    assert_eq!(d.env, ["PATH=/usr/bin:/bin", "GREETING=hello"]);
+    assert_eq!(d.cwd.as_deref(), Some("/srv"));
+    assert_eq!(d.user.as_deref(), Some("user"));
+    assert_eq!(d.stop_signal.as_deref(), Some("SIGQUIT"));
+    assert_eq!(img.notes.len(), 1);
+    assert!(
+        img.notes[0].ends_with(
+            "ExposedPorts (80/tcp) ignored: the guest's network is configured by the profile"
+        ),
+        "{:?}",
+        img.notes
+    );
+}
