@@ -480,3 +480,207 @@ fn container_root_is_what_umoci_unpacks() {
         img.notes
     );
 }
+
+/// A fresh test layout and the digest of its last (zstd) layer.
+fn fresh() -> (tempfile::TempDir, PathBuf, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = make_layout(dir.path(), true);
+    let (_, manifest, _) = image_docs(&layout);
+    let last = manifest["layers"].as_array().unwrap().last().unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (dir, layout, last)
+}
+
+#[test]
+fn bad_layouts_name_the_file_or_blob() {
+    let (_d, layout, last) = fresh();
+    let blob = blob_path(&layout, &last);
+    let good = fs::read(&blob).unwrap();
+    let named = |e: String| e.replace(&layout.display().to_string(), "L");
+
+    // A blob missing, truncated, corrupt (same size).
+    fs::remove_file(&blob).unwrap();
+    assert_eq!(
+        named(load_err(&layout)),
+        format!(
+            "blob {last} (L/blobs/sha256/{}): missing from the layout",
+            &last[7..]
+        )
+    );
+    fs::write(&blob, &good[..good.len() - 3]).unwrap();
+    assert_eq!(
+        named(load_err(&layout)),
+        format!(
+            "blob {last} (L/blobs/sha256/{}): size is {} bytes, the descriptor says {}",
+            &last[7..],
+            good.len() - 3,
+            good.len()
+        )
+    );
+    let mut bad = good.clone();
+    bad[good.len() / 2] ^= 0x40;
+    fs::write(&blob, &bad).unwrap();
+    assert_eq!(
+        named(load_err(&layout)),
+        format!(
+            "blob {last} (L/blobs/sha256/{}): content does not match its digest (it hashes to {})",
+            &last[7..],
+            sha(&bad)
+        )
+    );
+    fs::write(&blob, &good).unwrap();
+    load(&layout).unwrap();
+
+    // A ref that is not there; no index at all.
+    let e = oci::load_image(&layout, Some("nope"), _d.path()).unwrap_err();
+    assert_eq!(
+        named(e.to_string()),
+        "L/index.json: no manifest with ref \"nope\" (refs: t)"
+    );
+    fs::rename(layout.join("index.json"), layout.join("index.old")).unwrap();
+    assert_eq!(
+        named(load_err(&layout)),
+        "L/index.json: missing: an OCI image layout needs its index"
+    );
+    fs::rename(layout.join("index.old"), layout.join("index.json")).unwrap();
+    fs::write(
+        layout.join("index.json"),
+        b"{\"schemaVersion\": 2,\n \"manifests\": [}",
+    )
+    .unwrap();
+    assert_eq!(
+        named(load_err(&layout)),
+        "L/index.json:2:16: invalid JSON: expected value"
+    );
+}
+
+#[test]
+fn bad_layers_name_the_layer() {
+    let (_d, layout, _) = fresh();
+    let garbage = b"this is not a tar archive, this is just text. ".repeat(20);
+    let digest = add_layer(
+        &layout,
+        &garbage,
+        "application/vnd.oci.image.layer.v1.tar",
+        |b| b.to_vec(),
+    );
+    let named = |e: String| e.replace(&layout.display().to_string(), "L");
+    assert_eq!(
+        named(load_err(&layout)),
+        format!(
+            "layer {digest} (L/blobs/sha256/{}): not a tar archive, or a damaged one (at byte 512 of the uncompressed layer): numeric field was not a number: t a tar",
+            &digest[7..]
+        )
+    );
+
+    let (_d, layout, _) = fresh();
+    let evil = tar_of(&[f("usr/../../etc/shadow", b"x")]);
+    let digest = add_layer(
+        &layout,
+        &evil,
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+        gzip_of,
+    );
+    assert_eq!(
+        load_err(&layout),
+        format!(
+            "layer {digest} ({}): member \"usr/../../etc/shadow\": `..` would leave the root",
+            blob_path(&layout, &digest).display()
+        )
+    );
+
+    let (_d, layout, _) = fresh();
+    let abs = tar_of(&[f("/etc/shadow", b"x")]);
+    let digest = add_layer(
+        &layout,
+        &abs,
+        "application/vnd.oci.image.layer.v1.tar",
+        |b| b.to_vec(),
+    );
+    assert_eq!(
+        load_err(&layout),
+        format!(
+            "layer {digest} ({}): member \"/etc/shadow\": absolute names are refused",
+            blob_path(&layout, &digest).display()
+        )
+    );
+
+    let (_d, layout, _) = fresh();
+    let t = tar_of(&[f("x", b"x")]);
+    let digest = add_layer(
+        &layout,
+        &t,
+        "application/vnd.oci.image.layer.v1.tar+lz4",
+        |b| b.to_vec(),
+    );
+    assert_eq!(
+        load_err(&layout),
+        format!(
+            "layer {digest} ({}): media type application/vnd.oci.image.layer.v1.tar+lz4 is not a layer we can read (tar, tar+gzip, tar+zstd)",
+            blob_path(&layout, &digest).display()
+        )
+    );
+
+    // The right blob, the wrong diff_id.
+    let (_d, layout, last) = fresh();
+    let wrong = sha(b"something else");
+    let mut config_path = PathBuf::new();
+    rewrite(&layout, |m, c| {
+        c["rootfs"]["diff_ids"][2] = json!(wrong);
+        let _ = m;
+    });
+    let (_, m, _) = image_docs(&layout);
+    config_path.push(blob_path(&layout, m["config"]["digest"].as_str().unwrap()));
+    let e = load_err(&layout);
+    let want_prefix = format!(
+        "layer {last} ({}): uncompressed content hashes to sha256:",
+        blob_path(&layout, &last).display()
+    );
+    assert!(e.starts_with(&want_prefix), "{e}");
+    assert!(
+        e.ends_with(&format!(
+            ", but rootfs.diff_ids[2] of {} is {wrong}",
+            config_path.display()
+        )),
+        "{e}"
+    );
+}
+
+#[test]
+fn other_platforms_are_refused_naming_what_the_layout_offers() {
+    // The config says arm64.
+    let (_d, layout, _) = fresh();
+    rewrite(&layout, |_, c| c["architecture"] = json!("arm64"));
+    let (_, m, _) = image_docs(&layout);
+    let cd = m["config"]["digest"].as_str().unwrap().to_string();
+    assert_eq!(
+        load_err(&layout),
+        format!(
+            "blob {cd} ({}): the image is for linux/arm64, not linux/amd64",
+            blob_path(&layout, &cd).display()
+        )
+    );
+    // index.json offers only arm64 and s390x manifests for the ref.
+    let (_d, layout, _) = fresh();
+    let mut index = read_json(&layout.join("index.json"));
+    let first = index["manifests"][0].clone();
+    let mut arm = first.clone();
+    arm["platform"] = json!({"architecture": "arm64", "os": "linux"});
+    let mut s390 = first;
+    s390["platform"] = json!({"architecture": "s390x", "os": "linux"});
+    index["manifests"] = json!([arm, s390]);
+    fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        load_err(&layout),
+        format!(
+            "{}: no linux/amd64 manifest for ref \"t\" (the layout offers linux/arm64, linux/s390x)",
+            layout.join("index.json").display()
+        )
+    );
+}

@@ -87,14 +87,42 @@ pub enum MemberError {
     Unsupported { name: String, kind: String },
     #[error("member {0:?}: the root cannot be replaced by a non-directory")]
     Root(String),
-    #[error("not a tar archive, or a damaged one")]
-    Tar(#[source] io::Error),
+    #[error(
+        "not a tar archive, or a damaged one (at byte {at} of the uncompressed layer): {detail}"
+    )]
+    Tar { at: u64, detail: String },
     #[error("write {path}")]
     Scratch {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
+}
+
+/// A reader that counts the bytes it gives, for error positions.
+struct Counting<'a, R> {
+    inner: R,
+    count: &'a std::cell::Cell<u64>,
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.set(self.count.get() + n as u64);
+        Ok(n)
+    }
+}
+
+/// The tar reader's message without the member name it quotes (which is
+/// whatever bytes the damaged header held).
+fn tar_detail(e: &io::Error) -> String {
+    let msg = e.to_string();
+    let msg = msg.split(" when getting ").next().unwrap_or(&msg).trim();
+    let mut out: String = msg.chars().take(120).collect();
+    if out.len() < msg.len() {
+        out.push('…');
+    }
+    out
 }
 
 fn kind_name(k: &Kind) -> &'static str {
@@ -241,10 +269,24 @@ impl Rootfs {
 
     /// Applies one uncompressed tar layer (`layer` counts from 0).
     pub fn apply<R: Read>(&mut self, reader: R, layer: usize) -> Result<(), MemberError> {
-        let mut archive = tar::Archive::new(reader);
-        for entry in archive.entries().map_err(MemberError::Tar)? {
-            let mut entry = entry.map_err(MemberError::Tar)?;
-            self.member(&mut entry, layer)?;
+        let count = std::cell::Cell::new(0u64);
+        let mut archive = tar::Archive::new(Counting {
+            inner: reader,
+            count: &count,
+        });
+        let tar_err = |e: io::Error| MemberError::Tar {
+            at: count.get(),
+            detail: tar_detail(&e),
+        };
+        for entry in archive.entries().map_err(tar_err)? {
+            let mut entry = entry.map_err(tar_err)?;
+            self.member(&mut entry, layer).map_err(|e| match e {
+                MemberError::Tar { detail, .. } => MemberError::Tar {
+                    at: count.get(),
+                    detail,
+                },
+                e => e,
+            })?;
         }
         Ok(())
     }
@@ -263,12 +305,24 @@ impl Rootfs {
         if matches!(ty, tar::EntryType::XGlobalHeader) {
             return Ok(());
         }
-        let mut uid = header.uid().map_err(MemberError::Tar)? as u32;
-        let mut gid = header.gid().map_err(MemberError::Tar)? as u32;
+        let mut uid = header.uid().map_err(|e| MemberError::Tar {
+            at: 0,
+            detail: tar_detail(&e),
+        })? as u32;
+        let mut gid = header.gid().map_err(|e| MemberError::Tar {
+            at: 0,
+            detail: tar_detail(&e),
+        })? as u32;
         let mut xattrs = Vec::new();
-        if let Some(pax) = entry.pax_extensions().map_err(MemberError::Tar)? {
+        if let Some(pax) = entry.pax_extensions().map_err(|e| MemberError::Tar {
+            at: 0,
+            detail: tar_detail(&e),
+        })? {
             for ext in pax {
-                let ext = ext.map_err(MemberError::Tar)?;
+                let ext = ext.map_err(|e| MemberError::Tar {
+                    at: 0,
+                    detail: tar_detail(&e),
+                })?;
                 let (Ok(key), Ok(value)) = (ext.key(), ext.value()) else {
                     continue;
                 };
@@ -283,7 +337,10 @@ impl Rootfs {
                 }
             }
         }
-        let perm = header.mode().map_err(MemberError::Tar)? & 0o7777;
+        let perm = header.mode().map_err(|e| MemberError::Tar {
+            at: 0,
+            detail: tar_detail(&e),
+        })? & 0o7777;
         let meta = Meta { perm, uid, gid };
         let parts = clean(&name)?;
         let Some((leaf, parents)) = parts.split_last() else {
@@ -412,7 +469,10 @@ impl Rootfs {
             source,
         };
         let mut out = fs::File::create(&file).map_err(err)?;
-        let len = io::copy(entry, &mut out).map_err(MemberError::Tar)?;
+        let len = io::copy(entry, &mut out).map_err(|e| MemberError::Tar {
+            at: 0,
+            detail: tar_detail(&e),
+        })?;
         Ok(Data::Host { path: file, len })
     }
 
