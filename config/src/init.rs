@@ -310,7 +310,12 @@ impl InitConfig {
             }
         }
         for (i, s) in self.services.iter().enumerate() {
-            if s.argv.is_empty() || s.argv[0].is_empty() {
+            // An OCI image or bundle fills argv in at build time.
+            let from_oci = s
+                .container
+                .as_ref()
+                .is_some_and(|c| c.image.is_some() || c.bundle.is_some());
+            if (s.argv.is_empty() && !from_oci) || s.argv.first().is_some_and(|a| a.is_empty()) {
                 return Err(format!("init.services[{i}]: argv must name a program"));
             }
             if let Some(p) = &s.container_plan {

@@ -684,3 +684,83 @@ fn other_platforms_are_refused_naming_what_the_layout_offers() {
         )
     );
 }
+
+fn assemble(profile_text: &str, dir: &Path) -> Result<mkrootfs::build::Assembled, String> {
+    let p = dir.join("p.toml");
+    fs::write(&p, profile_text).unwrap();
+    let profile = mkrootfs::profile::load_path(&p).map_err(|e| e.to_string())?;
+    let opts = mkrootfs::build::BuildOptions {
+        // Any static ELF passes for the init here: only the tree is looked at.
+        init_binary: Some("/bin/busybox".into()),
+        ..Default::default()
+    };
+    mkrootfs::build::assemble(&profile, &opts).map_err(|e| {
+        let mut s = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(c) = src {
+            s.push_str(&format!(": {c}"));
+            src = c.source();
+        }
+        s
+    })
+}
+
+#[test]
+fn an_image_becomes_a_container_plan_under_the_profiles_keys() {
+    let (d, _layout, _) = fresh();
+    let a = assemble(
+        "[image]\ncompression = \"none\"\n[[init.services]]\nname = \"app\"\ncontainer = { image = { layout = \"layout\", ref = \"t\" } }\n",
+        d.path(),
+    )
+    .unwrap();
+    let svc = &a.init.as_ref().unwrap().services[0];
+    let plan = svc.container_plan.as_ref().unwrap();
+    assert_eq!(plan.root, "/containers/app");
+    assert_eq!(plan.argv, ["/bin/busybox", "sh", "-c", "exit 7"]);
+    assert!(
+        plan.env.contains(&"GREETING=hello".to_string()),
+        "{:?}",
+        plan.env
+    );
+    assert!(
+        plan.env.contains(&"PATH=/usr/bin:/bin".to_string()),
+        "{:?}",
+        plan.env
+    );
+    assert_eq!(plan.cwd, "/srv");
+    assert_eq!((plan.uid, plan.gid), (1000, 1000));
+    assert_eq!(plan.stop_signal, 3);
+    // Owners shifted by the default map 0 100000 65536.
+    let entries = a.tree.to_entries(0).unwrap();
+    let owner = |name: &str| {
+        let e = entries.iter().find(|e| e.name == name).unwrap();
+        (e.uid, e.gid)
+    };
+    assert_eq!(owner("containers/app/srv/data"), (101000, 101000));
+    assert_eq!(owner("containers/app/bin/busybox"), (100000, 100000));
+    assert!(a
+        .notes
+        .iter()
+        .any(|n| n.contains("ExposedPorts (80/tcp) ignored")));
+
+    // Profile keys win: argv, user, cwd, env by name, hostname.
+    let a = assemble(
+        "[image]\ncompression = \"none\"\n[[init.services]]\nname = \"app\"\nargv = [\"sh\", \"-c\", \"exit 9\"]\nuser = \"root\"\ncwd = \"/\"\nenv = { GREETING = \"hi\" }\ncontainer = { image = { layout = \"layout\", ref = \"t\" }, hostname = \"box\", root = \"/srv/app\" }\n",
+        d.path(),
+    )
+    .unwrap();
+    let plan = a.init.as_ref().unwrap().services[0]
+        .container_plan
+        .clone()
+        .unwrap();
+    assert_eq!(plan.root, "/srv/app");
+    assert_eq!(plan.argv, ["sh", "-c", "exit 9"]);
+    assert_eq!((plan.uid, plan.gid, plan.cwd.as_str()), (0, 0, "/"));
+    assert!(
+        plan.env.contains(&"GREETING=hi".to_string()),
+        "{:?}",
+        plan.env
+    );
+    assert_eq!(plan.hostname.as_deref(), Some("box"));
+    assert_eq!(plan.stop_signal, 3);
+}

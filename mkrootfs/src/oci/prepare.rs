@@ -117,6 +117,15 @@ pub fn prepare(
         let (ws, wc) = written_keys(profile, i);
         let svc = &mut cfg.services[i];
         settings::apply(svc, &settings, &ws, &wc);
+        if svc.argv.is_empty() {
+            return Err(OciError::Invalid {
+                path: profile.path.clone(),
+                message: format!(
+                    "init.services[{i}]: the {} gives no command (Entrypoint/Cmd or process.args) and the service has no argv",
+                    if c.image.is_some() { "image" } else { "bundle" }
+                ),
+            });
+        }
         if let Some(c) = svc.container.as_mut() {
             c.root = root;
         }
