@@ -764,3 +764,162 @@ fn an_image_becomes_a_container_plan_under_the_profiles_keys() {
     assert_eq!(plan.hostname.as_deref(), Some("box"));
     assert_eq!(plan.stop_signal, 3);
 }
+
+/// A runtime bundle: `config.json` from `spec` and a root with busybox,
+/// `/etc/passwd` and `/etc/group`.
+fn bundle(dir: &Path, spec: &str) -> PathBuf {
+    let b = dir.join("bundle");
+    let root = b.join("rootfs");
+    fs::create_dir_all(root.join("bin")).unwrap();
+    fs::create_dir_all(root.join("etc")).unwrap();
+    fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0::/root:/bin/sh\nuser:x:1000:1000::/:/bin/sh\n",
+    )
+    .unwrap();
+    fs::write(root.join("etc/group"), "root:x:0:\nuser:x:1000:\n").unwrap();
+    fs::write(b.join("config.json"), spec).unwrap();
+    b
+}
+
+const SPEC: &str = r#"{
+  "ociVersion": "1.2.0",
+  "process": {
+    "terminal": false,
+    "user": {"uid": 1000, "gid": 1000},
+    "args": ["/bin/busybox", "sh", "-c", "id"],
+    "env": ["PATH=/bin", "MODE=bundle"],
+    "cwd": "/etc",
+    "capabilities": {
+      "bounding": ["CAP_KILL", "CAP_NET_BIND_SERVICE"],
+      "effective": ["CAP_KILL", "CAP_NET_BIND_SERVICE"],
+      "permitted": ["CAP_KILL", "CAP_NET_BIND_SERVICE"]
+    },
+    "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+    "noNewPrivileges": true
+  },
+  "root": {"path": "rootfs", "readonly": true},
+  "hostname": "bundled",
+  "mounts": [
+    {"destination": "/proc", "type": "proc", "source": "proc"},
+    {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "size=1m"]}
+  ],
+  "annotations": {"org.example": "x"},
+  "linux": {
+    "resources": {"memory": {"limit": 67108864}, "pids": {"limit": 64}},
+    "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "user"}],
+    "uidMappings": [{"containerID": 0, "hostID": 200000, "size": 65536}],
+    "gidMappings": [{"containerID": 0, "hostID": 200000, "size": 65536}],
+    "maskedPaths": ["/proc/kcore", "/etc/hidden"],
+    "readonlyPaths": ["/proc/sys", "/srv/ro"]
+  }
+}"#;
+
+const BUNDLE_PROFILE: &str = "[image]\ncompression = \"none\"\n[[init.services]]\nname = \"b\"\ncontainer = { bundle = \"bundle\" }\n";
+
+#[test]
+fn a_bundle_becomes_a_container_plan() {
+    let d = tempfile::tempdir().unwrap();
+    bundle(d.path(), SPEC);
+    let a = assemble(BUNDLE_PROFILE, d.path()).unwrap();
+    let plan = a.init.as_ref().unwrap().services[0]
+        .container_plan
+        .clone()
+        .unwrap();
+    assert_eq!(plan.root, "/containers/b");
+    assert!(plan.readonly_root);
+    assert_eq!(plan.argv, ["/bin/busybox", "sh", "-c", "id"]);
+    assert!(plan.env.contains(&"MODE=bundle".to_string()));
+    assert_eq!(
+        (plan.uid, plan.gid, plan.cwd.as_str()),
+        (1000, 1000, "/etc")
+    );
+    assert_eq!(plan.hostname.as_deref(), Some("bundled"));
+    assert_eq!(plan.cgroup.memory_max, Some(64 << 20));
+    assert_eq!(plan.cgroup.pids_max, Some(64));
+    // CAP_KILL (5) and CAP_NET_BIND_SERVICE (10).
+    let caps = (1 << 5) | (1 << 10);
+    assert_eq!(
+        (plan.capabilities.bounding, plan.capabilities.effective),
+        (caps, caps)
+    );
+    assert_eq!(plan.uid_map, [[0, 200000, 65536]]);
+    assert!(plan.masked_paths.contains(&"/etc/hidden".to_string()));
+    assert!(plan.readonly_paths.contains(&"/srv/ro".to_string()));
+    assert_eq!(plan.rlimits, [[7, 1024, 1024]]);
+    assert!(plan.no_new_privs);
+    // Time and cgroup namespaces are not listed: off. CLONE_NEWCGROUP, CLONE_NEWTIME.
+    assert_eq!(plan.clone_flags & 0x0200_0000, 0);
+    assert_eq!(plan.clone_flags & 0x80, 0);
+    assert!(
+        plan.mounts
+            .iter()
+            .any(|m| m.target == "/tmp" && m.fstype == "tmpfs"),
+        "{:?}",
+        plan.mounts
+    );
+    let note = format!(
+        "{}/bundle/config.json:23:3: annotations ignored",
+        d.path().display()
+    );
+    assert!(a.notes.contains(&note), "{:?}", a.notes);
+    // Owners of the bundle's files (root) shifted by its map.
+    let e = a.tree.to_entries(0).unwrap();
+    let bb = e
+        .iter()
+        .find(|e| e.name == "containers/b/bin/busybox")
+        .unwrap();
+    assert_eq!((bb.uid, bb.gid), (200000, 200000));
+}
+
+/// The error for SPEC with `from` replaced by `to`.
+fn bundle_err(from: &str, to: &str) -> String {
+    assert!(SPEC.contains(from), "{from}");
+    let d = tempfile::tempdir().unwrap();
+    bundle(d.path(), &SPEC.replacen(from, to, 1));
+    let e = assemble(BUNDLE_PROFILE, d.path()).unwrap_err();
+    e.replace(&d.path().display().to_string(), "D")
+}
+
+#[test]
+fn bad_bundles_fail_at_the_json_line_and_column() {
+    assert_eq!(
+        bundle_err("\"hostname\": \"bundled\",", "\"hostname\": \"bundled\""),
+        "D/bundle/config.json:19:3: invalid JSON: expected `,` or `}`"
+    );
+    assert_eq!(
+        bundle_err("\"cwd\": \"/etc\"", "\"cwd\": 7"),
+        "D/bundle/config.json:8:12: does not match the schema: invalid type: integer `7`, expected path string"
+    );
+    assert_eq!(
+        bundle_err(
+            "\"CAP_KILL\", \"CAP_NET_BIND_SERVICE\"]",
+            "\"CAP_KILL\", \"CAP_FLY\"]"
+        ),
+        "D/bundle/config.json:10:41: does not match the schema: unknown capability CAP_FLY"
+    );
+    assert_eq!(
+        bundle_err("{\"type\": \"network\"}", "{\"type\": \"network\", \"path\": \"/proc/1/ns/net\"}"),
+        "D/bundle/config.json:26:57: namespace network: a path (joining the VM's namespace) is refused"
+    );
+    assert_eq!(
+        bundle_err("\"linux\": {", "\"linux\": {\"devices\": [{\"path\": \"/dev/sda\", \"type\": \"b\", \"major\": 8, \"minor\": 0}],"),
+        "D/bundle/config.json:24:13: linux.devices is refused: the container gets only the default devices (null, zero, full, random, urandom, tty)"
+    );
+    assert_eq!(
+        bundle_err(
+            "\"hostname\": \"bundled\",",
+            "\"hostname\": \"bundled\", \"hooks\": {\"prestart\": [{\"path\": \"/bin/true\"}]},"
+        ),
+        "D/bundle/config.json:18:26: hooks are refused: they run programs outside the container"
+    );
+    assert_eq!(
+        bundle_err("\"linux\": {", "\"linux\": {\"seccomp\": {\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [\"mount\"], \"action\": \"SCMP_ACT_NOTIFY\"}]},"),
+        "D/bundle/config.json:24:94: seccomp action SCMP_ACT_NOTIFY is refused: nothing in the guest would answer it"
+    );
+    assert_eq!(
+        bundle_err("\"type\": \"tmpfs\", \"source\": \"tmpfs\"", "\"type\": \"nfs\", \"source\": \"server:/x\""),
+        "D/bundle/config.json:21:5: mount of /tmp: type \"nfs\" is not supported (bind, tmpfs, and the default proc, sysfs, devpts, mqueue, cgroup mounts)"
+    );
+}

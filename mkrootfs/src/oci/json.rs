@@ -29,6 +29,11 @@ fn error_at(path: &Path, e: &serde_json::Error, what: &str) -> OciError {
     if let Some(i) = message.rfind(" at line ") {
         message.truncate(i);
     }
+    // oci-spec's capability parser says "no variant for CAP_X (converted to X)".
+    if let Some(rest) = message.strip_prefix("no variant for CAP_") {
+        let name = rest.split(' ').next().unwrap_or(rest);
+        message = format!("unknown capability CAP_{name}");
+    }
     OciError::Json {
         path: path.to_path_buf(),
         line: e.line().max(1),
