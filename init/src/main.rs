@@ -443,6 +443,9 @@ mod tests {
             ],
             extra: vec![("container", 4)],
         };
-        assert_eq!(t.line(), "kernel_ms=800 init_ms=10 mounts_ms=3 config_ms=7 container_ms=4");
+        assert_eq!(
+            t.line(),
+            "kernel_ms=800 init_ms=10 mounts_ms=3 config_ms=7 container_ms=4"
+        );
     }
 }

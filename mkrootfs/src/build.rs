@@ -14,8 +14,9 @@ mod write;
 pub use write::write_atomically;
 
 /// Directories searched for binaries named without a path, inside the
-/// sysroot, when the sysroot is not `/` (for `/`, `$PATH` comes first).
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// sysroot, when the sysroot is not `/` (for `/`, `$PATH` comes first):
+/// the init's own default `PATH`.
+use mkrootfs_config::DEFAULT_PATH;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -27,6 +28,8 @@ pub enum BuildError {
     Elf(#[from] ElfError),
     #[error(transparent)]
     Kmod(#[from] KmodError),
+    #[error(transparent)]
+    Container(#[from] crate::container::ContainerError),
     #[error("binary {name:?} (from profile {profile}) not found in {searched}")]
     BinaryNotFound {
         name: String,
@@ -259,6 +262,9 @@ pub fn assemble(profile: &Profile, opts: &BuildOptions) -> Result<Assembled, Bui
                 Ok(elf) if elf.interpreter.is_some() => return Err(BuildError::InitNotStatic(bin)),
                 Ok(_) => {}
             }
+            // The services and containers checked against the image, the
+            // container plans resolved and their filters added.
+            crate::container::resolve(&mut tree, profile, &mut cfg)?;
             tree.add(
                 "/init",
                 Node::File(data.into()),

@@ -30,7 +30,11 @@ pub fn apply(plan: &ContainerPlan, last_cap: u32) -> Result<(), StepError> {
         }
     }
     ns::keepcaps(true).map_err(e("keep capabilities"))?;
-    let groups: Vec<Gid> = plan.additional_gids.iter().map(|g| Gid::from_raw(*g)).collect();
+    let groups: Vec<Gid> = plan
+        .additional_gids
+        .iter()
+        .map(|g| Gid::from_raw(*g))
+        .collect();
     nix::unistd::setgroups(&groups).map_err(|er| StepError::new("setgroups", "", er as i32))?;
     let gid = Gid::from_raw(plan.gid);
     nix::unistd::setresgid(gid, gid, gid)

@@ -94,7 +94,9 @@ pub fn ensure_mounted(root: &Path) -> Result<(), CgroupError> {
         Some("cgroup2"),
         root,
         Some("cgroup2"),
-        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV | nix::mount::MsFlags::MS_NOEXEC,
+        nix::mount::MsFlags::MS_NOSUID
+            | nix::mount::MsFlags::MS_NODEV
+            | nix::mount::MsFlags::MS_NOEXEC,
         None::<&str>,
     )
     .map_err(|e| CgroupError {
@@ -117,7 +119,10 @@ impl Cgroup {
         // a controller can only be enabled in a child when the parent has it.
         let ctl = controllers(plan);
         let mut cur = root.to_path_buf();
-        let rel_path = dir.strip_prefix(root).unwrap_or(Path::new(rel)).to_path_buf();
+        let rel_path = dir
+            .strip_prefix(root)
+            .unwrap_or(Path::new(rel))
+            .to_path_buf();
         for comp in rel_path.components() {
             let sc = cur.join("cgroup.subtree_control");
             std::fs::write(&sc, &ctl).map_err(err("enable controllers in", &sc))?;
@@ -229,7 +234,10 @@ mod tests {
         assert_eq!(keyed(events, "oom"), Some(3));
         assert_eq!(keyed(events, "max"), Some(12));
         assert_eq!(keyed(events, "min"), None);
-        assert_eq!(keyed("usage_usec 20050\nuser_usec 1\n", "usage_usec"), Some(20050));
+        assert_eq!(
+            keyed("usage_usec 20050\nuser_usec 1\n", "usage_usec"),
+            Some(20050)
+        );
     }
 
     #[test]

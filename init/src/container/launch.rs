@@ -96,9 +96,8 @@ fn parent_setup(c: &Container, pid: i32) -> Result<(), StepError> {
     }
     if let Some(adj) = c.plan.oom_score_adj {
         let path = format!("/proc/{pid}/oom_score_adj");
-        std::fs::write(&path, adj.to_string()).map_err(|e| {
-            StepError::new("write", &path, e.raw_os_error().unwrap_or(libc::EIO))
-        })?;
+        std::fs::write(&path, adj.to_string())
+            .map_err(|e| StepError::new("write", &path, e.raw_os_error().unwrap_or(libc::EIO)))?;
     }
     Ok(())
 }
@@ -112,7 +111,11 @@ fn child(c: &Container, sync: OwnedFd, err: &OwnedFd) -> StepError {
     }
 }
 
-fn sequence(c: &Container, sync: OwnedFd, err: &OwnedFd) -> Result<std::convert::Infallible, StepError> {
+fn sequence(
+    c: &Container,
+    sync: OwnedFd,
+    err: &OwnedFd,
+) -> Result<std::convert::Infallible, StepError> {
     let p = &c.plan;
     let mut byte = [0u8; 1];
     let mut s = std::fs::File::from(sync);
@@ -154,9 +157,8 @@ fn sequence(c: &Container, sync: OwnedFd, err: &OwnedFd) -> Result<std::convert:
     load(false)?;
     caps::apply(p, c.last_cap)?;
     if p.no_new_privs {
-        ns::no_new_privs().map_err(|e| {
-            StepError::new("no_new_privs", "", e.raw_os_error().unwrap_or(0))
-        })?;
+        ns::no_new_privs()
+            .map_err(|e| StepError::new("no_new_privs", "", e.raw_os_error().unwrap_or(0)))?;
     }
     load(true)?;
     if p.init {
@@ -192,9 +194,8 @@ fn reaper(err: &OwnedFd) -> Result<(), StepError> {
         .map_err(|e| StepError::new("fork", "", e.raw_os_error().unwrap_or(0)))?
     {
         Cloned::Child => {
-            crate::sys::child::reset_signals().map_err(|e| {
-                StepError::new("reset signals", "", e.raw_os_error().unwrap_or(0))
-            })?;
+            crate::sys::child::reset_signals()
+                .map_err(|e| StepError::new("reset signals", "", e.raw_os_error().unwrap_or(0)))?;
             return Ok(());
         }
         Cloned::Parent(pid) => Pid::from_raw(pid),

@@ -95,7 +95,7 @@ pub fn exec_candidates(argv0: &str, path: Option<&str>) -> Vec<String> {
     if argv0.contains('/') {
         return vec![argv0.to_string()];
     }
-    path.unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    path.unwrap_or(mkrootfs_config::DEFAULT_PATH)
         .split(':')
         .map(|d| {
             let d = if d.is_empty() { "." } else { d };
@@ -123,8 +123,12 @@ impl Container {
         let mut execs = Vec::new();
         for c in exec_candidates(argv0, path) {
             execs.push(
-                Exec::new(&c, plan.argv.iter().map(String::as_str), plan.env.iter().cloned())
-                    .map_err(io("exec", argv0))?,
+                Exec::new(
+                    &c,
+                    plan.argv.iter().map(String::as_str),
+                    plan.env.iter().cloned(),
+                )
+                .map_err(io("exec", argv0))?,
             );
         }
         let base = format!("{STAGING_DIR}/{name}");
@@ -198,7 +202,10 @@ mod tests {
     fn step_errors_cross_the_pipe() {
         let e = StepError::new("mount", "/proc", libc::EPERM);
         assert_eq!(StepError::decode(&e.encode()), e);
-        assert_eq!(e.to_string(), "mount /proc: Operation not permitted (os error 1)");
+        assert_eq!(
+            e.to_string(),
+            "mount /proc: Operation not permitted (os error 1)"
+        );
         assert_eq!(
             StepError::new("capset", "", libc::EPERM).to_string(),
             "capset: Operation not permitted (os error 1)"

@@ -3,7 +3,9 @@
 //! the user namespace, the host name, `lo` up.
 
 use super::StepError;
-use mkrootfs_config::container::{ContainerPlan, CLONE_NEWCGROUP, CLONE_NEWNET, CLONE_NEWUSER, CLONE_NEWUTS};
+use mkrootfs_config::container::{
+    ContainerPlan, CLONE_NEWCGROUP, CLONE_NEWNET, CLONE_NEWUSER, CLONE_NEWUTS,
+};
 use nix::unistd::{Gid, Uid};
 
 /// The text of a `uid_map`/`gid_map` file: one `inside outside count` line
@@ -24,9 +26,8 @@ pub fn write_maps(proc: &str, pid: i32, plan: &ContainerPlan) -> Result<(), Step
     }
     let write = |file: &str, text: &str| {
         let path = format!("{proc}/{pid}/{file}");
-        std::fs::write(&path, text).map_err(|e| {
-            StepError::new("write", &path, e.raw_os_error().unwrap_or(libc::EIO))
-        })
+        std::fs::write(&path, text)
+            .map_err(|e| StepError::new("write", &path, e.raw_os_error().unwrap_or(libc::EIO)))
     };
     write("uid_map", &map_text(&plan.uid_map))?;
     if !plan.setgroups {

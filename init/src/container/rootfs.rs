@@ -354,7 +354,11 @@ fn mask(root: BorrowedFd<'_>, path: &str) -> Result<()> {
     if SFlag::from_bits_truncate(nst.st_mode) & SFlag::S_IFMT != SFlag::S_IFCHR
         || nst.st_rdev != libc::makedev(1, 3)
     {
-        return Err(StepError::new("mask: not the null device", "/dev/null", libc::EPERM));
+        return Err(StepError::new(
+            "mask: not the null device",
+            "/dev/null",
+            libc::EPERM,
+        ));
     }
     mount(
         Some(fd_path(&null).as_str()),

@@ -11,14 +11,7 @@ use std::ffi::CString;
 use std::path::PathBuf;
 
 /// The environment every service starts from (before the configuration's).
-pub const DEFAULT_ENV: &[(&str, &str)] = &[
-    (
-        "PATH",
-        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    ),
-    ("HOME", "/root"),
-    ("TERM", "linux"),
-];
+pub use mkrootfs_config::DEFAULT_ENV;
 
 /// A service ready to start: everything that can fail on configuration is
 /// resolved before the first fork.

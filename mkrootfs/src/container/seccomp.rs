@@ -76,10 +76,10 @@ pub enum SeccompError {
         #[source]
         source: std::io::Error,
     },
-    #[error("seccomp policy {path}: {source}")]
+    #[error("seccomp policy {path}: {error}")]
     Policy {
         path: PathBuf,
-        source: seccompiler::Error,
+        error: seccompiler::Error,
     },
     #[error("seccomp policy {path} defines {count} filters ({names}): it must define exactly one")]
     FilterCount {
@@ -139,6 +139,7 @@ pub fn docker_default(caps: u64) -> Result<Vec<u8>, SeccompError> {
     let profile: Profile =
         serde_json::from_str(DOCKER_PROFILE).map_err(SeccompError::DockerProfile)?;
     let held = caps::names(caps);
+    let held: Vec<&str> = held.iter().map(String::as_str).collect();
     let default_errno = match profile.default_action.as_str() {
         "SCMP_ACT_ERRNO" => profile.default_errno_ret.unwrap_or(libc::EPERM as u32),
         other => {
@@ -296,9 +297,9 @@ pub fn compile_json(path: &Path) -> Result<Vec<u8>, SeccompError> {
         source,
     })?;
     let map = seccompiler::compile_from_json(std::io::BufReader::new(file), TargetArch::x86_64)
-        .map_err(|source| SeccompError::Policy {
+        .map_err(|error| SeccompError::Policy {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
     if map.len() != 1 {
         let mut names: Vec<&str> = map.keys().map(String::as_str).collect();

@@ -8,7 +8,8 @@
 //! bad flags) when the call is let through, even as root.
 
 use super::*;
-use crate::container::caps::{mask, DOCKER_DEFAULT};
+use crate::container::caps::mask;
+use mkrootfs_config::container::DOCKER_CAPABILITIES as DOCKER_DEFAULT;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Want {
