@@ -107,7 +107,12 @@ pub fn exec_candidates(argv0: &str, path: Option<&str>) -> Vec<String> {
 impl Container {
     /// Reads the filter, builds the exec candidates and makes the staging
     /// directories.
-    pub fn prepare(name: &str, plan: &ContainerPlan) -> Result<Container, StepError> {
+    /// `staging_base` is normally [`STAGING_DIR`].
+    pub fn prepare(
+        name: &str,
+        plan: &ContainerPlan,
+        staging_base: &str,
+    ) -> Result<Container, StepError> {
         let io = |step: &'static str, path: &str| {
             let path = path.to_string();
             move |e: std::io::Error| {
@@ -131,7 +136,7 @@ impl Container {
                 .map_err(io("exec", argv0))?,
             );
         }
-        let base = format!("{STAGING_DIR}/{name}");
+        let base = format!("{staging_base}/{name}");
         let staging = format!("{base}/root");
         let vm_staging = format!("{base}/vm");
         for d in [&staging, &vm_staging] {
@@ -174,7 +179,7 @@ pub fn spawn(name: &str, plan: &ContainerPlan) -> Result<Running, StepError> {
         plan.cgroup.path.clone()
     };
     let cgroup = cgroups::Cgroup::create(root, &rel, &plan.cgroup).map_err(cg_err)?;
-    let started = Container::prepare(name, plan).and_then(|c| {
+    let started = Container::prepare(name, plan, STAGING_DIR).and_then(|c| {
         if c.filter.is_none() {
             crate::info!("container {name}: seccomp none: no system call filter");
         }
@@ -211,6 +216,153 @@ mod tests {
             "capset: Operation not permitted (os error 1)"
         );
         assert_eq!(StepError::decode(&[1, 2]).step, "read error pipe");
+    }
+
+    const CHILD_ENV: &str = "MKROOTFS_CONTAINER_LAUNCH_CHILD";
+
+    /// A Docker-like plan for `root` running `argv`.
+    pub fn docker_plan(root: &str, argv: &[&str]) -> ContainerPlan {
+        use mkrootfs_config::container::*;
+        ContainerPlan {
+            root: root.into(),
+            readonly_root: false,
+            clone_flags: CLONE_NAMESPACES,
+            uid_map: vec![[0, 100000, 65536]],
+            gid_map: vec![[0, 100000, 65536]],
+            setgroups: true,
+            hostname: Some("box".into()),
+            mounts: docker_mounts(),
+            symlinks: docker_symlinks(),
+            masked_paths: DOCKER_MASKED_PATHS.iter().map(|s| s.to_string()).collect(),
+            readonly_paths: DOCKER_READONLY_PATHS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            sysctls: vec![],
+            cgroup: CgroupPlan::default(),
+            rlimits: vec![[7, 512, 1024]],
+            oom_score_adj: Some(100),
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            env: vec!["PATH=/bin".into(), "HOME=/".into()],
+            cwd: "/tmp".into(),
+            uid: 0,
+            gid: 0,
+            additional_gids: vec![],
+            capabilities: CapSets::docker(DOCKER_CAPABILITY_MASK),
+            no_new_privs: true,
+            seccomp: None,
+            seccomp_flags: 0,
+            terminal: false,
+            init: false,
+            stop_signal: 15,
+        }
+    }
+
+    /// The body, run only in a re-executed single-threaded test process
+    /// that made itself a private mount namespace (see
+    /// `launch_in_a_throwaway_namespace`).
+    #[test]
+    fn launch_child() {
+        use std::os::unix::fs::chown;
+        if std::env::var_os(CHILD_ENV).is_none() {
+            return;
+        }
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).unwrap();
+        nix::mount::mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        for d in ["bin", "tmp", "etc"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::fs::copy("/usr/bin/busybox", root.join("bin/busybox")).unwrap();
+        // The owners the builder would shift by the map.
+        for p in ["", "bin", "bin/busybox", "tmp", "etc"] {
+            chown(root.join(p), Some(100000), Some(100000)).unwrap();
+        }
+        let script = "cd /tmp; echo pwd=$(pwd); echo pid=$$; echo host=$(busybox hostname); \
+            echo map=$(busybox cat /proc/self/uid_map); busybox grep -E 'Cap|NoNewPrivs' /proc/self/status; \
+            echo lo=$(busybox cat /sys/class/net/lo/flags) nets=$(busybox ls /sys/class/net); \
+            echo timer_list=$(busybox wc -c < /proc/timer_list); echo firmware=$(busybox ls /sys/firmware | busybox wc -l); \
+            echo 1 > /proc/sys/kernel/domainname || echo sysro; echo nofile=$(ulimit -n) $(ulimit -Hn); \
+            echo oom=$(busybox cat /proc/self/oom_score_adj); busybox ls -l /dev/ptmx; exit 7";
+        let plan = docker_plan(
+            &root.display().to_string(),
+            &["/bin/busybox", "sh", "-c", script],
+        );
+        let staging = tmp.path().join("staging").display().to_string();
+        let c = Container::prepare("t", &plan, &staging).unwrap();
+        let pid = launch::launch(&c, None).unwrap();
+        let st = nix::sys::wait::waitpid(pid, None).unwrap();
+        println!("STATUS {st:?}");
+        // A step that fails is reported with its path and errno.
+        let mut bad = plan.clone();
+        bad.cwd = "/nonexistent".into();
+        let c = Container::prepare("t", &bad, &staging).unwrap();
+        let e = launch::launch(&c, None).unwrap_err();
+        println!("ERROR {e}");
+        let mut bad = plan.clone();
+        bad.argv = vec!["nosuch".into()];
+        let c = Container::prepare("t", &bad, &staging).unwrap();
+        let e = launch::launch(&c, None).unwrap_err();
+        println!("ERROR {e}");
+        println!("LAUNCH-CHILD-OK");
+    }
+
+    #[test]
+    fn launch_in_a_throwaway_namespace() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root for namespaces");
+            return;
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "container::tests::launch_child",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stdout.contains("LAUNCH-CHILD-OK"), "{stdout}\n{stderr}");
+        for want in [
+            "pwd=/tmp",
+            "pid=1\n",
+            "host=box",
+            "map= 0 100000 65536",
+            "CapInh:\t0000000000000000",
+            "CapPrm:\t00000000a80425fb",
+            "CapEff:\t00000000a80425fb",
+            "CapBnd:\t00000000a80425fb",
+            "CapAmb:\t0000000000000000",
+            "NoNewPrivs:\t1",
+            "lo=0x9 nets=lo",
+            "timer_list=0",
+            "firmware=0",
+            "Read-only file system",
+            "sysro",
+            "nofile=512 1024",
+            "oom=100",
+            "/dev/ptmx -> pts/ptmx",
+            "STATUS Exited(Pid(",
+            "), 7)",
+            "ERROR chdir /nonexistent: No such file or directory (os error 2)",
+            "ERROR exec nosuch: No such file or directory (os error 2)",
+        ] {
+            assert!(
+                stdout.contains(want) || stderr.contains(want),
+                "missing {want:?} in:\n{stdout}\n{stderr}"
+            );
+        }
     }
 
     #[test]

@@ -325,7 +325,7 @@ pub fn finish(plan: &ContainerPlan) -> Result<()> {
 fn open_existing(root: BorrowedFd<'_>, path: &str) -> Result<Option<OwnedFd>> {
     match open_in_root(root, &cpath(path)?, libc::O_PATH) {
         Ok(fd) => Ok(Some(fd)),
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => Ok(None),
         Err(e) => Err(step_io("open", path)(e)),
     }
 }

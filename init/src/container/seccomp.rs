@@ -9,7 +9,7 @@ use std::io;
 /// (u16 code, u8 jt, u8 jf, u32 k, native endian), at most 4096 of them
 /// (BPF_MAXINSNS).
 pub fn parse(bytes: &[u8]) -> io::Result<Vec<SockFilter>> {
-    if bytes.is_empty() || bytes.len() % 8 != 0 || bytes.len() / 8 > 4096 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(8) || bytes.len() / 8 > 4096 {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!(
