@@ -154,11 +154,11 @@ fn probe(out: &Outcome, key: &str) -> String {
     let marker = format!("PROBE {key}=");
     out.console
         .lines()
-        .filter_map(|l| {
+        .rev()
+        .find_map(|l| {
             l.find(&marker)
                 .map(|at| l[at + marker.len()..].trim_end().to_string())
         })
-        .last()
         .unwrap_or_else(|| panic!("no {marker}; console:\n{}", out.console))
 }
 
