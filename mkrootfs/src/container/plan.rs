@@ -12,7 +12,7 @@ use mkrootfs_config::container::{
     CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWUTS, DOCKER_CAPABILITIES, DOCKER_MASKED_PATHS,
     DOCKER_READONLY_PATHS, MS_BIND, MS_NODEV, MS_NOSUID, MS_RDONLY, MS_REC,
 };
-use mkrootfs_config::{users, InitConfig, ServiceConfig, DEFAULT_ENV};
+use mkrootfs_config::{users, InitConfig, ServiceConfig, DEFAULT_ENV, DEFAULT_PATH};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -296,16 +296,11 @@ pub fn resolve(
     env.extend(cfg.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     env.extend(svc.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     let argv0 = svc.argv.first().map(String::as_str).unwrap_or("");
-    if in_image && view.lookup(argv0, &env["PATH"]).is_none() {
+    let path = env.get("PATH").map(String::as_str).unwrap_or(DEFAULT_PATH);
+    if in_image && view.lookup(argv0, path).is_none() {
         return Err(at(
             &[Seg::Key("services"), Seg::Index(i), Seg::Key("argv")],
-            check::not_found(
-                i,
-                name,
-                argv0,
-                &env["PATH"],
-                &format!("the container root {root}"),
-            ),
+            check::not_found(i, name, argv0, path, &format!("the container root {root}")),
         ));
     }
     let cwd = svc.cwd.clone().unwrap_or_else(|| "/".into());
