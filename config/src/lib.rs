@@ -29,7 +29,8 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 /// The environment every service and container starts from, before the
 /// configuration's `env` and the service's own (`HOME` becomes the user's
 /// home directory from `/etc/passwd` when it has one).
-pub const DEFAULT_ENV: &[(&str, &str)] = &[("PATH", DEFAULT_PATH), ("HOME", "/root"), ("TERM", "linux")];
+pub const DEFAULT_ENV: &[(&str, &str)] =
+    &[("PATH", DEFAULT_PATH), ("HOME", "/root"), ("TERM", "linux")];
 
 /// Where the builder writes the init configuration inside the image.
 pub const INIT_CONFIG_PATH: &str = "/etc/mkrootfs/init.json";

@@ -388,9 +388,9 @@ fn add_modules(
     let m = &profile.modules;
     let mut names: Vec<String> = m.load.clone();
     if let Some(preset) = &m.preset {
-        match preset.as_str() {
-            "microvm" => names.extend(kmod::MICROVM_PRESET.iter().map(|s| s.to_string())),
-            other => return Err(BuildError::UnknownPreset(other.to_string())),
+        match kmod::preset(preset) {
+            Some(list) => names.extend(list.iter().map(|s| s.to_string())),
+            None => return Err(BuildError::UnknownPreset(preset.to_string())),
         }
     }
     // What the init's root step will mount needs its driver in the image;

@@ -283,6 +283,8 @@ pub struct Profile {
     /// after merging and for paths relative to it (a container's
     /// `seccomp` policy).
     pub init_source: Option<Source>,
+    /// Every file of the `extends` chain, the leaf first.
+    pub sources: Vec<Source>,
     /// Directory of the leaf file, for relative paths in `[image]`.
     pub base_dir: PathBuf,
 }
@@ -403,13 +405,85 @@ pub fn load_path(path: &Path) -> Result<Profile, ProfileError> {
         base_dir: dir_or_dot(&base_dir),
         ..Profile::default()
     };
+    profile.sources = sources.clone();
     for ((file, raw), source) in chain.into_iter().rev().zip(sources.into_iter().rev()) {
         if raw.0.init.is_some() {
             profile.init_source = Some(source);
         }
         merge(&mut profile, &file, raw);
     }
+    check_merged(&profile)?;
     Ok(profile)
+}
+
+/// Checks that need the merged profile: a value is judged against keys
+/// another file of the chain may have set (the level against the
+/// compression), and reported where it was written.
+fn check_merged(p: &Profile) -> Result<(), ProfileError> {
+    let at = |key: &[&str], message: String| {
+        // The file that wrote the key: the leaf first, as merging lets the
+        // child's value win.
+        let source = p.sources.iter().find(|s| {
+            let Ok(t) = s.text.parse::<toml::Table>() else {
+                return false;
+            };
+            let mut v: Option<&toml::Value> = None;
+            for (n, k) in key.iter().enumerate() {
+                v = if n == 0 {
+                    t.get(*k)
+                } else {
+                    v.and_then(|x| x.get(*k))
+                };
+            }
+            v.is_some()
+        });
+        let segs: Vec<Seg> = key.iter().map(|k| Seg::Key(k)).collect();
+        let (path, line, column) = match source {
+            Some(s) => {
+                let (l, c) = span_of(&s.text, &segs)
+                    .map(|r| line_col(&s.text, r.start))
+                    .unwrap_or((1, 1));
+                (s.path.clone(), l, c)
+            }
+            None => (p.path.clone(), 1, 1),
+        };
+        ProfileError::Invalid {
+            path,
+            line,
+            column,
+            message,
+        }
+    };
+    if let Some(level) = p.image.level {
+        let c = p.image.compression.unwrap_or_default();
+        let range = match c {
+            Compression::None => None,
+            Compression::Gzip | Compression::Xz => Some(0..=9),
+            Compression::Zstd => Some(1..=22),
+        };
+        if let Some(r) = range.filter(|r| !r.contains(&level)) {
+            return Err(at(
+                &["image", "level"],
+                format!(
+                    "image.level {level} is out of range {}-{} for {c}",
+                    r.start(),
+                    r.end()
+                ),
+            ));
+        }
+    }
+    if let Some(preset) = &p.modules.preset {
+        if crate::kmod::preset(preset).is_none() {
+            return Err(at(
+                &["modules", "preset"],
+                format!(
+                    "modules.preset {preset:?} is not a known preset (known: {})",
+                    crate::kmod::PRESETS.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn dir_or_dot(p: &Path) -> PathBuf {

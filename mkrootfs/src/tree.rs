@@ -450,7 +450,12 @@ impl Tree {
     /// Resolves `path` as a process chrooted at the image directory `root`
     /// would (a container's view): absolute symlinks start again at `root`
     /// and `..` never leaves it. Returns the image path.
-    pub fn resolve_in(&self, root: &str, path: &str, follow_last: bool) -> Result<String, TreeError> {
+    pub fn resolve_in(
+        &self,
+        root: &str,
+        path: &str,
+        follow_last: bool,
+    ) -> Result<String, TreeError> {
         let join = |inside: &str| match (root, inside) {
             ("/", p) => p.to_string(),
             (r, "/") => r.to_string(),
@@ -493,7 +498,11 @@ impl Tree {
         root: &str,
         mut f: impl FnMut(&str, u32, u32) -> Result<(u32, u32), E>,
     ) -> Result<(), E> {
-        let prefix = if root == "/" { "/".to_string() } else { format!("{root}/") };
+        let prefix = if root == "/" {
+            "/".to_string()
+        } else {
+            format!("{root}/")
+        };
         for (path, item) in self.items.iter_mut() {
             if path == root || path.starts_with(&prefix) {
                 (item.meta.uid, item.meta.gid) = f(path, item.meta.uid, item.meta.gid)?;

@@ -142,7 +142,7 @@ fn facts() {
     for p in [
         "/proc/sys/kernel/domainname",
         "/proc/sysrq-trigger",
-        "/sys/kernel/uevent_helper",
+        "/sys/kernel/mm/transparent_hugepage/enabled",
         "/sys/fs/cgroup/cgroup.procs",
         "/probe-created",
     ] {
@@ -158,6 +158,40 @@ fn facts() {
             Err(e) => errno_name(e.raw_os_error().unwrap_or(0)),
         };
         out(&format!("write {p}"), &v);
+    }
+    for p in [
+        "/",
+        "/proc/bus",
+        "/proc/fs",
+        "/proc/irq",
+        "/proc/sys",
+        "/proc/sysrq-trigger",
+        "/sys",
+        "/sys/fs/cgroup",
+        "/dev",
+        "/dev/shm",
+        "/tmp",
+    ] {
+        let path = c(p);
+        // SAFETY: statvfs writes one struct statvfs.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        let v = if unsafe { libc::statvfs(path.as_ptr(), &mut st) } == 0 {
+            let mut f = Vec::new();
+            for (bit, name) in [
+                (libc::ST_RDONLY, "ro"),
+                (libc::ST_NOSUID, "nosuid"),
+                (libc::ST_NODEV, "nodev"),
+                (libc::ST_NOEXEC, "noexec"),
+            ] {
+                if st.f_flag & bit != 0 {
+                    f.push(name);
+                }
+            }
+            f.join(",")
+        } else {
+            last()
+        };
+        out(&format!("flags {p}"), &v);
     }
     // SAFETY: getrlimit writes one rlimit.
     let mut rl = libc::rlimit {
@@ -259,9 +293,23 @@ fn escapes() {
             "escape kexec_load",
             &res(libc::syscall(libc::SYS_kexec_load, 0, 0, 0, 0)),
         );
+        // In a child: a successful unshare would change this process.
+        let pid = libc::fork();
+        if pid == 0 {
+            let r = libc::unshare(libc::CLONE_NEWUSER);
+            let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+            libc::_exit(if r == 0 { 0 } else { e });
+        }
+        let mut st = 0;
+        libc::waitpid(pid, &mut st, 0);
+        let code = libc::WEXITSTATUS(st);
         out(
             "escape unshare_user",
-            &res(libc::unshare(libc::CLONE_NEWUSER) as i64),
+            &if code == 0 {
+                "OK".to_string()
+            } else {
+                errno_name(code)
+            },
         );
         let netns = c("/proc/self/ns/net");
         let nfd = libc::open(netns.as_ptr(), libc::O_RDONLY);

@@ -274,9 +274,13 @@ pub fn interface_up(name: &[u8]) -> io::Result<()> {
         for (d, s) in req.ifr_name.iter_mut().zip(name) {
             *d = *s as libc::c_char;
         }
-        check_int(libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req))?;
+        check_int(libc::ioctl(
+            sock.as_raw_fd(),
+            libc::SIOCGIFFLAGS as _,
+            &mut req,
+        ))?;
         req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-        check_int(libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req))?;
+        check_int(libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS as _, &req))?;
     }
     Ok(())
 }

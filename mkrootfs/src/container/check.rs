@@ -35,7 +35,9 @@ pub fn check(tree: &Tree, cfg: &InitConfig, at: &At) -> Result<(), ProfileError>
     let view = View { tree, root: "/" };
     let (passwd, groups) = view.users();
     for (i, svc) in cfg.services.iter().enumerate() {
-        if svc.container.is_some() {
+        // Containers are checked inside their own root by the plan; a plan
+        // given as is (an OCI bundle's, a test's) is taken as resolved.
+        if svc.container.is_some() || svc.container_plan.is_some() {
             continue;
         }
         let key = |k: &'static str| [Seg::Key("services"), Seg::Index(i), Seg::Key(k)];
@@ -43,9 +45,13 @@ pub fn check(tree: &Tree, cfg: &InitConfig, at: &At) -> Result<(), ProfileError>
         let argv0 = svc.argv.first().map(String::as_str).unwrap_or("");
         let path = service_path(cfg, svc);
         if view.lookup(argv0, path).is_none() {
-            return Err(at(&key("argv"), not_found(i, name, argv0, path, "the image")));
+            return Err(at(
+                &key("argv"),
+                not_found(i, name, argv0, path, "the image"),
+            ));
         }
-        if let Err(e) = users::resolve(svc.user.as_deref(), svc.group.as_deref(), &passwd, &groups) {
+        if let Err(e) = users::resolve(svc.user.as_deref(), svc.group.as_deref(), &passwd, &groups)
+        {
             let k = match e {
                 users::LookupError::UnknownUser(_) => "user",
                 users::LookupError::UnknownGroup(_) => "group",
@@ -59,7 +65,9 @@ pub fn check(tree: &Tree, cfg: &InitConfig, at: &At) -> Result<(), ProfileError>
             if !view.is_dir(cwd) {
                 return Err(at(
                     &key("cwd"),
-                    format!("init.services[{i}] ({name}): cwd {cwd} is not a directory of the image"),
+                    format!(
+                        "init.services[{i}] ({name}): cwd {cwd} is not a directory of the image"
+                    ),
                 ));
             }
         }

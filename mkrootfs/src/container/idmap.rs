@@ -12,7 +12,9 @@ pub const MAX_LINES: usize = 340;
 /// ranges overlapping, neither inside nor outside (`user_namespaces(7)`).
 pub fn check(kind: &str, maps: &[IdMap]) -> Result<(), String> {
     if maps.is_empty() {
-        return Err(format!("{kind} is empty: a user namespace needs at least one range"));
+        return Err(format!(
+            "{kind} is empty: a user namespace needs at least one range"
+        ));
     }
     if maps.len() > MAX_LINES {
         return Err(format!(
@@ -75,7 +77,9 @@ mod tests {
             check("uid_map", &[]),
             Err("uid_map is empty: a user namespace needs at least one range".into())
         );
-        let many: Vec<IdMap> = (0..341).map(|i| m(&format!("{i} {} 1", 1000 + i))).collect();
+        let many: Vec<IdMap> = (0..341)
+            .map(|i| m(&format!("{i} {} 1", 1000 + i)))
+            .collect();
         assert_eq!(
             check("uid_map", &many),
             Err("uid_map has 341 ranges; the kernel accepts at most 340".into())

@@ -35,7 +35,11 @@ pub enum ContainerError {
 /// Checks `cfg` against the assembled `tree`, resolves every container
 /// table into its plan (in `cfg`), adds the compiled seccomp filters and
 /// shifts the owners of container roots by their maps.
-pub fn resolve(tree: &mut Tree, profile: &Profile, cfg: &mut InitConfig) -> Result<(), ContainerError> {
+pub fn resolve(
+    tree: &mut Tree,
+    profile: &Profile,
+    cfg: &mut InitConfig,
+) -> Result<(), ContainerError> {
     let source = profile.init_source.clone();
     let at = |key: &[Seg], message: String| match &source {
         Some(s) => s.init_error(key, message),
@@ -52,26 +56,31 @@ pub fn resolve(tree: &mut Tree, profile: &Profile, cfg: &mut InitConfig) -> Resu
         .map(|s| s.dir())
         .unwrap_or_else(|| profile.base_dir.clone());
     let mut bpfs = Vec::new();
-    // (root, uid map, gid map, service index) of each shifted root.
-    let mut shifted: Vec<(String, Vec<[u32; 3]>, Vec<[u32; 3]>, usize)> = Vec::new();
+    // Each root whose owners were shifted: (plan, service index).
+    let mut shifted: Vec<(mkrootfs_config::ContainerPlan, usize)> = Vec::new();
     for i in 0..cfg.services.len() {
         let svc = &cfg.services[i];
         let Some(c) = &svc.container else { continue };
         let r = plan::resolve(tree, cfg, i, svc, c, &policy_dir, &at)?;
         let p = &r.plan;
         if let (Some(path), Some(bpf)) = (&p.seccomp, r.bpf) {
-            bpfs.push((path.clone(), bpf, cfg.services[i].display_name().to_string()));
+            bpfs.push((
+                path.clone(),
+                bpf,
+                cfg.services[i].display_name().to_string(),
+            ));
         }
         if !p.uid_map.is_empty() && check::image_is_root(cfg) {
-            let overlapping = shifted.iter().find(|(root, ..)| nested(root, &p.root));
+            let overlapping = shifted.iter().find(|(q, _)| nested(&q.root, &p.root));
             match overlapping {
-                Some((root, u, g, _)) if *root == p.root && *u == p.uid_map && *g == p.gid_map => {}
-                Some((root, _, _, j)) => {
+                Some((q, _))
+                    if q.root == p.root && q.uid_map == p.uid_map && q.gid_map == p.gid_map => {}
+                Some((q, j)) => {
                     return Err(at(
                         &[Seg::Key("services"), Seg::Index(i), Seg::Key("container"), Seg::Key("root")],
                         format!(
-                            "init.services[{i}].container: root {} overlaps root {root} of init.services[{j}] with another user-namespace map: their files cannot belong to both",
-                            p.root
+                            "init.services[{i}].container: root {} overlaps root {} of init.services[{j}] with another user-namespace map: their files cannot belong to both",
+                            p.root, q.root
                         ),
                     )
                     .into())
@@ -83,7 +92,7 @@ pub fn resolve(tree: &mut Tree, profile: &Profile, cfg: &mut InitConfig) -> Resu
                             String::new(),
                         )
                     }, i)?;
-                    shifted.push((p.root.clone(), p.uid_map.clone(), p.gid_map.clone(), i));
+                    shifted.push((p.clone(), i));
                 }
             }
         }
@@ -116,22 +125,33 @@ fn shift_owners(
 ) -> Result<(), ProfileError> {
     let to_maps = |t: &[[u32; 3]]| -> Vec<mkrootfs_config::container::IdMap> {
         t.iter()
-            .map(|[inside, outside, count]| mkrootfs_config::container::IdMap {
-                inside: *inside,
-                outside: *outside,
-                count: *count,
-            })
+            .map(
+                |[inside, outside, count]| mkrootfs_config::container::IdMap {
+                    inside: *inside,
+                    outside: *outside,
+                    count: *count,
+                },
+            )
             .collect()
     };
     let (um, gm) = (to_maps(&p.uid_map), to_maps(&p.gid_map));
     tree.map_owners(&p.root, |path, uid, gid| {
-        let u = idmap::to_outside(&um, uid).ok_or_else(|| owner_error(at("uid_map"), i, path, "uid", uid, &p.root))?;
-        let g = idmap::to_outside(&gm, gid).ok_or_else(|| owner_error(at("gid_map"), i, path, "gid", gid, &p.root))?;
+        let u = idmap::to_outside(&um, uid)
+            .ok_or_else(|| owner_error(at("uid_map"), i, path, "uid", uid, &p.root))?;
+        let g = idmap::to_outside(&gm, gid)
+            .ok_or_else(|| owner_error(at("gid_map"), i, path, "gid", gid, &p.root))?;
         Ok((u, g))
     })
 }
 
-fn owner_error(mut e: ProfileError, i: usize, path: &str, kind: &str, id: u32, root: &str) -> ProfileError {
+fn owner_error(
+    mut e: ProfileError,
+    i: usize,
+    path: &str,
+    kind: &str,
+    id: u32,
+    root: &str,
+) -> ProfileError {
     if let ProfileError::Invalid { message, .. } = &mut e {
         *message = format!(
             "init.services[{i}].container: {path} (in the container root {root}) is owned by {kind} {id}, which the {kind}_map does not map"

@@ -12,7 +12,7 @@ use mkrootfs_config::container::{
     CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWUTS, DOCKER_CAPABILITIES, DOCKER_MASKED_PATHS,
     DOCKER_READONLY_PATHS, MS_BIND, MS_NODEV, MS_NOSUID, MS_RDONLY, MS_REC,
 };
-use mkrootfs_config::{users, InitConfig, ServiceConfig, DEFAULT_ENV};
+use mkrootfs_config::{users, InitConfig, ServiceConfig, DEFAULT_ENV, DEFAULT_PATH};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -47,20 +47,29 @@ pub fn resolve(
         ]
     };
     let fail = |k: &'static str, msg: String| {
-        at(&key(k), format!("init.services[{i}] ({name}).container: {msg}"))
+        at(
+            &key(k),
+            format!("init.services[{i}] ({name}).container: {msg}"),
+        )
     };
     let in_image = check::image_is_root(cfg);
 
     // The root: an image directory, seen from inside as `/`.
     if !c.root.starts_with('/') || c.root.split('/').any(|p| p == "..") {
-        return Err(fail("root", format!("root {:?} must be an absolute path without `..`", c.root)));
+        return Err(fail(
+            "root",
+            format!("root {:?} must be an absolute path without `..`", c.root),
+        ));
     }
     let root = if in_image {
         let resolved = tree
             .resolve(&c.root, true)
             .map_err(|e| fail("root", format!("root {}: {e}", c.root)))?;
         if !(View { tree, root: "/" }).is_dir(&resolved) {
-            return Err(fail("root", format!("root {} is not a directory of the image", c.root)));
+            return Err(fail(
+                "root",
+                format!("root {} is not a directory of the image", c.root),
+            ));
         }
         resolved
     } else {
@@ -76,7 +85,8 @@ pub fn resolve(
     if flags & CLONE_NEWNS == 0 && (root != "/" || !c.mounts.is_empty() || c.readonly_root) {
         return Err(fail(
             "namespaces",
-            "root, mounts and readonly_root need the mount namespace (namespaces.mount = true)".into(),
+            "root, mounts and readonly_root need the mount namespace (namespaces.mount = true)"
+                .into(),
         ));
     }
     let user_ns = flags & CLONE_NEWUSER != 0;
@@ -86,13 +96,19 @@ pub fn resolve(
     }
     let hostname = match (&c.hostname, flags & CLONE_NEWUTS != 0) {
         (Some(_), false) => {
-            return Err(fail("hostname", "hostname needs the UTS namespace (namespaces.uts = true)".into()))
+            return Err(fail(
+                "hostname",
+                "hostname needs the UTS namespace (namespaces.uts = true)".into(),
+            ))
         }
         (None, false) => None,
         (h, true) => {
             let h = h.clone().unwrap_or_else(|| name.to_string());
             if h.is_empty() || h.len() > 64 || h.contains(['\0', '/']) {
-                return Err(fail("hostname", format!("hostname {h:?} must be 1 to 64 bytes without NUL or /")));
+                return Err(fail(
+                    "hostname",
+                    format!("hostname {h:?} must be 1 to 64 bytes without NUL or /"),
+                ));
             }
             Some(h)
         }
@@ -123,7 +139,10 @@ pub fn resolve(
                 )
             };
             if !m.target.starts_with('/') || m.target.split('/').any(|p| p == "..") {
-                return Err(bad(format!("target {:?} must be an absolute path without `..`", m.target)));
+                return Err(bad(format!(
+                    "target {:?} must be an absolute path without `..`",
+                    m.target
+                )));
             }
             let ro = if m.readonly { MS_RDONLY } else { 0 };
             mounts.push(match m.kind {
@@ -154,16 +173,17 @@ pub fn resolve(
             });
         }
     }
-    let abs_list = |k: &'static str, extra: &[String], base: &[&str]| -> Result<Vec<String>, ProfileError> {
-        let mut v: Vec<String> = base.iter().map(|s| s.to_string()).collect();
-        for p in extra {
-            if !p.starts_with('/') {
-                return Err(fail(k, format!("{p:?} must be an absolute path")));
+    let abs_list =
+        |k: &'static str, extra: &[String], base: &[&str]| -> Result<Vec<String>, ProfileError> {
+            let mut v: Vec<String> = base.iter().map(|s| s.to_string()).collect();
+            for p in extra {
+                if !p.starts_with('/') {
+                    return Err(fail(k, format!("{p:?} must be an absolute path")));
+                }
+                v.push(p.clone());
             }
-            v.push(p.clone());
-        }
-        Ok(v)
-    };
+            Ok(v)
+        };
     let mount_ns = flags & CLONE_NEWNS != 0;
     let (masked_paths, readonly_paths) = if mount_ns {
         (
@@ -180,13 +200,21 @@ pub fn resolve(
         Some(s) => Some(parse_cpu_max(s).map_err(|m| fail("cpu_max", m))?),
     };
     if c.memory_max.is_some_and(|m| m.0 == 0) {
-        return Err(fail("memory_max", "memory_max must be more than 0 bytes".into()));
+        return Err(fail(
+            "memory_max",
+            "memory_max must be more than 0 bytes".into(),
+        ));
     }
     if c.pids_max == Some(0) {
         return Err(fail("pids_max", "pids_max must be at least 1".into()));
     }
-    if c.oom_score_adj.is_some_and(|o| !(-1000..=1000).contains(&o)) {
-        return Err(fail("oom_score_adj", "oom_score_adj must be between -1000 and 1000".into()));
+    if c.oom_score_adj
+        .is_some_and(|o| !(-1000..=1000).contains(&o))
+    {
+        return Err(fail(
+            "oom_score_adj",
+            "oom_score_adj must be between -1000 and 1000".into(),
+        ));
     }
     let mut rlimits = Vec::new();
     for (n, v) in &c.rlimits {
@@ -196,7 +224,12 @@ pub fn resolve(
         let v = match *v {
             -1 => u64::MAX,
             v if v >= 0 => v as u64,
-            v => return Err(fail("rlimits", format!("rlimits.{n} = {v}: use -1 for unlimited"))),
+            v => {
+                return Err(fail(
+                    "rlimits",
+                    format!("rlimits.{n} = {v}: use -1 for unlimited"),
+                ))
+            }
         };
         rlimits.push([u64::from(res), v, v]);
     }
@@ -204,52 +237,70 @@ pub fn resolve(
     // Credentials and the program, from the container root's own files.
     let (passwd, groups) = view.users();
     let creds = if in_image {
-        users::resolve(svc.user.as_deref(), svc.group.as_deref(), &passwd, &groups).map_err(|e| {
-            let k = match e {
-                users::LookupError::UnknownUser(_) => "user",
-                users::LookupError::UnknownGroup(_) => "group",
-            };
-            at(
-                &[Seg::Key("services"), Seg::Index(i), Seg::Key(k)],
-                format!("init.services[{i}] ({name}): {e} of the container root {root}"),
-            )
-        })?
+        users::resolve(svc.user.as_deref(), svc.group.as_deref(), &passwd, &groups).map_err(
+            |e| {
+                let k = match e {
+                    users::LookupError::UnknownUser(_) => "user",
+                    users::LookupError::UnknownGroup(_) => "group",
+                };
+                at(
+                    &[Seg::Key("services"), Seg::Index(i), Seg::Key(k)],
+                    format!("init.services[{i}] ({name}): {e} of the container root {root}"),
+                )
+            },
+        )?
     } else {
-        let num = |k: &'static str, v: Option<&str>| match v.map(str::parse::<u32>) {
+        let num = |k: &'static str, v: Option<&str>| {
+            match v.map(str::parse::<u32>) {
             None => Ok(None),
             Some(Ok(n)) => Ok(Some(n)),
             Some(Err(_)) => Err(at(
                 &[Seg::Key("services"), Seg::Index(i), Seg::Key(k)],
                 format!("init.services[{i}] ({name}): the container root is not in the image (root.mode = {:?}): {k} must be a number", cfg.root.mode),
             )),
+        }
         };
         let uid = num("user", svc.user.as_deref())?.unwrap_or(0);
         let gid = num("group", svc.group.as_deref())?.unwrap_or(uid);
-        users::Credentials { uid, gid, groups: vec![gid], home: None }
+        users::Credentials {
+            uid,
+            gid,
+            groups: vec![gid],
+            home: None,
+        }
     };
     if user_ns {
         if idmap::to_outside(&c.uid_map, creds.uid).is_none() {
-            return Err(fail("uid_map", format!("the service's uid {} is not in uid_map", creds.uid)));
+            return Err(fail(
+                "uid_map",
+                format!("the service's uid {} is not in uid_map", creds.uid),
+            ));
         }
         if let Some(g) = std::iter::once(&creds.gid)
             .chain(&creds.groups)
             .find(|g| idmap::to_outside(&c.gid_map, **g).is_none())
         {
-            return Err(fail("gid_map", format!("the service's gid {g} is not in gid_map")));
+            return Err(fail(
+                "gid_map",
+                format!("the service's gid {g} is not in gid_map"),
+            ));
         }
     }
-    let mut env: BTreeMap<String, String> =
-        DEFAULT_ENV.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let mut env: BTreeMap<String, String> = DEFAULT_ENV
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     if let Some(home) = &creds.home {
         env.insert("HOME".into(), home.clone());
     }
     env.extend(cfg.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     env.extend(svc.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     let argv0 = svc.argv.first().map(String::as_str).unwrap_or("");
-    if in_image && view.lookup(argv0, &env["PATH"]).is_none() {
+    let path = env.get("PATH").map(String::as_str).unwrap_or(DEFAULT_PATH);
+    if in_image && view.lookup(argv0, path).is_none() {
         return Err(at(
             &[Seg::Key("services"), Seg::Index(i), Seg::Key("argv")],
-            check::not_found(i, name, argv0, &env["PATH"], &format!("the container root {root}")),
+            check::not_found(i, name, argv0, path, &format!("the container root {root}")),
         ));
     }
     let cwd = svc.cwd.clone().unwrap_or_else(|| "/".into());
@@ -269,11 +320,16 @@ pub fn resolve(
     let (seccomp, bpf) = match c.seccomp.as_str() {
         "none" => (None, None),
         "default" => {
-            let bpf = seccomp::docker_default(caps_mask)
-                .map_err(|e| fail("seccomp", error_chain(&e)))?;
+            let bpf =
+                seccomp::docker_default(caps_mask).map_err(|e| fail("seccomp", error_chain(&e)))?;
             (Some(seccomp_path(i, name)), Some(bpf))
         }
-        "" => return Err(fail("seccomp", "seccomp must be \"default\", \"none\" or a policy file".into())),
+        "" => {
+            return Err(fail(
+                "seccomp",
+                "seccomp must be \"default\", \"none\" or a policy file".into(),
+            ))
+        }
         file => {
             let bpf = seccomp::compile_json(&policy_dir.join(file))
                 .map_err(|e| fail("seccomp", error_chain(&e)))?;
@@ -282,19 +338,33 @@ pub fn resolve(
     };
     let stop_signal = match &c.stop_signal {
         None => 15,
-        Some(s) => signal_number(s).ok_or_else(|| fail("stop_signal", format!("unknown signal {s:?}")))?,
+        Some(s) => {
+            signal_number(s).ok_or_else(|| fail("stop_signal", format!("unknown signal {s:?}")))?
+        }
     };
 
     let plan = ContainerPlan {
         root,
         readonly_root: c.readonly_root,
         clone_flags: flags,
-        uid_map: if user_ns { c.uid_map.iter().map(|m| m.triple()).collect() } else { Vec::new() },
-        gid_map: if user_ns { c.gid_map.iter().map(|m| m.triple()).collect() } else { Vec::new() },
+        uid_map: if user_ns {
+            c.uid_map.iter().map(|m| m.triple()).collect()
+        } else {
+            Vec::new()
+        },
+        gid_map: if user_ns {
+            c.gid_map.iter().map(|m| m.triple()).collect()
+        } else {
+            Vec::new()
+        },
         setgroups: c.setgroups,
         hostname,
         mounts,
-        symlinks: if mount_ns { docker_symlinks() } else { Vec::new() },
+        symlinks: if mount_ns {
+            docker_symlinks()
+        } else {
+            Vec::new()
+        },
         masked_paths,
         readonly_paths,
         sysctls: Vec::new(),
@@ -311,7 +381,12 @@ pub fn resolve(
         cwd,
         uid: creds.uid,
         gid: creds.gid,
-        additional_gids: creds.groups.iter().copied().filter(|g| *g != creds.gid).collect(),
+        additional_gids: creds
+            .groups
+            .iter()
+            .copied()
+            .filter(|g| *g != creds.gid)
+            .collect(),
         capabilities: CapSets::docker(caps_mask),
         no_new_privs: c.no_new_privs,
         seccomp,
@@ -329,7 +404,9 @@ pub fn resolve(
 fn seccomp_path(i: usize, name: &str) -> String {
     let plain = !name.is_empty()
         && !name.starts_with('.')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
     if plain {
         format!("{SECCOMP_DIR}/{name}.bpf")
     } else {
@@ -340,9 +417,13 @@ fn seccomp_path(i: usize, name: &str) -> String {
 /// `"quota period"` in microseconds, as cgroup v2's `cpu.max` takes it:
 /// the kernel wants a period of 1 ms to 1 s and a quota of at least 1 ms.
 pub fn parse_cpu_max(s: &str) -> Result<[u64; 2], String> {
-    let bad = || format!("invalid cpu_max {s:?}: expected \"quota period\" in microseconds such as \"20000 100000\"");
+    let bad = || {
+        format!("invalid cpu_max {s:?}: expected \"quota period\" in microseconds such as \"20000 100000\"")
+    };
     let nums: Vec<&str> = s.split_whitespace().collect();
-    let [q, p] = nums.as_slice() else { return Err(bad()) };
+    let [q, p] = nums.as_slice() else {
+        return Err(bad());
+    };
     let quota: u64 = q.parse().map_err(|_| bad())?;
     let period: u64 = p.parse().map_err(|_| bad())?;
     if !(1000..=1_000_000).contains(&period) || quota < 1000 {
@@ -361,12 +442,37 @@ pub fn signal_number(s: &str) -> Option<i32> {
     let upper = s.to_ascii_uppercase();
     let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
     const NAMES: &[(&str, i32)] = &[
-        ("HUP", 1), ("INT", 2), ("QUIT", 3), ("ILL", 4), ("TRAP", 5), ("ABRT", 6),
-        ("BUS", 7), ("FPE", 8), ("KILL", 9), ("USR1", 10), ("SEGV", 11), ("USR2", 12),
-        ("PIPE", 13), ("ALRM", 14), ("TERM", 15), ("STKFLT", 16), ("CHLD", 17),
-        ("CONT", 18), ("STOP", 19), ("TSTP", 20), ("TTIN", 21), ("TTOU", 22),
-        ("URG", 23), ("XCPU", 24), ("XFSZ", 25), ("VTALRM", 26), ("PROF", 27),
-        ("WINCH", 28), ("IO", 29), ("PWR", 30), ("SYS", 31),
+        ("HUP", 1),
+        ("INT", 2),
+        ("QUIT", 3),
+        ("ILL", 4),
+        ("TRAP", 5),
+        ("ABRT", 6),
+        ("BUS", 7),
+        ("FPE", 8),
+        ("KILL", 9),
+        ("USR1", 10),
+        ("SEGV", 11),
+        ("USR2", 12),
+        ("PIPE", 13),
+        ("ALRM", 14),
+        ("TERM", 15),
+        ("STKFLT", 16),
+        ("CHLD", 17),
+        ("CONT", 18),
+        ("STOP", 19),
+        ("TSTP", 20),
+        ("TTIN", 21),
+        ("TTOU", 22),
+        ("URG", 23),
+        ("XCPU", 24),
+        ("XFSZ", 25),
+        ("VTALRM", 26),
+        ("PROF", 27),
+        ("WINCH", 28),
+        ("IO", 29),
+        ("PWR", 30),
+        ("SYS", 31),
     ];
     NAMES.iter().find(|(n, _)| *n == bare).map(|(_, v)| *v)
 }
@@ -402,6 +508,9 @@ mod tests {
         assert_eq!(signal_number("SIGNOPE"), None);
         assert_eq!(signal_number("0"), None);
         assert_eq!(seccomp_path(0, "web"), "/etc/mkrootfs/seccomp/web.bpf");
-        assert_eq!(seccomp_path(2, "a/b"), "/etc/mkrootfs/seccomp/service-2.bpf");
+        assert_eq!(
+            seccomp_path(2, "a/b"),
+            "/etc/mkrootfs/seccomp/service-2.bpf"
+        );
     }
 }

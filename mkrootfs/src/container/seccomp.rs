@@ -4,7 +4,7 @@
 //!
 //! # Docker's default profile
 //! `docker-seccomp.json` is moby's `profiles/seccomp/default.json`
-//! (github.com/moby/profiles, commit 3c28324, 2026-05-06), kept verbatim and
+//! (github.com/moby/profiles, commit 3c28324, 2026-05-06; Apache-2.0), kept verbatim and
 //! evaluated here the way moby's `seccomp_linux.go` does for `amd64`: a rule
 //! applies unless its `excludes` name the architecture or a capability of the
 //! container's bounding set, and only if its `includes` name the architecture

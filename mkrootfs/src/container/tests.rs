@@ -3,11 +3,11 @@
 
 use super::*;
 use crate::profile;
+use mkrootfs_config::container::CapSets;
 use mkrootfs_config::container::{
     docker_mounts, docker_symlinks, CgroupPlan, ContainerPlan, CLONE_NAMESPACES,
     DOCKER_MASKED_PATHS, DOCKER_READONLY_PATHS,
 };
-use mkrootfs_config::container::CapSets;
 
 fn file(s: &str) -> Node {
     Node::File(s.as_bytes().to_vec().into())
@@ -17,10 +17,17 @@ fn file(s: &str) -> Node {
 /// program) and a busybox-like /bin/sh for plain services.
 fn image() -> Tree {
     let mut t = Tree::new("/");
-    t.add("/bin/sh", file("sh"), Meta::root(0o755), "t").unwrap();
-    t.add("/etc/passwd", file("root:x:0:0:root:/root:/bin/sh\n"), Meta::root(0o644), "t")
+    t.add("/bin/sh", file("sh"), Meta::root(0o755), "t")
         .unwrap();
-    t.add("/srv/c/bin/app", file("app"), Meta::root(0o755), "t").unwrap();
+    t.add(
+        "/etc/passwd",
+        file("root:x:0:0:root:/root:/bin/sh\n"),
+        Meta::root(0o644),
+        "t",
+    )
+    .unwrap();
+    t.add("/srv/c/bin/app", file("app"), Meta::root(0o755), "t")
+        .unwrap();
     t.add(
         "/srv/c/etc/passwd",
         file("root:x:0:0::/root:/bin/sh\nweb:x:33:33::/var/www:/bin/sh\n"),
@@ -94,7 +101,10 @@ fn empty_container_table_is_docker_isolation() {
         mounts: docker_mounts(),
         symlinks: docker_symlinks(),
         masked_paths: DOCKER_MASKED_PATHS.iter().map(|s| s.to_string()).collect(),
-        readonly_paths: DOCKER_READONLY_PATHS.iter().map(|s| s.to_string()).collect(),
+        readonly_paths: DOCKER_READONLY_PATHS
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
         sysctls: vec![],
         cgroup: CgroupPlan::default(),
         rlimits: vec![],
@@ -125,7 +135,11 @@ fn empty_container_table_is_docker_isolation() {
     };
     assert_eq!(cfg.services[0].container_plan.as_ref(), Some(&expected));
     // The filter in the image is Docker's for these capabilities.
-    let bpf = t.file_data("/etc/mkrootfs/seccomp/web.bpf").unwrap().read().unwrap();
+    let bpf = t
+        .file_data("/etc/mkrootfs/seccomp/web.bpf")
+        .unwrap()
+        .read()
+        .unwrap();
     assert_eq!(bpf, seccomp::docker_default(caps).unwrap());
     // The init reads the plan back from init.json as the builder wrote it.
     let json = serde_json::to_string(&cfg).unwrap();
@@ -263,7 +277,10 @@ fn seccomp_policy_file_and_none() {
     let a = cfg.services[0].container_plan.as_ref().unwrap();
     assert_eq!(a.seccomp.as_deref(), Some("/etc/mkrootfs/seccomp/a.bpf"));
     assert_eq!(a.capabilities, CapSets::docker(1 << 5));
-    assert_eq!(a.clone_flags, CLONE_NAMESPACES & !mkrootfs_config::container::CLONE_NEWNET);
+    assert_eq!(
+        a.clone_flags,
+        CLONE_NAMESPACES & !mkrootfs_config::container::CLONE_NEWNET
+    );
     assert!(t.file_data("/etc/mkrootfs/seccomp/a.bpf").is_some());
     let b = cfg.services[1].container_plan.as_ref().unwrap();
     assert_eq!(b.seccomp, None);

@@ -74,18 +74,27 @@ mod tests {
         let mut t = Tree::new("/");
         let f = |s: &str| Node::File(s.as_bytes().to_vec().into());
         t.add("/bin/sh", f("elf"), Meta::root(0o755), "t").unwrap();
-        t.add("/c/bin/app", f("elf"), Meta::root(0o755), "t").unwrap();
+        t.add("/c/bin/app", f("elf"), Meta::root(0o755), "t")
+            .unwrap();
         t.add_symlink("/c/usr/bin", "/bin", "t").unwrap();
         t.add_symlink("/c/escape", "../../bin/sh", "t").unwrap();
-        t.add("/c/etc/passwd", f("app:x:7:8::/home/app:/bin/sh\n"), Meta::root(0o644), "t")
-            .unwrap();
+        t.add(
+            "/c/etc/passwd",
+            f("app:x:7:8::/home/app:/bin/sh\n"),
+            Meta::root(0o644),
+            "t",
+        )
+        .unwrap();
         t
     }
 
     #[test]
     fn a_container_root_is_its_own_slash() {
         let t = tree();
-        let c = View { tree: &t, root: "/c" };
+        let c = View {
+            tree: &t,
+            root: "/c",
+        };
         assert!(c.is_file("/bin/app"));
         assert!(!c.is_file("/bin/sh"));
         // Absolute symlinks and `..` stay inside the container root.
@@ -93,7 +102,10 @@ mod tests {
         assert!(!c.is_file("/escape"));
         assert!(c.is_dir("/") && c.is_dir("/etc") && !c.is_dir("/nope"));
         assert_eq!(c.users().0[0].uid, 7);
-        let image = View { tree: &t, root: "/" };
+        let image = View {
+            tree: &t,
+            root: "/",
+        };
         assert_eq!(image.lookup("sh", "/usr/bin:/bin"), Some("/bin/sh".into()));
         assert_eq!(image.lookup("app", "/bin"), None);
         assert!(image.users().0.is_empty());
