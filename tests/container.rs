@@ -555,3 +555,26 @@ fn hostile_root_symlinks_stay_inside_and_a_tmpfs_root_works() {
         .unwrap_or_else(|| panic!("console:\n{}", out.console));
     assert!(!root.contains("null") && !root.contains("pts"), "{root}");
 }
+
+#[test]
+fn terminal_gives_the_container_a_pty_of_its_own_relayed_to_the_console() {
+    let mut plan = docker_plan(&[]);
+    plan.terminal = true;
+    plan.argv = vec![
+        "/bin/sh".into(),
+        "-c".into(),
+        "echo TTY=$(tty); [ -t 0 ] && [ -t 1 ] && echo ISATTY".into(),
+    ];
+    let img = image(
+        "container-terminal",
+        "",
+        &format!(
+            "[init.shutdown]\ngrace_ms = 500\n{}",
+            service("sh", &plan, "")
+        ),
+    );
+    let out = boot(&img, APPEND);
+    assert_eq!(out.exit_code(), 0, "console:\n{}", out.console);
+    assert_console(&out, "TTY=/dev/pts/0");
+    assert_console(&out, "ISATTY");
+}

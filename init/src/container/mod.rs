@@ -14,6 +14,7 @@ pub mod launch;
 pub mod namespaces;
 pub mod rootfs;
 pub mod seccomp;
+pub mod terminal;
 
 use crate::sys::ns::SockFilter;
 use crate::sys::Exec;
