@@ -578,3 +578,44 @@ fn terminal_gives_the_container_a_pty_of_its_own_relayed_to_the_console() {
     assert_console(&out, "TTY=/dev/pts/0");
     assert_console(&out, "ISATTY");
 }
+
+#[test]
+fn runs_from_an_overlay_root() {
+    // An erofs disk with the probe and the filter, the lower layer of an
+    // overlay whose upper layer is a tmpfs.
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    for d in ["bin", "etc/mkrootfs", "dev", "proc", "sys", "run", "tmp"] {
+        std::fs::create_dir_all(src.join(d)).unwrap();
+    }
+    std::fs::copy(probe_binary(), src.join("bin/probe")).unwrap();
+    std::fs::copy(seccomp_bpf(), src.join("etc/mkrootfs/seccomp.bpf")).unwrap();
+    let disk = work_dir().join("container-overlay.erofs");
+    let st = std::process::Command::new("mkfs.erofs")
+        .arg("--quiet")
+        .arg(&disk)
+        .arg(&src)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let modules = format!(
+        "[modules]\nkernel = \"{}\"\nload = [\"virtio_pci\", \"virtio_blk\", \"erofs\", \"overlay\"]\n",
+        mkrootfs_tests::kernel_modules().display()
+    );
+    let plan = docker_plan(&["facts"]);
+    let init = format!(
+        "[init.root]\nmode = \"overlay\"\ndevice = \"/dev/vda\"\n[init.shutdown]\ngrace_ms = 500\n{}",
+        service("box", &plan, "")
+    );
+    let img = image("container-overlay", &modules, &init);
+    let mut erofs = mkrootfs_qemu::Disk::raw(&disk);
+    erofs.readonly = true;
+    let out = mkrootfs_tests::boot_with(&img, APPEND, &[erofs], mkrootfs_qemu::Machine::Pc);
+    assert_eq!(out.exit_code(), 0, "console:\n{}", out.console);
+    assert_console(&out, "switched root to an overlay of /dev/vda (erofs) and a tmpfs");
+    assert_probe(&out, "pid", "1");
+    assert_probe(&out, "procs", "1");
+    assert_probe(&out, "CapEff", "00000000a80425fb");
+    assert_probe(&out, "Seccomp", "2");
+    assert_probe(&out, "mask /proc/kcore", "bytes:0");
+}
