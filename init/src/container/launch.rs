@@ -29,6 +29,14 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), StepError> {
 pub fn launch(c: &Container, cgroup: Option<BorrowedFd<'_>>) -> Result<Pid, StepError> {
     let (sync_r, sync_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
+    let tty =
+        if c.plan.terminal {
+            Some(ns::socketpair().map_err(|e| {
+                StepError::new("socketpair", "", e.raw_os_error().unwrap_or(libc::EIO))
+            })?)
+        } else {
+            None
+        };
     // The cgroup namespace is entered by the child once it is in its cgroup.
     let flags = c.plan.clone_flags & !CLONE_NEWCGROUP;
     let cloned = ns::clone3(flags, cgroup)
@@ -37,7 +45,8 @@ pub fn launch(c: &Container, cgroup: Option<BorrowedFd<'_>>) -> Result<Pid, Step
         Cloned::Child => {
             drop(sync_w);
             drop(err_r);
-            let e = child(c, sync_r, &err_w);
+            let tty = tty.map(|(_, child_end)| child_end);
+            let e = child(c, sync_r, &err_w, tty.as_ref());
             let _ = nix::unistd::write(&err_w, &e.encode());
             ns::exit_child(127)
         }
@@ -72,6 +81,13 @@ pub fn launch(c: &Container, cgroup: Option<BorrowedFd<'_>>) -> Result<Pid, Step
         ));
     }
     if report.is_empty() {
+        if let Some((init_end, _)) = &tty {
+            match ns::recv_fd(std::os::fd::AsFd::as_fd(init_end)) {
+                Ok(Some(master)) => super::terminal::relay(master),
+                Ok(None) => crate::warn!("terminal: the container sent no pty"),
+                Err(e) => crate::warn!("terminal: receive the pty: {e}"),
+            }
+        }
         return Ok(pid);
     }
     // It exits 127 after the report: reap it here, it never ran.
@@ -104,8 +120,8 @@ fn parent_setup(c: &Container, pid: i32) -> Result<(), StepError> {
 
 /// The child: waits for the release, then runs the sequence; returns only
 /// the error of the step that failed (success is an execve).
-fn child(c: &Container, sync: OwnedFd, err: &OwnedFd) -> StepError {
-    match sequence(c, sync, err) {
+fn child(c: &Container, sync: OwnedFd, err: &OwnedFd, tty: Option<&OwnedFd>) -> StepError {
+    match sequence(c, sync, err, tty) {
         Ok(never) => match never {},
         Err(e) => e,
     }
@@ -115,6 +131,7 @@ fn sequence(
     c: &Container,
     sync: OwnedFd,
     err: &OwnedFd,
+    tty: Option<&OwnedFd>,
 ) -> Result<std::convert::Infallible, StepError> {
     let p = &c.plan;
     let mut byte = [0u8; 1];
@@ -134,7 +151,10 @@ fn sequence(
     }
     namespaces::identity(p)?;
     nix::unistd::setsid().map_err(|e| StepError::new("setsid", "", e as i32))?;
-    // stdio stays the console the init has on 0, 1 and 2; everything else
+    if let Some(sock) = tty {
+        super::terminal::attach(sock)?;
+    }
+    // stdio: the pty, or the console the init has on 0, 1 and 2; everything else
     // closes at exec (the error pipe included, which is how the init knows).
     ns::cloexec_from(3)
         .map_err(|e| StepError::new("close_range", "", e.raw_os_error().unwrap_or(0)))?;

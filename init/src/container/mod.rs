@@ -14,6 +14,7 @@ pub mod launch;
 pub mod namespaces;
 pub mod rootfs;
 pub mod seccomp;
+pub mod terminal;
 
 use crate::sys::ns::SockFilter;
 use crate::sys::Exec;
@@ -301,6 +302,35 @@ mod tests {
         let pid = launch::launch(&c, None).unwrap();
         let st = nix::sys::wait::waitpid(pid, None).unwrap();
         println!("STATUS {st:?}");
+        // A seccomp filter from a file: mkdir(2) fails with EPERM, the rest
+        // is allowed (ld nr; jeq 83; ret ERRNO|EPERM; ret ALLOW).
+        let mut bpf = Vec::new();
+        for (code, jt, jf, k) in [
+            (0x20u16, 0u8, 0u8, 0u32),
+            (0x15, 0, 1, 83),
+            (0x06, 0, 0, 0x0005_0001),
+            (0x06, 0, 0, 0x7fff_0000),
+        ] {
+            bpf.extend_from_slice(&code.to_ne_bytes());
+            bpf.extend([jt, jf]);
+            bpf.extend_from_slice(&k.to_ne_bytes());
+        }
+        let filter = tmp.path().join("filter.bpf");
+        std::fs::write(&filter, bpf).unwrap();
+        let mut filtered = plan.clone();
+        filtered.seccomp = Some(filter.display().to_string());
+        filtered.argv = [
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "busybox grep Seccomp: /proc/self/status; busybox mkdir /tmp/d || echo mkdir-refused",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let c = Container::prepare("t", &filtered, &staging).unwrap();
+        let pid = launch::launch(&c, None).unwrap();
+        nix::sys::wait::waitpid(pid, None).unwrap();
         // A step that fails is reported with its path and errno.
         let mut bad = plan.clone();
         bad.cwd = "/nonexistent".into();
@@ -355,6 +385,9 @@ mod tests {
             "/dev/ptmx -> pts/ptmx",
             "STATUS Exited(Pid(",
             "), 7)",
+            "Seccomp:\t2",
+            "mkdir: can't create directory '/tmp/d': Operation not permitted",
+            "mkdir-refused",
             "ERROR chdir /nonexistent: No such file or directory (os error 2)",
             "ERROR exec nosuch: No such file or directory (os error 2)",
         ] {
