@@ -274,3 +274,29 @@ fn added_to_the_tree_under_the_container_root() {
         "container root path /ctr would land at /etc through a symlink already in the image"
     );
 }
+
+#[test]
+fn truncated_and_flipped_layers_never_panic() {
+    let mut ping = file("bin/ping", b"P");
+    ping.pax = vec![("SCHILY.xattr.security.capability", b"\x01\x00")];
+    let layer = tar_of(&[
+        dir("bin/"),
+        file("bin/busybox", b"BB"),
+        link("bin/sh", tar::EntryType::Link, "bin/busybox"),
+        link("up", tar::EntryType::Symlink, "../.."),
+        file("up/x", b"x"),
+        file("bin/.wh.sh", b""),
+        file(".wh..wh..opq", b""),
+        ping,
+    ]);
+    let scratch = tempfile::tempdir().unwrap();
+    for cut in (0..layer.len()).step_by(17) {
+        let mut root = Rootfs::new(scratch.path());
+        let _ = root.apply(&layer[..cut], 0);
+        let mut flipped = layer.clone();
+        flipped[cut] ^= 0x5a;
+        let mut root = Rootfs::new(scratch.path());
+        let _ = root.apply(&flipped[..], 0);
+        let _ = root.add_to_tree(&mut Tree::new("/"), "/c", "t");
+    }
+}
