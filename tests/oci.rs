@@ -2,7 +2,8 @@
 //! Entrypoint + Cmd with its Env, WorkingDir and User, and its exit code
 //! reaches `mkrootfs run`; a runtime bundle's `config.json` (hostname,
 //! memory limit, read-only and masked paths, non-root user, reduced
-//! capabilities) is what the probe sees inside the container.
+//! capabilities, its own seccomp policy) is what the probe sees inside the
+//! container.
 
 use mkrootfs_tests::{
     assert_console, boot, build_image, kernel, mkrootfs_cli, probe_binary, work_dir,
@@ -123,7 +124,7 @@ fn a_bundle_config_json_is_what_the_container_gets() {
   "ociVersion": "1.2.0",
   "process": {
     "user": {"uid": 1000, "gid": 1000},
-    "args": ["/bin/sh", "-c", "probe facts; echo PROBE memory.max=$(cat /sys/fs/cgroup/memory.max); echo PROBE hidden=$(cat /etc/hidden | wc -c); touch /srv/ro/x 2>/dev/null && echo PROBE ro=writable || echo PROBE ro=refused; exit 5"],
+    "args": ["/bin/sh", "-c", "probe facts; echo PROBE memory.max=$(cat /sys/fs/cgroup/memory.max); echo PROBE hidden=$(cat /etc/hidden | wc -c); touch /srv/ro/x 2>/dev/null && echo PROBE ro=writable || echo PROBE ro=refused; cd /srv 2>/dev/null && echo PROBE chdir=allowed || echo PROBE chdir=refused; exit 5"],
     "env": ["PATH=/bin"],
     "cwd": "/",
     "capabilities": {
@@ -141,7 +142,8 @@ fn a_bundle_config_json_is_what_the_container_gets() {
     "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
     "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
     "maskedPaths": ["/etc/hidden"],
-    "readonlyPaths": ["/srv/ro"]
+    "readonlyPaths": ["/srv/ro"],
+    "seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["chdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}
   }
 }"#,
     )
@@ -171,5 +173,8 @@ fn a_bundle_config_json_is_what_the_container_gets() {
     assert_eq!(probe("CapBnd"), "0000000000000420");
     assert_eq!(probe("CapEff"), "0000000000000000");
     assert_eq!(probe("uid_map"), "0 100000 65536");
+    // The bundle's own seccomp policy, compiled at build time.
+    assert_eq!(probe("Seccomp"), "2");
+    assert_eq!(probe("chdir"), "refused");
     assert_console(&out, "mkrootfs-init: RESULT status=5 exited=5");
 }

@@ -923,3 +923,42 @@ fn bad_bundles_fail_at_the_json_line_and_column() {
         "D/bundle/config.json:21:5: mount of /tmp: type \"nfs\" is not supported (bind, tmpfs, and the default proc, sysfs, devpts, mqueue, cgroup mounts)"
     );
 }
+
+#[test]
+fn a_bundle_seccomp_policy_is_compiled_and_mixed_actions_are_refused() {
+    let policy = r#""linux": {
+    "seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"], "syscalls": [
+      {"names": ["uname", "no_such_call"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
+      {"names": ["personality"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1, "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_NE"}]}
+    ]},"#;
+    let d = tempfile::tempdir().unwrap();
+    bundle(d.path(), &SPEC.replacen("\"linux\": {", policy, 1));
+    let a = assemble(BUNDLE_PROFILE, d.path()).unwrap();
+    let plan = a.init.as_ref().unwrap().services[0]
+        .container_plan
+        .clone()
+        .unwrap();
+    let path = plan.seccomp.clone().unwrap();
+    assert_eq!(path, "/etc/mkrootfs/seccomp/b.bpf");
+    let bpf = a.tree.file_data(&path).unwrap().read().unwrap();
+    assert!(
+        bpf.len() > 8 && bpf.len().is_multiple_of(8),
+        "{} bytes",
+        bpf.len()
+    );
+    let skipped = format!(
+        "{}/bundle/config.json:26:7: seccomp rule for \"no_such_call\" skipped: not an x86_64 system call",
+        d.path().display()
+    );
+    assert!(a.notes.contains(&skipped), "{:?}", a.notes);
+
+    let mixed = policy.replacen(
+        "\"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": 1, \"args\"",
+        "\"action\": \"SCMP_ACT_KILL_PROCESS\", \"args\"",
+        1,
+    );
+    assert_eq!(
+        bundle_err("\"linux\": {", &mixed),
+        "D/bundle/config.json:27:7: linux.seccomp: this rule's action \"kill_process\" differs from {\"errno\":1} of syscalls[0]; a filter here has one action for all its rules besides the default (set container.seccomp in the profile for another policy)"
+    );
+}

@@ -275,6 +275,130 @@ impl Mapper<'_> {
         Ok(s)
     }
 
+    /// A runtime-spec seccomp policy as a seccompiler JSON policy (one
+    /// filter): the default action on a mismatch, one action for every
+    /// rule. Arguments compare 64 bits, as libseccomp does.
+    fn seccomp(
+        &self,
+        sc: &oci_spec::runtime::LinuxSeccomp,
+        notes: &mut Vec<String>,
+    ) -> Result<serde_json::Value, OciError> {
+        use oci_spec::runtime::LinuxSeccompOperator as Op;
+        use serde_json::json;
+        let k = Seg::Key;
+        let refused = |a: LinuxSeccompAction| {
+            matches!(
+                a,
+                LinuxSeccompAction::ScmpActNotify | LinuxSeccompAction::ScmpActTrace
+            )
+        };
+        let action = |a: LinuxSeccompAction, errno: Option<u32>| -> serde_json::Value {
+            match a {
+                LinuxSeccompAction::ScmpActAllow => json!("allow"),
+                LinuxSeccompAction::ScmpActErrno => json!({ "errno": errno.unwrap_or(1) }),
+                LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => {
+                    json!("kill_thread")
+                }
+                LinuxSeccompAction::ScmpActKillProcess => json!("kill_process"),
+                LinuxSeccompAction::ScmpActTrap => json!("trap"),
+                _ => json!("log"),
+            }
+        };
+        let refuse_action = |at: &[Seg], a: LinuxSeccompAction| {
+            self.refuse(
+                at,
+                format!(
+                    "seccomp action {} is refused: nothing in the guest would answer it",
+                    spelled(&a)
+                ),
+            )
+        };
+        if refused(sc.default_action()) {
+            return Err(refuse_action(
+                &[k("linux"), k("seccomp"), k("defaultAction")],
+                sc.default_action(),
+            ));
+        }
+        let mismatch = action(sc.default_action(), sc.default_errno_ret());
+        let mut match_action: Option<(usize, serde_json::Value)> = None;
+        let mut rules = Vec::new();
+        let syscalls = sc.syscalls().clone().unwrap_or_default();
+        for (i, sys) in syscalls.iter().enumerate() {
+            let at = [k("linux"), k("seccomp"), k("syscalls"), Seg::Index(i)];
+            if refused(sys.action()) {
+                let mut at = at.to_vec();
+                at.push(k("action"));
+                return Err(refuse_action(&at, sys.action()));
+            }
+            let this = action(sys.action(), sys.errno_ret());
+            if this == mismatch {
+                continue;
+            }
+            match &match_action {
+                None => match_action = Some((i, this.clone())),
+                Some((_, a)) if *a == this => {}
+                Some((first, a)) => {
+                    return Err(self.refuse(
+                        &at,
+                        format!(
+                            "linux.seccomp: this rule's action {this} differs from {a} of syscalls[{first}]; a filter here has one action for all its rules besides the default (set container.seccomp in the profile for another policy)"
+                        ),
+                    ))
+                }
+            }
+            let mut args = Vec::new();
+            for a in sys.args().clone().unwrap_or_default() {
+                let (op, val) = match a.op() {
+                    Op::ScmpCmpNe => (json!("ne"), a.value()),
+                    Op::ScmpCmpLt => (json!("lt"), a.value()),
+                    Op::ScmpCmpLe => (json!("le"), a.value()),
+                    Op::ScmpCmpEq => (json!("eq"), a.value()),
+                    Op::ScmpCmpGe => (json!("ge"), a.value()),
+                    Op::ScmpCmpGt => (json!("gt"), a.value()),
+                    Op::ScmpCmpMaskedEq => (
+                        json!({ "masked_eq": a.value() }),
+                        a.value_two().unwrap_or(0),
+                    ),
+                };
+                args.push(json!({"index": a.index(), "type": "qword", "op": op, "val": val}));
+            }
+            for name in sys.names() {
+                if crate::container::syscalls::number(name).is_none() {
+                    let (line, col) =
+                        json::line_col(self.text, json::offset_of(self.text, &at).unwrap_or(0));
+                    notes.push(format!(
+                        "{}:{line}:{col}: seccomp rule for {name:?} skipped: not an x86_64 system call",
+                        self.path.display()
+                    ));
+                    continue;
+                }
+                let mut rule = json!({ "syscall": name });
+                if !args.is_empty() {
+                    rule["args"] = json!(args);
+                }
+                rules.push(rule);
+            }
+        }
+        if sc.flags().as_ref().is_some_and(|f| !f.is_empty())
+            || sc.architectures().as_ref().is_some_and(|a| !a.is_empty())
+        {
+            notes.push(format!(
+                "{}: linux.seccomp architectures and flags ignored: the filter is built for x86_64 (other architectures are killed)",
+                self.path.display()
+            ));
+        }
+        let match_action = match match_action {
+            Some((_, a)) => a,
+            // No rule differs from the default: any action will do.
+            None => json!("log"),
+        };
+        Ok(json!({ "config.json": {
+            "mismatch_action": mismatch,
+            "match_action": match_action,
+            "filter": rules,
+        }}))
+    }
+
     fn linux(&self, l: &oci_spec::runtime::Linux, s: &mut Settings) -> Result<(), OciError> {
         let k = Seg::Key;
         let lk = |f| [k("linux"), k(f)];
@@ -408,42 +532,7 @@ impl Mapper<'_> {
             }
         }
         if let Some(sc) = l.seccomp() {
-            for (i, sys) in sc.syscalls().clone().unwrap_or_default().iter().enumerate() {
-                if matches!(
-                    sys.action(),
-                    LinuxSeccompAction::ScmpActNotify | LinuxSeccompAction::ScmpActTrace
-                ) {
-                    return Err(self.refuse(
-                        &[
-                            k("linux"),
-                            k("seccomp"),
-                            k("syscalls"),
-                            Seg::Index(i),
-                            k("action"),
-                        ],
-                        format!(
-                            "seccomp action {} is refused: nothing in the guest would answer it",
-                            spelled(&sys.action())
-                        ),
-                    ));
-                }
-            }
-            if matches!(
-                sc.default_action(),
-                LinuxSeccompAction::ScmpActNotify | LinuxSeccompAction::ScmpActTrace
-            ) {
-                return Err(self.refuse(
-                    &[k("linux"), k("seccomp"), k("defaultAction")],
-                    format!(
-                        "seccomp action {} is refused: nothing in the guest would answer it",
-                        spelled(&sc.default_action())
-                    ),
-                ));
-            }
-            return Err(self.refuse(
-                &lk("seccomp"),
-                "linux.seccomp is not supported yet: remove it to get Docker's default filter, or set container.seccomp in the profile".into(),
-            ));
+            s.seccomp_policy = Some(self.seccomp(sc, &mut s.notes)?);
         }
         for (f, set) in [
             ("rootfsPropagation", l.rootfs_propagation().is_some()),

@@ -101,7 +101,25 @@ pub fn prepare(
             }
             (None, Some(b)) => {
                 let dir = base.join(b);
-                let bundle = load_bundle(&dir)?;
+                let mut bundle = load_bundle(&dir)?;
+                if let Some(policy) = bundle.settings.seccomp_policy.take() {
+                    let scratch = tempfile::Builder::new()
+                        .prefix("mkrootfs-oci.")
+                        .tempdir()
+                        .map_err(|source| OciError::Scratch {
+                            path: std::env::temp_dir(),
+                            source,
+                        })?;
+                    let file = scratch.path().join("seccomp.json");
+                    std::fs::write(&file, policy.to_string()).map_err(|source| {
+                        OciError::Scratch {
+                            path: file.clone(),
+                            source,
+                        }
+                    })?;
+                    bundle.settings.container.seccomp = file.to_string_lossy().into_owned();
+                    out.scratch.push(scratch);
+                }
                 add_host_root(tree, &bundle.root, &root, &origin)?;
                 if !bundle.settings.additional_gids.is_empty() {
                     out.notes.push(format!(

@@ -21,6 +21,10 @@ pub struct Settings {
     /// `process.user.additionalGids` of a bundle (the plan takes them from
     /// the container's `/etc/group`).
     pub additional_gids: Vec<u32>,
+    /// A bundle's `linux.seccomp` as a seccompiler JSON policy, written to
+    /// a file that becomes the container's `seccomp` (unless the profile
+    /// sets one).
+    pub seccomp_policy: Option<serde_json::Value>,
     pub notes: Vec<String>,
 }
 
