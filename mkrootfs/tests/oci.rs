@@ -962,3 +962,36 @@ fn a_bundle_seccomp_policy_is_compiled_and_mixed_actions_are_refused() {
         "D/bundle/config.json:27:7: linux.seccomp: this rule's action \"kill_process\" differs from {\"errno\":1} of syscalls[0]; a filter here has one action for all its rules besides the default (set container.seccomp in the profile for another policy)"
     );
 }
+
+#[test]
+fn an_image_build_is_byte_identical_across_builds() {
+    let (d, _layout, _) = fresh();
+    let p = d.path().join("p.toml");
+    fs::write(
+        &p,
+        "[image]\ncompression = \"gzip\"\nlevel = 1\n[[init.services]]\nname = \"app\"\ncontainer = { image = { layout = \"layout\", ref = \"t\" } }\n",
+    )
+    .unwrap();
+    let profile = mkrootfs::profile::load_path(&p).unwrap();
+    let mut images = Vec::new();
+    for n in 0..2 {
+        let out = d.path().join(format!("img{n}.cpio.gz"));
+        let opts = mkrootfs::build::BuildOptions {
+            output: Some(out.clone()),
+            init_binary: Some("/bin/busybox".into()),
+            mtime: Some(0),
+            ..Default::default()
+        };
+        mkrootfs::build::build(&profile, &opts).unwrap();
+        images.push(fs::read(&out).unwrap());
+    }
+    assert!(images[0] == images[1], "two builds differ");
+    // The archive lists the container root like any part of the image.
+    let segs =
+        mkrootfs::cpio::read_archive(&images[0], &mkrootfs::cpio::Limits::default()).unwrap();
+    let names: Vec<&str> = segs[0].entries.iter().map(|e| e.name.as_str()).collect();
+    assert!(
+        names.contains(&"containers/app/home/user/busybox"),
+        "{names:?}"
+    );
+}
