@@ -379,7 +379,7 @@ impl Rootfs {
         let kind = match ty {
             tar::EntryType::Directory => Kind::Dir,
             tar::EntryType::Regular | tar::EntryType::Continuous => {
-                let data = self.spill(entry, &path)?;
+                let data = self.spill(entry)?;
                 self.inodes.push(Inode { data, meta });
                 Kind::File(self.inodes.len() - 1)
             }
@@ -456,12 +456,7 @@ impl Rootfs {
     }
 
     /// Writes a member's contents to the scratch directory.
-    fn spill<R: Read>(
-        &mut self,
-        entry: &mut tar::Entry<R>,
-        path: &str,
-    ) -> Result<Data, MemberError> {
-        let _ = path;
+    fn spill<R: Read>(&mut self, entry: &mut tar::Entry<R>) -> Result<Data, MemberError> {
         self.spilled += 1;
         let file = self.scratch.join(format!("{:08}", self.spilled));
         let err = |source| MemberError::Scratch {
