@@ -612,7 +612,10 @@ fn runs_from_an_overlay_root() {
     erofs.readonly = true;
     let out = mkrootfs_tests::boot_with(&img, APPEND, &[erofs], mkrootfs_qemu::Machine::Pc);
     assert_eq!(out.exit_code(), 0, "console:\n{}", out.console);
-    assert_console(&out, "switched root to an overlay of /dev/vda (erofs) and a tmpfs");
+    assert_console(
+        &out,
+        "switched root to an overlay of /dev/vda (erofs) and a tmpfs",
+    );
     assert_probe(&out, "pid", "1");
     assert_probe(&out, "procs", "1");
     assert_probe(&out, "CapEff", "00000000a80425fb");
