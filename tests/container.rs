@@ -622,3 +622,19 @@ fn runs_from_an_overlay_root() {
     assert_probe(&out, "Seccomp", "2");
     assert_probe(&out, "mask /proc/kcore", "bytes:0");
 }
+
+#[test]
+fn a_failing_step_of_the_main_container_is_fatal_and_names_step_and_path() {
+    let mut plan = docker_plan(&["facts"]);
+    plan.cwd = "/nonexistent".into();
+    let img = image("container-fatal", "", &service("box", &plan, ""));
+    let out = boot(&img, APPEND);
+    assert_eq!(out.exit_code(), 1, "console:\n{}", out.console);
+    assert_eq!(
+        out.fatal_line(),
+        Some("mkrootfs-init: FATAL start: container box: chdir /nonexistent: No such file or directory (os error 2)"),
+        "console:\n{}",
+        out.console
+    );
+    assert!(!out.console.contains("PROBE"), "console:\n{}", out.console);
+}
