@@ -649,7 +649,7 @@ fn crun_config(plan: &ContainerPlan) -> String {
     let mounts: Vec<serde_json::Value> = plan
         .mounts
         .iter()
-        .filter(|m| m.fstype != "")
+        .filter(|m| !m.fstype.is_empty())
         .map(|m| {
             let mut options: Vec<String> = Vec::new();
             for (bit, name) in [
