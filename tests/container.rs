@@ -431,10 +431,14 @@ fn with_timer(container: &str, seconds: u32, grace_ms: u64) -> String {
 fn stop_signal_reaches_a_container_that_handles_it_and_grace_kills_one_that_ignores_it() {
     let term = docker_plan(&["term"]);
     let ignore = docker_plan(&["ignore"]);
+    // Under the reaper the signal is forwarded to the program.
+    let mut reaped = docker_plan(&["term"]);
+    reaped.init = true;
     let services = format!(
-        "{}{}",
+        "{}{}{}",
         service("term", &term, ""),
-        service("ignore", &ignore, "")
+        service("ignore", &ignore, ""),
+        service("reaped", &reaped, "")
     );
     let img = image("container-stop", "", &with_timer(&services, 3, 1500));
     let out = boot(&img, APPEND);
@@ -442,6 +446,8 @@ fn stop_signal_reaches_a_container_that_handles_it_and_grace_kills_one_that_igno
     assert_console(&out, "container term: sending SIGTERM");
     assert_console(&out, "PROBE got=SIGTERM");
     assert_console(&out, "term ended: exited=43 (status 43)");
+    assert_console(&out, "container reaped: sending SIGTERM");
+    assert_console(&out, "reaped ended: exited=43 (status 43)");
     assert_console(&out, "grace period of 1500 ms over: SIGKILL");
     assert_console(&out, "ignore ended: signal=SIGKILL (status 137)");
 }
