@@ -432,14 +432,19 @@ fn main() {
             // Children whose parent (a middle process) exits: they are
             // re-parented to the container's PID 1 and must be reaped there.
             for _ in 0..3 {
-                // SAFETY: fork; the children only fork/exit.
+                // SAFETY: fork; the children only fork/exit; the middle
+                // one is reaped here, so only the orphans can be zombies.
                 unsafe {
-                    if libc::fork() == 0 {
+                    let mid = libc::fork();
+                    if mid == 0 {
                         if libc::fork() == 0 {
+                            libc::usleep(100_000);
                             libc::_exit(0);
                         }
                         libc::_exit(0);
                     }
+                    let mut st = 0;
+                    libc::waitpid(mid, &mut st, 0);
                 }
             }
             std::thread::sleep(std::time::Duration::from_millis(500));

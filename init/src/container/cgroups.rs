@@ -241,6 +241,65 @@ mod tests {
     }
 
     #[test]
+    fn create_enables_controllers_in_each_parent_and_writes_the_limits() {
+        let d = tempfile::tempdir().unwrap();
+        let plan = CgroupPlan {
+            path: String::new(),
+            memory_max: Some(64 << 20),
+            pids_max: Some(20),
+            cpu_max: Some([20000, 100000]),
+        };
+        let cg = Cgroup::create(d.path(), "mkrootfs/box", &plan).unwrap();
+        let read = |p: &str| std::fs::read_to_string(d.path().join(p)).unwrap();
+        assert_eq!(read("cgroup.subtree_control"), "+memory +pids +cpu");
+        assert_eq!(
+            read("mkrootfs/cgroup.subtree_control"),
+            "+memory +pids +cpu"
+        );
+        assert_eq!(read("mkrootfs/box/memory.max"), "67108864");
+        assert_eq!(read("mkrootfs/box/memory.oom.group"), "1");
+        assert_eq!(read("mkrootfs/box/memory.swap.max"), "0");
+        assert_eq!(read("mkrootfs/box/pids.max"), "20");
+        assert_eq!(read("mkrootfs/box/cpu.max"), "20000 100000");
+        // The counters, as the kernel writes them.
+        std::fs::write(
+            cg.dir.join("memory.events"),
+            "low 0\nhigh 0\nmax 9\noom 1\noom_kill 1\n",
+        )
+        .unwrap();
+        std::fs::write(cg.dir.join("pids.events"), "max 181\n").unwrap();
+        std::fs::write(cg.dir.join("memory.peak"), "67108864\n").unwrap();
+        std::fs::write(cg.dir.join("cpu.stat"), "usage_usec 600123\nuser_usec 1\n").unwrap();
+        assert_eq!(
+            cg.stats(),
+            Stats {
+                oom_kill: 1,
+                pids_max_hits: 181,
+                memory_peak: 67108864,
+                cpu_usec: 600123
+            }
+        );
+        // Without limits only memory and pids are enabled (for the counters).
+        let cg2 = Cgroup::create(d.path(), "other", &CgroupPlan::default()).unwrap();
+        assert_eq!(read("cgroup.subtree_control"), "+memory +pids");
+        assert!(!cg2.dir.join("memory.max").exists());
+    }
+
+    #[test]
+    fn a_failed_write_names_the_file() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("cgroup.subtree_control")).unwrap();
+        let e = Cgroup::create(d.path(), "x", &CgroupPlan::default()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "enable controllers in {}/cgroup.subtree_control: Is a directory (os error 21)",
+                d.path().display()
+            )
+        );
+    }
+
+    #[test]
     fn stats_fields_for_the_result_line() {
         let s = Stats {
             oom_kill: 1,

@@ -14,63 +14,13 @@ pub mod launch;
 pub mod namespaces;
 pub mod rootfs;
 pub mod seccomp;
+pub mod terminal;
 
+pub use crate::launch::StepError;
 use crate::sys::ns::SockFilter;
 use crate::sys::Exec;
 use mkrootfs_config::ContainerPlan;
 use nix::unistd::Pid;
-use std::fmt;
-
-/// A failed step: what was done, on which path, and the errno. Crosses the
-/// error pipe from the child to the init.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StepError {
-    pub step: String,
-    pub path: String,
-    pub errno: i32,
-}
-
-impl StepError {
-    pub fn new(step: &str, path: &str, errno: i32) -> StepError {
-        StepError {
-            step: step.into(),
-            path: path.into(),
-            errno,
-        }
-    }
-
-    /// The record written on the error pipe: errno (4 bytes, native
-    /// endian), the step, a NUL, the path.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut v = self.errno.to_ne_bytes().to_vec();
-        v.extend_from_slice(self.step.as_bytes());
-        v.push(0);
-        v.extend_from_slice(self.path.as_bytes());
-        v
-    }
-
-    /// The inverse of [`StepError::encode`]; a short record is a protocol
-    /// error reported as such.
-    pub fn decode(b: &[u8]) -> StepError {
-        let Some((errno, rest)) = b.split_first_chunk::<4>() else {
-            return StepError::new("read error pipe", "", libc::EPROTO);
-        };
-        let text = String::from_utf8_lossy(rest);
-        let (step, path) = text.split_once('\0').unwrap_or((&text, ""));
-        StepError::new(step, path, i32::from_ne_bytes(*errno))
-    }
-}
-
-impl fmt::Display for StepError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let e = std::io::Error::from_raw_os_error(self.errno);
-        if self.path.is_empty() {
-            write!(f, "{}: {e}", self.step)
-        } else {
-            write!(f, "{} {}: {e}", self.step, self.path)
-        }
-    }
-}
 
 /// A container ready to launch: the plan and everything the child needs,
 /// read and built before the clone (the filter, the exec candidates).
@@ -203,21 +153,6 @@ pub fn spawn(name: &str, plan: &ContainerPlan) -> Result<Running, StepError> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn step_errors_cross_the_pipe() {
-        let e = StepError::new("mount", "/proc", libc::EPERM);
-        assert_eq!(StepError::decode(&e.encode()), e);
-        assert_eq!(
-            e.to_string(),
-            "mount /proc: Operation not permitted (os error 1)"
-        );
-        assert_eq!(
-            StepError::new("capset", "", libc::EPERM).to_string(),
-            "capset: Operation not permitted (os error 1)"
-        );
-        assert_eq!(StepError::decode(&[1, 2]).step, "read error pipe");
-    }
-
     const CHILD_ENV: &str = "MKROOTFS_CONTAINER_LAUNCH_CHILD";
 
     /// A Docker-like plan for `root` running `argv`.
@@ -301,6 +236,35 @@ mod tests {
         let pid = launch::launch(&c, None).unwrap();
         let st = nix::sys::wait::waitpid(pid, None).unwrap();
         println!("STATUS {st:?}");
+        // A seccomp filter from a file: mkdir(2) fails with EPERM, the rest
+        // is allowed (ld nr; jeq 83; ret ERRNO|EPERM; ret ALLOW).
+        let mut bpf = Vec::new();
+        for (code, jt, jf, k) in [
+            (0x20u16, 0u8, 0u8, 0u32),
+            (0x15, 0, 1, 83),
+            (0x06, 0, 0, 0x0005_0001),
+            (0x06, 0, 0, 0x7fff_0000),
+        ] {
+            bpf.extend_from_slice(&code.to_ne_bytes());
+            bpf.extend([jt, jf]);
+            bpf.extend_from_slice(&k.to_ne_bytes());
+        }
+        let filter = tmp.path().join("filter.bpf");
+        std::fs::write(&filter, bpf).unwrap();
+        let mut filtered = plan.clone();
+        filtered.seccomp = Some(filter.display().to_string());
+        filtered.argv = [
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "busybox grep Seccomp: /proc/self/status; busybox mkdir /tmp/d || echo mkdir-refused",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let c = Container::prepare("t", &filtered, &staging).unwrap();
+        let pid = launch::launch(&c, None).unwrap();
+        nix::sys::wait::waitpid(pid, None).unwrap();
         // A step that fails is reported with its path and errno.
         let mut bad = plan.clone();
         bad.cwd = "/nonexistent".into();
@@ -355,6 +319,9 @@ mod tests {
             "/dev/ptmx -> pts/ptmx",
             "STATUS Exited(Pid(",
             "), 7)",
+            "Seccomp:\t2",
+            "mkdir: can't create directory '/tmp/d': Operation not permitted",
+            "mkdir-refused",
             "ERROR chdir /nonexistent: No such file or directory (os error 2)",
             "ERROR exec nosuch: No such file or directory (os error 2)",
         ] {

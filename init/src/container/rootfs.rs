@@ -142,6 +142,21 @@ fn mount_one(root: BorrowedFd<'_>, m: &PlanMount) -> Result<()> {
         }
         return Ok(());
     }
+    // Where proc and sysfs land decides what the masks cover: like runc,
+    // refuse a target that is a symbolic link (`/proc -> /` would put proc
+    // over the root, hiding the program).
+    if m.fstype == "proc" || m.fstype == "sysfs" {
+        let link = open_in_root(root, &cpath(&m.target)?, libc::O_PATH | libc::O_NOFOLLOW)
+            .map_err(step_io("open", &m.target))?;
+        let st = nix::sys::stat::fstat(link.as_raw_fd()).map_err(step("stat", &m.target))?;
+        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFDIR {
+            return Err(StepError::new(
+                "mount: not an ordinary directory",
+                &m.target,
+                libc::ENOTDIR,
+            ));
+        }
+    }
     let data = (!m.data.is_empty()).then_some(m.data.as_str());
     match mount(
         Some(m.source.as_str()),

@@ -333,3 +333,106 @@ pub fn fork() -> io::Result<Cloned> {
         pid => Ok(Cloned::Parent(pid)),
     }
 }
+
+/// socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC): the channel on which a
+/// container's child hands its pty master to the init.
+pub fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: fds has room for the two descriptors; both are new and owned
+    // by nobody else once the call succeeded.
+    unsafe {
+        check_int(libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        ))?;
+        Ok((OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])))
+    }
+}
+
+/// Sends `fd` over the unix socket `sock` (SCM_RIGHTS, one byte of data).
+pub fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
+    let mut byte = [0u8; 1];
+    let mut space = [0u64; 4];
+    // SAFETY: the iovec points at `byte`; the control buffer `space` is
+    // 32 bytes, 8-aligned, larger than CMSG_SPACE(sizeof(int)) = 24; the
+    // header written through CMSG_FIRSTHDR lies inside it.
+    unsafe {
+        let mut iov = libc::iovec {
+            iov_base: byte.as_mut_ptr().cast(),
+            iov_len: 1,
+        };
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = space.as_mut_ptr().cast();
+        msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) as _;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        if cmsg.is_null() {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>(), fd.as_raw_fd());
+        check(libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) as libc::c_long)?;
+    }
+    Ok(())
+}
+
+/// Receives a descriptor sent with [`send_fd`]; `None` when the peer
+/// closed the socket without sending one. Must not block: called after
+/// the child has exec'd or failed, when whatever it sent is queued.
+pub fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
+    let mut byte = [0u8; 1];
+    let mut space = [0u64; 4];
+    // SAFETY: as in send_fd; the received descriptor is new (MSG_CMSG_CLOEXEC)
+    // and owned only by the OwnedFd made from it.
+    unsafe {
+        let mut iov = libc::iovec {
+            iov_base: byte.as_mut_ptr().cast(),
+            iov_len: 1,
+        };
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = space.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&space) as _;
+        let n = libc::recvmsg(
+            sock.as_raw_fd(),
+            &mut msg,
+            libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT,
+        );
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::EAGAIN) => Ok(None),
+                _ => Err(e),
+            };
+        }
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        if n == 0 || cmsg.is_null() || (*cmsg).cmsg_type != libc::SCM_RIGHTS {
+            return Ok(None);
+        }
+        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>());
+        Ok(Some(OwnedFd::from_raw_fd(fd)))
+    }
+}
+
+/// Unlocks a pty master (TIOCSPTLCK 0) and returns its number (TIOCGPTN):
+/// the slave is `/dev/pts/<n>` of the devpts the master came from.
+pub fn pty_unlock(master: BorrowedFd<'_>) -> io::Result<u32> {
+    let mut unlock: libc::c_int = 0;
+    let mut n: libc::c_uint = 0;
+    // SAFETY: both ioctls take a pointer to an int of ours.
+    unsafe {
+        check_int(libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCSPTLCK as _,
+            &mut unlock,
+        ))?;
+        check_int(libc::ioctl(master.as_raw_fd(), libc::TIOCGPTN as _, &mut n))?;
+    }
+    Ok(n)
+}
