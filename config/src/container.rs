@@ -536,6 +536,18 @@ impl ContainerPlan {
         if let Some(s) = &self.seccomp {
             abs("seccomp", s)?;
         }
+        if self.clone_flags & CLONE_NEWNS == 0
+            && (self.root != "/"
+                || self.readonly_root
+                || !self.mounts.is_empty()
+                || !self.masked_paths.is_empty()
+                || !self.readonly_paths.is_empty())
+        {
+            return Err(
+                "a root other than /, readonly_root, mounts and masked or read-only paths need a mount namespace (CLONE_NEWNS)"
+                    .into(),
+            );
+        }
         if self.argv.first().is_none_or(|a| a.is_empty()) {
             return Err("argv must name a program".into());
         }
@@ -968,6 +980,25 @@ mod tests {
         let back: ContainerPlan =
             serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
         assert_eq!(back, p);
+        let mut bad = p.clone();
+        bad.clone_flags = 0;
+        bad.root = "/c".into();
+        assert_eq!(
+            bad.validate(),
+            Err("a root other than /, readonly_root, mounts and masked or read-only paths need a mount namespace (CLONE_NEWNS)".into())
+        );
+        bad.root = "/".into();
+        assert_eq!(bad.validate(), Ok(()));
+        bad.clone_flags = CLONE_NEWUSER;
+        assert_eq!(
+            bad.validate(),
+            Err("a user namespace needs uid_map and gid_map".into())
+        );
+        bad.clone_flags = 1;
+        assert_eq!(
+            bad.validate(),
+            Err("clone_flags 0x1 has bits other than CLONE_NEW*".into())
+        );
         let mounts = docker_mounts();
         assert_eq!(mounts[0].target, "/proc");
         assert_eq!(mounts.len(), 7 + DOCKER_DEVICES.len());

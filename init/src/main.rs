@@ -13,6 +13,7 @@ mod boot_timer;
 mod cmdline;
 mod console;
 mod container;
+mod launch;
 mod log;
 mod modules;
 mod mounts;

@@ -209,56 +209,6 @@ impl Exec {
     }
 }
 
-/// Forks; the child runs `setup` (async-signal-safe calls only) then execs
-/// `exe`. Returns the child's pid once it has exec'd, or the error of the
-/// failed setup step or exec (the child then exits 127 and is reaped here).
-/// The error comes back through a close-on-exec pipe: end of file means the
-/// exec happened.
-pub fn fork_exec(exe: &Exec, setup: &dyn Fn() -> io::Result<()>) -> io::Result<nix::unistd::Pid> {
-    use std::io::Read;
-    use std::os::fd::{AsRawFd, OwnedFd};
-    let (rd, wr): (OwnedFd, OwnedFd) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-    // SAFETY: the child only makes async-signal-safe calls (setup's contract,
-    // write, execve, _exit) and never returns into Rust code of the parent.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if pid == 0 {
-        let err = match setup() {
-            Ok(()) => exe.exec(),
-            Err(e) => e,
-        };
-        let code = err.raw_os_error().unwrap_or(libc::EINVAL).to_ne_bytes();
-        // SAFETY: write(2) and _exit(2) are async-signal-safe; `code` is a
-        // valid 4-byte buffer; _exit skips atexit handlers and never returns.
-        unsafe {
-            libc::write(wr.as_raw_fd(), code.as_ptr().cast(), code.len());
-            libc::_exit(127);
-        }
-    }
-    drop(wr);
-    let child = nix::unistd::Pid::from_raw(pid);
-    let mut buf = [0u8; 4];
-    let mut got = 0;
-    let mut pipe = std::fs::File::from(rd);
-    while got < buf.len() {
-        match pipe.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    if got == 0 {
-        return Ok(child);
-    }
-    // The child failed before or at exec and exits 127: reap it here, it
-    // never was a service.
-    let _ = nix::sys::wait::waitpid(child, None);
-    Err(io::Error::from_raw_os_error(i32::from_ne_bytes(buf)))
-}
-
 /// Bytes written to a terminal and not sent yet (`TIOCOUTQ`); an error
 /// (ENOTTY) when `fd` is not a terminal.
 pub fn output_queued(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<usize> {

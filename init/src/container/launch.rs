@@ -1,8 +1,7 @@
-//! The launcher: clone3 into the namespaces and the cgroup, a sync pipe
-//! (the init releases the child once it has written the id maps, the
-//! rlimits and oom_score_adj from outside the user namespace) and an error
-//! pipe (close-on-exec: end of file means the program was exec'd; a record
-//! means the child failed at a step and exits 127).
+//! A container through the shared launcher ([`crate::launch`]): clone3
+//! into the namespaces and the cgroup; the init writes the id maps, the
+//! rlimits and oom_score_adj from outside the user namespace before it
+//! releases the child.
 //!
 //! The child's sequence (runc, crun, youki agree): become root of the user
 //! namespace, cgroup namespace, root file system and pivot, sysctls,
@@ -16,19 +15,11 @@ use mkrootfs_config::container::{CLONE_NEWCGROUP, CLONE_NEWNS};
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
-
-fn pipe() -> Result<(OwnedFd, OwnedFd), StepError> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| StepError::new("pipe", "", e as i32))
-}
 
 /// Starts the container; returns the pid (in the init's namespace) once
 /// its program is exec'd, or the step that failed (the child is reaped).
 pub fn launch(c: &Container, cgroup: Option<BorrowedFd<'_>>) -> Result<Pid, StepError> {
-    let (sync_r, sync_w) = pipe()?;
-    let (err_r, err_w) = pipe()?;
     let tty =
         if c.plan.terminal {
             Some(ns::socketpair().map_err(|e| {
@@ -39,60 +30,20 @@ pub fn launch(c: &Container, cgroup: Option<BorrowedFd<'_>>) -> Result<Pid, Step
         };
     // The cgroup namespace is entered by the child once it is in its cgroup.
     let flags = c.plan.clone_flags & !CLONE_NEWCGROUP;
-    let cloned = ns::clone3(flags, cgroup)
-        .map_err(|e| StepError::new("clone3", "", e.raw_os_error().unwrap_or(libc::EINVAL)))?;
-    let pid = match cloned {
-        Cloned::Child => {
-            drop(sync_w);
-            drop(err_r);
-            let tty = tty.map(|(_, child_end)| child_end);
-            let e = child(c, sync_r, &err_w, tty.as_ref());
-            let _ = nix::unistd::write(&err_w, &e.encode());
-            ns::exit_child(127)
+    let pid = crate::launch::launch(
+        flags,
+        cgroup,
+        &mut |pid| parent_setup(c, pid.as_raw()),
+        &mut |err| child(c, err, tty.as_ref().map(|(_, child_end)| child_end)),
+    )?;
+    if let Some((init_end, _)) = &tty {
+        match ns::recv_fd(std::os::fd::AsFd::as_fd(init_end)) {
+            Ok(Some(master)) => super::terminal::relay(master),
+            Ok(None) => crate::warn!("terminal: the container sent no pty"),
+            Err(e) => crate::warn!("terminal: receive the pty: {e}"),
         }
-        Cloned::Parent(pid) => Pid::from_raw(pid),
-    };
-    drop(sync_r);
-    drop(err_w);
-    let fail = |e: StepError| {
-        let _ = kill(pid, Signal::SIGKILL);
-        let _ = waitpid(pid, None);
-        Err(e)
-    };
-    if let Err(e) = parent_setup(c, pid.as_raw()) {
-        return fail(e);
     }
-    let mut w = std::fs::File::from(sync_w);
-    if let Err(e) = w.write_all(&[0]) {
-        return fail(StepError::new(
-            "release child",
-            "",
-            e.raw_os_error().unwrap_or(libc::EPIPE),
-        ));
-    }
-    drop(w);
-    let mut report = Vec::new();
-    let mut r = std::fs::File::from(err_r);
-    if let Err(e) = r.read_to_end(&mut report) {
-        return fail(StepError::new(
-            "read error pipe",
-            "",
-            e.raw_os_error().unwrap_or(libc::EIO),
-        ));
-    }
-    if report.is_empty() {
-        if let Some((init_end, _)) = &tty {
-            match ns::recv_fd(std::os::fd::AsFd::as_fd(init_end)) {
-                Ok(Some(master)) => super::terminal::relay(master),
-                Ok(None) => crate::warn!("terminal: the container sent no pty"),
-                Err(e) => crate::warn!("terminal: receive the pty: {e}"),
-            }
-        }
-        return Ok(pid);
-    }
-    // It exits 127 after the report: reap it here, it never ran.
-    let _ = waitpid(pid, None);
-    Err(StepError::decode(&report))
+    Ok(pid)
 }
 
 /// What the init does for the child from outside its namespaces: the id
@@ -120,8 +71,8 @@ fn parent_setup(c: &Container, pid: i32) -> Result<(), StepError> {
 
 /// The child: waits for the release, then runs the sequence; returns only
 /// the error of the step that failed (success is an execve).
-fn child(c: &Container, sync: OwnedFd, err: &OwnedFd, tty: Option<&OwnedFd>) -> StepError {
-    match sequence(c, sync, err, tty) {
+fn child(c: &Container, err: &OwnedFd, tty: Option<&OwnedFd>) -> StepError {
+    match sequence(c, err, tty) {
         Ok(never) => match never {},
         Err(e) => e,
     }
@@ -129,19 +80,10 @@ fn child(c: &Container, sync: OwnedFd, err: &OwnedFd, tty: Option<&OwnedFd>) -> 
 
 fn sequence(
     c: &Container,
-    sync: OwnedFd,
     err: &OwnedFd,
     tty: Option<&OwnedFd>,
 ) -> Result<std::convert::Infallible, StepError> {
     let p = &c.plan;
-    let mut byte = [0u8; 1];
-    let mut s = std::fs::File::from(sync);
-    match s.read(&mut byte) {
-        Ok(1) => {}
-        // The init gave up on us (and kills us); nothing to report.
-        _ => ns::exit_child(127),
-    }
-    drop(s);
     crate::sys::child::reset_signals()
         .map_err(|e| StepError::new("reset signals", "", e.raw_os_error().unwrap_or(0)))?;
     namespaces::enter(p)?;

@@ -16,62 +16,11 @@ pub mod rootfs;
 pub mod seccomp;
 pub mod terminal;
 
+pub use crate::launch::StepError;
 use crate::sys::ns::SockFilter;
 use crate::sys::Exec;
 use mkrootfs_config::ContainerPlan;
 use nix::unistd::Pid;
-use std::fmt;
-
-/// A failed step: what was done, on which path, and the errno. Crosses the
-/// error pipe from the child to the init.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StepError {
-    pub step: String,
-    pub path: String,
-    pub errno: i32,
-}
-
-impl StepError {
-    pub fn new(step: &str, path: &str, errno: i32) -> StepError {
-        StepError {
-            step: step.into(),
-            path: path.into(),
-            errno,
-        }
-    }
-
-    /// The record written on the error pipe: errno (4 bytes, native
-    /// endian), the step, a NUL, the path.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut v = self.errno.to_ne_bytes().to_vec();
-        v.extend_from_slice(self.step.as_bytes());
-        v.push(0);
-        v.extend_from_slice(self.path.as_bytes());
-        v
-    }
-
-    /// The inverse of [`StepError::encode`]; a short record is a protocol
-    /// error reported as such.
-    pub fn decode(b: &[u8]) -> StepError {
-        let Some((errno, rest)) = b.split_first_chunk::<4>() else {
-            return StepError::new("read error pipe", "", libc::EPROTO);
-        };
-        let text = String::from_utf8_lossy(rest);
-        let (step, path) = text.split_once('\0').unwrap_or((&text, ""));
-        StepError::new(step, path, i32::from_ne_bytes(*errno))
-    }
-}
-
-impl fmt::Display for StepError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let e = std::io::Error::from_raw_os_error(self.errno);
-        if self.path.is_empty() {
-            write!(f, "{}: {e}", self.step)
-        } else {
-            write!(f, "{} {}: {e}", self.step, self.path)
-        }
-    }
-}
 
 /// A container ready to launch: the plan and everything the child needs,
 /// read and built before the clone (the filter, the exec candidates).
@@ -203,21 +152,6 @@ pub fn spawn(name: &str, plan: &ContainerPlan) -> Result<Running, StepError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn step_errors_cross_the_pipe() {
-        let e = StepError::new("mount", "/proc", libc::EPERM);
-        assert_eq!(StepError::decode(&e.encode()), e);
-        assert_eq!(
-            e.to_string(),
-            "mount /proc: Operation not permitted (os error 1)"
-        );
-        assert_eq!(
-            StepError::new("capset", "", libc::EPERM).to_string(),
-            "capset: Operation not permitted (os error 1)"
-        );
-        assert_eq!(StepError::decode(&[1, 2]).step, "read error pipe");
-    }
 
     const CHILD_ENV: &str = "MKROOTFS_CONTAINER_LAUNCH_CHILD";
 

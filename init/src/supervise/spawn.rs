@@ -130,7 +130,7 @@ pub fn lookup(program: &str, path: Option<&str>) -> std::io::Result<String> {
 /// session (the supervisor tells a service's processes apart by session id),
 /// takes the console as controlling terminal if asked, changes directory
 /// and drops privileges. An exec failure (missing program…) comes back as
-/// the error ([`crate::sys::fork_exec`]).
+/// the error ([`crate::launch::launch`]).
 pub fn spawn(p: &Prepared) -> std::io::Result<Pid> {
     let Some(program) = p.argv.first() else {
         return Err(std::io::Error::new(
@@ -187,8 +187,16 @@ pub fn spawn(p: &Prepared) -> std::io::Result<Pid> {
         }
         Ok(())
     };
+    // The launcher containers use too, with no namespaces and no cgroup.
     // The supervisor reaps with waitpid(-1).
-    crate::sys::fork_exec(&exe, &setup)
+    crate::launch::launch(0, None, &mut |_| Ok(()), &mut |_| {
+        let err = match setup() {
+            Ok(()) => exe.exec(),
+            Err(e) => e,
+        };
+        crate::launch::StepError::new("exec", &path, err.raw_os_error().unwrap_or(libc::EINVAL))
+    })
+    .map_err(|e| std::io::Error::from_raw_os_error(e.errno))
 }
 
 #[cfg(test)]
