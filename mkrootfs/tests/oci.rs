@@ -995,3 +995,13 @@ fn an_image_build_is_byte_identical_across_builds() {
         "{names:?}"
     );
 }
+
+#[test]
+fn the_example_profile_parses_and_names_its_layout() {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/oci-busybox.toml");
+    let profile = mkrootfs::profile::load_path(&p).unwrap();
+    let svc = &profile.init.as_ref().unwrap().services[0];
+    let image = svc.container.as_ref().unwrap().image.as_ref().unwrap();
+    assert_eq!(image.layout, "busybox-oci");
+    assert_eq!(image.reference.as_deref(), Some("latest"));
+}
