@@ -6,7 +6,7 @@ TARGET  := x86_64-unknown-linux-musl
 INIT    := target/$(TARGET)/release/init
 MKROOTFS := target/release/mkrootfs
 
-.PHONY: all init mkrootfs image run test lint bench
+.PHONY: all init probe mkrootfs image run test lint bench
 
 all: image
 
@@ -21,6 +21,10 @@ init:
 	@if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx $(TARGET); then \
 		rustup target add $(TARGET); fi
 	RUSTFLAGS="$(INIT_RUSTFLAGS)" $(CARGO) build --release -p mkrootfs-init --target $(TARGET)
+
+# The container probe of the boot tests (tests/container.rs), static like the init.
+probe:
+	RUSTFLAGS="$(INIT_RUSTFLAGS)" $(CARGO) build --release -p mkrootfs-probe --target $(TARGET)
 
 mkrootfs:
 	$(CARGO) build --release -p mkrootfs

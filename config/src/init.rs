@@ -158,8 +158,8 @@ pub enum Restart {
     Always,
 }
 
-/// One supervised workload. A future `container` table turns a service into
-/// a container (namespaces, cgroup limits, capabilities, seccomp) without
+/// One supervised workload. A `container` table turns a service into a
+/// container (namespaces, cgroup limits, capabilities, seccomp) without
 /// changing how it is supervised.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -168,7 +168,9 @@ pub struct ServiceConfig {
     #[serde(default)]
     pub name: Option<String>,
     /// Program and arguments; `argv[0]` is an absolute path or a name looked
-    /// up in the service's `PATH`. Must not be empty.
+    /// up in the service's `PATH`. Must not be empty, except for a container
+    /// whose OCI `image` or `bundle` gives it.
+    #[serde(default)]
     pub argv: Vec<String>,
     /// Environment added to the global one. Default: empty.
     #[serde(default)]
@@ -202,6 +204,17 @@ pub struct ServiceConfig {
     /// status is the machine's result. Default: the first service is main.
     #[serde(default)]
     pub main: bool,
+    /// Run the service as a container ([`crate::container`]). Written in
+    /// profiles; the builder resolves it into `container_plan` and the init
+    /// never reads it. Default: none (a plain service).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<crate::ContainerConfig>,
+    /// The resolved container plan the init executes. Written only by the
+    /// builder (from `container` or an OCI bundle), never in a profile; when
+    /// present, the plan's argv/env/cwd/uid/gid replace the service's.
+    /// Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_plan: Option<crate::ContainerPlan>,
 }
 
 fn default_restart_delay() -> u64 {
@@ -299,8 +312,17 @@ impl InitConfig {
             }
         }
         for (i, s) in self.services.iter().enumerate() {
-            if s.argv.is_empty() || s.argv[0].is_empty() {
+            // An OCI image or bundle fills argv in at build time.
+            let from_oci = s
+                .container
+                .as_ref()
+                .is_some_and(|c| c.image.is_some() || c.bundle.is_some());
+            if (s.argv.is_empty() && !from_oci) || s.argv.first().is_some_and(|a| a.is_empty()) {
                 return Err(format!("init.services[{i}]: argv must name a program"));
+            }
+            if let Some(p) = &s.container_plan {
+                p.validate()
+                    .map_err(|e| format!("init.services[{i}].container_plan: {e}"))?;
             }
             if let Some(cwd) = &s.cwd {
                 if !cwd.starts_with('/') {

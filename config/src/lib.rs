@@ -11,12 +11,26 @@
 //! modalias matching, used by the builder to compute closures and by the init
 //! to load modules and coldplug devices.
 
+pub mod container;
 pub mod init;
 pub mod kmod;
 pub mod mode;
+pub mod users;
 
+pub use container::{ContainerConfig, ContainerPlan};
 pub use init::*;
 pub use mode::Mode;
+
+/// The `PATH` every service starts with (unless the configuration sets
+/// one), and the directories the builder searches for a service's
+/// `argv[0]`, as the init will.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The environment every service and container starts from, before the
+/// configuration's `env` and the service's own (`HOME` becomes the user's
+/// home directory from `/etc/passwd` when it has one).
+pub const DEFAULT_ENV: &[(&str, &str)] =
+    &[("PATH", DEFAULT_PATH), ("HOME", "/root"), ("TERM", "linux")];
 
 /// Where the builder writes the init configuration inside the image.
 pub const INIT_CONFIG_PATH: &str = "/etc/mkrootfs/init.json";

@@ -298,6 +298,8 @@ impl Overrides {
                     restart_delay_ms: 100,
                     max_restarts: 5,
                     main: true,
+                    container: None,
+                    container_plan: None,
                 }),
             }
         }

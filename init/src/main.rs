@@ -12,6 +12,8 @@
 mod boot_timer;
 mod cmdline;
 mod console;
+mod container;
+mod launch;
 mod log;
 mod modules;
 mod mounts;
@@ -118,6 +120,9 @@ fn load_config(path: &Path) -> Result<InitConfig, ConfigError> {
 struct Timings {
     start: Duration,
     marks: Vec<(&'static str, Duration)>,
+    /// Durations inside a phase (`container_ms`: launching the main
+    /// container, part of `start_ms`), printed after the phases.
+    extra: Vec<(&'static str, u128)>,
 }
 
 impl Timings {
@@ -138,6 +143,9 @@ impl Timings {
             ));
             prev = *at;
         }
+        for (name, ms) in &self.extra {
+            s.push_str(&format!(" {name}_ms={ms}"));
+        }
         s
     }
 }
@@ -146,6 +154,7 @@ fn boot() -> ! {
     let mut t = Timings {
         start: log::since_boot(),
         marks: Vec::new(),
+        extra: Vec::new(),
     };
     // ctrl-alt-del then sends SIGINT to PID 1 instead of an immediate reboot.
     let cad = nix::sys::reboot::set_cad_enabled(false);
@@ -314,11 +323,15 @@ fn supervise_and_end(cfg: &InitConfig, mut t: Timings) -> ! {
         fatal("start", &e);
     }
     t.mark("start");
+    if let Some(ms) = sup.container_ms {
+        t.extra.push(("container", ms));
+    }
     let boot_ms = log::since_boot().as_millis() as u64;
     info!("timings: {}", t.line());
 
     let stop = sup.run().unwrap_or_else(|e| fatal("start", &e));
     sup.begin_shutdown();
+    sup.stop_containers();
     let fallback = match stop {
         Stop::MainEnded(status) => status,
         Stop::Signal(sig) => Status::Signaled(sig),
@@ -326,6 +339,17 @@ fn supervise_and_end(cfg: &InitConfig, mut t: Timings) -> ! {
     shutdown::stop_all(cfg.shutdown.grace_ms, &mut |pid, st| {
         sup.reaped(pid, st);
     });
+    sup.remove_containers();
+    if let Some((stats, memory_max, pids_max)) = sup.main_stats {
+        let mut extra = stats.fields();
+        if let Some(m) = memory_max {
+            extra.push_str(&format!(" memory_max={m}"));
+        }
+        if let Some(p) = pids_max {
+            extra.push_str(&format!(" pids_max={p}"));
+        }
+        shutdown::set_result_extra(extra);
+    }
     let status = sup.main_status.unwrap_or(fallback);
     let service_ms = match sup.main_started {
         Some(start) => sup
@@ -421,7 +445,11 @@ mod tests {
                 ("mounts", Duration::from_millis(803)),
                 ("config", Duration::from_millis(810)),
             ],
+            extra: vec![("container", 4)],
         };
-        assert_eq!(t.line(), "kernel_ms=800 init_ms=10 mounts_ms=3 config_ms=7");
+        assert_eq!(
+            t.line(),
+            "kernel_ms=800 init_ms=10 mounts_ms=3 config_ms=7 container_ms=4"
+        );
     }
 }

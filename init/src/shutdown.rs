@@ -54,13 +54,22 @@ pub fn set_debug_exit(port: Option<u16>) {
     }
 }
 
+static RESULT_EXTRA: OnceLock<String> = OnceLock::new();
+
+/// Fields appended to the RESULT line: the main container's counters
+/// (` oom_kill=… pids_max_hits=… memory_peak=… cpu_usec=…` and its limits).
+pub fn set_result_extra(fields: String) {
+    let _ = RESULT_EXTRA.set(fields);
+}
+
 /// The documented result line (docs/ARCHITECTURE.md, "The result protocol").
 pub fn result_line(status: Status, boot_ms: u64, service_ms: u64) -> String {
     format!(
-        "{} RESULT status={} {} boot_ms={boot_ms} service_ms={service_ms}",
+        "{} RESULT status={} {} boot_ms={boot_ms} service_ms={service_ms}{}",
         crate::log::PREFIX,
         status.code(),
-        status.how()
+        status.how(),
+        RESULT_EXTRA.get().map_or("", String::as_str)
     )
 }
 

@@ -224,81 +224,6 @@ impl Exec {
     }
 }
 
-/// What the child of [`fork_exec`] needs, and where it leaves its error.
-struct Child<'a> {
-    exe: &'a Exec,
-    setup: &'a dyn Fn() -> io::Result<()>,
-    errno: i32,
-}
-
-/// The child of [`fork_exec`]: setup, exec; on failure, the errno in the
-/// shared `Child` and `_exit(127)`.
-extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
-    // SAFETY: `arg` is the `Child` that fork_exec passed to clone; the
-    // parent is suspended (CLONE_VFORK) until this exec's or exits, so this
-    // is the only live reference.
-    let c = unsafe { &mut *arg.cast::<Child<'_>>() };
-    let err = match (c.setup)() {
-        Ok(()) => c.exe.exec(),
-        Err(e) => e,
-    };
-    c.errno = err.raw_os_error().unwrap_or(libc::EINVAL);
-    // SAFETY: _exit never returns and runs no atexit handlers, which
-    // belong to the parent whose memory this child shares.
-    unsafe { libc::_exit(127) }
-}
-
-/// Starts a child that runs `setup` (async-signal-safe calls only, no
-/// allocation) then execs `exe`. Returns the child's pid once it has
-/// exec'd, or the error of the failed setup step or exec (the child then
-/// exits 127 and is reaped here).
-///
-/// Like posix_spawn, the child shares the parent's memory until it execs
-/// (`clone(CLONE_VM | CLONE_VFORK)`), on a stack of its own: no page
-/// tables to copy and no copy-on-write faults afterwards, which under
-/// emulation (TCG) cost a fork tens of milliseconds. The parent waits
-/// meanwhile, so the error comes back in memory.
-pub fn fork_exec(exe: &Exec, setup: &dyn Fn() -> io::Result<()>) -> io::Result<nix::unistd::Pid> {
-    const STACK: usize = 64 * 1024;
-    let mut stack = vec![0u8; STACK];
-    let mut child = Child {
-        exe,
-        setup,
-        errno: 0,
-    };
-    let arg: *mut Child<'_> = &mut child;
-    // SAFETY: the stack is STACK bytes owned here and outlives the child's
-    // use of it (CLONE_VFORK: clone returns once the child exec'd or
-    // exited); its top, rounded down to 16 bytes, is what x86_64 and
-    // aarch64 clone expect. Without CLONE_SIGHAND the child's sigaction
-    // calls do not touch the parent's handlers. `arg` points at `child`,
-    // alive until after the call.
-    let pid = unsafe {
-        let top = stack.as_mut_ptr().add(STACK) as usize & !15;
-        libc::clone(
-            child_main,
-            top as *mut libc::c_void,
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-            arg.cast(),
-        )
-    };
-    if pid < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `arg` points at `child`, which the child may have written
-    // through the pointer: read it through the pointer, not a cached copy.
-    let errno = unsafe { std::ptr::read_volatile(&raw const (*arg).errno) };
-    drop(stack);
-    let pid = nix::unistd::Pid::from_raw(pid);
-    if errno == 0 {
-        return Ok(pid);
-    }
-    // The child failed before or at exec and exited 127: reap it here, it
-    // never was a service.
-    let _ = nix::sys::wait::waitpid(pid, None);
-    Err(io::Error::from_raw_os_error(errno))
-}
-
 /// A job for [`run_parallel`] and, once run, its result.
 struct Job<'a, T> {
     work: Option<Box<dyn FnOnce() -> T + Send + 'a>>,
@@ -505,3 +430,5 @@ mod tests {
         assert_eq!(me.ppid, std::os::unix::process::parent_id() as i32);
     }
 }
+
+pub mod ns;

@@ -15,8 +15,9 @@ pub(crate) mod write;
 pub use write::write_atomically;
 
 /// Directories searched for binaries named without a path, inside the
-/// sysroot, when the sysroot is not `/` (for `/`, `$PATH` comes first).
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// sysroot, when the sysroot is not `/` (for `/`, `$PATH` comes first):
+/// the init's own default `PATH`.
+use mkrootfs_config::DEFAULT_PATH;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -30,6 +31,10 @@ pub enum BuildError {
     Elf(#[from] ElfError),
     #[error(transparent)]
     Kmod(#[from] KmodError),
+    #[error(transparent)]
+    Container(#[from] crate::container::ContainerError),
+    #[error(transparent)]
+    Oci(#[from] crate::oci::OciError),
     #[error("binary {name:?} (from profile {profile}) not found in {searched}")]
     BinaryNotFound {
         name: String,
@@ -138,6 +143,8 @@ pub struct BuildReport {
     pub compressed: u64,
     pub compression: Compression,
     pub elapsed: Duration,
+    /// Warnings for the user, printed by the CLI.
+    pub notes: Vec<String>,
 }
 
 impl std::fmt::Display for BuildReport {
@@ -162,6 +169,10 @@ pub struct Assembled {
     pub tree: Tree,
     /// The configuration written for the mkrootfs init, if it is used.
     pub init: Option<InitConfig>,
+    /// Warnings for the user (OCI fields ignored, xattrs dropped).
+    pub notes: Vec<String>,
+    /// Scratch directories of OCI layers, read when the image is written.
+    pub scratch: Vec<tempfile::TempDir>,
 }
 
 /// Builds `profile` into an image file. Files are read from disk while the
@@ -186,6 +197,7 @@ pub fn build(profile: &Profile, opts: &BuildOptions) -> Result<BuildReport, Buil
         compressed: written.compressed,
         compression: plan.compression,
         elapsed: start.elapsed(),
+        notes: assembled.notes.clone(),
     })
 }
 
@@ -255,6 +267,7 @@ pub fn assemble(plan: &Plan) -> Result<Assembled, BuildError> {
     add_profile_entries(&mut tree, profile)?;
     let module_names = add_modules(&mut tree, plan)?;
 
+    let mut oci = crate::oci::prepare::Prepared::default();
     let init = match &plan.init {
         InitChoice::Mkrootfs => {
             let mut cfg = profile
@@ -263,6 +276,9 @@ pub fn assemble(plan: &Plan) -> Result<Assembled, BuildError> {
                 .ok_or_else(|| BuildError::NoInitConfig(profile.path.display().to_string()))?;
             cfg.modules.extend(module_names);
             cfg.module_options.extend(plan.modules.options.clone());
+            // OCI images and bundles: their roots into the tree, their
+            // settings into the services, under the profile's own keys.
+            oci = crate::oci::prepare::prepare(&mut tree, profile, &mut cfg)?;
             cfg.validate()
                 .map_err(|message| BuildError::ModuleOptions {
                     profile: profile.path.display().to_string(),
@@ -281,6 +297,9 @@ pub fn assemble(plan: &Plan) -> Result<Assembled, BuildError> {
                 Ok(elf) if elf.interpreter.is_some() => return Err(BuildError::InitNotStatic(bin)),
                 Ok(_) => {}
             }
+            // The services and containers checked against the image, the
+            // container plans resolved and their filters added.
+            crate::container::resolve(&mut tree, profile, &mut cfg)?;
             tree.add(
                 "/init",
                 Node::File(data.into()),
@@ -308,7 +327,12 @@ pub fn assemble(plan: &Plan) -> Result<Assembled, BuildError> {
             None
         }
     };
-    Ok(Assembled { tree, init })
+    Ok(Assembled {
+        tree,
+        init,
+        notes: oci.notes,
+        scratch: oci.scratch,
+    })
 }
 
 fn add_profile_entries(tree: &mut Tree, profile: &Profile) -> Result<(), BuildError> {

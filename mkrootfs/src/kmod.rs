@@ -41,6 +41,17 @@ pub enum ModuleCompression {
 /// Hypervisor) needs: the virtio transports, disk, network, console,
 /// entropy and vsock. Checked against Debian's cloud kernel, where they are
 /// all modules; names that another kernel builds in are fine too.
+/// The names `modules.preset` accepts.
+pub const PRESETS: &[&str] = &["microvm"];
+
+/// The modules of a named preset.
+pub fn preset(name: &str) -> Option<&'static [&'static str]> {
+    match name {
+        "microvm" => Some(MICROVM_PRESET),
+        _ => None,
+    }
+}
+
 pub const MICROVM_PRESET: &[&str] = &[
     "virtio_pci",
     "virtio_mmio",

@@ -9,11 +9,13 @@
 pub mod build;
 pub mod builder;
 pub mod compress;
+pub mod container;
 pub mod cpio;
 pub mod elf;
 pub mod extract;
 pub mod kmod;
 pub mod list;
+pub mod oci;
 pub mod plan;
 pub mod profile;
 pub mod tree;

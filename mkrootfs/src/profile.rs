@@ -31,7 +31,8 @@ mod position;
 #[cfg(test)]
 mod tests;
 
-use position::{line_col, span_of, Seg};
+pub use position::Seg;
+use position::{line_col, span_of};
 
 /// Where bare profile names are looked up after `./profiles`.
 pub const SYSTEM_PROFILE_DIR: &str = "/usr/share/mkrootfs/profiles";
@@ -278,6 +279,12 @@ pub struct Profile {
     pub nodes: Vec<NodeSpec>,
     pub modules: ModulesSection,
     pub init: Option<InitConfig>,
+    /// The file whose `[init]` table is used, for positions of checks made
+    /// after merging and for paths relative to it (a container's
+    /// `seccomp` policy).
+    pub init_source: Option<Source>,
+    /// Every file of the `extends` chain, the leaf first.
+    pub sources: Vec<Source>,
     /// Directory of the leaf file, for relative paths in `[image]`.
     pub base_dir: PathBuf,
     /// Where the values that are validated after merging (see
@@ -309,6 +316,36 @@ const POSITIONED: [(&str, [&str; 2]); 5] = [
     ("modules.kernel", ["modules", "kernel"]),
     ("modules.preset", ["modules", "preset"]),
 ];
+
+/// One profile file: its path as named and its text.
+#[derive(Clone, Debug, Default)]
+pub struct Source {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+impl Source {
+    /// An error at the value of `init.<key path>` in this file (or the
+    /// deepest part of that path the file writes).
+    pub fn init_error(&self, key: &[Seg], message: String) -> ProfileError {
+        let mut path = vec![Seg::Key("init")];
+        path.extend_from_slice(key);
+        let (line, column) = span_of(&self.text, &path)
+            .map(|s| line_col(&self.text, s.start))
+            .unwrap_or((1, 1));
+        ProfileError::Invalid {
+            path: self.path.clone(),
+            line,
+            column,
+            message,
+        }
+    }
+
+    /// The directory of the file, for relative paths.
+    pub fn dir(&self) -> PathBuf {
+        dir_or_dot(self.path.parent().unwrap_or(Path::new(".")))
+    }
+}
 
 /// Finds a profile: a path (one with a `/` or ending in `.toml`) as given
 /// if it exists, else `<name>.toml` in `./profiles`, then
@@ -352,6 +389,8 @@ pub fn load(name: &str) -> Result<Profile, ProfileError> {
 /// Loads the profile file at `path`, following `extends`.
 pub fn load_path(path: &Path) -> Result<Profile, ProfileError> {
     let mut chain: Vec<(PathBuf, RawProfileChecked)> = Vec::new();
+    // Each file as named and its text, for positions found after merging.
+    let mut sources: Vec<Source> = Vec::new();
     let mut next = Some(path.to_path_buf());
     while let Some(p) = next.take() {
         let canon = p.canonicalize().unwrap_or_else(|_| p.clone());
@@ -381,6 +420,7 @@ pub fn load_path(path: &Path) -> Result<Profile, ProfileError> {
             next = Some(parent_path);
         }
         chain.push((canon, raw));
+        sources.push(Source { path: p, text });
     }
     let name = path
         .file_stem()
@@ -393,7 +433,11 @@ pub fn load_path(path: &Path) -> Result<Profile, ProfileError> {
         base_dir: dir_or_dot(&base_dir),
         ..Profile::default()
     };
-    for (file, raw) in chain.into_iter().rev() {
+    profile.sources = sources.clone();
+    for ((file, raw), source) in chain.into_iter().rev().zip(sources.into_iter().rev()) {
+        if raw.0.init.is_some() {
+            profile.init_source = Some(source);
+        }
         merge(&mut profile, &file, raw);
     }
     Ok(profile)

@@ -404,6 +404,70 @@ impl Tree {
         }
         Ok(walk.current_str())
     }
+
+    /// Resolves `path` as a process chrooted at the image directory `root`
+    /// would (a container's view): absolute symlinks start again at `root`
+    /// and `..` never leaves it. Returns the image path.
+    pub fn resolve_in(
+        &self,
+        root: &str,
+        path: &str,
+        follow_last: bool,
+    ) -> Result<String, TreeError> {
+        let join = |inside: &str| match (root, inside) {
+            ("/", p) => p.to_string(),
+            (r, "/") => r.to_string(),
+            (r, p) => format!("{r}{p}"),
+        };
+        let mut walk = Walk::new(path);
+        while walk.step() {
+            if walk.at_end() && !follow_last {
+                break;
+            }
+            if let Some(Item {
+                node: Node::Symlink(target),
+                ..
+            }) = self.items.get(&join(&walk.current_str()))
+            {
+                walk.follow(target).map_err(|_| loop_err(path))?;
+            }
+        }
+        Ok(join(&walk.current_str()))
+    }
+
+    /// The contents of the regular file at the resolved image path `path`
+    /// (through a hard link too); `None` when it is not a regular file.
+    pub fn file_data(&self, path: &str) -> Option<&Data> {
+        match self.items.get(path).map(|i| &i.node) {
+            Some(Node::File(d)) => Some(d),
+            Some(Node::HardLink(t)) => match self.items.get(t).map(|i| &i.node) {
+                Some(Node::File(d)) => Some(d),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Rewrites the owner of every entry at or below the image directory
+    /// `root` (the root directory of the image itself has no entry):
+    /// `f(path, uid, gid)` returns the new owner or an error.
+    pub fn map_owners<E>(
+        &mut self,
+        root: &str,
+        mut f: impl FnMut(&str, u32, u32) -> Result<(u32, u32), E>,
+    ) -> Result<(), E> {
+        let prefix = if root == "/" {
+            "/".to_string()
+        } else {
+            format!("{root}/")
+        };
+        for (path, item) in self.items.iter_mut() {
+            if path == root || path.starts_with(&prefix) {
+                (item.meta.uid, item.meta.gid) = f(path, item.meta.uid, item.meta.gid)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The error for more than [`crate::walk::MAX_SYMLINKS`] symlinks on `path`.

@@ -20,5 +20,5 @@ pub use config::{Disk, Machine, VmConfig};
 pub use console::{strip_levels, QuietFilter, QUIET_LOGLEVEL};
 pub use error::QemuError;
 pub use kernel::{cache_dir, debian_cloud_kernel, find_kernel, kernel_from_path, Kernel};
-pub use result::{parse_result_line, GuestResult, Outcome};
+pub use result::{parse_result_line, ContainerCounters, GuestResult, Outcome};
 pub use run::run;

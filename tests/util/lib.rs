@@ -58,6 +58,46 @@ pub fn init_binary() -> &'static Path {
     })
 }
 
+/// The static container probe (`probe/`), built by the Makefile like the init.
+pub fn probe_binary() -> &'static Path {
+    static PROBE: OnceLock<PathBuf> = OnceLock::new();
+    PROBE.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let status = Command::new("make")
+            .current_dir(&root)
+            .env("CARGO", env!("CARGO"))
+            .args(["-s", "probe"])
+            .status()
+            .expect("run make to build the probe");
+        assert!(status.success(), "building the probe failed");
+        root.join("target/x86_64-unknown-linux-musl/release/probe")
+    })
+}
+
+/// `value` as a TOML inline value (tables `{ k = v }`, arrays, JSON-escaped
+/// strings, which TOML basic strings accept); null fields are left out.
+pub fn toml_inline(value: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match value {
+        Value::Null => "\"\"".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => Value::String(s.clone()).to_string(),
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(toml_inline).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Object(o) => format!(
+            "{{ {} }}",
+            o.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| format!("{k} = {}", toml_inline(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
 /// The `mkrootfs` command, built on first use.
 pub fn mkrootfs_cli() -> &'static Path {
     static CLI: OnceLock<PathBuf> = OnceLock::new();

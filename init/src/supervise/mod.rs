@@ -25,10 +25,15 @@ pub struct SpawnError {
     pub service: String,
     pub program: String,
     pub error: std::io::Error,
+    /// The failed step of a container.
+    pub container: Option<crate::container::StepError>,
 }
 
 impl fmt::Display for SpawnError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(step) = &self.container {
+            return write!(f, "container {}: {step}", self.service);
+        }
         write!(
             f,
             "service {}: cannot execute {}: {}",
@@ -52,6 +57,8 @@ struct Service {
     pid: Option<Pid>,
     started: Option<Instant>,
     restart_at: Option<Instant>,
+    /// The running container's cgroup and stop signal.
+    container: Option<crate::container::Running>,
 }
 
 /// The supervisor's state.
@@ -69,6 +76,12 @@ pub struct Supervisor {
     pub main_ended: Option<Instant>,
     /// The main service's last status.
     pub main_status: Option<Status>,
+    /// The main container's counters when it last ended, with its plan's
+    /// memory.max and pids.max, for the RESULT line.
+    pub main_stats: Option<(crate::container::cgroups::Stats, Option<u64>, Option<u64>)>,
+    /// Time spent launching the main container (clone to exec), for the
+    /// timings line.
+    pub container_ms: Option<u128>,
 }
 
 impl Supervisor {
@@ -82,6 +95,7 @@ impl Supervisor {
                 pid: None,
                 started: None,
                 restart_at: None,
+                container: None,
             })
             .collect();
         Supervisor {
@@ -93,6 +107,8 @@ impl Supervisor {
             main_started: None,
             main_ended: None,
             main_status: None,
+            main_stats: None,
+            container_ms: None,
         }
     }
 
@@ -108,7 +124,34 @@ impl Supervisor {
         let is_main = i == self.main;
         let s = &mut self.services[i];
         s.restart_at = None;
-        match spawn::spawn(&s.prep) {
+        let t0 = Instant::now();
+        let spawned = match &s.prep.container {
+            Some(plan) => match crate::container::spawn(&s.prep.name, plan) {
+                Ok(running) => {
+                    let pid = running.pid;
+                    s.container = Some(running);
+                    if is_main && self.container_ms.is_none() {
+                        self.container_ms = Some(t0.elapsed().as_millis());
+                    }
+                    Ok(pid)
+                }
+                Err(step) => {
+                    if is_main {
+                        return Err(SpawnError {
+                            service: s.prep.name.clone(),
+                            program: s.prep.argv.first().cloned().unwrap_or_default(),
+                            error: std::io::Error::from_raw_os_error(step.errno),
+                            container: Some(step),
+                        });
+                    }
+                    crate::warn!("container {}: {step}", s.prep.name);
+                    self.ended(i, Status::Exited(127));
+                    return Ok(());
+                }
+            },
+            None => spawn::spawn(&s.prep),
+        };
+        match spawned {
             Ok(pid) => {
                 if is_main && self.main_started.is_none() {
                     // The main service has exec'd: the guest has booted.
@@ -130,6 +173,7 @@ impl Supervisor {
                 service: s.prep.name.clone(),
                 program: s.prep.argv.first().cloned().unwrap_or_default(),
                 error,
+                container: None,
             }),
             Err(e) => {
                 crate::warn!(
@@ -157,6 +201,20 @@ impl Supervisor {
         let is_main = i == self.main;
         let s = &mut self.services[i];
         s.pid = None;
+        if let Some(c) = s.container.take() {
+            // Counters first: cgroup.kill and rmdir end them.
+            let stats = c.cgroup.stats();
+            c.cgroup.destroy();
+            crate::info!("container {}:{}", s.prep.name, stats.fields());
+            if is_main {
+                let plan = s.prep.container.as_ref().map(|p| &p.cgroup);
+                self.main_stats = Some((
+                    stats,
+                    plan.and_then(|c| c.memory_max),
+                    plan.and_then(|c| c.pids_max),
+                ));
+            }
+        }
         let ran = s.started.map(|t| t.elapsed().as_millis()).unwrap_or(0);
         crate::info!(
             "{} ended: {} (status {}) after {ran} ms",
@@ -232,6 +290,32 @@ impl Supervisor {
     /// From now on ended services are recorded but not restarted.
     pub fn begin_shutdown(&mut self) {
         self.shutting_down = true;
+    }
+
+    /// Sends each running container its stop signal (the PID 1 of a PID
+    /// namespace ignores signals it does not handle, so this may do
+    /// nothing; the grace period and SIGKILL follow).
+    pub fn stop_containers(&self) {
+        for s in &self.services {
+            if let (Some(c), Some(pid)) = (&s.container, s.pid) {
+                let Ok(sig) = Signal::try_from(c.stop_signal) else {
+                    continue;
+                };
+                crate::info!("container {}: sending {}", s.prep.name, sig.as_str());
+                if let Err(e) = kill(pid, sig) {
+                    crate::warn!("kill {pid} {}: {e}", sig.as_str());
+                }
+            }
+        }
+    }
+
+    /// Kills and removes the cgroups of containers still recorded as running.
+    pub fn remove_containers(&mut self) {
+        for s in &mut self.services {
+            if let Some(c) = s.container.take() {
+                c.cgroup.destroy();
+            }
+        }
     }
 
     fn sessions(&self) -> Vec<i32> {

@@ -4,21 +4,14 @@
 use crate::sys::child;
 use crate::sys::Exec;
 use crate::users::{self, Credentials, Group, Passwd};
-use mkrootfs_config::{InitConfig, ServiceConfig};
+use mkrootfs_config::{ContainerPlan, InitConfig, ServiceConfig};
 use nix::unistd::Pid;
 use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::path::PathBuf;
 
 /// The environment every service starts from (before the configuration's).
-pub const DEFAULT_ENV: &[(&str, &str)] = &[
-    (
-        "PATH",
-        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    ),
-    ("HOME", "/root"),
-    ("TERM", "linux"),
-];
+pub use mkrootfs_config::DEFAULT_ENV;
 
 /// A service ready to start: everything that can fail on configuration is
 /// resolved before the first fork.
@@ -31,6 +24,8 @@ pub struct Prepared {
     pub creds: Credentials,
     /// The console device to make the controlling terminal.
     pub tty: Option<PathBuf>,
+    /// Started as a container from this plan instead ([`crate::container`]).
+    pub container: Option<ContainerPlan>,
 }
 
 impl Prepared {
@@ -49,6 +44,7 @@ impl Prepared {
                 home: Some("/root".into()),
             },
             tty,
+            container: None,
         }
     }
 }
@@ -87,6 +83,14 @@ pub fn prepare(
     groups: &[Group],
     console: Option<PathBuf>,
 ) -> Result<Prepared, users::LookupError> {
+    if let Some(plan) = &svc.container_plan {
+        // Everything was resolved by the builder, inside the container root.
+        let mut p = Prepared::as_root(svc.display_name(), plan.argv.clone(), None);
+        p.creds.uid = plan.uid;
+        p.creds.gid = plan.gid;
+        p.container = Some(plan.clone());
+        return Ok(p);
+    }
     let creds = users::resolve(svc.user.as_deref(), svc.group.as_deref(), passwd, groups)?;
     if svc.tty && console.is_none() {
         crate::warn!(
@@ -101,6 +105,7 @@ pub fn prepare(
         cwd: svc.cwd.clone().unwrap_or_else(|| "/".into()),
         creds,
         tty: if svc.tty { console } else { None },
+        container: None,
     })
 }
 
@@ -125,7 +130,7 @@ pub fn lookup(program: &str, path: Option<&str>) -> std::io::Result<String> {
 /// session (the supervisor tells a service's processes apart by session id),
 /// takes the console as controlling terminal if asked, changes directory
 /// and drops privileges. An exec failure (missing program…) comes back as
-/// the error ([`crate::sys::fork_exec`]).
+/// the error ([`crate::launch::launch`]).
 pub fn spawn(p: &Prepared) -> std::io::Result<Pid> {
     let Some(program) = p.argv.first() else {
         return Err(std::io::Error::new(
@@ -182,8 +187,16 @@ pub fn spawn(p: &Prepared) -> std::io::Result<Pid> {
         }
         Ok(())
     };
+    // The launcher containers use too, with no namespaces and no cgroup.
     // The supervisor reaps with waitpid(-1).
-    crate::sys::fork_exec(&exe, &setup)
+    crate::launch::launch(0, None, &mut |_| Ok(()), &mut |_| {
+        let err = match setup() {
+            Ok(()) => exe.exec(),
+            Err(e) => e,
+        };
+        crate::launch::StepError::new("exec", &path, err.raw_os_error().unwrap_or(libc::EINVAL))
+    })
+    .map_err(|e| std::io::Error::from_raw_os_error(e.errno))
 }
 
 #[cfg(test)]

@@ -48,6 +48,9 @@ pub fn run(args: BuildArgs) -> Result<u8> {
         opts.auto_kernel = Some(super::auto_kernel(&kernel));
     }
     let report = build::build(&profile, &opts)?;
+    for note in &report.notes {
+        eprintln!("mkrootfs: warning: {note}");
+    }
     let mut out = Out::new();
     out.line(report)?;
     out.finish()?;

@@ -128,6 +128,9 @@ pub fn run(args: RunArgs) -> Result<u8> {
         }
         eprintln!("mkrootfs: end of the console log");
     }
+    if let Some(why) = outcome.result.as_ref().and_then(|r| r.container_reason()) {
+        eprintln!("mkrootfs: the container {why}");
+    }
     if outcome.timed_out {
         eprintln!("mkrootfs: guest did not finish within {} s", args.timeout);
     } else if outcome.result.is_none() {

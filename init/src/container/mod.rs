@@ -1,0 +1,343 @@
+//! Containers: a service whose `container_plan` the builder resolved is
+//! started in its own namespaces, cgroup, root, capabilities and seccomp
+//! filter (docs/init.md, "Containers"). The init only executes the plan:
+//! every name, policy and default was resolved at build time.
+//!
+//! - [`cgroups`]: the cgroup v2 directory, limits and end-of-life counters;
+//! - [`launch`]: clone3, the sync and error pipes, the parent's writes
+//!   (id maps, rlimits, oom_score_adj) and the child's sequence;
+//! - [`namespaces`], [`rootfs`], [`caps`], [`seccomp`]: the child's steps.
+
+pub mod caps;
+pub mod cgroups;
+pub mod launch;
+pub mod namespaces;
+pub mod rootfs;
+pub mod seccomp;
+pub mod terminal;
+
+pub use crate::launch::StepError;
+use crate::sys::ns::SockFilter;
+use crate::sys::Exec;
+use mkrootfs_config::ContainerPlan;
+use nix::unistd::Pid;
+
+/// A container ready to launch: the plan and everything the child needs,
+/// read and built before the clone (the filter, the exec candidates).
+pub struct Container {
+    pub plan: ContainerPlan,
+    pub filter: Option<Vec<SockFilter>>,
+    /// execve candidates in `PATH` order (one when argv[0] has a `/`).
+    pub execs: Vec<Exec>,
+    pub last_cap: u32,
+    /// Empty VM directories: the container root's mount point and, for the
+    /// initramfs workaround, the whole `/`'s.
+    pub staging: String,
+    pub vm_staging: String,
+}
+
+/// Where the init makes the staging directories (a tmpfs of the VM).
+pub const STAGING_DIR: &str = "/run/mkrootfs/containers";
+
+/// The paths execve should try for `argv0`, as execvp(3) searches `path`,
+/// but inside the container (decided when the child is in its root).
+pub fn exec_candidates(argv0: &str, path: Option<&str>) -> Vec<String> {
+    if argv0.contains('/') {
+        return vec![argv0.to_string()];
+    }
+    path.unwrap_or(mkrootfs_config::DEFAULT_PATH)
+        .split(':')
+        .map(|d| {
+            let d = if d.is_empty() { "." } else { d };
+            format!("{}/{argv0}", d.trim_end_matches('/'))
+        })
+        .collect()
+}
+
+impl Container {
+    /// Reads the filter, builds the exec candidates and makes the staging
+    /// directories.
+    /// `staging_base` is normally [`STAGING_DIR`].
+    pub fn prepare(
+        name: &str,
+        plan: &ContainerPlan,
+        staging_base: &str,
+    ) -> Result<Container, StepError> {
+        let io = |step: &'static str, path: &str| {
+            let path = path.to_string();
+            move |e: std::io::Error| {
+                StepError::new(step, &path, e.raw_os_error().unwrap_or(libc::EINVAL))
+            }
+        };
+        let filter = match &plan.seccomp {
+            Some(p) => Some(seccomp::read(p).map_err(io("read seccomp filter", p))?),
+            None => None,
+        };
+        let argv0 = plan.argv.first().map(String::as_str).unwrap_or("");
+        let path = plan.env.iter().find_map(|e| e.strip_prefix("PATH="));
+        let mut execs = Vec::new();
+        for c in exec_candidates(argv0, path) {
+            execs.push(
+                Exec::new(
+                    &c,
+                    plan.argv.iter().map(String::as_str),
+                    plan.env.iter().cloned(),
+                )
+                .map_err(io("exec", argv0))?,
+            );
+        }
+        let base = format!("{staging_base}/{name}");
+        let staging = format!("{base}/root");
+        let vm_staging = format!("{base}/vm");
+        for d in [&staging, &vm_staging] {
+            std::fs::create_dir_all(d).map_err(io("mkdir", d))?;
+        }
+        Ok(Container {
+            plan: plan.clone(),
+            filter,
+            execs,
+            last_cap: caps::last_cap(),
+            staging,
+            vm_staging,
+        })
+    }
+}
+
+/// A started container.
+#[derive(Debug)]
+pub struct Running {
+    pub pid: Pid,
+    pub cgroup: cgroups::Cgroup,
+    pub stop_signal: i32,
+}
+
+/// Creates the cgroup, launches the container, and returns once its
+/// program has been exec'd (or the failing step).
+pub fn spawn(name: &str, plan: &ContainerPlan) -> Result<Running, StepError> {
+    let cg_err = |e: cgroups::CgroupError| {
+        StepError::new(
+            e.step,
+            &e.path.display().to_string(),
+            e.error.raw_os_error().unwrap_or(libc::EIO),
+        )
+    };
+    let root = std::path::Path::new(cgroups::CGROUP_ROOT);
+    cgroups::ensure_mounted(root).map_err(cg_err)?;
+    let rel = if plan.cgroup.path.is_empty() {
+        format!("mkrootfs/{name}")
+    } else {
+        plan.cgroup.path.clone()
+    };
+    let cgroup = cgroups::Cgroup::create(root, &rel, &plan.cgroup).map_err(cg_err)?;
+    let started = Container::prepare(name, plan, STAGING_DIR).and_then(|c| {
+        if c.filter.is_none() {
+            crate::info!("container {name}: seccomp none: no system call filter");
+        }
+        let fd = cgroup.open().map_err(cg_err)?;
+        launch::launch(&c, Some(std::os::fd::AsFd::as_fd(&fd)))
+    });
+    match started {
+        Ok(pid) => Ok(Running {
+            pid,
+            cgroup,
+            stop_signal: plan.stop_signal,
+        }),
+        Err(e) => {
+            cgroup.destroy();
+            Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHILD_ENV: &str = "MKROOTFS_CONTAINER_LAUNCH_CHILD";
+
+    /// A Docker-like plan for `root` running `argv`.
+    pub fn docker_plan(root: &str, argv: &[&str]) -> ContainerPlan {
+        use mkrootfs_config::container::*;
+        ContainerPlan {
+            root: root.into(),
+            readonly_root: false,
+            clone_flags: CLONE_NAMESPACES,
+            uid_map: vec![[0, 100000, 65536]],
+            gid_map: vec![[0, 100000, 65536]],
+            setgroups: true,
+            hostname: Some("box".into()),
+            mounts: docker_mounts(),
+            symlinks: docker_symlinks(),
+            masked_paths: DOCKER_MASKED_PATHS.iter().map(|s| s.to_string()).collect(),
+            readonly_paths: DOCKER_READONLY_PATHS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            sysctls: vec![],
+            cgroup: CgroupPlan::default(),
+            rlimits: vec![[7, 512, 1024]],
+            oom_score_adj: Some(100),
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            env: vec!["PATH=/bin".into(), "HOME=/".into()],
+            cwd: "/tmp".into(),
+            uid: 0,
+            gid: 0,
+            additional_gids: vec![],
+            capabilities: CapSets::docker(DOCKER_CAPABILITY_MASK),
+            no_new_privs: true,
+            seccomp: None,
+            seccomp_flags: 0,
+            terminal: false,
+            init: false,
+            stop_signal: 15,
+        }
+    }
+
+    /// The body, run only in a re-executed single-threaded test process
+    /// that made itself a private mount namespace (see
+    /// `launch_in_a_throwaway_namespace`).
+    #[test]
+    fn launch_child() {
+        use std::os::unix::fs::chown;
+        if std::env::var_os(CHILD_ENV).is_none() {
+            return;
+        }
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).unwrap();
+        nix::mount::mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        for d in ["bin", "tmp", "etc"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::fs::copy("/usr/bin/busybox", root.join("bin/busybox")).unwrap();
+        // The owners the builder would shift by the map.
+        for p in ["", "bin", "bin/busybox", "tmp", "etc"] {
+            chown(root.join(p), Some(100000), Some(100000)).unwrap();
+        }
+        let script = "cd /tmp; echo pwd=$(pwd); echo pid=$$; echo host=$(busybox hostname); \
+            echo map=$(busybox cat /proc/self/uid_map); busybox grep -E 'Cap|NoNewPrivs' /proc/self/status; \
+            echo lo=$(busybox cat /sys/class/net/lo/flags) nets=$(busybox ls /sys/class/net); \
+            echo timer_list=$(busybox wc -c < /proc/timer_list); echo firmware=$(busybox ls /sys/firmware | busybox wc -l); \
+            echo 1 > /proc/sys/kernel/domainname || echo sysro; echo nofile=$(ulimit -n) $(ulimit -Hn); \
+            echo oom=$(busybox cat /proc/self/oom_score_adj); busybox ls -l /dev/ptmx; exit 7";
+        let plan = docker_plan(
+            &root.display().to_string(),
+            &["/bin/busybox", "sh", "-c", script],
+        );
+        let staging = tmp.path().join("staging").display().to_string();
+        let c = Container::prepare("t", &plan, &staging).unwrap();
+        let pid = launch::launch(&c, None).unwrap();
+        let st = nix::sys::wait::waitpid(pid, None).unwrap();
+        println!("STATUS {st:?}");
+        // A seccomp filter from a file: mkdir(2) fails with EPERM, the rest
+        // is allowed (ld nr; jeq 83; ret ERRNO|EPERM; ret ALLOW).
+        let mut bpf = Vec::new();
+        for (code, jt, jf, k) in [
+            (0x20u16, 0u8, 0u8, 0u32),
+            (0x15, 0, 1, 83),
+            (0x06, 0, 0, 0x0005_0001),
+            (0x06, 0, 0, 0x7fff_0000),
+        ] {
+            bpf.extend_from_slice(&code.to_ne_bytes());
+            bpf.extend([jt, jf]);
+            bpf.extend_from_slice(&k.to_ne_bytes());
+        }
+        let filter = tmp.path().join("filter.bpf");
+        std::fs::write(&filter, bpf).unwrap();
+        let mut filtered = plan.clone();
+        filtered.seccomp = Some(filter.display().to_string());
+        filtered.argv = [
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "busybox grep Seccomp: /proc/self/status; busybox mkdir /tmp/d || echo mkdir-refused",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let c = Container::prepare("t", &filtered, &staging).unwrap();
+        let pid = launch::launch(&c, None).unwrap();
+        nix::sys::wait::waitpid(pid, None).unwrap();
+        // A step that fails is reported with its path and errno.
+        let mut bad = plan.clone();
+        bad.cwd = "/nonexistent".into();
+        let c = Container::prepare("t", &bad, &staging).unwrap();
+        let e = launch::launch(&c, None).unwrap_err();
+        println!("ERROR {e}");
+        let mut bad = plan.clone();
+        bad.argv = vec!["nosuch".into()];
+        let c = Container::prepare("t", &bad, &staging).unwrap();
+        let e = launch::launch(&c, None).unwrap_err();
+        println!("ERROR {e}");
+        println!("LAUNCH-CHILD-OK");
+    }
+
+    #[test]
+    fn launch_in_a_throwaway_namespace() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root for namespaces");
+            return;
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "container::tests::launch_child",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stdout.contains("LAUNCH-CHILD-OK"), "{stdout}\n{stderr}");
+        for want in [
+            "pwd=/tmp",
+            "pid=1\n",
+            "host=box",
+            "map= 0 100000 65536",
+            "CapInh:\t0000000000000000",
+            "CapPrm:\t00000000a80425fb",
+            "CapEff:\t00000000a80425fb",
+            "CapBnd:\t00000000a80425fb",
+            "CapAmb:\t0000000000000000",
+            "NoNewPrivs:\t1",
+            "lo=0x9 nets=lo",
+            "timer_list=0",
+            "firmware=0",
+            "Read-only file system",
+            "sysro",
+            "nofile=512 1024",
+            "oom=100",
+            "/dev/ptmx -> pts/ptmx",
+            "STATUS Exited(Pid(",
+            "), 7)",
+            "Seccomp:\t2",
+            "mkdir: can't create directory '/tmp/d': Operation not permitted",
+            "mkdir-refused",
+            "ERROR chdir /nonexistent: No such file or directory (os error 2)",
+            "ERROR exec nosuch: No such file or directory (os error 2)",
+        ] {
+            assert!(
+                stdout.contains(want) || stderr.contains(want),
+                "missing {want:?} in:\n{stdout}\n{stderr}"
+            );
+        }
+    }
+
+    #[test]
+    fn exec_candidates_follow_path() {
+        assert_eq!(exec_candidates("/bin/sh", Some("/x")), ["/bin/sh"]);
+        assert_eq!(
+            exec_candidates("probe", Some("/usr/bin:/bin/:")),
+            ["/usr/bin/probe", "/bin/probe", "./probe"]
+        );
+    }
+}

@@ -1,0 +1,104 @@
+//! Mistakes in a profile reported where they were written, before anything
+//! is assembled: a compression level out of range (also when the
+//! compression comes from the parent profile), an unknown module preset, and
+//! an `argv[0]` that is not in the image.
+
+use mkrootfs::build::{build, BuildOptions};
+use std::fs;
+use std::path::Path;
+
+/// Loads and builds `leaf` (in a directory holding `files`); the error as
+/// the CLI prints it, with the directory shown as `DIR`.
+fn build_error(files: &[(&str, &str)], leaf: &str) -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        fs::write(tmp.path().join(name), text).unwrap();
+    }
+    let shown = |e: String| e.replace(&tmp.path().display().to_string(), "DIR");
+    let profile = match mkrootfs::profile::load_path(&tmp.path().join(leaf)) {
+        Ok(p) => p,
+        Err(e) => return shown(e.to_string()),
+    };
+    let opts = BuildOptions {
+        output: Some(tmp.path().join("out.cpio")),
+        // Never read: the build fails before the init binary matters.
+        init_binary: Some(Path::new("/nonexistent/init").into()),
+        mtime: Some(0),
+        ..BuildOptions::default()
+    };
+    let err = build(&profile, &opts).expect_err("the build should fail");
+    assert!(!tmp.path().join("out.cpio").exists());
+    shown(err.to_string())
+}
+
+#[test]
+fn bad_compression_level_names_file_line_column() {
+    assert_eq!(
+        build_error(
+            &[("p.toml", "[image]\ncompression = \"gzip\"\nlevel = 12\n")],
+            "p.toml"
+        ),
+        "DIR/p.toml:3:9: gzip level 12 is out of range 0-9"
+    );
+    // The level is the child's, the compression the parent's: the error
+    // points at the child's line.
+    assert_eq!(
+        build_error(
+            &[
+                ("base.toml", "[image]\ncompression = \"xz\"\n"),
+                ("p.toml", "extends = \"base\"\n\n[image]\nlevel = 10\n"),
+            ],
+            "p.toml"
+        ),
+        "DIR/p.toml:4:9: xz level 10 is out of range 0-9"
+    );
+    assert_eq!(
+        build_error(&[("p.toml", "image = { level = 0 }\n")], "p.toml"),
+        "DIR/p.toml:1:19: zstd level 0 is out of range 1-22"
+    );
+}
+
+#[test]
+fn unknown_preset_names_file_line_column() {
+    assert_eq!(
+        build_error(
+            &[(
+                "p.toml",
+                "[modules]\nkernel = \"/k\"\npreset = \"microvmm\"\n\
+                 [[init.services]]\nargv = [\"/bin/sh\"]\n"
+            )],
+            "p.toml"
+        ),
+        "DIR/p.toml:3:10: modules.preset \"microvmm\" is not a known preset (known: microvm)"
+    );
+}
+
+#[test]
+fn missing_argv0_names_file_line_column() {
+    if std::env::var_os("CI").is_none() && !Path::new("/bin/busybox").exists() {
+        eprintln!("skipped: no /bin/busybox (busybox-static)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("p.toml");
+    fs::write(
+        &path,
+        "[image]\ncompression = \"none\"\n[init]\n[[init.services]]\nargv = [\"/bin/nope\"]\n",
+    )
+    .unwrap();
+    let profile = mkrootfs::profile::load_path(&path).unwrap();
+    let opts = BuildOptions {
+        output: Some(tmp.path().join("out.cpio")),
+        init_binary: Some("/bin/busybox".into()),
+        mtime: Some(0),
+        ..BuildOptions::default()
+    };
+    let err = build(&profile, &opts).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "{}:5:1: init.services[0] (nope): argv[0] /bin/nope is not a file of the image",
+            path.display()
+        )
+    );
+}

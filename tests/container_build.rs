@@ -1,0 +1,75 @@
+//! Containers as a profile writes them (`container = {…}`), resolved and
+//! compiled by the builder, booted under QEMU: the plan the builder wrote
+//! into init.json, Docker's seccomp profile compiled with seccompiler and
+//! the owners shifted by the default map are what the probe sees inside.
+
+use mkrootfs_tests::{assert_console, boot, build_image, probe_binary, BUSYBOX_IMAGE};
+
+#[test]
+fn empty_container_table_gives_docker_isolation_with_the_compiled_filter() {
+    let profile = format!(
+        r#"{BUSYBOX_IMAGE}
+[[files]]
+dest = "/bin/probe"
+src = "{probe}"
+mode = "0755"
+
+[init]
+[init.shutdown]
+grace_ms = 500
+[[init.services]]
+name = "box"
+argv = ["probe", "all"]
+container = {{}}
+"#,
+        probe = probe_binary().display(),
+    );
+    let img = build_image("container-from-table", &profile);
+    let out = boot(&img, "quiet");
+    let probe = |key: &str| {
+        let marker = format!("PROBE {key}=");
+        out.console
+            .lines()
+            .rev()
+            .find_map(|l| {
+                l.find(&marker)
+                    .map(|at| l[at + marker.len()..].trim_end().to_string())
+            })
+            .unwrap_or_else(|| panic!("no {marker}; console:\n{}", out.console))
+    };
+    assert_eq!(out.exit_code(), 0, "console:\n{}", out.console);
+    assert_eq!(probe("pid"), "1");
+    assert_eq!(probe("hostname"), "box");
+    assert_eq!(probe("uid_map"), "0 100000 65536");
+    assert_eq!(probe("netdevs"), "lo");
+    assert_eq!(probe("CapEff"), "00000000a80425fb");
+    assert_eq!(probe("CapInh"), "0000000000000000");
+    assert_eq!(probe("CapAmb"), "0000000000000000");
+    assert_eq!(probe("NoNewPrivs"), "1");
+    assert_eq!(probe("Seccomp"), "2");
+    // Docker's profile as the builder compiled it: every escape refused.
+    for name in [
+        "mount",
+        "umount2",
+        "pivot_root",
+        "finit_module",
+        "settimeofday",
+        "clock_settime",
+        "reboot",
+        "swapon",
+        "kexec_load",
+        "unshare_user",
+        "setns",
+        "keyctl",
+        "bpf",
+        "perf_event_open",
+        "userfaultfd",
+        "io_uring_setup",
+        "socket_vsock",
+        "socket_alg",
+    ] {
+        assert_eq!(probe(&format!("escape {name}")), "EPERM", "{name}");
+    }
+    assert_eq!(probe("escape clone3"), "ENOSYS");
+    assert_console(&out, "mkrootfs-init: RESULT status=0 exited=0");
+}
