@@ -97,6 +97,8 @@ pub struct BuildReport {
     pub uncompressed: u64,
     pub compressed: u64,
     pub compression: Compression,
+    /// The level used (the format's default when the profile gives none).
+    pub level: u32,
     pub elapsed: Duration,
 }
 
@@ -104,12 +106,16 @@ impl std::fmt::Display for BuildReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{}: {} entries, {} bytes, {} bytes {} ({:.1}%), {:.2} s",
+            "{}: {} entries, {} bytes, {} bytes {}{} ({:.1}%), {:.2} s",
             self.path.display(),
             self.entries,
             self.uncompressed,
             self.compressed,
             self.compression,
+            match self.compression {
+                Compression::None => String::new(),
+                _ => format!(" -{}", self.level),
+            },
             100.0 * self.compressed as f64 / self.uncompressed.max(1) as f64,
             self.elapsed.as_secs_f64()
         )
@@ -152,6 +158,9 @@ pub fn build(profile: &Profile, opts: &BuildOptions) -> Result<BuildReport, Buil
         uncompressed: written.uncompressed,
         compressed: written.compressed,
         compression: assembled.compression,
+        level: assembled
+            .level
+            .unwrap_or(assembled.compression.default_level()),
         elapsed: start.elapsed(),
     })
 }
