@@ -58,7 +58,9 @@ pub(super) fn write_image(
     let out = BufWriter::with_capacity(CHUNK, file);
     let enc =
         Encoder::new(out, c, level, uncompressed).map_err(|e| tmp.write_err("compress", e))?;
-    let mut writer = cpio::Writer::new(enc);
+    // Headers and small files reach the compressor in CHUNK-sized writes:
+    // one zstd call per piece of a few bytes costs more than the copy.
+    let mut writer = cpio::Writer::new(BufWriter::with_capacity(CHUNK, enc));
 
     let ahead: Vec<(&Path, u64)> = plan
         .iter()
@@ -84,7 +86,10 @@ pub(super) fn write_image(
         r
     });
     result?;
-    let (enc, _) = writer.finish().map_err(|e| tmp.write_err("write", e))?;
+    let (buffered, _) = writer.finish().map_err(|e| tmp.write_err("write", e))?;
+    let enc = buffered
+        .into_inner()
+        .map_err(|e| tmp.write_err("compress", e.into_error()))?;
     let out = enc.finish().map_err(|e| tmp.write_err("compress", e))?;
     let file = out
         .into_inner()
