@@ -99,6 +99,9 @@ pub struct BuildReport {
     pub compression: Compression,
     /// The level used (the format's default when the profile gives none).
     pub level: u32,
+    /// The most file data held in memory at once, read ahead of the
+    /// archive writer (bounded; see [`write`]).
+    pub read_ahead_peak: u64,
     pub elapsed: Duration,
 }
 
@@ -161,6 +164,7 @@ pub fn build(profile: &Profile, opts: &BuildOptions) -> Result<BuildReport, Buil
         level: assembled
             .level
             .unwrap_or(assembled.compression.default_level()),
+        read_ahead_peak: written.read_ahead_peak,
         elapsed: start.elapsed(),
     })
 }

@@ -37,6 +37,8 @@ pub(super) struct Written {
     pub entries: usize,
     pub uncompressed: u64,
     pub compressed: u64,
+    /// The most file data read ahead and not yet written at any moment.
+    pub read_ahead_peak: u64,
 }
 
 /// Writes `tree` as one archive compressed with `c` at `level` to `path`.
@@ -86,6 +88,7 @@ pub(super) fn write_image(
         r
     });
     result?;
+    let read_ahead_peak = prefetch.lock().peak;
     let (buffered, _) = writer.finish().map_err(|e| tmp.write_err("write", e))?;
     let enc = buffered
         .into_inner()
@@ -100,6 +103,7 @@ pub(super) fn write_image(
         entries: plan.len(),
         uncompressed,
         compressed,
+        read_ahead_peak,
     })
 }
 
@@ -197,6 +201,8 @@ struct PrefetchState {
     next: usize,
     /// Bytes claimed and not yet released by the writer.
     in_flight: u64,
+    /// The largest `in_flight` seen.
+    peak: u64,
     /// Read files not yet taken by the writer.
     done: BTreeMap<usize, io::Result<Vec<u8>>>,
     stop: bool,
@@ -236,6 +242,7 @@ impl<'a> Prefetch<'a> {
             let i = st.next;
             st.next += 1;
             st.in_flight += len;
+            st.peak = st.peak.max(st.in_flight);
             drop(st);
             let read = read_file(path, len);
             st = self.lock();
@@ -414,6 +421,34 @@ mod tests {
             assert_eq!(w.compressed, want.len() as u64);
             assert_eq!(w.entries, t.len());
         }
+    }
+
+    // Bounded memory: however many files there are, the data read ahead
+    // and not yet written never passes the budget.
+    #[test]
+    fn read_ahead_stays_within_its_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = Tree::new("/");
+        let n = (READ_AHEAD_BYTES / READ_AHEAD_MAX_FILE) * 3;
+        for i in 0..n {
+            let p = dir.path().join(format!("f{i:03}"));
+            fs::write(&p, vec![i as u8; READ_AHEAD_MAX_FILE as usize]).unwrap();
+            t.add_host_file(&p, &format!("/f{i:03}"), None, 0, 0, "t")
+                .unwrap();
+        }
+        let out = dir.path().join("img");
+        let w = write_image(&t, 0, Compression::None, None, &out).unwrap();
+        assert!(
+            w.read_ahead_peak <= READ_AHEAD_BYTES,
+            "{}",
+            w.read_ahead_peak
+        );
+        assert!(
+            w.read_ahead_peak >= READ_AHEAD_MAX_FILE,
+            "nothing read ahead"
+        );
+        assert_eq!(fs::metadata(&out).unwrap().len(), w.uncompressed);
+        assert!(w.uncompressed > n * READ_AHEAD_MAX_FILE);
     }
 
     #[test]
