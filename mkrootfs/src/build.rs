@@ -142,6 +142,11 @@ pub struct BuildReport {
     pub uncompressed: u64,
     pub compressed: u64,
     pub compression: Compression,
+    /// The level used (the format's default when the profile gives none).
+    pub level: u32,
+    /// The most file data held in memory at once, read ahead of the
+    /// archive writer (bounded; see [`write`]).
+    pub read_ahead_peak: u64,
     pub elapsed: Duration,
     /// Warnings for the user, printed by the CLI.
     pub notes: Vec<String>,
@@ -151,12 +156,16 @@ impl std::fmt::Display for BuildReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{}: {} entries, {} bytes, {} bytes {} ({:.1}%), {:.2} s",
+            "{}: {} entries, {} bytes, {} bytes {}{} ({:.1}%), {:.2} s",
             self.path.display(),
             self.entries,
             self.uncompressed,
             self.compressed,
             self.compression,
+            match self.compression {
+                Compression::None => String::new(),
+                _ => format!(" -{}", self.level),
+            },
             100.0 * self.compressed as f64 / self.uncompressed.max(1) as f64,
             self.elapsed.as_secs_f64()
         )
@@ -196,6 +205,8 @@ pub fn build(profile: &Profile, opts: &BuildOptions) -> Result<BuildReport, Buil
         uncompressed: written.uncompressed,
         compressed: written.compressed,
         compression: plan.compression,
+        level: plan.level,
+        read_ahead_peak: written.read_ahead_peak,
         elapsed: start.elapsed(),
         notes: assembled.notes.clone(),
     })
