@@ -180,6 +180,12 @@ impl VmConfig {
         if microvm && accel != Accel::Kvm {
             params.push(("tsc_early_khz=", &tsc));
         }
+        // Under emulation on a loaded host the kernel's check that the
+        // timer interrupt reaches the IO-APIC can time out and panic the
+        // boot ("IO-APIC + timer doesn't work!"): skip the check there.
+        if accel != Accel::Kvm {
+            params.push(("no_timer_check", "no_timer_check"));
+        }
         // The mkrootfs init finds isa-debug-exit by itself only on machines
         // with QEMU's DMI tables; microvm has none, so tell it where it is.
         if self.machine == Machine::Microvm && self.debug_exit {
@@ -371,7 +377,7 @@ mod tests {
                 "-initrd",
                 "/i/initrd.img",
                 "-append",
-                "panic=-1 console=ttyS0",
+                "panic=-1 console=ttyS0 no_timer_check",
                 "-device",
                 "isa-debug-exit,iobase=0xf4,iosize=0x04",
             ]
@@ -471,7 +477,7 @@ mod tests {
                 "-initrd",
                 "/i",
                 "-append",
-                "console=hvc0 panic=5 tsc_early_khz=2100000 mkrootfs.debug_exit=0xf4",
+                "console=hvc0 panic=5 tsc_early_khz=2100000 no_timer_check mkrootfs.debug_exit=0xf4",
                 "-device",
                 "isa-debug-exit,iobase=0xf4,iosize=0x04",
                 "-drive",
@@ -493,17 +499,20 @@ mod tests {
         cfg.debug_exit = false;
         assert_eq!(
             cfg.cmdline(Accel::Tcg, 1_500),
-            "panic=-1 console=ttyS0 tsc_early_khz=1500"
+            "panic=-1 console=ttyS0 tsc_early_khz=1500 no_timer_check"
         );
         assert_eq!(cfg.cmdline(Accel::Kvm, 1_500), "panic=-1 console=ttyS0");
         cfg.append = "tsc_early_khz=9".to_string();
         assert_eq!(
             cfg.cmdline(Accel::Tcg, 1_500),
-            "tsc_early_khz=9 panic=-1 console=ttyS0"
+            "tsc_early_khz=9 panic=-1 console=ttyS0 no_timer_check"
         );
         cfg.machine = Machine::Pc;
         cfg.append = String::new();
-        assert_eq!(cfg.cmdline(Accel::Tcg, 1_500), "panic=-1 console=ttyS0");
+        assert_eq!(
+            cfg.cmdline(Accel::Tcg, 1_500),
+            "panic=-1 console=ttyS0 no_timer_check"
+        );
     }
 
     #[test]
@@ -540,7 +549,7 @@ mod tests {
                 "-initrd",
                 "/i",
                 "-append",
-                "console=ttyS0 reboot=k panic=1 pci=off tsc_early_khz=2100000 \
+                "console=ttyS0 reboot=k panic=1 pci=off tsc_early_khz=2100000 no_timer_check \
                  virtio_mmio.device=512@0xfeb00000:5 virtio_mmio.device=512@0xfeb00200:6 \
                  virtio_mmio.device=512@0xfeb00400:7",
                 "-drive",
@@ -579,7 +588,7 @@ mod tests {
             &args[23..],
             [
                 "-append",
-                "console=ttyS0 reboot=k panic=1 pci=off tsc_early_khz=2100000",
+                "console=ttyS0 reboot=k panic=1 pci=off tsc_early_khz=2100000 no_timer_check",
                 "-drive",
                 "file=/root.ext4,format=raw,if=none,id=disk0",
                 "-device",
