@@ -131,7 +131,7 @@ impl Mapper<'_> {
             s.user = Some(u.uid().to_string());
             s.group = Some(u.gid().to_string());
             if let Some(extra) = u.additional_gids() {
-                s.additional_gids = extra.clone();
+                c.additional_gids = extra.clone();
             }
             if u.umask().is_some() {
                 self.note(
@@ -467,11 +467,21 @@ impl Mapper<'_> {
             c.readonly_paths = p.clone();
         }
         if let Some(sysctl) = l.sysctl() {
-            if !sysctl.is_empty() {
-                return Err(self.refuse(
-                    &lk("sysctl"),
-                    "linux.sysctl is not supported yet: set namespaced sysctls in the container's program".into(),
-                ));
+            // Checked here against the bundle's own namespaces, at the
+            // key's line; the plan checks again once the profile's keys
+            // have been applied.
+            let mut flags = c.namespaces.clone_flags();
+            if c.network == mkrootfs_config::container::Network::Host {
+                flags &= !mkrootfs_config::container::CLONE_NEWNET;
+            }
+            for (name, value) in sysctl {
+                if let Err(m) = crate::container::sysctl::check(name, value, flags) {
+                    return Err(self.refuse(
+                        &[k("linux"), k("sysctl"), k(name)],
+                        format!("linux.sysctl: {m}"),
+                    ));
+                }
+                c.sysctl.insert(name.clone(), value.clone());
             }
         }
         if let Some(r) = l.resources() {
