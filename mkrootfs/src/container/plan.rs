@@ -358,7 +358,7 @@ pub fn resolve(
             ))
         }
         file => {
-            let bpf = seccomp::compile_json(&policy_dir.join(file))
+            let bpf = seccomp::compile_file(&policy_dir.join(file), caps_mask)
                 .map_err(|e| fail("seccomp", error_chain(&e)))?;
             (Some(seccomp_path(i, name)), Some(bpf))
         }
