@@ -101,7 +101,9 @@ pub struct ContainerConfig {
     pub no_new_privs: bool,
     /// `"default"` (Docker's policy, compiled by the builder), `"none"`
     /// (no filter; must be written out and is logged at boot), or the path
-    /// on the build machine of a seccompiler JSON policy. Default: `default`.
+    /// on the build machine of a policy file: a profile in Docker's form (an
+    /// object with `defaultAction`, any mix of actions but NOTIFY and
+    /// TRACE) or a seccompiler JSON policy. Default: `default`.
     pub seccomp: String,
     /// Paths masked on top of Docker's ([`DOCKER_MASKED_PATHS`]). Default: none.
     pub masked_paths: Vec<String>,

@@ -32,6 +32,16 @@
 //!   check (`SECCOMP_RET_KILL_PROCESS`, seccompiler's), where Docker's
 //!   profile also allows the i386 and x32 variants of its list.
 //!
+//! # Other profiles
+//! A policy file in the same form (a user's, or a bundle's
+//! `linux.seccomp`, which the runtime-spec defines alike) goes through the
+//! same evaluation, with any of libseccomp's actions but NOTIFY and TRACE:
+//! the rules of each action become one filter, and the filters run in the
+//! kernel's order of precedence (KILL_PROCESS, KILL_THREAD, TRAP, ERRNO by
+//! errno, LOG, then the ALLOW rules against the default action), so a call
+//! gets the strongest action among the rules it matches, as under
+//! libseccomp. A seccompiler JSON policy is compiled as it is.
+//!
 //! # The stored form
 //! A filter is stored in the image as its `struct sock_filter` array, 8 bytes
 //! per instruction, little endian (`u16 code, u8 jt, u8 jf, u32 k`): what

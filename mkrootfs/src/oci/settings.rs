@@ -18,7 +18,7 @@ pub struct Settings {
     pub cwd: Option<String>,
     pub user: Option<String>,
     pub group: Option<String>,
-    /// A bundle's `linux.seccomp` as a seccompiler JSON policy, written to
+    /// A bundle's `linux.seccomp` as a profile in Docker's form, written to
     /// a file that becomes the container's `seccomp` (unless the profile
     /// sets one).
     pub seccomp_policy: Option<serde_json::Value>,
