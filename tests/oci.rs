@@ -123,8 +123,8 @@ fn a_bundle_config_json_is_what_the_container_gets() {
         r#"{
   "ociVersion": "1.2.0",
   "process": {
-    "user": {"uid": 1000, "gid": 1000},
-    "args": ["/bin/sh", "-c", "probe facts; echo PROBE memory.max=$(cat /sys/fs/cgroup/memory.max); echo PROBE hidden=$(cat /etc/hidden | wc -c); touch /srv/ro/x 2>/dev/null && echo PROBE ro=writable || echo PROBE ro=refused; cd /srv 2>/dev/null && echo PROBE chdir=allowed || echo PROBE chdir=refused; exit 5"],
+    "user": {"uid": 1000, "gid": 1000, "additionalGids": [7, 3]},
+    "args": ["/bin/sh", "-c", "probe facts; echo PROBE shmmni=$(cat /proc/sys/kernel/shmmni); echo PROBE ip_forward=$(cat /proc/sys/net/ipv4/ip_forward); echo PROBE groups=$(grep Groups: /proc/self/status); echo PROBE memory.max=$(cat /sys/fs/cgroup/memory.max); echo PROBE hidden=$(cat /etc/hidden | wc -c); touch /srv/ro/x 2>/dev/null && echo PROBE ro=writable || echo PROBE ro=refused; cd /srv 2>/dev/null && echo PROBE chdir=allowed || echo PROBE chdir=refused; exit 5"],
     "env": ["PATH=/bin"],
     "cwd": "/",
     "capabilities": {
@@ -143,6 +143,7 @@ fn a_bundle_config_json_is_what_the_container_gets() {
     "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
     "maskedPaths": ["/etc/hidden"],
     "readonlyPaths": ["/srv/ro"],
+    "sysctl": {"kernel.shmmni": "8192", "net.ipv4.ip_forward": "1"},
     "seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["chdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}
   }
 }"#,
@@ -173,6 +174,11 @@ fn a_bundle_config_json_is_what_the_container_gets() {
     assert_eq!(probe("CapBnd"), "0000000000000420");
     assert_eq!(probe("CapEff"), "0000000000000000");
     assert_eq!(probe("uid_map"), "0 100000 65536");
+    // linux.sysctl, set inside the container's IPC and network namespaces.
+    assert_eq!(probe("shmmni"), "8192");
+    assert_eq!(probe("ip_forward"), "1");
+    // process.user.additionalGids as the supplementary groups, sorted.
+    assert_eq!(probe("groups"), "Groups: 3 7");
     // The bundle's own seccomp policy, compiled at build time.
     assert_eq!(probe("Seccomp"), "2");
     assert_eq!(probe("chdir"), "refused");

@@ -84,6 +84,15 @@ pub struct ContainerConfig {
     /// `rlimits`), each setting soft and hard; `-1` is unlimited.
     /// Default: inherited from the init.
     pub rlimits: BTreeMap<String, i64>,
+    /// sysctls set inside the container, `"name" = "value"` with the name
+    /// dotted (`"net.ipv4.ip_forward" = "1"`). Only namespaced ones, as
+    /// runc allows: `kernel.msgmax`, `msgmnb`, `msgmni`, `sem`, `shmall`,
+    /// `shmmax`, `shmmni`, `shm_rmid_forced` and `fs.mqueue.*` (IPC
+    /// namespace), `net.*` (own network namespace). Default: none.
+    pub sysctl: BTreeMap<String, String>,
+    /// Supplementary group ids inside the container, added to the user's
+    /// groups from the container root's `/etc/group`. Default: none.
+    pub additional_gids: Vec<u32>,
     /// Capability names, with or without `CAP_`, any case; bounding =
     /// permitted = effective, inheritable and ambient empty.
     /// Default: Docker's 14 ([`DOCKER_CAPABILITIES`]).
@@ -92,7 +101,9 @@ pub struct ContainerConfig {
     pub no_new_privs: bool,
     /// `"default"` (Docker's policy, compiled by the builder), `"none"`
     /// (no filter; must be written out and is logged at boot), or the path
-    /// on the build machine of a seccompiler JSON policy. Default: `default`.
+    /// on the build machine of a policy file: a profile in Docker's form (an
+    /// object with `defaultAction`, any mix of actions but NOTIFY and
+    /// TRACE) or a seccompiler JSON policy. Default: `default`.
     pub seccomp: String,
     /// Paths masked on top of Docker's ([`DOCKER_MASKED_PATHS`]). Default: none.
     pub masked_paths: Vec<String>,
@@ -151,6 +162,8 @@ impl Default for ContainerConfig {
             cpu_max: None,
             oom_score_adj: None,
             rlimits: BTreeMap::new(),
+            sysctl: BTreeMap::new(),
+            additional_gids: Vec::new(),
             capabilities: None,
             no_new_privs: true,
             seccomp: "default".into(),

@@ -926,8 +926,111 @@ fn bad_bundles_fail_at_the_json_line_and_column() {
     );
 }
 
+/// SPEC with sysctls and additional gids.
+fn sysctl_spec(sysctl: &str, gids: &str) -> String {
+    SPEC.replacen(
+        "\"user\": {\"uid\": 1000, \"gid\": 1000}",
+        &format!("\"user\": {{\"uid\": 1000, \"gid\": 1000, \"additionalGids\": {gids}}}"),
+        1,
+    )
+    .replacen(
+        "\"linux\": {",
+        &format!("\"linux\": {{\"sysctl\": {sysctl},"),
+        1,
+    )
+}
+
+fn bundle_plan(spec: &str, profile: &str) -> Result<mkrootfs_config::ContainerPlan, String> {
+    let d = tempfile::tempdir().unwrap();
+    bundle(d.path(), spec);
+    let a =
+        assemble(profile, d.path()).map_err(|e| e.replace(&d.path().display().to_string(), "D"))?;
+    Ok(a.init.unwrap().services[0].container_plan.clone().unwrap())
+}
+
 #[test]
-fn a_bundle_seccomp_policy_is_compiled_and_mixed_actions_are_refused() {
+fn bundle_sysctls_and_additional_gids_reach_the_plan() {
+    let spec = sysctl_spec(
+        r#"{"net.ipv4.ip_forward": "1", "kernel.shmmni": "8192"}"#,
+        "[7, 3, 1000, 3]",
+    );
+    let plan = bundle_plan(&spec, BUNDLE_PROFILE).unwrap();
+    // Sorted by name; the primary group is not repeated.
+    assert_eq!(
+        plan.sysctls,
+        [
+            ["kernel/shmmni".to_string(), "8192".to_string()],
+            ["net/ipv4/ip_forward".to_string(), "1".to_string()]
+        ]
+    );
+    assert_eq!((plan.gid, plan.additional_gids), (1000, vec![3, 7]));
+
+    // Added to the groups /etc/group lists the user in.
+    let d = tempfile::tempdir().unwrap();
+    let b = bundle(d.path(), &spec);
+    fs::write(
+        b.join("rootfs/etc/group"),
+        "root:x:0:\nuser:x:1000:\nwheel:x:10:root,user\nstaff:x:7:user\n",
+    )
+    .unwrap();
+    let a = assemble(BUNDLE_PROFILE, d.path()).unwrap();
+    let plan = a.init.unwrap().services[0].container_plan.clone().unwrap();
+    assert_eq!(plan.additional_gids, [3, 7, 10]);
+
+    // The profile's sysctl keys win by name; its additional_gids replace the bundle's.
+    let profile = "[image]\ncompression = \"none\"\n[[init.services]]\nname = \"b\"\ncontainer = { bundle = \"bundle\", sysctl = { \"kernel.shmmni\" = \"4096\", \"fs.mqueue.msg_max\" = \"20\" }, additional_gids = [9] }\n";
+    let plan = bundle_plan(&spec, profile).unwrap();
+    assert_eq!(
+        plan.sysctls,
+        [
+            ["fs/mqueue/msg_max".to_string(), "20".to_string()],
+            ["kernel/shmmni".to_string(), "4096".to_string()],
+            ["net/ipv4/ip_forward".to_string(), "1".to_string()]
+        ]
+    );
+    assert_eq!(plan.additional_gids, [9]);
+}
+
+#[test]
+fn bad_sysctls_and_unmapped_additional_gids_are_refused() {
+    assert_eq!(
+        bundle_plan(&sysctl_spec(r#"{"vm.swappiness": "10"}"#, "[]"), BUNDLE_PROFILE).unwrap_err(),
+        "D/bundle/config.json:24:24: linux.sysctl: sysctl \"vm.swappiness\" is refused: it is not in a namespace of the container, so it would change the whole VM"
+    );
+    assert_eq!(
+        bundle_plan(&sysctl_spec(r#"{"kernel.hostname": "x"}"#, "[]"), BUNDLE_PROFILE).unwrap_err(),
+        "D/bundle/config.json:24:24: linux.sysctl: sysctl \"kernel.hostname\" is refused: set the host name with the hostname key"
+    );
+    let no_net = sysctl_spec(r#"{"net.ipv4.ip_forward": "1"}"#, "[]").replacen(
+        "{\"type\": \"network\"}, ",
+        "",
+        1,
+    );
+    assert_eq!(
+        bundle_plan(&no_net, BUNDLE_PROFILE).unwrap_err(),
+        "D/bundle/config.json:24:24: linux.sysctl: sysctl \"net.ipv4.ip_forward\" needs the container's own network namespace: without it, it would change the VM's"
+    );
+    // The profile takes the network namespace away: the plan refuses the
+    // bundle's net.* sysctl at the profile's container table.
+    let host = "[image]\ncompression = \"none\"\n[[init.services]]\nname = \"b\"\ncontainer = { bundle = \"bundle\", network = \"host\" }\n";
+    assert_eq!(
+        bundle_plan(&sysctl_spec(r#"{"net.ipv4.ip_forward": "1"}"#, "[]"), host).unwrap_err(),
+        "D/p.toml:5:1: init.services[0] (b).container: sysctl \"net.ipv4.ip_forward\" needs the container's own network namespace: without it, it would change the VM's"
+    );
+    let own = "[image]\ncompression = \"none\"\n[[init.services]]\nname = \"b\"\ncontainer = { bundle = \"bundle\", sysctl = { \"kernel.panic\" = \"1\" } }\n";
+    assert_eq!(
+        bundle_plan(&sysctl_spec("{}", "[]"), own).unwrap_err(),
+        "D/p.toml:5:62: init.services[0] (b).container: sysctl \"kernel.panic\" is refused: it is not in a namespace of the container, so it would change the whole VM"
+    );
+    // Supplementary groups must be mapped, as the primary one.
+    assert_eq!(
+        bundle_plan(&sysctl_spec("{}", "[70000]"), BUNDLE_PROFILE).unwrap_err(),
+        "D/p.toml:5:1: init.services[0] (b).container: the service's gid 70000 is not in gid_map"
+    );
+}
+
+#[test]
+fn a_bundle_seccomp_policy_is_compiled_with_mixed_actions() {
     let policy = r#""linux": {
     "seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"], "syscalls": [
       {"names": ["uname", "no_such_call"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
@@ -954,14 +1057,27 @@ fn a_bundle_seccomp_policy_is_compiled_and_mixed_actions_are_refused() {
     );
     assert!(a.notes.contains(&skipped), "{:?}", a.notes);
 
+    // Rules of different actions, as Docker-generated profiles have: one
+    // chained filter per action, so the program returns each of them.
     let mixed = policy.replacen(
         "\"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": 1, \"args\"",
         "\"action\": \"SCMP_ACT_KILL_PROCESS\", \"args\"",
         1,
     );
+    let d = tempfile::tempdir().unwrap();
+    bundle(d.path(), &SPEC.replacen("\"linux\": {", &mixed, 1));
+    let a = assemble(BUNDLE_PROFILE, d.path()).unwrap();
+    let bpf = a.tree.file_data(&path).unwrap().read().unwrap();
+    let returns: std::collections::BTreeSet<u32> = bpf
+        .chunks(8)
+        .filter(|i| u16::from_le_bytes([i[0], i[1]]) == 0x06)
+        .map(|i| u32::from_le_bytes([i[4], i[5], i[6], i[7]]))
+        .collect();
+    // ALLOW, ERRNO(1) for uname, KILL_PROCESS for personality (and the
+    // architecture check's).
     assert_eq!(
-        bundle_err("\"linux\": {", &mixed),
-        "D/bundle/config.json:27:7: linux.seccomp: this rule's action \"kill_process\" differs from {\"errno\":1} of syscalls[0]; a filter here has one action for all its rules besides the default (set container.seccomp in the profile for another policy)"
+        returns.into_iter().collect::<Vec<_>>(),
+        [0x0005_0001, 0x7fff_0000, 0x8000_0000]
     );
 }
 

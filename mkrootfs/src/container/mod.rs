@@ -15,6 +15,7 @@ pub mod idmap;
 pub mod plan;
 pub mod seccomp;
 pub mod syscalls;
+pub mod sysctl;
 pub mod view;
 
 use crate::profile::{Profile, ProfileError, Seg};

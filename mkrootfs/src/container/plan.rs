@@ -3,7 +3,7 @@
 //! every error at the profile's line and column.
 
 use super::view::View;
-use super::{caps, check, idmap, seccomp, At};
+use super::{caps, check, idmap, seccomp, sysctl, At};
 use crate::profile::{ProfileError, Seg};
 use crate::tree::Tree;
 use mkrootfs_config::container::{
@@ -216,6 +216,22 @@ pub fn resolve(
             "oom_score_adj must be between -1000 and 1000".into(),
         ));
     }
+    let mut sysctls = Vec::new();
+    for (n, v) in &c.sysctl {
+        let path = sysctl::check(n, v, flags).map_err(|m| {
+            at(
+                &[
+                    Seg::Key("services"),
+                    Seg::Index(i),
+                    Seg::Key("container"),
+                    Seg::Key("sysctl"),
+                    Seg::Key(n),
+                ],
+                format!("init.services[{i}] ({name}).container: {m}"),
+            )
+        })?;
+        sysctls.push([path, v.clone()]);
+    }
     let mut rlimits = Vec::new();
     for (n, v) in &c.rlimits {
         let Some(res) = rlimit_number(n) else {
@@ -269,6 +285,17 @@ pub fn resolve(
             home: None,
         }
     };
+    // Supplementary groups: the user's from /etc/group and the table's,
+    // sorted, without the primary group.
+    let additional_gids: Vec<u32> = creds
+        .groups
+        .iter()
+        .chain(&c.additional_gids)
+        .copied()
+        .filter(|g| *g != creds.gid)
+        .collect::<std::collections::BTreeSet<u32>>()
+        .into_iter()
+        .collect();
     if user_ns {
         if idmap::to_outside(&c.uid_map, creds.uid).is_none() {
             return Err(fail(
@@ -277,7 +304,7 @@ pub fn resolve(
             ));
         }
         if let Some(g) = std::iter::once(&creds.gid)
-            .chain(&creds.groups)
+            .chain(&additional_gids)
             .find(|g| idmap::to_outside(&c.gid_map, **g).is_none())
         {
             return Err(fail(
@@ -331,7 +358,7 @@ pub fn resolve(
             ))
         }
         file => {
-            let bpf = seccomp::compile_json(&policy_dir.join(file))
+            let bpf = seccomp::compile_file(&policy_dir.join(file), caps_mask)
                 .map_err(|e| fail("seccomp", error_chain(&e)))?;
             (Some(seccomp_path(i, name)), Some(bpf))
         }
@@ -367,7 +394,7 @@ pub fn resolve(
         },
         masked_paths,
         readonly_paths,
-        sysctls: Vec::new(),
+        sysctls,
         cgroup: CgroupPlan {
             path: String::new(),
             memory_max: c.memory_max.map(|m| m.0),
@@ -381,12 +408,7 @@ pub fn resolve(
         cwd,
         uid: creds.uid,
         gid: creds.gid,
-        additional_gids: creds
-            .groups
-            .iter()
-            .copied()
-            .filter(|g| *g != creds.gid)
-            .collect(),
+        additional_gids,
         capabilities: CapSets::docker(caps_mask),
         no_new_privs: c.no_new_privs,
         seccomp,

@@ -32,6 +32,16 @@
 //!   check (`SECCOMP_RET_KILL_PROCESS`, seccompiler's), where Docker's
 //!   profile also allows the i386 and x32 variants of its list.
 //!
+//! # Other profiles
+//! A policy file in the same form (a user's, or a bundle's
+//! `linux.seccomp`, which the runtime-spec defines alike) goes through the
+//! same evaluation, with any of libseccomp's actions but NOTIFY and TRACE:
+//! the rules of each action become one filter, and the filters run in the
+//! kernel's order of precedence (KILL_PROCESS, KILL_THREAD, TRAP, ERRNO by
+//! errno, LOG, then the ALLOW rules against the default action), so a call
+//! gets the strongest action among the rules it matches, as under
+//! libseccomp. A seccompiler JSON policy is compiled as it is.
+//!
 //! # The stored form
 //! A filter is stored in the image as its `struct sock_filter` array, 8 bytes
 //! per instruction, little endian (`u16 code, u8 jt, u8 jf, u32 k`): what
@@ -81,6 +91,20 @@ pub enum SeccompError {
         path: PathBuf,
         error: seccompiler::Error,
     },
+    #[error("seccomp profile {path} does not parse")]
+    ProfileParse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("seccomp profile {path}: {message}")]
+    ProfileRule { path: PathBuf, message: String },
+    #[error("seccomp profile {path}: compile")]
+    ProfileCompile {
+        path: PathBuf,
+        #[source]
+        source: seccompiler::BackendError,
+    },
     #[error("seccomp policy {path} defines {count} filters ({names}): it must define exactly one")]
     FilterCount {
         path: PathBuf,
@@ -94,6 +118,7 @@ pub enum SeccompError {
 struct Profile {
     default_action: String,
     default_errno_ret: Option<u32>,
+    #[serde(default)]
     syscalls: Vec<Rule>,
 }
 
@@ -126,7 +151,7 @@ struct Arg {
     index: u8,
     value: u64,
     #[serde(default)]
-    value_two: u64,
+    value_two: Option<u64>,
     op: String,
 }
 
@@ -138,34 +163,88 @@ type Rules = BTreeMap<i64, Option<Vec<SeccompRule>>>;
 pub fn docker_default(caps: u64) -> Result<Vec<u8>, SeccompError> {
     let profile: Profile =
         serde_json::from_str(DOCKER_PROFILE).map_err(SeccompError::DockerProfile)?;
+    compile_profile(&profile, caps).map_err(|f| match f {
+        Fault::Rule(m) => SeccompError::DockerRule(m),
+        Fault::Compile(e) => SeccompError::Compile(e),
+    })
+}
+
+/// A seccomp action of a profile, in the kernel's order of precedence
+/// (seccomp(2): the first is the one that wins when several filters give
+/// different answers), which is the order the chained filters run in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Act {
+    KillProcess,
+    KillThread,
+    Trap,
+    Errno(u32),
+    Log,
+    Allow,
+}
+
+impl Act {
+    /// libseccomp's names; `errno` is the rule's `errnoRet`, else `fallback`.
+    fn parse(name: &str, errno: Option<u32>, fallback: u32) -> Result<Act, Fault> {
+        Ok(match name {
+            "SCMP_ACT_ALLOW" => Act::Allow,
+            "SCMP_ACT_ERRNO" => Act::Errno(errno.unwrap_or(fallback)),
+            "SCMP_ACT_KILL" | "SCMP_ACT_KILL_THREAD" => Act::KillThread,
+            "SCMP_ACT_KILL_PROCESS" => Act::KillProcess,
+            "SCMP_ACT_TRAP" => Act::Trap,
+            "SCMP_ACT_LOG" => Act::Log,
+            other => {
+                return Err(Fault::Rule(format!(
+                    "action {other} is not supported (ALLOW, ERRNO, KILL, KILL_THREAD, KILL_PROCESS, TRAP, LOG are)"
+                )))
+            }
+        })
+    }
+
+    fn seccompiler(self) -> SeccompAction {
+        match self {
+            Act::KillProcess => SeccompAction::KillProcess,
+            Act::KillThread => SeccompAction::KillThread,
+            Act::Trap => SeccompAction::Trap,
+            Act::Errno(e) => SeccompAction::Errno(e),
+            Act::Log => SeccompAction::Log,
+            Act::Allow => SeccompAction::Allow,
+        }
+    }
+}
+
+/// Why a profile does not compile: a rule it cannot express, or the
+/// compiler's refusal.
+enum Fault {
+    Rule(String),
+    Compile(seccompiler::BackendError),
+}
+
+/// A profile in Docker's form (which is also the runtime-spec's
+/// `linux.seccomp`) for a container whose bounding set is `caps`, as one
+/// BPF program: one seccompiler filter per action other than ALLOW, in the
+/// kernel's order of precedence (each matching its rules and allowing
+/// everything else), then, unless the default is ALLOW, the filter of the
+/// ALLOW rules whose mismatch is the default action; [`chain`] joins them.
+/// So a call is decided by the strongest action whose rule it matches, as
+/// libseccomp decides, and by the default when it matches none.
+fn compile_profile(profile: &Profile, caps: u64) -> Result<Vec<u8>, Fault> {
     let held = caps::names(caps);
     let held: Vec<&str> = held.iter().map(String::as_str).collect();
-    let default_errno = match profile.default_action.as_str() {
-        "SCMP_ACT_ERRNO" => profile.default_errno_ret.unwrap_or(libc::EPERM as u32),
-        other => {
-            return Err(SeccompError::DockerRule(format!(
-                "default action {other} is not SCMP_ACT_ERRNO"
-            )))
-        }
-    };
-    let mut allow = Rules::new();
-    let mut errno: BTreeMap<u32, Rules> = BTreeMap::new();
+    let default_errno = profile.default_errno_ret.unwrap_or(libc::EPERM as u32);
+    let default = Act::parse(&profile.default_action, None, default_errno)?;
+    let mut by_action: BTreeMap<Act, Rules> = BTreeMap::new();
     for rule in &profile.syscalls {
         if !applies(rule, &held) {
             continue;
         }
-        let target = match rule.action.as_str() {
-            "SCMP_ACT_ALLOW" => &mut allow,
-            "SCMP_ACT_ERRNO" => errno
-                .entry(rule.errno_ret.unwrap_or(default_errno))
-                .or_default(),
-            other => {
-                return Err(SeccompError::DockerRule(format!(
-                    "action {other} for {:?} is not supported",
-                    rule.names
-                )))
-            }
-        };
+        let act = Act::parse(&rule.action, rule.errno_ret, default_errno).map_err(|f| match f {
+            Fault::Rule(m) => Fault::Rule(format!("{:?}: {m}", rule.names)),
+            f => f,
+        })?;
+        if act == Act::Allow && default == Act::Allow {
+            continue;
+        }
+        let target = by_action.entry(act).or_default();
         for name in &rule.names {
             // Names of other architectures (`chown32`, `socketcall`…) are
             // skipped, as libseccomp skips them.
@@ -180,19 +259,25 @@ pub fn docker_default(caps: u64) -> Result<Vec<u8>, SeccompError> {
             add(target, nr.into(), conditions)?;
         }
     }
+    let allow = by_action.remove(&Act::Allow);
     let mut programs = Vec::new();
-    for (errno, rules) in errno {
+    for (act, rules) in by_action {
+        programs.push(compile(rules, SeccompAction::Allow, act.seccompiler())?);
+    }
+    if default != Act::Allow {
         programs.push(compile(
-            rules,
+            allow.unwrap_or_default(),
+            default.seccompiler(),
             SeccompAction::Allow,
-            SeccompAction::Errno(errno),
+        )?);
+    } else if programs.is_empty() {
+        // Nothing but ALLOW: a filter with no rules, which allows all.
+        programs.push(compile(
+            Rules::new(),
+            SeccompAction::Allow,
+            SeccompAction::KillProcess,
         )?);
     }
-    programs.push(compile(
-        allow,
-        SeccompAction::Errno(default_errno),
-        SeccompAction::Allow,
-    )?);
     Ok(to_bytes(&chain(programs)))
 }
 
@@ -210,7 +295,7 @@ fn applies(rule: &Rule, held: &[&str]) -> bool {
     inc.caps.iter().all(|c| held.contains(&c.as_str()))
 }
 
-fn condition(syscall: &str, a: &Arg) -> Result<SeccompCondition, SeccompError> {
+fn condition(syscall: &str, a: &Arg) -> Result<SeccompCondition, Fault> {
     let (op, value) = match a.op.as_str() {
         "SCMP_CMP_EQ" => (SeccompCmpOp::Eq, a.value),
         "SCMP_CMP_NE" => (SeccompCmpOp::Ne, a.value),
@@ -219,9 +304,9 @@ fn condition(syscall: &str, a: &Arg) -> Result<SeccompCondition, SeccompError> {
         "SCMP_CMP_GT" => (SeccompCmpOp::Gt, a.value),
         "SCMP_CMP_GE" => (SeccompCmpOp::Ge, a.value),
         // libseccomp: (arg & value) == valueTwo.
-        "SCMP_CMP_MASKED_EQ" => (SeccompCmpOp::MaskedEq(a.value), a.value_two),
+        "SCMP_CMP_MASKED_EQ" => (SeccompCmpOp::MaskedEq(a.value), a.value_two.unwrap_or(0)),
         other => {
-            return Err(SeccompError::DockerRule(format!(
+            return Err(Fault::Rule(format!(
                 "{syscall}: comparison {other} is not supported"
             )))
         }
@@ -231,17 +316,17 @@ fn condition(syscall: &str, a: &Arg) -> Result<SeccompCondition, SeccompError> {
     } else {
         SeccompCmpArgLen::Qword
     };
-    SeccompCondition::new(a.index, len, op, value).map_err(SeccompError::Compile)
+    SeccompCondition::new(a.index, len, op, value).map_err(Fault::Compile)
 }
 
 /// Adds one rule: no conditions means "always", which wins over any
 /// conditional rule for the same syscall; conditional rules are alternatives.
-fn add(rules: &mut Rules, nr: i64, conditions: Vec<SeccompCondition>) -> Result<(), SeccompError> {
+fn add(rules: &mut Rules, nr: i64, conditions: Vec<SeccompCondition>) -> Result<(), Fault> {
     if conditions.is_empty() {
         rules.insert(nr, None);
         return Ok(());
     }
-    let rule = SeccompRule::new(conditions).map_err(SeccompError::Compile)?;
+    let rule = SeccompRule::new(conditions).map_err(Fault::Compile)?;
     if let Some(alternatives) = rules.entry(nr).or_insert_with(|| Some(Vec::new())) {
         alternatives.push(rule);
     }
@@ -252,14 +337,14 @@ fn compile(
     rules: Rules,
     mismatch: SeccompAction,
     matched: SeccompAction,
-) -> Result<BpfProgram, SeccompError> {
+) -> Result<BpfProgram, Fault> {
     let rules = rules
         .into_iter()
         .map(|(nr, r)| (nr, r.unwrap_or_default()))
         .collect();
-    let filter = SeccompFilter::new(rules, mismatch, matched, TargetArch::x86_64)
-        .map_err(SeccompError::Compile)?;
-    BpfProgram::try_from(filter).map_err(SeccompError::Compile)
+    let filter =
+        SeccompFilter::new(rules, mismatch, matched, TargetArch::x86_64).map_err(Fault::Compile)?;
+    BpfProgram::try_from(filter).map_err(Fault::Compile)
 }
 
 /// One program from several: in each but the last, every `RET ALLOW`
@@ -284,6 +369,37 @@ fn chain(programs: Vec<BpfProgram>) -> BpfProgram {
         }
     }
     out
+}
+
+/// A policy file: a profile in Docker's form (an object with
+/// `defaultAction`, which is also the runtime-spec's `linux.seccomp`),
+/// evaluated for a container whose bounding set is `caps`, or else a
+/// seccompiler JSON policy ([`compile_json`]).
+pub fn compile_file(path: &Path, caps: u64) -> Result<Vec<u8>, SeccompError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SeccompError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let docker_form = serde_json::from_str::<serde_json::Value>(&text)
+        .is_ok_and(|v| v.get("defaultAction").is_some());
+    if !docker_form {
+        return compile_json(path);
+    }
+    let profile: Profile =
+        serde_json::from_str(&text).map_err(|source| SeccompError::ProfileParse {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    compile_profile(&profile, caps).map_err(|f| match f {
+        Fault::Rule(message) => SeccompError::ProfileRule {
+            path: path.to_path_buf(),
+            message,
+        },
+        Fault::Compile(source) => SeccompError::ProfileCompile {
+            path: path.to_path_buf(),
+            source,
+        },
+    })
 }
 
 /// A seccompiler JSON policy (the format of Firecracker's

@@ -131,7 +131,7 @@ impl Mapper<'_> {
             s.user = Some(u.uid().to_string());
             s.group = Some(u.gid().to_string());
             if let Some(extra) = u.additional_gids() {
-                s.additional_gids = extra.clone();
+                c.additional_gids = extra.clone();
             }
             if u.umask().is_some() {
                 self.note(
@@ -275,15 +275,16 @@ impl Mapper<'_> {
         Ok(s)
     }
 
-    /// A runtime-spec seccomp policy as a seccompiler JSON policy (one
-    /// filter): the default action on a mismatch, one action for every
-    /// rule. Arguments compare 64 bits, as libseccomp does.
+    /// A runtime-spec seccomp policy, checked and written back in the
+    /// profile form `container.seccomp` takes (Docker's, which is the
+    /// runtime-spec's): the builder compiles it like any policy file, one
+    /// chained filter per action (`crate::container::seccomp`). NOTIFY and
+    /// TRACE are refused here, at their line.
     fn seccomp(
         &self,
         sc: &oci_spec::runtime::LinuxSeccomp,
         notes: &mut Vec<String>,
     ) -> Result<serde_json::Value, OciError> {
-        use oci_spec::runtime::LinuxSeccompOperator as Op;
         use serde_json::json;
         let k = Seg::Key;
         let refused = |a: LinuxSeccompAction| {
@@ -291,18 +292,6 @@ impl Mapper<'_> {
                 a,
                 LinuxSeccompAction::ScmpActNotify | LinuxSeccompAction::ScmpActTrace
             )
-        };
-        let action = |a: LinuxSeccompAction, errno: Option<u32>| -> serde_json::Value {
-            match a {
-                LinuxSeccompAction::ScmpActAllow => json!("allow"),
-                LinuxSeccompAction::ScmpActErrno => json!({ "errno": errno.unwrap_or(1) }),
-                LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => {
-                    json!("kill_thread")
-                }
-                LinuxSeccompAction::ScmpActKillProcess => json!("kill_process"),
-                LinuxSeccompAction::ScmpActTrap => json!("trap"),
-                _ => json!("log"),
-            }
         };
         let refuse_action = |at: &[Seg], a: LinuxSeccompAction| {
             self.refuse(
@@ -319,8 +308,6 @@ impl Mapper<'_> {
                 sc.default_action(),
             ));
         }
-        let mismatch = action(sc.default_action(), sc.default_errno_ret());
-        let mut match_action: Option<(usize, serde_json::Value)> = None;
         let mut rules = Vec::new();
         let syscalls = sc.syscalls().clone().unwrap_or_default();
         for (i, sys) in syscalls.iter().enumerate() {
@@ -330,38 +317,21 @@ impl Mapper<'_> {
                 at.push(k("action"));
                 return Err(refuse_action(&at, sys.action()));
             }
-            let this = action(sys.action(), sys.errno_ret());
-            if this == mismatch {
-                continue;
-            }
-            match &match_action {
-                None => match_action = Some((i, this.clone())),
-                Some((_, a)) if *a == this => {}
-                Some((first, a)) => {
-                    return Err(self.refuse(
-                        &at,
-                        format!(
-                            "linux.seccomp: this rule's action {this} differs from {a} of syscalls[{first}]; a filter here has one action for all its rules besides the default (set container.seccomp in the profile for another policy)"
-                        ),
-                    ))
-                }
-            }
-            let mut args = Vec::new();
-            for a in sys.args().clone().unwrap_or_default() {
-                let (op, val) = match a.op() {
-                    Op::ScmpCmpNe => (json!("ne"), a.value()),
-                    Op::ScmpCmpLt => (json!("lt"), a.value()),
-                    Op::ScmpCmpLe => (json!("le"), a.value()),
-                    Op::ScmpCmpEq => (json!("eq"), a.value()),
-                    Op::ScmpCmpGe => (json!("ge"), a.value()),
-                    Op::ScmpCmpGt => (json!("gt"), a.value()),
-                    Op::ScmpCmpMaskedEq => (
-                        json!({ "masked_eq": a.value() }),
-                        a.value_two().unwrap_or(0),
-                    ),
-                };
-                args.push(json!({"index": a.index(), "type": "qword", "op": op, "val": val}));
-            }
+            let args: Vec<serde_json::Value> = sys
+                .args()
+                .clone()
+                .unwrap_or_default()
+                .iter()
+                .map(|a| {
+                    json!({
+                        "index": a.index(),
+                        "value": a.value(),
+                        "valueTwo": a.value_two().unwrap_or(0),
+                        "op": spelled(&a.op()),
+                    })
+                })
+                .collect();
+            let mut names = Vec::new();
             for name in sys.names() {
                 if crate::container::syscalls::number(name).is_none() {
                     let (line, col) =
@@ -372,12 +342,14 @@ impl Mapper<'_> {
                     ));
                     continue;
                 }
-                let mut rule = json!({ "syscall": name });
-                if !args.is_empty() {
-                    rule["args"] = json!(args);
-                }
-                rules.push(rule);
+                names.push(name.clone());
             }
+            rules.push(json!({
+                "names": names,
+                "action": spelled(&sys.action()),
+                "errnoRet": sys.errno_ret(),
+                "args": args,
+            }));
         }
         if sc.flags().as_ref().is_some_and(|f| !f.is_empty())
             || sc.architectures().as_ref().is_some_and(|a| !a.is_empty())
@@ -387,16 +359,11 @@ impl Mapper<'_> {
                 self.path.display()
             ));
         }
-        let match_action = match match_action {
-            Some((_, a)) => a,
-            // No rule differs from the default: any action will do.
-            None => json!("log"),
-        };
-        Ok(json!({ "config.json": {
-            "mismatch_action": mismatch,
-            "match_action": match_action,
-            "filter": rules,
-        }}))
+        Ok(json!({
+            "defaultAction": spelled(&sc.default_action()),
+            "defaultErrnoRet": sc.default_errno_ret(),
+            "syscalls": rules,
+        }))
     }
 
     fn linux(&self, l: &oci_spec::runtime::Linux, s: &mut Settings) -> Result<(), OciError> {
@@ -467,11 +434,21 @@ impl Mapper<'_> {
             c.readonly_paths = p.clone();
         }
         if let Some(sysctl) = l.sysctl() {
-            if !sysctl.is_empty() {
-                return Err(self.refuse(
-                    &lk("sysctl"),
-                    "linux.sysctl is not supported yet: set namespaced sysctls in the container's program".into(),
-                ));
+            // Checked here against the bundle's own namespaces, at the
+            // key's line; the plan checks again once the profile's keys
+            // have been applied.
+            let mut flags = c.namespaces.clone_flags();
+            if c.network == mkrootfs_config::container::Network::Host {
+                flags &= !mkrootfs_config::container::CLONE_NEWNET;
+            }
+            for (name, value) in sysctl {
+                if let Err(m) = crate::container::sysctl::check(name, value, flags) {
+                    return Err(self.refuse(
+                        &[k("linux"), k("sysctl"), k(name)],
+                        format!("linux.sysctl: {m}"),
+                    ));
+                }
+                c.sysctl.insert(name.clone(), value.clone());
             }
         }
         if let Some(r) = l.resources() {

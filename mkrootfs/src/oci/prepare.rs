@@ -121,12 +121,6 @@ pub fn prepare(
                     out.scratch.push(scratch);
                 }
                 add_host_root(tree, &bundle.root, &root, &origin)?;
-                if !bundle.settings.additional_gids.is_empty() {
-                    out.notes.push(format!(
-                        "{}: process.user.additionalGids ignored: supplementary groups come from the container's /etc/group",
-                        dir.join("config.json").display()
-                    ));
-                }
                 out.notes.extend(bundle.settings.notes.iter().cloned());
                 bundle.settings
             }

@@ -18,10 +18,7 @@ pub struct Settings {
     pub cwd: Option<String>,
     pub user: Option<String>,
     pub group: Option<String>,
-    /// `process.user.additionalGids` of a bundle (the plan takes them from
-    /// the container's `/etc/group`).
-    pub additional_gids: Vec<u32>,
-    /// A bundle's `linux.seccomp` as a seccompiler JSON policy, written to
+    /// A bundle's `linux.seccomp` as a profile in Docker's form, written to
     /// a file that becomes the container's `seccomp` (unless the profile
     /// sets one).
     pub seccomp_policy: Option<serde_json::Value>,
@@ -126,4 +123,10 @@ pub fn apply(
     let mut rl = from.rlimits.clone();
     rl.extend(std::mem::take(&mut c.rlimits));
     c.rlimits = rl;
+    let mut sysctl = from.sysctl.clone();
+    sysctl.extend(std::mem::take(&mut c.sysctl));
+    c.sysctl = sysctl;
+    if !w("additional_gids") {
+        c.additional_gids = from.additional_gids.clone();
+    }
 }

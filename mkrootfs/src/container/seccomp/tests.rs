@@ -15,6 +15,8 @@ use mkrootfs_config::container::DOCKER_CAPABILITIES as DOCKER_DEFAULT;
 enum Want {
     Allowed,
     Errno(i32),
+    /// Allowed and logged (SECCOMP_RET_LOG).
+    Logged,
 }
 
 struct Probe {
@@ -133,12 +135,13 @@ fn check(bytes: &[u8], probes: &[Probe]) {
         let expected = match p.want {
             Want::Allowed => libc::SECCOMP_RET_ALLOW,
             Want::Errno(e) => libc::SECCOMP_RET_ERRNO | e as u32,
+            Want::Logged => libc::SECCOMP_RET_LOG,
         };
         if verdict != expected {
             wrong.push(format!("{}{:x?}: interpreted {verdict:#x}", p.name, p.args));
         }
         let ok = match p.want {
-            Want::Allowed => w == b,
+            Want::Allowed | Want::Logged => w == b,
             Want::Errno(e) => *w == -(e as i64) && *b != -(e as i64),
         };
         if !ok {
@@ -458,6 +461,131 @@ fn docker_default_refuses_exactly_these_75() {
             "vserver",
         ]
     );
+}
+
+/// The signal that ends a forked child making probe `p` under `filter`,
+/// if given (0 when it exits normally).
+fn fatal_signal(filter: Option<&[sock_filter]>, p: &Probe) -> i32 {
+    let prog = filter.map(|f| libc::sock_fprog {
+        len: f.len() as u16,
+        filter: f.as_ptr() as *mut libc::sock_filter,
+    });
+    // SAFETY: the child only makes raw system calls and leaves with _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        // SAFETY: raw system calls on memory prepared before fork.
+        unsafe {
+            if let Some(prog) = &prog {
+                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                    || libc::syscall(
+                        libc::SYS_seccomp,
+                        libc::SECCOMP_SET_MODE_FILTER,
+                        0,
+                        prog as *const libc::sock_fprog,
+                    ) != 0
+                {
+                    libc::_exit(3);
+                }
+            }
+            let a = p.args;
+            libc::syscall(p.nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+            libc::_exit(0);
+        }
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    if libc::WIFSIGNALED(status) {
+        libc::WTERMSIG(status)
+    } else {
+        assert_eq!(libc::WEXITSTATUS(status), 0, "{}: child failed", p.name);
+        0
+    }
+}
+
+/// A profile in Docker's (and the runtime-spec's) form whose rules have
+/// different actions, as Docker-generated profiles do: each call gets the
+/// strongest action among the rules it matches, else the default.
+const MIXED: &str = r#"{
+  "defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1,
+  "syscalls": [
+    {"names": ["write", "exit", "exit_group", "socket", "umount2", "setns"], "action": "SCMP_ACT_ALLOW"},
+    {"names": ["mount"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+    {"names": ["socket"], "action": "SCMP_ACT_ERRNO", "errnoRet": 42,
+     "args": [{"index": 0, "value": 40, "valueTwo": 0, "op": "SCMP_CMP_EQ"}]},
+    {"names": ["uname"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38},
+    {"names": ["getppid"], "action": "SCMP_ACT_LOG"},
+    {"names": ["setns"], "action": "SCMP_ACT_KILL_PROCESS"},
+    {"names": ["unshare"], "action": "SCMP_ACT_KILL"},
+    {"names": ["acct"], "action": "SCMP_ACT_TRAP"}
+  ]
+}"#;
+
+#[test]
+fn mixed_action_profile_chains_one_filter_per_action() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mixed.json");
+    std::fs::write(&path, MIXED).unwrap();
+    let bytes = compile_file(&path, 0).unwrap();
+    check(
+        &bytes,
+        &[
+            probe("mount", &[0, 0, 0, 0, 0], Want::Errno(libc::EACCES)),
+            // The ERRNO rule beats the unconditional ALLOW of socket.
+            probe(
+                "socket",
+                &[40, libc::SOCK_STREAM as u64, 0],
+                Want::Errno(42),
+            ),
+            probe("socket", &[1, 0xffff, 0], Want::Allowed),
+            probe("uname", &[BAD_PTR], Want::Errno(libc::ENOSYS)),
+            probe("umount2", &[BAD_PTR, 0], Want::Allowed),
+            probe("getppid", &[], Want::Logged),
+            // Not listed: the default.
+            probe("chdir", &[BAD_PTR], EPERM),
+        ],
+    );
+    let filter = decode(&bytes);
+    for (name, args, ret) in [
+        // KILL_PROCESS beats setns's ALLOW.
+        ("setns", [u64::MAX, 0], libc::SECCOMP_RET_KILL_PROCESS),
+        ("unshare", [0, 0], libc::SECCOMP_RET_KILL_THREAD),
+        ("acct", [BAD_PTR, 0], libc::SECCOMP_RET_TRAP),
+    ] {
+        let p = probe(name, &args, Want::Allowed);
+        assert_eq!(interpret(&filter, p.nr as u32, &p.args), ret, "{name}");
+        assert_eq!(fatal_signal(Some(&filter), &p), libc::SIGSYS, "{name}");
+        // Without the filter the same call fails harmlessly.
+        assert_eq!(fatal_signal(None, &p), 0, "{name}");
+    }
+}
+
+#[test]
+fn profile_files_refuse_what_they_cannot_express() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.json");
+    std::fs::write(
+        &path,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mount"], "action": "SCMP_ACT_NOTIFY"}]}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        compile_file(&path, 0).unwrap_err().to_string(),
+        format!(
+            "seccomp profile {}: [\"mount\"]: action SCMP_ACT_NOTIFY is not supported (ALLOW, ERRNO, KILL, KILL_THREAD, KILL_PROCESS, TRAP, LOG are)",
+            path.display()
+        )
+    );
+    std::fs::write(&path, r#"{"defaultAction": 7}"#).unwrap();
+    assert_eq!(
+        compile_file(&path, 0).unwrap_err().to_string(),
+        format!("seccomp profile {} does not parse", path.display())
+    );
+    // Only ALLOW: one filter that allows everything.
+    std::fs::write(&path, r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mount"], "action": "SCMP_ACT_ALLOW"}]}"#).unwrap();
+    let bytes = compile_file(&path, 0).unwrap();
+    check(&bytes, &[probe("mount", &[0, 0, 0, 0, 0], Want::Allowed)]);
 }
 
 #[test]
