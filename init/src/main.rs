@@ -336,30 +336,52 @@ fn supervise_and_end(cfg: &InitConfig, mut t: Timings) -> ! {
         Stop::MainEnded(status) => status,
         Stop::Signal(sig) => Status::Signaled(sig),
     };
-    shutdown::stop_all(cfg.shutdown.grace_ms, &mut |pid, st| {
-        sup.reaped(pid, st);
-    });
-    sup.remove_containers();
-    if let Some((stats, memory_max, pids_max)) = sup.main_stats {
-        let mut extra = stats.fields();
-        if let Some(m) = memory_max {
-            extra.push_str(&format!(" memory_max={m}"));
-        }
-        if let Some(p) = pids_max {
-            extra.push_str(&format!(" pids_max={p}"));
-        }
-        shutdown::set_result_extra(extra);
+    shutdown::finish(
+        boot_ms,
+        &mut Ended {
+            sup: &mut sup,
+            fallback,
+        },
+    )
+}
+
+/// The supervisor at the machine's end: [`shutdown::finish`] stops every
+/// process (the services' ends recorded here), then asks for the outcome.
+struct Ended<'a> {
+    sup: &'a mut Supervisor,
+    /// The status when the main service never reported one.
+    fallback: Status,
+}
+
+impl shutdown::Ending for Ended<'_> {
+    fn reaped(&mut self, pid: nix::unistd::Pid, status: Status) {
+        self.sup.reaped(pid, status);
     }
-    let status = sup.main_status.unwrap_or(fallback);
-    let service_ms = match sup.main_started {
-        Some(start) => sup
-            .main_ended
-            .unwrap_or_else(Instant::now)
-            .saturating_duration_since(start)
-            .as_millis() as u64,
-        None => 0,
-    };
-    shutdown::finish(status, boot_ms, service_ms, &mut |_, _| {})
+
+    fn outcome(&mut self) -> (Status, u64) {
+        self.sup.remove_containers();
+        if let Some((stats, memory_max, pids_max)) = self.sup.main_stats {
+            let mut extra = stats.fields();
+            if let Some(m) = memory_max {
+                extra.push_str(&format!(" memory_max={m}"));
+            }
+            if let Some(p) = pids_max {
+                extra.push_str(&format!(" pids_max={p}"));
+            }
+            shutdown::set_result_extra(extra);
+        }
+        let status = self.sup.main_status.unwrap_or(self.fallback);
+        let service_ms = match self.sup.main_started {
+            Some(start) => self
+                .sup
+                .main_ended
+                .unwrap_or_else(Instant::now)
+                .saturating_duration_since(start)
+                .as_millis() as u64,
+            None => 0,
+        };
+        (status, service_ms)
+    }
 }
 
 #[cfg(test)]

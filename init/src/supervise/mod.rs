@@ -179,7 +179,7 @@ impl Supervisor {
                 crate::warn!(
                     "service {}: cannot execute {}: {e}",
                     s.prep.name,
-                    s.prep.argv[0]
+                    s.prep.argv.first().map_or("", String::as_str)
                 );
                 self.ended(i, Status::Exited(127));
                 Ok(())
@@ -272,19 +272,8 @@ impl Supervisor {
     /// Returns the main service's final status if it ended for good.
     pub fn reap(&mut self) -> Option<Status> {
         let mut fin = None;
-        loop {
-            let (pid, status) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) => (pid, Status::Exited(code)),
-                Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, Status::Signaled(sig)),
-                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return fin,
-                Ok(_) | Err(Errno::EINTR) => continue,
-                Err(e) => {
-                    crate::warn!("waitpid: {e}");
-                    return fin;
-                }
-            };
-            fin = self.reaped(pid, status).or(fin);
-        }
+        reap_all(&mut |pid, status| fin = self.reaped(pid, status).or(fin));
+        fin
     }
 
     /// From now on ended services are recorded but not restarted.
@@ -403,6 +392,24 @@ impl Supervisor {
     }
 }
 
+/// The one reap loop: reaps every child that has ended, handing each to
+/// `on_reaped`. Returns true when there are no children left at all.
+pub fn reap_all(on_reaped: &mut dyn FnMut(Pid, Status)) -> bool {
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) => on_reaped(pid, Status::Exited(code)),
+            Ok(WaitStatus::Signaled(pid, sig, _)) => on_reaped(pid, Status::Signaled(sig)),
+            Ok(WaitStatus::StillAlive) => return false,
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(Errno::ECHILD) => return true,
+            Err(e) => {
+                crate::warn!("waitpid: {e}");
+                return false;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     // Supervision on the host: a child test process makes itself a subreaper
@@ -463,7 +470,7 @@ mod tests {
         assert_eq!(sup.run().unwrap(), Stop::MainEnded(Status::Exited(3)));
         let mut orphans = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(5);
-        while !crate::shutdown::reap_all(&mut |pid, st| orphans.push((pid, st))) {
+        while !reap_all(&mut |pid, st| orphans.push((pid, st))) {
             assert!(Instant::now() < deadline, "orphans not reaped: {orphans:?}");
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -495,6 +502,14 @@ mod tests {
             sup.run().unwrap(),
             Stop::MainEnded(Status::Signaled(Signal::SIGKILL))
         );
+
+        // A non-main service with an empty argv is reported and ended with
+        // 127 (it was an index panic in the report).
+        let mut empty = service("", Restart::No);
+        empty.0.argv = Vec::new();
+        let mut sup = supervisor(vec![service("exit 4", Restart::No), empty]);
+        sup.start_all().unwrap();
+        assert_eq!(sup.run().unwrap(), Stop::MainEnded(Status::Exited(4)));
 
         // A main service that cannot start is an error naming the program.
         let mut sup = supervisor(vec![service("", Restart::No)]);
