@@ -260,6 +260,11 @@ fn power_off() -> ! {
     }
 }
 
+/// [`fatal`] for an error: its text and its causes (the errno).
+pub fn fatal_error(step: &str, e: &dyn std::error::Error) -> ! {
+    fatal(step, &crate::log::Chain(e))
+}
+
 /// A fatal error: print `FATAL <step>: <what>`, run the emergency shell if
 /// one is configured, then end the machine with status 1.
 pub fn fatal(step: &str, what: &dyn Display) -> ! {

@@ -19,7 +19,8 @@ use std::fmt;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-/// The main service could not be started; Display names it and the program.
+/// The main service could not be started; Display names it and the program,
+/// the errno is the source.
 #[derive(Debug)]
 pub struct SpawnError {
     pub service: String,
@@ -36,9 +37,19 @@ impl fmt::Display for SpawnError {
         }
         write!(
             f,
-            "service {}: cannot execute {}: {}",
-            self.service, self.program, self.error
+            "service {}: cannot execute {}",
+            self.service, self.program
         )
+    }
+}
+
+impl std::error::Error for SpawnError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        // A container's failed step names its errno itself.
+        match &self.container {
+            Some(_) => None,
+            None => Some(&self.error),
+        }
     }
 }
 
@@ -516,7 +527,7 @@ mod tests {
         sup.services[0].prep.argv = vec!["/nonexistent/prog".into()];
         let e = sup.start_all().unwrap_err();
         assert_eq!(
-            e.to_string(),
+            crate::log::Chain(&e).to_string(),
             "service t: cannot execute /nonexistent/prog: No such file or directory (os error 2)"
         );
         // A missing working directory is named as such.
@@ -524,7 +535,7 @@ mod tests {
         sup.services[0].prep.cwd = "/nonexistent/dir".into();
         let e = sup.start_all().unwrap_err();
         assert_eq!(
-            e.to_string(),
+            crate::log::Chain(&e).to_string(),
             "service t: cannot execute /bin/sh: working directory /nonexistent/dir: No such file or directory (os error 2)"
         );
         println!("SUBREAPER-CHILD-OK");
