@@ -401,7 +401,7 @@ fn embed_example_builds_and_boots() {
                 "run",
                 "-q",
                 "-p",
-                "mkrootfs",
+                "mkrootfs-cli",
                 "--example",
                 "embed",
                 "--",
