@@ -27,7 +27,7 @@ probe:
 	RUSTFLAGS="$(INIT_RUSTFLAGS)" $(CARGO) build --release -p mkrootfs-probe --target $(TARGET)
 
 mkrootfs:
-	$(CARGO) build --release -p mkrootfs
+	$(CARGO) build --release -p mkrootfs-cli
 
 # Build profiles/$(PROFILE).toml into out/.
 image: init mkrootfs

@@ -10,6 +10,7 @@
 //! One guest at a time (two cores shared by everyone).
 
 use mkrootfs::vmconfig::FirecrackerConfig;
+use mkrootfs_cli::qemu::FirecrackerOnQemu;
 use mkrootfs_qemu::{Machine, Outcome, VmConfig};
 use mkrootfs_tests::{
     build_image, chain, init_binary, kernel, kernel_modules, mkrootfs_cli, work_dir, BUSYBOX_IMAGE,
@@ -400,7 +401,7 @@ fn embed_example_builds_and_boots() {
                 "run",
                 "-q",
                 "-p",
-                "mkrootfs",
+                "mkrootfs-cli",
                 "--example",
                 "embed",
                 "--",

@@ -24,7 +24,7 @@ mod sys;
 mod users;
 
 use mkrootfs_config::{InitConfig, INIT_CONFIG_PATH};
-use shutdown::fatal;
+use shutdown::{fatal, fatal_error};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -88,7 +88,8 @@ fn host_mode(args: &[String]) -> i32 {
     }
 }
 
-/// The configuration could not be loaded; Display names the file.
+/// The configuration could not be loaded; Display names the file, the I/O or
+/// parse error is the source.
 #[derive(Debug)]
 enum ConfigError {
     Read(PathBuf, std::io::Error),
@@ -99,9 +100,19 @@ enum ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConfigError::Read(p, e) => write!(f, "read {}: {e}", p.display()),
-            ConfigError::Parse(p, e) => write!(f, "parse {}: {e}", p.display()),
+            ConfigError::Read(p, _) => write!(f, "read {}", p.display()),
+            ConfigError::Parse(p, _) => write!(f, "parse {}", p.display()),
             ConfigError::Invalid(p, e) => write!(f, "invalid {}: {e}", p.display()),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConfigError::Read(_, e) => Some(e),
+            ConfigError::Parse(_, e) => Some(e),
+            ConfigError::Invalid(..) => None,
         }
     }
 }
@@ -159,7 +170,7 @@ fn boot() -> ! {
     // ctrl-alt-del then sends SIGINT to PID 1 instead of an immediate reboot.
     let cad = nix::sys::reboot::set_cad_enabled(false);
     if let Err(e) = mounts::early() {
-        fatal("mount", &e);
+        fatal_error("mount", &e);
     }
     t.mark("mounts");
     log::open_kmsg();
@@ -188,7 +199,7 @@ fn boot() -> ! {
         warn!("kernel command line: {w}");
     }
     let path = Path::new(INIT_CONFIG_PATH);
-    let mut cfg = load_config(path).unwrap_or_else(|e| fatal("config", &e));
+    let mut cfg = load_config(path).unwrap_or_else(|e| fatal_error("config", &e));
     overrides.apply(&mut cfg);
     if let Err(e) = cfg.validate() {
         fatal(
@@ -222,7 +233,7 @@ fn boot() -> ! {
             // The root engineer moves /dev, /proc, /sys and /run along;
             // anything missing in the new root is mounted here.
             if let Err(e) = mounts::early() {
-                fatal("mount", &e);
+                fatal_error("mount", &e);
             }
         }
         Ok(root::Entered::Exec(program, argv)) => {
@@ -231,11 +242,11 @@ fn boot() -> ! {
             info!("timings: {}", t.line());
             exec_init(&program, &argv)
         }
-        Err(e) => fatal("root", &e),
+        Err(e) => fatal_error("root", &e),
     }
     t.mark("root");
     if let Err(e) = mounts::configured(&cfg.mounts) {
-        fatal("mount", &e);
+        fatal_error("mount", &e);
     }
     t.mark("mounts2");
 
@@ -320,7 +331,7 @@ fn supervise_and_end(cfg: &InitConfig, mut t: Timings) -> ! {
     let sigfd = supervise::signals::signalfd().unwrap_or_else(|e| fatal("signalfd", &e));
     let mut sup = Supervisor::new(services, main, sigfd);
     if let Err(e) = sup.start_all() {
-        fatal("start", &e);
+        fatal_error("start", &e);
     }
     t.mark("start");
     if let Some(ms) = sup.container_ms {
@@ -329,37 +340,59 @@ fn supervise_and_end(cfg: &InitConfig, mut t: Timings) -> ! {
     let boot_ms = log::since_boot().as_millis() as u64;
     info!("timings: {}", t.line());
 
-    let stop = sup.run().unwrap_or_else(|e| fatal("start", &e));
+    let stop = sup.run().unwrap_or_else(|e| fatal_error("start", &e));
     sup.begin_shutdown();
     sup.stop_containers();
     let fallback = match stop {
         Stop::MainEnded(status) => status,
         Stop::Signal(sig) => Status::Signaled(sig),
     };
-    shutdown::stop_all(cfg.shutdown.grace_ms, &mut |pid, st| {
-        sup.reaped(pid, st);
-    });
-    sup.remove_containers();
-    if let Some((stats, memory_max, pids_max)) = sup.main_stats {
-        let mut extra = stats.fields();
-        if let Some(m) = memory_max {
-            extra.push_str(&format!(" memory_max={m}"));
-        }
-        if let Some(p) = pids_max {
-            extra.push_str(&format!(" pids_max={p}"));
-        }
-        shutdown::set_result_extra(extra);
+    shutdown::finish(
+        boot_ms,
+        &mut Ended {
+            sup: &mut sup,
+            fallback,
+        },
+    )
+}
+
+/// The supervisor at the machine's end: [`shutdown::finish`] stops every
+/// process (the services' ends recorded here), then asks for the outcome.
+struct Ended<'a> {
+    sup: &'a mut Supervisor,
+    /// The status when the main service never reported one.
+    fallback: Status,
+}
+
+impl shutdown::Ending for Ended<'_> {
+    fn reaped(&mut self, pid: nix::unistd::Pid, status: Status) {
+        self.sup.reaped(pid, status);
     }
-    let status = sup.main_status.unwrap_or(fallback);
-    let service_ms = match sup.main_started {
-        Some(start) => sup
-            .main_ended
-            .unwrap_or_else(Instant::now)
-            .saturating_duration_since(start)
-            .as_millis() as u64,
-        None => 0,
-    };
-    shutdown::finish(status, boot_ms, service_ms, &mut |_, _| {})
+
+    fn outcome(&mut self) -> (Status, u64) {
+        self.sup.remove_containers();
+        if let Some((stats, memory_max, pids_max)) = self.sup.main_stats {
+            let mut extra = stats.fields();
+            if let Some(m) = memory_max {
+                extra.push_str(&format!(" memory_max={m}"));
+            }
+            if let Some(p) = pids_max {
+                extra.push_str(&format!(" pids_max={p}"));
+            }
+            shutdown::set_result_extra(extra);
+        }
+        let status = self.sup.main_status.unwrap_or(self.fallback);
+        let service_ms = match self.sup.main_started {
+            Some(start) => self
+                .sup
+                .main_ended
+                .unwrap_or_else(Instant::now)
+                .saturating_duration_since(start)
+                .as_millis() as u64,
+            None => 0,
+        };
+        (status, service_ms)
+    }
 }
 
 #[cfg(test)]
@@ -377,7 +410,7 @@ mod tests {
     fn missing_config_names_the_path() {
         let e = load_config(Path::new("/nonexistent/init.json")).unwrap_err();
         assert_eq!(
-            e.to_string(),
+            log::Chain(&e).to_string(),
             "read /nonexistent/init.json: No such file or directory (os error 2)"
         );
     }
@@ -385,7 +418,7 @@ mod tests {
     #[test]
     fn bad_json_names_path_line_and_column() {
         let f = write("{\"services\": [{\"argv\": [\"/bin/true\"], \"restrat\": \"no\"}]}");
-        let e = load_config(f.path()).unwrap_err().to_string();
+        let e = log::Chain(&load_config(f.path()).unwrap_err()).to_string();
         let want = format!("parse {}: unknown field `restrat`", f.path().display());
         assert!(e.starts_with(&want), "{e}");
         assert!(e.contains("line 1 column"), "{e}");

@@ -107,7 +107,7 @@ pub const EARLY_LINKS: &[(&str, &str)] = &[
     ("/dev/ptmx", "pts/ptmx"),
 ];
 
-/// A mount that failed; Display names the mount and the errno.
+/// A mount that failed; Display names the mount, the errno is the source.
 #[derive(Debug, PartialEq, Eq)]
 pub struct MountError {
     pub what: String,
@@ -118,15 +118,15 @@ pub struct MountError {
 
 impl fmt::Display for MountError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {} on {}: {}",
-            self.step, self.what, self.target, self.errno
-        )
+        write!(f, "{} {} on {}", self.step, self.what, self.target)
     }
 }
 
-impl std::error::Error for MountError {}
+impl std::error::Error for MountError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.errno)
+    }
+}
 
 /// Unescapes the octal escapes (`\040` for a space) of mountinfo fields.
 pub fn unescape(field: &str) -> String {
@@ -215,7 +215,7 @@ pub fn early() -> Result<(), MountError> {
             Ok(true) => mounted.push(m.target.to_string()),
             Ok(false) => crate::debug!("{} already mounted", m.target),
             Err(e) if m.required => return Err(e),
-            Err(e) => crate::warn!("{e} (optional, continuing)"),
+            Err(e) => crate::warn!("{} (optional, continuing)", crate::log::Chain(&e)),
         }
     }
     for (link, target) in EARLY_LINKS {
@@ -275,7 +275,7 @@ pub fn configured(mounts: &[MountConfig]) -> Result<(), MountError> {
             Ok(true) => crate::info!("mounted {} ({}) on {}", m.source, m.fstype, m.target),
             Ok(false) => crate::info!("{} already mounted", m.target),
             Err(e) if m.required => return Err(e),
-            Err(e) => crate::warn!("{e} (optional, continuing)"),
+            Err(e) => crate::warn!("{} (optional, continuing)", crate::log::Chain(&e)),
         }
     }
     Ok(())
@@ -338,7 +338,7 @@ mod tests {
             errno: Errno::ENODEV,
         };
         assert_eq!(
-            e.to_string(),
+            crate::log::Chain(&e).to_string(),
             "mount sysfs (sysfs) on /sys: ENODEV: No such device"
         );
     }

@@ -5,11 +5,10 @@
 //! init!" is a kernel panic).
 
 use crate::supervise::policy::Status;
+use crate::supervise::reap_all;
 use mkrootfs_config::ShutdownAction;
-use nix::errno::Errno;
 use nix::mount::{umount2, MntFlags, MsFlags};
 use nix::sys::signal::{kill, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use std::fmt::Display;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering};
@@ -73,24 +72,6 @@ pub fn result_line(status: Status, boot_ms: u64, service_ms: u64) -> String {
     )
 }
 
-/// Reaps every child that has ended, handing each to `on_reaped`. Returns
-/// true when there are no children left at all.
-pub fn reap_all(on_reaped: &mut dyn FnMut(Pid, Status)) -> bool {
-    loop {
-        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(pid, code)) => on_reaped(pid, Status::Exited(code)),
-            Ok(WaitStatus::Signaled(pid, sig, _)) => on_reaped(pid, Status::Signaled(sig)),
-            Ok(WaitStatus::StillAlive) => return false,
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(Errno::ECHILD) => return true,
-            Err(e) => {
-                crate::warn!("waitpid: {e}");
-                return false;
-            }
-        }
-    }
-}
-
 /// Reaps until no child is left or `deadline` passes; true when none is left.
 fn reap_until(deadline: Instant, on_reaped: &mut dyn FnMut(Pid, Status)) -> bool {
     loop {
@@ -107,7 +88,7 @@ fn reap_until(deadline: Instant, on_reaped: &mut dyn FnMut(Pid, Status)) -> bool
 /// Stops every process but PID 1. As PID 1 every process descends from us,
 /// and orphans are re-parented to us, so "no children" means "no processes".
 /// Only ever called as PID 1: `kill(-1)` on a host would hit the whole user.
-pub fn stop_all(grace_ms: u64, on_reaped: &mut dyn FnMut(Pid, Status)) {
+fn stop_all(grace_ms: u64, on_reaped: &mut dyn FnMut(Pid, Status)) {
     if reap_all(on_reaped) {
         return;
     }
@@ -161,19 +142,37 @@ pub fn unmount_all() {
     }
 }
 
-/// Ends the machine with `status` (the main service's, or 1 after a fatal
+/// What the end of the machine asks of whoever ran the services.
+pub trait Ending {
+    /// A child ended while every process was being stopped.
+    fn reaped(&mut self, pid: Pid, status: Status);
+    /// Every process has ended: the status to report and how long the main
+    /// service ran (ms).
+    fn outcome(&mut self) -> (Status, u64);
+}
+
+/// The end after a fatal error: no service to account for, status 1.
+struct Failed;
+
+impl Ending for Failed {
+    fn reaped(&mut self, _: Pid, _: Status) {}
+    fn outcome(&mut self) -> (Status, u64) {
+        (Status::Exited(1), 0)
+    }
+}
+
+/// Ends the machine, once: stops every process (as PID 1), then reports
+/// `ending`'s outcome (the main service's status, or 1 after a fatal
 /// error). Never returns.
-pub fn finish(
-    status: Status,
-    boot_ms: u64,
-    service_ms: u64,
-    on_reaped: &mut dyn FnMut(Pid, Status),
-) -> ! {
+pub fn finish(boot_ms: u64, ending: &mut dyn Ending) -> ! {
     FINISHING.store(true, Ordering::Relaxed);
     let pid1 = std::process::id() == 1;
     if pid1 {
-        stop_all(GRACE_MS.load(Ordering::Relaxed), on_reaped);
+        stop_all(GRACE_MS.load(Ordering::Relaxed), &mut |pid, st| {
+            ending.reaped(pid, st)
+        });
     }
+    let (status, service_ms) = ending.outcome();
     report(status, boot_ms, service_ms);
     if !pid1 {
         std::process::exit(status.code());
@@ -261,6 +260,11 @@ fn power_off() -> ! {
     }
 }
 
+/// [`fatal`] for an error: its text and its causes (the errno).
+pub fn fatal_error(step: &str, e: &dyn std::error::Error) -> ! {
+    fatal(step, &crate::log::Chain(e))
+}
+
 /// A fatal error: print `FATAL <step>: <what>`, run the emergency shell if
 /// one is configured, then end the machine with status 1.
 pub fn fatal(step: &str, what: &dyn Display) -> ! {
@@ -286,7 +290,7 @@ pub fn fatal(step: &str, what: &dyn Display) -> ! {
     }
     let boot_ms = crate::log::since_boot().as_millis() as u64;
     FINISHING.store(false, Ordering::Relaxed);
-    finish(Status::Exited(1), boot_ms, 0, &mut |_, _| {})
+    finish(boot_ms, &mut Failed)
 }
 
 /// Runs the emergency shell on the console with a controlling terminal and
@@ -306,12 +310,15 @@ fn emergency_shell(shell: &str) {
             return;
         }
     };
+    // Through the one reap loop, polled: the shell is interactive, and
+    // whatever else ends meanwhile is reaped too.
     loop {
-        match waitpid(Pid::from_raw(-1), None) {
-            Ok(WaitStatus::Exited(p, _) | WaitStatus::Signaled(p, _, _)) if p == pid => return,
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(_) => return,
+        let mut ended = false;
+        let none_left = reap_all(&mut |p, _| ended |= p == pid);
+        if ended || none_left {
+            return;
         }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -13,15 +13,12 @@
 //! - QEMU `microvm`: virtio-mmio devices announced by QEMU, ACPI power-off
 //!   and isa-debug-exit.
 //!
-//! [`FirecrackerConfig::to_qemu`] and [`Guest::cloud_hypervisor_qemu`] run
-//! the same guests on QEMU `microvm` machines shaped like each monitor
-//! ([`mkrootfs_qemu::Machine::FirecrackerLike`] or
-//! [`mkrootfs_qemu::Machine::FirecrackerLegacyLike`],
-//! [`mkrootfs_qemu::Machine::CloudHypervisorLike`]).
+//! The QEMU boots of the same guests (on `microvm` machines shaped like each
+//! monitor) are in the CLI package (`mkrootfs_cli::qemu`), so this library
+//! does not depend on the QEMU harness.
 #![deny(missing_docs)]
 
 use crate::vmlinux::{kernel_format, KernelFormat};
-use mkrootfs_qemu::{Disk, Machine, VmConfig};
 use serde::{Deserialize, Serialize};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -143,7 +140,7 @@ impl Guest {
 
     /// The kernel command line for Cloud Hypervisor (and QEMU, which add nothing
     /// about the root themselves).
-    fn cmdline(&self, base: &str) -> String {
+    pub fn cmdline(&self, base: &str) -> String {
         let mut line = base.to_string();
         if self.root_disk && !self.disks.is_empty() {
             let mode = if self.disks[0].read_only { "ro" } else { "rw" };
@@ -192,39 +189,10 @@ impl Guest {
         }
         args
     }
-
-    /// The QEMU boot of this guest on `machine` (what `mkrootfs run` and
-    /// `vm-config --target qemu-microvm` use). For
-    /// [`Machine::FirecrackerLike`] go through [`Guest::firecracker`] and
-    /// [`FirecrackerConfig::to_qemu`] instead, so that the boot arguments
-    /// and devices are those of the emitted configuration.
-    pub fn qemu(&self, machine: Machine) -> VmConfig {
-        let mut cfg = VmConfig::new(self.kernel.clone(), self.initrd.clone());
-        cfg.machine = machine;
-        cfg.append = match machine {
-            Machine::CloudHypervisorLike => self.cmdline(CLOUD_HYPERVISOR_CMDLINE),
-            _ => self.cmdline(""),
-        };
-        cfg.memory_mb = self.memory_mib;
-        cfg.cpus = self.cpus.max(1);
-        cfg.disks = self.disks.iter().map(qemu_disk).collect();
-        cfg
-    }
-
-    /// This guest on QEMU `microvm` shaped like Cloud Hypervisor.
-    pub fn cloud_hypervisor_qemu(&self) -> VmConfig {
-        self.qemu(Machine::CloudHypervisorLike)
-    }
-}
-
-fn qemu_disk(d: &GuestDisk) -> Disk {
-    let mut disk = Disk::raw(&d.path);
-    disk.readonly = d.read_only;
-    disk
 }
 
 /// `a b`, or whichever is not empty.
-fn join_args(a: &str, b: &str) -> String {
+pub fn join_args(a: &str, b: &str) -> String {
     match (a.trim(), b.trim()) {
         ("", b) => b.to_string(),
         (a, "") => a.to_string(),
@@ -308,40 +276,6 @@ impl FirecrackerConfig {
     /// Parses a configuration this module wrote (unknown fields are errors).
     pub fn from_json(text: &str) -> Result<FirecrackerConfig, serde_json::Error> {
         serde_json::from_str(text)
-    }
-
-    /// The boot this configuration describes, on QEMU `microvm` shaped like
-    /// Firecracker ([`Machine::FirecrackerLike`]): its kernel, initrd,
-    /// memory and vCPUs, its drives in order, and its boot arguments plus
-    /// what Firecracker itself adds (`root=/dev/vda rw|ro` for a root
-    /// drive). Set `machine` to [`Machine::FirecrackerLegacyLike`] on the
-    /// result for Firecracker's older, command-line-only device announcement.
-    pub fn to_qemu(&self) -> VmConfig {
-        let b = &self.boot_source;
-        let initrd = b.initrd_path.clone().unwrap_or_default();
-        let mut cfg = VmConfig::new(&b.kernel_image_path, initrd);
-        cfg.machine = Machine::FirecrackerLike;
-        let mut append = b.boot_args.clone().unwrap_or_default();
-        if let Some(root) = self.drives.iter().find(|d| d.is_root_device) {
-            let mode = if root.is_read_only { "ro" } else { "rw" };
-            append = join_args(&format!("root=/dev/vda {mode}"), &append);
-        }
-        cfg.append = append;
-        cfg.memory_mb = self.machine_config.mem_size_mib;
-        cfg.cpus = self.machine_config.vcpu_count;
-        // Firecracker attaches the root device first, then the others in order.
-        let mut drives: Vec<&FirecrackerDrive> = self.drives.iter().collect();
-        drives.sort_by_key(|d| !d.is_root_device);
-        cfg.disks = drives
-            .into_iter()
-            .map(|d| {
-                let mut disk = Disk::raw(&d.path_on_host);
-                disk.readonly = d.is_read_only;
-                disk
-            })
-            .collect();
-        cfg.debug_exit = false;
-        cfg
     }
 }
 

@@ -101,12 +101,12 @@ impl fmt::Display for RootError {
                 f,
                 "mount {device}: the kernel has no {fstype} file system and the image has no module for it (add \"{fstype}\" to the profile's [modules] load)"
             ),
-            RootError::Mount { source, target, fstype, data, errno } => write!(
+            RootError::Mount { source, target, fstype, data, .. } => write!(
                 f,
-                "mount {source} on {} (type {fstype}, options {data:?}): {errno}",
+                "mount {source} on {} (type {fstype}, options {data:?})",
                 target.display()
             ),
-            RootError::Step { step, path, errno } => write!(f, "{step} {}: {errno}", path.display()),
+            RootError::Step { step, path, .. } => write!(f, "{step} {}", path.display()),
             RootError::ExecMissing(p) => {
                 write!(f, "root.exec {}: no such program in the new root", p.display())
             }
@@ -114,7 +114,14 @@ impl fmt::Display for RootError {
     }
 }
 
-impl std::error::Error for RootError {}
+impl std::error::Error for RootError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RootError::Mount { errno, .. } | RootError::Step { errno, .. } => Some(errno),
+            _ => None,
+        }
+    }
+}
 
 /// Mounts and enters the configured root.
 pub fn enter(root: &RootConfig, loaded: &crate::modules::Loaded) -> Result<Entered, RootError> {

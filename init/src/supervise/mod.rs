@@ -19,7 +19,8 @@ use std::fmt;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-/// The main service could not be started; Display names it and the program.
+/// The main service could not be started; Display names it and the program,
+/// the errno is the source.
 #[derive(Debug)]
 pub struct SpawnError {
     pub service: String,
@@ -36,9 +37,19 @@ impl fmt::Display for SpawnError {
         }
         write!(
             f,
-            "service {}: cannot execute {}: {}",
-            self.service, self.program, self.error
+            "service {}: cannot execute {}",
+            self.service, self.program
         )
+    }
+}
+
+impl std::error::Error for SpawnError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        // A container's failed step names its errno itself.
+        match &self.container {
+            Some(_) => None,
+            None => Some(&self.error),
+        }
     }
 }
 
@@ -179,7 +190,7 @@ impl Supervisor {
                 crate::warn!(
                     "service {}: cannot execute {}: {e}",
                     s.prep.name,
-                    s.prep.argv[0]
+                    s.prep.argv.first().map_or("", String::as_str)
                 );
                 self.ended(i, Status::Exited(127));
                 Ok(())
@@ -272,19 +283,8 @@ impl Supervisor {
     /// Returns the main service's final status if it ended for good.
     pub fn reap(&mut self) -> Option<Status> {
         let mut fin = None;
-        loop {
-            let (pid, status) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) => (pid, Status::Exited(code)),
-                Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, Status::Signaled(sig)),
-                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return fin,
-                Ok(_) | Err(Errno::EINTR) => continue,
-                Err(e) => {
-                    crate::warn!("waitpid: {e}");
-                    return fin;
-                }
-            };
-            fin = self.reaped(pid, status).or(fin);
-        }
+        reap_all(&mut |pid, status| fin = self.reaped(pid, status).or(fin));
+        fin
     }
 
     /// From now on ended services are recorded but not restarted.
@@ -403,6 +403,24 @@ impl Supervisor {
     }
 }
 
+/// The one reap loop: reaps every child that has ended, handing each to
+/// `on_reaped`. Returns true when there are no children left at all.
+pub fn reap_all(on_reaped: &mut dyn FnMut(Pid, Status)) -> bool {
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) => on_reaped(pid, Status::Exited(code)),
+            Ok(WaitStatus::Signaled(pid, sig, _)) => on_reaped(pid, Status::Signaled(sig)),
+            Ok(WaitStatus::StillAlive) => return false,
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(Errno::ECHILD) => return true,
+            Err(e) => {
+                crate::warn!("waitpid: {e}");
+                return false;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     // Supervision on the host: a child test process makes itself a subreaper
@@ -463,7 +481,7 @@ mod tests {
         assert_eq!(sup.run().unwrap(), Stop::MainEnded(Status::Exited(3)));
         let mut orphans = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(5);
-        while !crate::shutdown::reap_all(&mut |pid, st| orphans.push((pid, st))) {
+        while !reap_all(&mut |pid, st| orphans.push((pid, st))) {
             assert!(Instant::now() < deadline, "orphans not reaped: {orphans:?}");
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -496,12 +514,20 @@ mod tests {
             Stop::MainEnded(Status::Signaled(Signal::SIGKILL))
         );
 
+        // A non-main service with an empty argv is reported and ended with
+        // 127 (it was an index panic in the report).
+        let mut empty = service("", Restart::No);
+        empty.0.argv = Vec::new();
+        let mut sup = supervisor(vec![service("exit 4", Restart::No), empty]);
+        sup.start_all().unwrap();
+        assert_eq!(sup.run().unwrap(), Stop::MainEnded(Status::Exited(4)));
+
         // A main service that cannot start is an error naming the program.
         let mut sup = supervisor(vec![service("", Restart::No)]);
         sup.services[0].prep.argv = vec!["/nonexistent/prog".into()];
         let e = sup.start_all().unwrap_err();
         assert_eq!(
-            e.to_string(),
+            crate::log::Chain(&e).to_string(),
             "service t: cannot execute /nonexistent/prog: No such file or directory (os error 2)"
         );
         // A missing working directory is named as such.
@@ -509,7 +535,7 @@ mod tests {
         sup.services[0].prep.cwd = "/nonexistent/dir".into();
         let e = sup.start_all().unwrap_err();
         assert_eq!(
-            e.to_string(),
+            crate::log::Chain(&e).to_string(),
             "service t: cannot execute /bin/sh: working directory /nonexistent/dir: No such file or directory (os error 2)"
         );
         println!("SUBREAPER-CHILD-OK");

@@ -198,31 +198,6 @@ fn firecracker_json_reads_back_and_rejects_unknown_fields() {
     );
 }
 
-#[test]
-fn firecracker_config_on_qemu_puts_the_root_drive_first_and_adds_what_firecracker_adds() {
-    let mut cfg = full_guest().firecracker();
-    cfg.drives.reverse();
-    let vm = cfg.to_qemu();
-    assert_eq!(vm.machine, Machine::FirecrackerLike);
-    assert_eq!(vm.kernel, Path::new("/k/vmlinux"));
-    assert_eq!(vm.initrd, Path::new("/img/app.cpio.zst"));
-    assert_eq!(
-        vm.append,
-        "root=/dev/vda rw console=ttyS0 reboot=k panic=1 pci=off mkrootfs.shutdown=reboot quiet mkrootfs.debug"
-    );
-    assert_eq!((vm.memory_mb, vm.cpus), (256, 2));
-    let disks: Vec<_> = vm
-        .disks
-        .iter()
-        .map(|d| (d.path.to_str().unwrap(), d.readonly))
-        .collect();
-    assert_eq!(
-        disks,
-        [("/img/root.ext4", false), ("/img/data.erofs", true)]
-    );
-    assert!(!vm.debug_exit);
-}
-
 /// Cloud Hypervisor's documented options (`cloud-hypervisor --help`), from
 /// cloud-hypervisor/src/main.rs and the `parse` functions of
 /// vmm/src/config.rs at ae44c2971c83dd2b1bd704fa81102ec0dec4e7d4: each
@@ -413,22 +388,6 @@ fn the_cloud_hypervisor_check_catches_bad_options() {
             "--disk: unknown key ro",
             "--serial: unknown key stdio",
         ]
-    );
-}
-
-#[test]
-fn qemu_microvm_boot_is_the_run_command_s() {
-    let g = full_guest();
-    let vm = g.qemu(Machine::Microvm);
-    assert_eq!(vm.machine, Machine::Microvm);
-    assert_eq!(vm.append, "root=/dev/vda rw quiet mkrootfs.debug");
-    assert_eq!((vm.memory_mb, vm.cpus), (256, 2));
-    assert!(vm.debug_exit);
-    let ch = g.cloud_hypervisor_qemu();
-    assert_eq!(ch.machine, Machine::CloudHypervisorLike);
-    assert_eq!(
-        ch.append,
-        "console=ttyS0 root=/dev/vda rw quiet mkrootfs.debug"
     );
 }
 

@@ -2,6 +2,7 @@
 //! test kernel's package tree indexed by the real `depmod` (kmod), built
 //! into an image, and its module closure compared with modprobe's own.
 
+#[path = "../../mkrootfs/tests/util/mod.rs"]
 mod util;
 
 use mkrootfs::cpio::{read_archive, Limits};

@@ -1,6 +1,7 @@
 //! `mkrootfs run` as a user sees it: real boots of the test kernel under
 //! QEMU (TCG), asserting on what the command prints.
 
+#[path = "../../mkrootfs/tests/util/mod.rs"]
 mod util;
 
 use std::path::{Path, PathBuf};

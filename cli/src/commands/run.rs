@@ -5,6 +5,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use mkrootfs::vmconfig::{Guest, GuestDisk};
 use mkrootfs::{build, profile};
+use mkrootfs_cli::qemu::{FirecrackerOnQemu, GuestOnQemu};
 use mkrootfs_qemu as qemu;
 use std::path::PathBuf;
 use std::time::Duration;

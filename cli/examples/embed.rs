@@ -1,7 +1,7 @@
 //! Build an image from Rust code and boot it, as a VMM's own tooling would:
 //!
 //! ```sh
-//! cargo run -p mkrootfs --example embed [-- pc|microvm|firecracker-like|cloud-hypervisor-like]
+//! cargo run -p mkrootfs-cli --example embed [-- pc|microvm|firecracker-like|cloud-hypervisor-like]
 //! ```
 //!
 //! The image holds busybox, the microVM virtio drivers of the kernel it boots
@@ -13,6 +13,7 @@
 use mkrootfs::builder::ImageBuilder;
 use mkrootfs::compress::Compression;
 use mkrootfs::vmconfig::Guest;
+use mkrootfs_cli::qemu::{FirecrackerOnQemu, GuestOnQemu};
 use mkrootfs_qemu::Machine;
 use std::process::ExitCode;
 

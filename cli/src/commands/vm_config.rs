@@ -4,6 +4,7 @@
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use mkrootfs::vmconfig::{self, Guest, GuestDisk, GuestVsock, Target};
+use mkrootfs_cli::qemu::GuestOnQemu;
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

@@ -1,0 +1,37 @@
+//! Where the static init is found for an image that asks for mkrootfs's own.
+
+use super::BuildError;
+use std::path::{Path, PathBuf};
+
+/// Where `make init` puts the static init, under a cargo target directory.
+pub const INIT_IN_TARGET: &str = "x86_64-unknown-linux-musl/release/init";
+
+/// The static init: `$MKROOTFS_INIT`, next to this executable's target
+/// directory, this workspace's target directory, or the system location.
+pub fn find_init() -> Result<PathBuf, BuildError> {
+    let mut candidates = Vec::new();
+    if let Some(p) = std::env::var_os("MKROOTFS_INIT") {
+        candidates.push(PathBuf::from(p));
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        // target/release/mkrootfs or target/debug/deps/test-binary
+        for anc in exe.ancestors().skip(1).take(3) {
+            candidates.push(anc.join(INIT_IN_TARGET));
+        }
+    }
+    candidates.push(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../target")
+            .join(INIT_IN_TARGET),
+    );
+    candidates.push(PathBuf::from("/usr/lib/mkrootfs/init"));
+    for c in &candidates {
+        if c.is_file() {
+            return Ok(c.clone());
+        }
+    }
+    let searched: Vec<String> = candidates.iter().map(|c| c.display().to_string()).collect();
+    Err(BuildError::NoInit {
+        searched: searched.join(", "),
+    })
+}

@@ -1,0 +1,311 @@
+use super::command::tsc_khz_from_cpuinfo;
+use super::*;
+use std::ffi::OsString;
+
+fn strings(args: Vec<OsString>) -> Vec<String> {
+    args.into_iter().map(|a| a.into_string().unwrap()).collect()
+}
+
+#[test]
+fn pc_command_line_with_defaults() {
+    let cfg = VmConfig::new("/k/vmlinuz", "/i/initrd.img");
+    assert_eq!(
+        strings(cfg.args(Accel::Tcg, 2_100_000)),
+        [
+            "-nodefaults",
+            "-no-user-config",
+            "-machine",
+            "pc",
+            "-accel",
+            "tcg",
+            "-cpu",
+            "max",
+            "-m",
+            "512",
+            "-smp",
+            "1",
+            "-display",
+            "none",
+            "-serial",
+            "stdio",
+            "-no-reboot",
+            "-kernel",
+            "/k/vmlinuz",
+            "-initrd",
+            "/i/initrd.img",
+            "-append",
+            "panic=-1 console=ttyS0 no_timer_check",
+            "-device",
+            "isa-debug-exit,iobase=0xf4,iosize=0x04",
+        ]
+    );
+}
+
+#[test]
+fn pc_command_line_with_disks_net_and_extras() {
+    let mut cfg = VmConfig::new("/k", "/i");
+    cfg.append = " root=/dev/vda quiet ".to_string();
+    cfg.memory_mb = 256;
+    cfg.cpus = 2;
+    cfg.disks = vec![
+        Disk::raw("/img/a,b.raw"),
+        Disk {
+            path: "/img/ro.raw".into(),
+            format: "raw".into(),
+            readonly: true,
+            serial: Some("data".into()),
+        },
+    ];
+    cfg.net = true;
+    cfg.debug_exit = false;
+    cfg.extra_args = vec!["-s".into()];
+    assert_eq!(
+        strings(cfg.args(Accel::Kvm, 2_100_000)),
+        [
+            "-nodefaults",
+            "-no-user-config",
+            "-machine",
+            "pc",
+            "-accel",
+            "kvm",
+            "-cpu",
+            "host",
+            "-m",
+            "256",
+            "-smp",
+            "2",
+            "-display",
+            "none",
+            "-serial",
+            "stdio",
+            "-no-reboot",
+            "-kernel",
+            "/k",
+            "-initrd",
+            "/i",
+            "-append",
+            "root=/dev/vda quiet panic=-1 console=ttyS0",
+            "-drive",
+            "file=/img/a,,b.raw,format=raw,if=none,id=disk0",
+            "-device",
+            "virtio-blk-pci,drive=disk0",
+            "-drive",
+            "file=/img/ro.raw,format=raw,if=none,id=disk1,readonly=on",
+            "-device",
+            "virtio-blk-pci,drive=disk1,serial=data",
+            "-netdev",
+            "user,id=net0",
+            "-device",
+            "virtio-net-pci,netdev=net0,romfile=",
+            "-s",
+        ]
+    );
+}
+
+#[test]
+fn microvm_command_line() {
+    let mut cfg = VmConfig::new("/k", "/i");
+    cfg.machine = Machine::Microvm;
+    cfg.append = "console=hvc0 panic=5".to_string();
+    cfg.disks = vec![Disk::raw("/d.raw")];
+    cfg.net = true;
+    assert_eq!(
+        strings(cfg.args(Accel::Tcg, 2_100_000)),
+        [
+            "-nodefaults",
+            "-no-user-config",
+            "-machine",
+            "microvm,x-option-roms=off,rtc=on",
+            "-accel",
+            "tcg",
+            "-cpu",
+            "max",
+            "-m",
+            "512",
+            "-smp",
+            "1",
+            "-display",
+            "none",
+            "-serial",
+            "stdio",
+            "-no-reboot",
+            "-kernel",
+            "/k",
+            "-initrd",
+            "/i",
+            "-append",
+            "console=hvc0 panic=5 tsc_early_khz=2100000 no_timer_check mkrootfs.debug_exit=0xf4",
+            "-device",
+            "isa-debug-exit,iobase=0xf4,iosize=0x04",
+            "-drive",
+            "file=/d.raw,format=raw,if=none,id=disk0",
+            "-device",
+            "virtio-blk-device,drive=disk0",
+            "-netdev",
+            "user,id=net0",
+            "-device",
+            "virtio-net-device,netdev=net0",
+        ]
+    );
+}
+
+#[test]
+fn microvm_cmdline_gets_the_tsc_rate_only_without_kvm() {
+    let mut cfg = VmConfig::new("/k", "/i");
+    cfg.machine = Machine::Microvm;
+    cfg.debug_exit = false;
+    assert_eq!(
+        cfg.cmdline(Accel::Tcg, 1_500),
+        "panic=-1 console=ttyS0 tsc_early_khz=1500 no_timer_check"
+    );
+    assert_eq!(cfg.cmdline(Accel::Kvm, 1_500), "panic=-1 console=ttyS0");
+    cfg.append = "tsc_early_khz=9".to_string();
+    assert_eq!(
+        cfg.cmdline(Accel::Tcg, 1_500),
+        "tsc_early_khz=9 panic=-1 console=ttyS0 no_timer_check"
+    );
+    cfg.machine = Machine::Pc;
+    cfg.append = String::new();
+    assert_eq!(
+        cfg.cmdline(Accel::Tcg, 1_500),
+        "panic=-1 console=ttyS0 no_timer_check"
+    );
+}
+
+#[test]
+fn firecracker_legacy_like_announces_each_mmio_device_and_has_no_debug_exit() {
+    let mut cfg = VmConfig::new("/k/vmlinux", "/i");
+    cfg.machine = Machine::FirecrackerLegacyLike;
+    cfg.append = "console=ttyS0 reboot=k panic=1 pci=off".to_string();
+    cfg.disks = vec![Disk::raw("/root.ext4"), Disk::raw("/data.raw")];
+    cfg.net = true;
+    assert_eq!(
+        strings(cfg.args(Accel::Tcg, 2_100_000)),
+        [
+            "-nodefaults",
+            "-no-user-config",
+            "-machine",
+            "microvm,acpi=off,auto-kernel-cmdline=off,x-option-roms=off,rtc=off",
+            "-device",
+            "i8042",
+            "-accel",
+            "tcg",
+            "-cpu",
+            "max",
+            "-m",
+            "512",
+            "-smp",
+            "1",
+            "-display",
+            "none",
+            "-serial",
+            "stdio",
+            "-no-reboot",
+            "-kernel",
+            "/k/vmlinux",
+            "-initrd",
+            "/i",
+            "-append",
+            "console=ttyS0 reboot=k panic=1 pci=off tsc_early_khz=2100000 no_timer_check \
+             virtio_mmio.device=512@0xfeb00000:5 virtio_mmio.device=512@0xfeb00200:6 \
+             virtio_mmio.device=512@0xfeb00400:7",
+            "-drive",
+            "file=/root.ext4,format=raw,if=none,id=disk0",
+            "-device",
+            "virtio-blk-device,drive=disk0,bus=virtio-mmio-bus.0",
+            "-drive",
+            "file=/data.raw,format=raw,if=none,id=disk1",
+            "-device",
+            "virtio-blk-device,drive=disk1,bus=virtio-mmio-bus.1",
+            "-netdev",
+            "user,id=net0",
+            "-device",
+            "virtio-net-device,netdev=net0,bus=virtio-mmio-bus.2",
+        ]
+    );
+}
+
+#[test]
+fn firecracker_like_has_acpi_an_i8042_and_no_cmdline_devices() {
+    let mut cfg = VmConfig::new("/k/vmlinux", "/i");
+    cfg.machine = Machine::FirecrackerLike;
+    cfg.append = "console=ttyS0 reboot=k panic=1 pci=off".to_string();
+    cfg.disks = vec![Disk::raw("/root.ext4")];
+    let args = strings(cfg.args(Accel::Tcg, 2_100_000));
+    assert_eq!(
+        &args[2..6],
+        [
+            "-machine",
+            "microvm,acpi=on,auto-kernel-cmdline=off,x-option-roms=off,rtc=off",
+            "-device",
+            "i8042"
+        ]
+    );
+    assert_eq!(
+        &args[23..],
+        [
+            "-append",
+            "console=ttyS0 reboot=k panic=1 pci=off tsc_early_khz=2100000 no_timer_check",
+            "-drive",
+            "file=/root.ext4,format=raw,if=none,id=disk0",
+            "-device",
+            "virtio-blk-device,drive=disk0",
+        ]
+    );
+}
+
+#[test]
+fn cloud_hypervisor_like_uses_pcie_and_acpi_and_adds_nothing_to_the_cmdline() {
+    let mut cfg = VmConfig::new("/k", "/i");
+    cfg.machine = Machine::CloudHypervisorLike;
+    cfg.disks = vec![Disk::raw("/root.ext4")];
+    assert_eq!(
+        strings(cfg.args(Accel::Kvm, 2_100_000)),
+        [
+            "-nodefaults",
+            "-no-user-config",
+            "-machine",
+            "microvm,acpi=on,pcie=on,auto-kernel-cmdline=off,x-option-roms=off,rtc=on",
+            "-accel",
+            "kvm",
+            "-cpu",
+            "host",
+            "-m",
+            "512",
+            "-smp",
+            "1",
+            "-display",
+            "none",
+            "-serial",
+            "stdio",
+            "-no-reboot",
+            "-kernel",
+            "/k",
+            "-initrd",
+            "/i",
+            "-append",
+            "panic=-1 console=ttyS0",
+            "-drive",
+            "file=/root.ext4,format=raw,if=none,id=disk0",
+            "-device",
+            "virtio-blk-pci,drive=disk0",
+        ]
+    );
+}
+
+#[test]
+fn tsc_rate_from_cpuinfo() {
+    let info = "processor\t: 0\nmodel name\t: X\ncpu MHz\t\t: 2100.000\ncpu MHz\t\t: 800.5\n";
+    assert_eq!(tsc_khz_from_cpuinfo(info), Some(2_100_000));
+    assert_eq!(tsc_khz_from_cpuinfo("cpu MHz : fast\n"), None);
+    assert_eq!(tsc_khz_from_cpuinfo("processor : 0\n"), None);
+}
+
+#[test]
+fn explicit_accel_is_not_probed() {
+    let mut cfg = VmConfig::new("/k", "/i");
+    cfg.accel = Accel::Tcg;
+    let cmd = cfg.command();
+    let args: Vec<_> = cmd.get_args().map(|a| a.to_str().unwrap()).collect();
+    assert_eq!(&args[4..8], ["-accel", "tcg", "-cpu", "max"]);
+}
