@@ -102,7 +102,7 @@ fn guest_image() -> &'static Path {
     I.get_or_init(|| {
         let profile = format!(
             "{BUSYBOX_IMAGE}[modules]\nkernel = \"{}\"\npreset = \"microvm\"\n\
-             [init]\n[init.root]\ntimeout_ms = 20000\n[[init.services]]\nargv = [\"/check\"]\n\
+             [init]\n[init.root]\nmode = \"device\"\ntimeout_ms = 20000\n[[init.services]]\nargv = [\"/check\"]\n\
              [init.shutdown]\ngrace_ms = 500\n",
             kernel_modules().display()
         );
