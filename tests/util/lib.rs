@@ -15,6 +15,29 @@ use std::time::Duration;
 
 /// The start of a test profile: busybox with every applet linked, stored
 /// uncompressed (the quickest to build); tests append their own tables.
+/// The probe's escape attempts that Docker's seccomp profile refuses with
+/// EPERM (`probe escape NAME`; clone3 gets ENOSYS and is checked apart).
+pub const SECCOMP_ESCAPES: [&str; 18] = [
+    "mount",
+    "umount2",
+    "pivot_root",
+    "finit_module",
+    "settimeofday",
+    "clock_settime",
+    "reboot",
+    "swapon",
+    "kexec_load",
+    "unshare_user",
+    "setns",
+    "keyctl",
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+    "io_uring_setup",
+    "socket_vsock",
+    "socket_alg",
+];
+
 pub const BUSYBOX_IMAGE: &str =
     "binaries = [\"busybox\"]\n[image]\nbusybox_links = \"/bin/busybox\"\ncompression = \"none\"\n";
 
