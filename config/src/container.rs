@@ -837,7 +837,10 @@ pub fn docker_mounts() -> Vec<PlanMount> {
             "tmpfs",
             "/dev",
             "tmpfs",
-            MS_NOSUID | MS_STRICTATIME,
+            // nodev (Docker relies on its device cgroup alone): a node made
+            // here with CAP_MKNOD does not open; the devices below are bind
+            // mounts of the VM's nodes and keep working.
+            MS_NOSUID | MS_NODEV | MS_STRICTATIME,
             "mode=755,size=65536k",
         ),
         m(

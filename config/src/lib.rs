@@ -34,3 +34,8 @@ pub const DEFAULT_ENV: &[(&str, &str)] =
 
 /// Where the builder writes the init configuration inside the image.
 pub const INIT_CONFIG_PATH: &str = "/etc/mkrootfs/init.json";
+
+/// The init's own directory: its configuration and the filters the builder
+/// compiled. Never shifted to a container's owner, hidden from containers
+/// that share the VM's root.
+pub const INIT_CONFIG_DIR: &str = "/etc/mkrootfs";

@@ -15,7 +15,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use std::fmt;
 use std::io::{Read, Write};
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 /// A failed step: what was done, on which path, and the errno. Crosses the
 /// error pipe from the child to the init.
@@ -68,6 +68,10 @@ impl fmt::Display for StepError {
     }
 }
 
+fn errno(e: &std::io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(libc::EIO)
+}
+
 fn pipe() -> Result<(OwnedFd, OwnedFd), StepError> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| StepError::new("pipe", "", e as i32))
@@ -76,9 +80,16 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), StepError> {
 /// Clones with `flags` (into `cgroup` when given), runs `parent(pid)`,
 /// releases the child, which runs `child(error pipe)` and returns only the
 /// error of a failed step; returns the pid once the child has exec'd.
+///
+/// The child is made non-dumpable at once (no process of a container can
+/// ptrace it or open its `/proc/<pid>` files until its exec), and every
+/// descriptor it inherited is closed except 0, 1, 2, its two pipes and
+/// `keep`: nothing of the VM (the cgroup directory, the init's files)
+/// stays reachable through `/proc/self/fd` while it follows paths.
 pub fn launch(
     flags: u64,
     cgroup: Option<BorrowedFd<'_>>,
+    keep: &[RawFd],
     parent: &mut dyn FnMut(Pid) -> Result<(), StepError>,
     child: &mut dyn FnMut(&OwnedFd) -> StepError,
 ) -> Result<Pid, StepError> {
@@ -88,8 +99,21 @@ pub fn launch(
         .map_err(|e| StepError::new("clone3", "", e.raw_os_error().unwrap_or(libc::EINVAL)))?;
     let pid = match cloned {
         Cloned::Child => {
-            drop(sync_w);
-            drop(err_r);
+            let mut kept = vec![sync_r.as_raw_fd(), err_w.as_raw_fd()];
+            kept.extend_from_slice(keep);
+            let guarded = ns::not_dumpable()
+                .map_err(|e| StepError::new("set not dumpable", "", errno(&e)))
+                .and_then(|()| {
+                    ns::close_all_except(&kept)
+                        .map_err(|e| StepError::new("close descriptors", "", errno(&e)))
+                });
+            // The parent's ends went with the close: forget them unclosed.
+            std::mem::forget(sync_w);
+            std::mem::forget(err_r);
+            if let Err(e) = guarded {
+                let _ = nix::unistd::write(&err_w, &e.encode());
+                ns::exit_child(127);
+            }
             let mut byte = [0u8; 1];
             let mut s = std::fs::File::from(sync_r);
             if !matches!(s.read(&mut byte), Ok(1)) {
@@ -156,5 +180,64 @@ mod tests {
             "capset: Operation not permitted (os error 1)"
         );
         assert_eq!(StepError::decode(&[1, 2]).step, "read error pipe");
+    }
+
+    /// What the child sees of its descriptors and its dumpable flag, sent
+    /// back as the "error" of a step (the only channel it has).
+    fn child_view(from: i32) -> StepError {
+        let dumpable = nix::sys::prctl::get_dumpable().map_or(-1, i32::from);
+        let open: Vec<String> = (from..64)
+            .filter(|&fd| ns::is_open(fd))
+            .map(|fd| fd.to_string())
+            .collect();
+        StepError::new(
+            "report",
+            &format!("dumpable={dumpable} open={}", open.join(",")),
+            0,
+        )
+    }
+
+    #[test]
+    fn child_holds_no_descriptor_it_was_not_given_and_is_not_dumpable() {
+        // A directory held without close-on-exec (the shape of the cgroup
+        // directory in CVE-2024-21626): closed in the child, not only marked.
+        let dir: OwnedFd = std::fs::File::open("/").unwrap().into();
+        nix::fcntl::fcntl(
+            &dir,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        )
+        .unwrap();
+        let given: OwnedFd = std::fs::File::open("/dev/null").unwrap().into();
+        let mut err_fd = -1;
+        let e = launch(0, None, &[given.as_raw_fd()], &mut |_| Ok(()), &mut |err| {
+            err_fd = err.as_raw_fd();
+            child_view(3)
+        })
+        .unwrap_err();
+        let (path, rest) = e.path.split_once(" open=").unwrap();
+        assert_eq!(path, "dumpable=0");
+        let open: Vec<i32> = rest.split(',').map(|n| n.parse().unwrap()).collect();
+        assert!(!open.contains(&dir.as_raw_fd()), "{e:?} {dir:?}");
+        let mut want = vec![given.as_raw_fd()];
+        // The error pipe's write end is the one other descriptor (its number
+        // is only known in the child: it is the other entry).
+        assert_eq!(open.len(), 2, "{e:?}");
+        want.extend(open.iter().filter(|&&fd| fd != given.as_raw_fd()));
+        want.sort_unstable();
+        assert_eq!(open, want);
+        // The parent itself is untouched.
+        assert!(ns::is_open(dir.as_raw_fd()));
+    }
+
+    #[test]
+    fn a_service_child_keeps_only_stdio() {
+        let e = launch(0, None, &[], &mut |_| Ok(()), &mut |err| {
+            // Everything from 3 on but the error pipe is gone.
+            let view = child_view(3);
+            let pipe = err.as_raw_fd().to_string();
+            StepError::new("report", &view.path.replace(&pipe, "ERR"), 0)
+        })
+        .unwrap_err();
+        assert_eq!(e.path, "dumpable=0 open=ERR");
     }
 }

@@ -17,6 +17,7 @@ mod launch;
 mod log;
 mod modules;
 mod mounts;
+mod reaper;
 mod root;
 mod shutdown;
 mod supervise;
@@ -34,6 +35,17 @@ use supervise::{spawn, Stop, Supervisor};
 const USAGE: &str = "usage: init                      (as PID 1 only)\n       init --check-config <file>  parse and validate an init.json\n";
 
 fn main() {
+    // A container's reaper (`init = true`) is PID 1 of its namespace: it must
+    // be told apart before anything of the VM's init runs.
+    if std::env::args_os()
+        .next()
+        .is_some_and(|a| a == reaper::ARGV0)
+    {
+        let args: Vec<String> = std::env::args_os()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        reaper::main(&args)
+    }
     // Blocked before anything else: a handled signal that arrives before the
     // signalfd exists stays pending instead of being lost.
     let blocked = supervise::signals::block();

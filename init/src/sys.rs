@@ -4,6 +4,7 @@
 
 use std::ffi::{CStr, CString};
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// The fields of `/proc/<pid>/stat` the init needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -212,6 +213,26 @@ impl Exec {
         io::Error::last_os_error()
     }
 
+    /// Replaces this process with the program in `fd` (execveat(2) with
+    /// `AT_EMPTY_PATH`: no path is looked up, so nothing of the file system
+    /// it runs in decides what runs); the path given to [`Exec::new`] is
+    /// ignored. Returns only on failure.
+    pub fn exec_fd(&self, fd: BorrowedFd<'_>) -> io::Error {
+        // SAFETY: the empty path is NUL-terminated; argv and envp as in
+        // `exec`; fd is a valid descriptor for the call.
+        unsafe {
+            libc::syscall(
+                libc::SYS_execveat,
+                fd.as_raw_fd(),
+                c"".as_ptr(),
+                self.argv.as_ptr(),
+                self.envp.as_ptr(),
+                libc::AT_EMPTY_PATH,
+            );
+        }
+        io::Error::last_os_error()
+    }
+
     /// Replaces this process (execve(2)); returns only on failure.
     /// Async-signal-safe: usable between fork and exec.
     pub fn exec(&self) -> io::Error {
@@ -222,6 +243,31 @@ impl Exec {
         }
         io::Error::last_os_error()
     }
+}
+
+/// A sealed in-memory copy of the file `path` (memfd_create(2), then
+/// `F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL`), as runc
+/// clones its own binary (CVE-2019-5736): a program exec'd from it inside a
+/// container has a `/proc/<pid>/exe` that nobody can write, and that is not
+/// a file of the VM.
+pub fn sealed_copy(name: &CStr, path: &str) -> io::Result<OwnedFd> {
+    // SAFETY: name is NUL-terminated; the descriptor returned is new.
+    let fd =
+        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd was just returned by memfd_create and is owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut from = std::fs::File::open(path)?;
+    let mut to = std::fs::File::from(fd);
+    io::copy(&mut from, &mut to)?;
+    let seals = libc::F_SEAL_WRITE | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+    // SAFETY: fcntl with integer arguments on a descriptor we own.
+    if unsafe { libc::fcntl(to.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(to.into())
 }
 
 /// A job for [`run_parallel`] and, once run, its result.
@@ -361,6 +407,12 @@ pub fn outb(port: u16, value: u8) -> io::Result<()> {
     // without a device is ignored by the machine.
     unsafe {
         std::arch::asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags));
+    }
+    // The port access goes at once: fork and execve keep the I/O bitmap, and
+    // every service and container started after this is a child of ours.
+    // SAFETY: as above.
+    if unsafe { libc::ioperm(libc::c_ulong::from(port), 1, 0) } != 0 {
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }

@@ -3,19 +3,42 @@
 //! rlimits and oom_score_adj from outside the user namespace before it
 //! releases the child.
 //!
-//! The child's sequence (runc, crun, youki agree): become root of the user
-//! namespace, cgroup namespace, root file system and pivot, sysctls,
-//! masked and read-only paths, host name and `lo`, setsid, close every
-//! other descriptor, cwd, credentials and capabilities, no_new_privs,
-//! seccomp last, execve.
+//! The child's sequence (runc, crun, youki agree): not dumpable and every
+//! descriptor it does not need closed (the launcher), stdio, become root
+//! of the user namespace, cgroup namespace, root file system and pivot,
+//! sysctls, masked and read-only paths, host name and `lo`, setsid, cwd
+//! (checked to be inside the root), credentials and capabilities,
+//! no_new_privs, seccomp last, execve of the program or of the reaper
+//! ([`crate::reaper`]).
 
 use super::{caps, namespaces, rootfs, Container, StepError};
-use crate::sys::ns::{self, Cloned};
+use crate::sys::ns;
 use mkrootfs_config::container::{CLONE_NEWCGROUP, CLONE_NEWNS};
-use nix::sys::signal::{kill, SigSet, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+/// The child's standard streams when it has no terminal: `/dev/null` in,
+/// a pipe out (stdout and stderr, in order) that the init relays to the
+/// console, as Docker's non-tty mode: the container never holds the console
+/// device, so it cannot change its settings, take it as controlling
+/// terminal or push input into it.
+struct Pipes {
+    null: OwnedFd,
+    out_r: OwnedFd,
+    out_w: OwnedFd,
+}
+
+fn pipes() -> Result<Pipes, StepError> {
+    let null: OwnedFd = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| StepError::new("open", "/dev/null", e.raw_os_error().unwrap_or(libc::EIO)))?
+        .into();
+    let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| StepError::new("pipe", "stdout", e as i32))?;
+    Ok(Pipes { null, out_r, out_w })
+}
 
 /// Starts the container; returns the pid (in the init's namespace) once
 /// its program is exec'd, or the step that failed (the child is reaped).
@@ -28,13 +51,47 @@ pub fn launch(c: &Container, cgroup: Option<BorrowedFd<'_>>) -> Result<Pid, Step
         } else {
             None
         };
+    let stdio = if c.plan.terminal {
+        None
+    } else {
+        Some(pipes()?)
+    };
+    let reaper = match &c.reaper {
+        Some(_) => Some(crate::reaper::image().map_err(|e| {
+            StepError::new(
+                "copy the reaper",
+                "/proc/self/exe",
+                e.raw_os_error().unwrap_or(libc::EIO),
+            )
+        })?),
+        None => None,
+    };
+    // What the child needs beyond its pipes; everything else is closed in it.
+    let mut keep = Vec::new();
+    if let Some((_, child_end)) = &tty {
+        keep.push(child_end.as_raw_fd());
+    }
+    if let Some(p) = &stdio {
+        keep.extend([p.null.as_raw_fd(), p.out_w.as_raw_fd()]);
+    }
+    if let Some(fd) = reaper {
+        keep.push(fd.as_raw_fd());
+    }
     // The cgroup namespace is entered by the child once it is in its cgroup.
     let flags = c.plan.clone_flags & !CLONE_NEWCGROUP;
+    let child_io = ChildIo {
+        tty: tty.as_ref().map(|(_, child_end)| child_end),
+        stdio: stdio
+            .as_ref()
+            .map(|p| (p.null.as_raw_fd(), p.out_w.as_raw_fd())),
+        reaper,
+    };
     let pid = crate::launch::launch(
         flags,
         cgroup,
+        &keep,
         &mut |pid| parent_setup(c, pid.as_raw()),
-        &mut |err| child(c, err, tty.as_ref().map(|(_, child_end)| child_end)),
+        &mut |_| child(c, &child_io),
     )?;
     if let Some((init_end, _)) = &tty {
         match ns::recv_fd(std::os::fd::AsFd::as_fd(init_end)) {
@@ -43,7 +100,21 @@ pub fn launch(c: &Container, cgroup: Option<BorrowedFd<'_>>) -> Result<Pid, Step
             Err(e) => crate::warn!("terminal: receive the pty: {e}"),
         }
     }
+    if let Some(Pipes { out_r, out_w, .. }) = stdio {
+        // Only the container holds the write end now: the relay ends at
+        // its end of file.
+        drop(out_w);
+        super::terminal::relay_output(out_r);
+    }
     Ok(pid)
+}
+
+/// What the child is handed besides its plan.
+struct ChildIo<'a> {
+    tty: Option<&'a OwnedFd>,
+    /// `/dev/null` and the output pipe's write end, for 0 and 1, 2.
+    stdio: Option<(RawFd, RawFd)>,
+    reaper: Option<BorrowedFd<'static>>,
 }
 
 /// What the init does for the child from outside its namespaces: the id
@@ -71,21 +142,30 @@ fn parent_setup(c: &Container, pid: i32) -> Result<(), StepError> {
 
 /// The child: waits for the release, then runs the sequence; returns only
 /// the error of the step that failed (success is an execve).
-fn child(c: &Container, err: &OwnedFd, tty: Option<&OwnedFd>) -> StepError {
-    match sequence(c, err, tty) {
+fn child(c: &Container, io: &ChildIo<'_>) -> StepError {
+    match sequence(c, io) {
         Ok(never) => match never {},
         Err(e) => e,
     }
 }
 
-fn sequence(
-    c: &Container,
-    err: &OwnedFd,
-    tty: Option<&OwnedFd>,
-) -> Result<std::convert::Infallible, StepError> {
+fn errno(e: &std::io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(libc::EIO)
+}
+
+fn sequence(c: &Container, io: &ChildIo<'_>) -> Result<std::convert::Infallible, StepError> {
     let p = &c.plan;
     crate::sys::child::reset_signals()
-        .map_err(|e| StepError::new("reset signals", "", e.raw_os_error().unwrap_or(0)))?;
+        .map_err(|e| StepError::new("reset signals", "", errno(&e)))?;
+    // The standard streams first, and their originals closed, before any
+    // path is followed.
+    if let Some((null, out)) = io.stdio {
+        for (from, to) in [(null, 0), (out, 1), (out, 2)] {
+            ns::dup_onto(from, to).map_err(|e| StepError::new("dup2", "stdio", errno(&e)))?;
+        }
+        let _ = nix::unistd::close(null);
+        let _ = nix::unistd::close(out);
+    }
     namespaces::enter(p)?;
     if p.clone_flags & CLONE_NEWNS != 0 {
         rootfs::enter(p, &c.staging, &c.vm_staging)?;
@@ -93,23 +173,31 @@ fn sequence(
     }
     namespaces::identity(p)?;
     nix::unistd::setsid().map_err(|e| StepError::new("setsid", "", e as i32))?;
-    if let Some(sock) = tty {
+    if let Some(sock) = io.tty {
         super::terminal::attach(sock)?;
     }
-    // stdio: the pty, or the console the init has on 0, 1 and 2; everything else
-    // closes at exec (the error pipe included, which is how the init knows).
-    ns::cloexec_from(3)
-        .map_err(|e| StepError::new("close_range", "", e.raw_os_error().unwrap_or(0)))?;
+    // What is still open (the error pipe, the pty socket, the reaper's
+    // image) is no directory, and closes at exec.
+    ns::cloexec_from(3).map_err(|e| StepError::new("close_range", "", errno(&e)))?;
     nix::unistd::chdir(p.cwd.as_str()).map_err(|e| StepError::new("chdir", &p.cwd, e as i32))?;
+    // runc's check after CVE-2024-21626: a working directory reached
+    // through anything outside the root reads as "(unreachable)/…".
+    match ns::getcwd_raw() {
+        Ok(cwd) if cwd.first() == Some(&b'/') => {}
+        Ok(_) => {
+            return Err(StepError::new(
+                "chdir: outside the root",
+                &p.cwd,
+                libc::EPERM,
+            ))
+        }
+        Err(e) => return Err(StepError::new("getcwd", &p.cwd, errno(&e))),
+    }
     let load = |when_nnp: bool| -> Result<(), StepError> {
         match &c.filter {
             Some(f) if p.no_new_privs == when_nnp => ns::seccomp_filter(f, p.seccomp_flags)
                 .map_err(|e| {
-                    StepError::new(
-                        "seccomp",
-                        p.seccomp.as_deref().unwrap_or(""),
-                        e.raw_os_error().unwrap_or(0),
-                    )
+                    StepError::new("seccomp", p.seccomp.as_deref().unwrap_or(""), errno(&e))
                 }),
             _ => Ok(()),
         }
@@ -119,14 +207,17 @@ fn sequence(
     load(false)?;
     caps::apply(p, c.last_cap)?;
     if p.no_new_privs {
-        ns::no_new_privs()
-            .map_err(|e| StepError::new("no_new_privs", "", e.raw_os_error().unwrap_or(0)))?;
+        ns::no_new_privs().map_err(|e| StepError::new("no_new_privs", "", errno(&e)))?;
     }
     load(true)?;
-    if p.init {
-        reaper(err)?;
+    match (io.reaper, &c.reaper) {
+        (Some(fd), Some(exec)) => Err(StepError::new(
+            "exec",
+            crate::reaper::ARGV0,
+            errno(&exec.exec_fd(fd)),
+        )),
+        _ => Err(exec(c)),
     }
-    Err(exec(c))
 }
 
 /// execve of each candidate in turn, as execvp(3): a missing file moves on,
@@ -143,45 +234,4 @@ fn exec(c: &Container) -> StepError {
         }
     }
     StepError::new("exec", argv0, errno)
-}
-
-/// `init = true`: this process stays PID 1 of the container, forks the
-/// program, forwards every signal to it, reaps every orphan, and exits
-/// with the program's status (128 + signal when killed), as tini does.
-/// Returns only in the program's process.
-fn reaper(err: &OwnedFd) -> Result<(), StepError> {
-    ns::block_all_signals()
-        .map_err(|e| StepError::new("block signals", "", e.raw_os_error().unwrap_or(0)))?;
-    let child = match ns::fork()
-        .map_err(|e| StepError::new("fork", "", e.raw_os_error().unwrap_or(0)))?
-    {
-        Cloned::Child => {
-            crate::sys::child::reset_signals()
-                .map_err(|e| StepError::new("reset signals", "", e.raw_os_error().unwrap_or(0)))?;
-            return Ok(());
-        }
-        Cloned::Parent(pid) => Pid::from_raw(pid),
-    };
-    // Our copy of the error pipe must not keep the init waiting: only the
-    // program's copy closes at its exec.
-    let _ = nix::unistd::close(err.as_raw_fd());
-    let all = SigSet::all();
-    loop {
-        match all.wait() {
-            Ok(Signal::SIGCHLD) => loop {
-                match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-                    Ok(WaitStatus::Exited(pid, code)) if pid == child => ns::exit_child(code),
-                    Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => {
-                        ns::exit_child(128 + sig as i32)
-                    }
-                    Ok(WaitStatus::StillAlive) | Err(_) => break,
-                    Ok(_) => {}
-                }
-            },
-            Ok(sig) => {
-                let _ = kill(child, sig);
-            }
-            Err(_) => {}
-        }
-    }
 }

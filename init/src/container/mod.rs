@@ -22,13 +22,45 @@ use crate::sys::Exec;
 use mkrootfs_config::ContainerPlan;
 use nix::unistd::Pid;
 
+/// A container's plan with the files it names read at boot, once: a
+/// restart never reads again a file a container could have changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Loaded {
+    pub plan: ContainerPlan,
+    /// The seccomp filter (`plan.seccomp`).
+    pub filter: Option<Vec<SockFilter>>,
+}
+
+impl Loaded {
+    /// Reads what `plan` names.
+    pub fn read(plan: &ContainerPlan) -> Result<Loaded, StepError> {
+        let filter = match &plan.seccomp {
+            Some(p) => Some(seccomp::read(p).map_err(|e| {
+                StepError::new(
+                    "read seccomp filter",
+                    p,
+                    e.raw_os_error().unwrap_or(libc::EINVAL),
+                )
+            })?),
+            None => None,
+        };
+        Ok(Loaded {
+            plan: plan.clone(),
+            filter,
+        })
+    }
+}
+
 /// A container ready to launch: the plan and everything the child needs,
-/// read and built before the clone (the filter, the exec candidates).
+/// built before the clone (the filter, the exec candidates).
 pub struct Container {
     pub plan: ContainerPlan,
     pub filter: Option<Vec<SockFilter>>,
     /// execve candidates in `PATH` order (one when argv[0] has a `/`).
     pub execs: Vec<Exec>,
+    /// `init = true`: the reaper's command line, exec'd from its sealed
+    /// image ([`crate::reaper`]) in place of the program.
+    pub reaper: Option<Exec>,
     pub last_cap: u32,
     /// Empty VM directories: the container root's mount point and, for the
     /// initramfs workaround, the whole `/`'s.
@@ -55,12 +87,11 @@ pub fn exec_candidates(argv0: &str, path: Option<&str>) -> Vec<String> {
 }
 
 impl Container {
-    /// Reads the filter, builds the exec candidates and makes the staging
-    /// directories.
+    /// Builds the exec candidates and makes the staging directories.
     /// `staging_base` is normally [`STAGING_DIR`].
     pub fn prepare(
         name: &str,
-        plan: &ContainerPlan,
+        loaded: &Loaded,
         staging_base: &str,
     ) -> Result<Container, StepError> {
         let io = |step: &'static str, path: &str| {
@@ -69,10 +100,7 @@ impl Container {
                 StepError::new(step, &path, e.raw_os_error().unwrap_or(libc::EINVAL))
             }
         };
-        let filter = match &plan.seccomp {
-            Some(p) => Some(seccomp::read(p).map_err(io("read seccomp filter", p))?),
-            None => None,
-        };
+        let plan = &loaded.plan;
         let argv0 = plan.argv.first().map(String::as_str).unwrap_or("");
         let path = plan.env.iter().find_map(|e| e.strip_prefix("PATH="));
         let mut execs = Vec::new();
@@ -86,6 +114,13 @@ impl Container {
                 .map_err(io("exec", argv0))?,
             );
         }
+        let reaper = if plan.init {
+            let argv =
+                std::iter::once(crate::reaper::ARGV0).chain(plan.argv.iter().map(String::as_str));
+            Some(Exec::new("", argv, plan.env.iter().cloned()).map_err(io("exec", argv0))?)
+        } else {
+            None
+        };
         let base = format!("{staging_base}/{name}");
         let staging = format!("{base}/root");
         let vm_staging = format!("{base}/vm");
@@ -94,8 +129,9 @@ impl Container {
         }
         Ok(Container {
             plan: plan.clone(),
-            filter,
+            filter: loaded.filter.clone(),
             execs,
+            reaper,
             last_cap: caps::last_cap(),
             staging,
             vm_staging,
@@ -113,7 +149,8 @@ pub struct Running {
 
 /// Creates the cgroup, launches the container, and returns once its
 /// program has been exec'd (or the failing step).
-pub fn spawn(name: &str, plan: &ContainerPlan) -> Result<Running, StepError> {
+pub fn spawn(name: &str, loaded: &Loaded) -> Result<Running, StepError> {
+    let plan = &loaded.plan;
     let cg_err = |e: cgroups::CgroupError| {
         StepError::new(
             e.step,
@@ -129,7 +166,7 @@ pub fn spawn(name: &str, plan: &ContainerPlan) -> Result<Running, StepError> {
         plan.cgroup.path.clone()
     };
     let cgroup = cgroups::Cgroup::create(root, &rel, &plan.cgroup).map_err(cg_err)?;
-    let started = Container::prepare(name, plan, STAGING_DIR).and_then(|c| {
+    let started = Container::prepare(name, loaded, STAGING_DIR).and_then(|c| {
         if c.filter.is_none() {
             crate::info!("container {name}: seccomp none: no system call filter");
         }
@@ -232,7 +269,7 @@ mod tests {
             &["/bin/busybox", "sh", "-c", script],
         );
         let staging = tmp.path().join("staging").display().to_string();
-        let c = Container::prepare("t", &plan, &staging).unwrap();
+        let c = Container::prepare("t", &Loaded::read(&plan).unwrap(), &staging).unwrap();
         let pid = launch::launch(&c, None).unwrap();
         let st = nix::sys::wait::waitpid(pid, None).unwrap();
         println!("STATUS {st:?}");
@@ -262,20 +299,44 @@ mod tests {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        let c = Container::prepare("t", &filtered, &staging).unwrap();
+        let c = Container::prepare("t", &Loaded::read(&filtered).unwrap(), &staging).unwrap();
         let pid = launch::launch(&c, None).unwrap();
         nix::sys::wait::waitpid(pid, None).unwrap();
         // A step that fails is reported with its path and errno.
         let mut bad = plan.clone();
         bad.cwd = "/nonexistent".into();
-        let c = Container::prepare("t", &bad, &staging).unwrap();
+        let c = Container::prepare("t", &Loaded::read(&bad).unwrap(), &staging).unwrap();
         let e = launch::launch(&c, None).unwrap_err();
         println!("ERROR {e}");
         let mut bad = plan.clone();
         bad.argv = vec!["nosuch".into()];
-        let c = Container::prepare("t", &bad, &staging).unwrap();
+        let c = Container::prepare("t", &Loaded::read(&bad).unwrap(), &staging).unwrap();
         let e = launch::launch(&c, None).unwrap_err();
         println!("ERROR {e}");
+        // CVE-2024-21626's shape: a directory of the VM held open by the
+        // launcher (here without close-on-exec) and a cwd through its
+        // magic link. The child closed it before following any path.
+        let held: std::os::fd::OwnedFd = std::fs::File::open(tmp.path()).unwrap().into();
+        nix::fcntl::fcntl(
+            &held,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        )
+        .unwrap();
+        use std::os::fd::AsRawFd;
+        let n = held.as_raw_fd();
+        for fd in (3..12).chain([n]) {
+            let mut bad = plan.clone();
+            bad.cwd = format!("/proc/self/fd/{fd}");
+            let c = Container::prepare("t", &Loaded::read(&bad).unwrap(), &staging).unwrap();
+            match launch::launch(&c, None) {
+                Ok(pid) => {
+                    let _ = nix::sys::wait::waitpid(pid, None);
+                    println!("CWDFD {fd} ESCAPED");
+                }
+                Err(e) => println!("CWDFD {fd} {} {}", e.step, e.errno),
+            }
+        }
+        println!("HELD {n}");
         println!("LAUNCH-CHILD-OK");
     }
 
@@ -298,6 +359,14 @@ mod tests {
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stdout.contains("LAUNCH-CHILD-OK"), "{stdout}\n{stderr}");
+        let cwd_lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with("CWDFD ")).collect();
+        assert_eq!(cwd_lines.len(), 10, "{stdout}");
+        for l in &cwd_lines {
+            assert!(
+                l.ends_with("chdir 2") || l.ends_with("chdir 20"),
+                "a cwd through a descriptor: {l}\n{stdout}"
+            );
+        }
         for want in [
             "pwd=/tmp",
             "pid=1\n",

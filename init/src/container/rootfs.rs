@@ -12,7 +12,7 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{Mode, SFlag};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
-use crate::sys::ns::open_in_root;
+use crate::sys::ns::{self, open_in_root};
 
 type Result<T> = std::result::Result<T, StepError>;
 
@@ -316,14 +316,90 @@ pub fn expand(path: &str) -> Vec<String> {
         .collect()
 }
 
-/// After the pivot: sysctls, then masked and read-only paths.
+/// `PROC_SUPER_MAGIC` and `SYSFS_MAGIC` of linux/magic.h.
+const PROC_MAGIC: i64 = 0x9fa0;
+const SYSFS_MAGIC: i64 = 0x6265_6572;
+
+/// `path` (absolute, in the container) opened strictly beneath `root`: no
+/// symbolic link on the way, none at the end. Missing: `None`.
+fn open_existing(root: BorrowedFd<'_>, path: &str) -> Result<Option<OwnedFd>> {
+    let rel = path.trim_start_matches('/');
+    let rel = if rel.is_empty() { "." } else { rel };
+    match ns::open_beneath(root, &cpath(rel)?, libc::O_PATH) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => Ok(None),
+        Err(e) => Err(step_io("open", path)(e)),
+    }
+}
+
+/// The file system a mask or a read-only path must be on: what is under
+/// `/proc` must be procfs and what is under `/sys` sysfs, or an earlier
+/// mount (a bind over `/proc/sys`…) has moved it.
+fn check_fs(fd: &OwnedFd, path: &str) -> Result<()> {
+    let want = if path == "/proc" || path.starts_with("/proc/") {
+        PROC_MAGIC
+    } else if path == "/sys" || path.starts_with("/sys/") {
+        SYSFS_MAGIC
+    } else {
+        return Ok(());
+    };
+    let got = ns::fs_magic(fd.as_fd()).map_err(step_io("statfs", path))?;
+    if got == want {
+        Ok(())
+    } else {
+        Err(StepError::new("not on its file system", path, libc::EXDEV))
+    }
+}
+
+/// The container's procfs, checked: `/proc` opened beneath the root
+/// without links, procfs, and `/proc/self/fd` (the magic links every mount
+/// after this one is made through) on the same instance.
+fn checked_proc(root: BorrowedFd<'_>) -> Result<OwnedFd> {
+    let proc = open_existing(root, "/proc")?
+        .ok_or_else(|| StepError::new("open", "/proc", libc::ENOENT))?;
+    check_fs(&proc, "/proc")?;
+    let fds = nix::fcntl::openat(
+        proc.as_fd(),
+        "self/fd",
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(step("open", "/proc/self/fd"))?;
+    let dev = |fd: BorrowedFd<'_>, path: &str| {
+        nix::sys::stat::fstat(fd)
+            .map(|st| st.st_dev)
+            .map_err(step("stat", path))
+    };
+    let a = dev(proc.as_fd(), "/proc")?;
+    let b = dev(fds.as_fd(), "/proc/self/fd")?;
+    if a != b || ns::fs_magic(fds.as_fd()).ok() != Some(PROC_MAGIC) {
+        return Err(StepError::new(
+            "not on its file system",
+            "/proc/self/fd",
+            libc::EXDEV,
+        ));
+    }
+    Ok(proc)
+}
+
+/// After the pivot: sysctls, then masked and read-only paths, each through
+/// a descriptor opened beneath the root or the checked procfs, so that
+/// neither a link in the image nor an earlier mount can redirect them.
 pub fn finish(plan: &ContainerPlan) -> Result<()> {
     let root: OwnedFd = std::fs::File::open("/")
         .map_err(step_io("open", "/"))?
         .into();
+    if plan.sysctls.is_empty() && plan.masked_paths.is_empty() && plan.readonly_paths.is_empty() {
+        return Ok(());
+    }
+    let proc = checked_proc(root.as_fd())?;
     for [key, value] in &plan.sysctls {
-        let path = format!("/proc/sys/{}", key.trim_start_matches('/'));
-        std::fs::write(&path, value).map_err(step_io("write", &path))?;
+        let rel = format!("sys/{}", key.trim_start_matches('/'));
+        let path = format!("/proc/{rel}");
+        let fd = ns::open_beneath(proc.as_fd(), &cpath(&rel)?, libc::O_WRONLY)
+            .map_err(step_io("open", &path))?;
+        let mut f = std::fs::File::from(fd);
+        std::io::Write::write_all(&mut f, value.as_bytes()).map_err(step_io("write", &path))?;
     }
     for p in plan.masked_paths.iter().flat_map(|p| expand(p)) {
         mask(root.as_fd(), &p)?;
@@ -334,20 +410,13 @@ pub fn finish(plan: &ContainerPlan) -> Result<()> {
     Ok(())
 }
 
-fn open_existing(root: BorrowedFd<'_>, path: &str) -> Result<Option<OwnedFd>> {
-    match open_in_root(root, &cpath(path)?, libc::O_PATH) {
-        Ok(fd) => Ok(Some(fd)),
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => Ok(None),
-        Err(e) => Err(step_io("open", path)(e)),
-    }
-}
-
 /// Hides `path`: an empty read-only tmpfs over a directory, the
 /// container's `/dev/null` (checked to be the real 1:3) over anything else.
 fn mask(root: BorrowedFd<'_>, path: &str) -> Result<()> {
     let Some(fd) = open_existing(root, path)? else {
         return Ok(());
     };
+    check_fs(&fd, path)?;
     let st = nix::sys::stat::fstat(fd.as_fd()).map_err(step("stat", path))?;
     let at = fd_path(&fd);
     if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
@@ -387,6 +456,7 @@ fn readonly(root: BorrowedFd<'_>, path: &str) -> Result<()> {
     let Some(fd) = open_existing(root, path)? else {
         return Ok(());
     };
+    check_fs(&fd, path)?;
     let at = fd_path(&fd);
     mount(
         Some(at.as_str()),

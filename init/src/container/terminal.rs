@@ -1,5 +1,7 @@
-//! `terminal = true`: the container gets a pty of its own devpts as stdio
-//! and controlling terminal; the init relays it to and from the console.
+//! A container's standard streams. `terminal = true`: a pty of its own
+//! devpts as stdio and controlling terminal, relayed to and from the
+//! console by the init. Otherwise `/dev/null` and a pipe the init relays
+//! to the console ([`relay_output`]): no container holds the console.
 //!
 //! The child opens `/dev/ptmx` after the pivot (so the pty belongs to the
 //! container's devpts instance: `tty` prints `/dev/pts/0`), sends the
@@ -50,6 +52,27 @@ pub fn relay(master: OwnedFd) {
         }
         Ok(ns::Cloned::Parent(_)) => {}
         Err(e) => crate::warn!("terminal relay: fork: {e}"),
+    }
+}
+
+/// Init side of a container without a terminal: a relay process that
+/// copies the container's output pipe to the console until every writer
+/// has closed it.
+pub fn relay_output(out: OwnedFd) {
+    match ns::fork() {
+        Ok(ns::Cloned::Child) => {
+            let mut buf = [0u8; 4096];
+            loop {
+                match nix::unistd::read(out.as_fd(), &mut buf) {
+                    Ok(0) => ns::exit_child(0),
+                    Ok(n) => write_all(std::io::stdout().as_fd(), &buf[..n]),
+                    Err(nix::errno::Errno::EINTR) => {}
+                    Err(_) => ns::exit_child(0),
+                }
+            }
+        }
+        Ok(ns::Cloned::Parent(_)) => {}
+        Err(e) => crate::warn!("output relay: fork: {e}"),
     }
 }
 

@@ -218,7 +218,7 @@ impl Supervisor {
             c.cgroup.destroy();
             crate::info!("container {}:{}", s.prep.name, stats.fields());
             if is_main {
-                let plan = s.prep.container.as_ref().map(|p| &p.cgroup);
+                let plan = s.prep.container.as_ref().map(|l| &l.plan.cgroup);
                 self.main_stats = Some((
                     stats,
                     plan.and_then(|c| c.memory_max),

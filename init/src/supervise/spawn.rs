@@ -4,7 +4,7 @@
 use crate::sys::child;
 use crate::sys::Exec;
 use crate::users::{self, Credentials, Group, Passwd};
-use mkrootfs_config::{ContainerPlan, InitConfig, ServiceConfig};
+use mkrootfs_config::{InitConfig, ServiceConfig};
 use nix::unistd::Pid;
 use std::collections::BTreeMap;
 use std::ffi::CString;
@@ -25,7 +25,7 @@ pub struct Prepared {
     /// The console device to make the controlling terminal.
     pub tty: Option<PathBuf>,
     /// Started as a container from this plan instead ([`crate::container`]).
-    pub container: Option<ContainerPlan>,
+    pub container: Option<crate::container::Loaded>,
 }
 
 impl Prepared {
@@ -75,23 +75,42 @@ pub fn environment(
     env
 }
 
-/// Resolves one service against the image's user databases.
+/// Why a service cannot be prepared.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PrepareError {
+    Lookup(users::LookupError),
+    /// A file a container's plan names (its seccomp filter) cannot be read.
+    Container(crate::container::StepError),
+}
+
+impl std::fmt::Display for PrepareError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PrepareError::Lookup(e) => e.fmt(f),
+            PrepareError::Container(e) => e.fmt(f),
+        }
+    }
+}
+
+/// Resolves one service against the image's user databases; a container's
+/// files are read here, once, at boot.
 pub fn prepare(
     cfg: &InitConfig,
     svc: &ServiceConfig,
     passwd: &[Passwd],
     groups: &[Group],
     console: Option<PathBuf>,
-) -> Result<Prepared, users::LookupError> {
+) -> Result<Prepared, PrepareError> {
     if let Some(plan) = &svc.container_plan {
         // Everything was resolved by the builder, inside the container root.
         let mut p = Prepared::as_root(svc.display_name(), plan.argv.clone(), None);
         p.creds.uid = plan.uid;
         p.creds.gid = plan.gid;
-        p.container = Some(plan.clone());
+        p.container = Some(crate::container::Loaded::read(plan).map_err(PrepareError::Container)?);
         return Ok(p);
     }
-    let creds = users::resolve(svc.user.as_deref(), svc.group.as_deref(), passwd, groups)?;
+    let creds = users::resolve(svc.user.as_deref(), svc.group.as_deref(), passwd, groups)
+        .map_err(PrepareError::Lookup)?;
     if svc.tty && console.is_none() {
         crate::warn!(
             "{}: tty = true but /sys/class/tty/console/active names no console: no controlling terminal",
@@ -189,7 +208,7 @@ pub fn spawn(p: &Prepared) -> std::io::Result<Pid> {
     };
     // The launcher containers use too, with no namespaces and no cgroup.
     // The supervisor reaps with waitpid(-1).
-    crate::launch::launch(0, None, &mut |_| Ok(()), &mut |_| {
+    crate::launch::launch(0, None, &[], &mut |_| Ok(()), &mut |_| {
         let err = match setup() {
             Ok(()) => exe.exec(),
             Err(e) => e,
@@ -280,6 +299,9 @@ mod tests {
         assert_eq!(p.cwd, "/tmp");
         assert_eq!(p.tty, Some(PathBuf::from("/dev/ttyS0")));
         let err = prepare(&cfg, &cfg.services[0], &[], &[], None).unwrap_err();
-        assert_eq!(err, users::LookupError::UnknownUser("nobody".into()));
+        assert_eq!(
+            err,
+            PrepareError::Lookup(users::LookupError::UnknownUser("nobody".into()))
+        );
     }
 }

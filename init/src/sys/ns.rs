@@ -120,6 +120,109 @@ pub fn open_in_root(root: BorrowedFd<'_>, path: &CStr, flags: i32) -> io::Result
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// `RESOLVE_NO_SYMLINKS`
+const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+/// `RESOLVE_BENEATH`
+const RESOLVE_BENEATH: u64 = 0x08;
+
+/// openat2(2) of the relative `path` strictly beneath `dir`: no `..` above
+/// it, no absolute path, and no symbolic link of any kind on the way, so
+/// an earlier mount or a link planted in the image cannot redirect a mask,
+/// a read-only path or a sysctl write (the CVE-2025-52881 class). `flags`
+/// gets O_CLOEXEC.
+pub fn open_beneath(dir: BorrowedFd<'_>, path: &CStr, flags: i32) -> io::Result<OwnedFd> {
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+    };
+    // SAFETY: as in open_in_root: a NUL-terminated path, a valid open_how
+    // of the size passed, and a new descriptor owned by nobody else.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir.as_raw_fd(),
+            path.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    let fd = check(r)? as RawFd;
+    // SAFETY: fd was just returned by openat2 and is not owned elsewhere.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The file system magic of `fd` (fstatfs(2) `f_type`): how a descriptor
+/// is checked to be procfs or sysfs before anything is written through it.
+pub fn fs_magic(fd: BorrowedFd<'_>) -> io::Result<i64> {
+    // SAFETY: statfs is plain data, filled by the kernel on success.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: fd is a valid descriptor and st a valid statfs to fill.
+    check_int(unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) })?;
+    Ok(st.f_type as i64)
+}
+
+/// Closes every descriptor from 3 on except those in `keep` (close_range(2),
+/// Linux 5.9). Closed, not marked close-on-exec: a descriptor that is still
+/// open can be reached through `/proc/self/fd/N` by a path the child follows
+/// before its exec (a cwd, a mount source: CVE-2024-21626).
+pub fn close_all_except(keep: &[RawFd]) -> io::Result<()> {
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter_map(|&fd| u32::try_from(fd).ok())
+        .filter(|&fd| fd >= 3)
+        .collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut first = 3u32;
+    for fd in keep.into_iter().chain([u32::MAX]) {
+        if fd > first {
+            let last = if fd == u32::MAX { u32::MAX } else { fd - 1 };
+            // SAFETY: close_range only closes descriptors of this process;
+            // the kept ones (and 0, 1, 2) are outside every range closed.
+            check(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) })?;
+        }
+        first = fd.saturating_add(1);
+    }
+    Ok(())
+}
+
+/// Whether `fd` is an open descriptor of this process (fcntl F_GETFD).
+#[cfg(test)]
+pub fn is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD only reads the descriptor's flags; a closed number
+    // gives EBADF.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+}
+
+/// prctl(PR_SET_DUMPABLE, 0): from the clone to the exec, no process of the
+/// container (same uid, same user namespace) may ptrace this one or open
+/// its `/proc/<pid>` files (CVE-2019-5736). execve sets it again.
+pub fn not_dumpable() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    check_int(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) })?;
+    Ok(())
+}
+
+/// getcwd(2) as the kernel answers it: a path that starts with `/`, or one
+/// that starts with `(unreachable)` when the directory is outside this
+/// process's root (musl's getcwd does not turn that into ENOENT).
+pub fn getcwd_raw() -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: buf is writable for the length passed.
+    let n = check(unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) })?;
+    buf.truncate(usize::try_from(n).unwrap_or(0).saturating_sub(1));
+    Ok(buf)
+}
+
+/// dup2(2) of `from` onto `to` (stdio in the launcher's child); the copy
+/// is not close-on-exec.
+pub fn dup_onto(from: RawFd, to: RawFd) -> io::Result<()> {
+    // SAFETY: dup2 only changes this process's descriptor table.
+    check_int(unsafe { libc::dup2(from, to) })?;
+    Ok(())
+}
+
 /// Marks every descriptor from `first` on close-on-exec
 /// (close_range(2) with `CLOSE_RANGE_CLOEXEC`, Linux 5.11), so nothing of
 /// the init leaks into the container while the error pipe stays usable up

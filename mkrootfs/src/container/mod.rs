@@ -137,6 +137,14 @@ fn shift_owners(
     };
     let (um, gm) = (to_maps(&p.uid_map), to_maps(&p.gid_map));
     tree.map_owners(&p.root, |path, uid, gid| {
+        // The files the VM itself runs on stay the VM's: a container root
+        // that is `/` must not own the init or its configuration.
+        let vm_file = path == "/init"
+            || path == mkrootfs_config::INIT_CONFIG_DIR
+            || path.starts_with(&format!("{}/", mkrootfs_config::INIT_CONFIG_DIR));
+        if vm_file && p.root == "/" {
+            return Ok((uid, gid));
+        }
         let u = idmap::to_outside(&um, uid)
             .ok_or_else(|| owner_error(at("uid_map"), i, path, "uid", uid, &p.root))?;
         let g = idmap::to_outside(&gm, gid)

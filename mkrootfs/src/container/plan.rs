@@ -125,6 +125,26 @@ pub fn resolve(
                 _ => true,
             })
             .collect();
+        // The default root is the VM's own `/`: the container gets it
+        // read-only (below), with a `/tmp` and a `/run` of its own, so that
+        // nothing it writes is VM state (docs/init.md, "Containers").
+        if root == "/" {
+            for (target, data) in [("/tmp", "mode=1777"), ("/run", "mode=755")] {
+                if !c
+                    .mounts
+                    .iter()
+                    .any(|m| m.target.trim_end_matches('/') == target)
+                {
+                    mounts.push(PlanMount {
+                        source: "tmpfs".into(),
+                        target: target.into(),
+                        fstype: "tmpfs".into(),
+                        flags: MS_NOSUID | MS_NODEV,
+                        data: data.into(),
+                    });
+                }
+            }
+        }
         for (n, m) in c.mounts.iter().enumerate() {
             let bad = |msg: String| {
                 at(
@@ -185,7 +205,7 @@ pub fn resolve(
             Ok(v)
         };
     let mount_ns = flags & CLONE_NEWNS != 0;
-    let (masked_paths, readonly_paths) = if mount_ns {
+    let (mut masked_paths, readonly_paths) = if mount_ns {
         (
             abs_list("masked_paths", &c.masked_paths, DOCKER_MASKED_PATHS)?,
             abs_list("readonly_paths", &c.readonly_paths, DOCKER_READONLY_PATHS)?,
@@ -193,6 +213,12 @@ pub fn resolve(
     } else {
         (Vec::new(), Vec::new())
     };
+    // The VM's root shared read-only: the init's own configuration and
+    // filters are not the container's to read either.
+    let shared_root = mount_ns && root == "/";
+    if shared_root {
+        masked_paths.push(mkrootfs_config::INIT_CONFIG_DIR.into());
+    }
 
     // Resources.
     let cpu_max = match &c.cpu_max {
@@ -331,6 +357,16 @@ pub fn resolve(
         ));
     }
     let cwd = svc.cwd.clone().unwrap_or_else(|| "/".into());
+    // The links of /proc/<pid>/fd and /proc/<pid>/cwd lead out of any root
+    // (CVE-2024-21626): no working directory there, whatever the image's
+    // own links make of the path.
+    let proc = |p: &str| p == "/proc" || p.starts_with("/proc/");
+    if proc(&cwd) || (in_image && view.inside(&cwd).is_some_and(|p| proc(&p))) {
+        return Err(at(
+            &[Seg::Key("services"), Seg::Index(i), Seg::Key("cwd")],
+            format!("init.services[{i}] ({name}): cwd {cwd} is below /proc, whose links lead out of the container root"),
+        ));
+    }
     if in_image && !view.is_dir(&cwd) {
         return Err(at(
             &[Seg::Key("services"), Seg::Index(i), Seg::Key("cwd")],
@@ -372,7 +408,7 @@ pub fn resolve(
 
     let plan = ContainerPlan {
         root,
-        readonly_root: c.readonly_root,
+        readonly_root: c.readonly_root || shared_root,
         clone_flags: flags,
         uid_map: if user_ns {
             c.uid_map.iter().map(|m| m.triple()).collect()

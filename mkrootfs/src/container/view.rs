@@ -18,6 +18,20 @@ impl View<'_> {
         self.tree.resolve_in(self.root, path, true).ok()
     }
 
+    /// `path` as the process resolves it, as a path of its own `/`
+    /// (`None` when it loops).
+    pub fn inside(&self, path: &str) -> Option<String> {
+        let p = self.resolve(path)?;
+        if self.root == "/" {
+            return Some(p);
+        }
+        match p.strip_prefix(self.root) {
+            Some("") => Some("/".into()),
+            Some(rest) if rest.starts_with('/') => Some(rest.to_string()),
+            _ => Some(p),
+        }
+    }
+
     /// Whether `path` is a regular file (what execve and the init's PATH
     /// lookup accept).
     pub fn is_file(&self, path: &str) -> bool {
