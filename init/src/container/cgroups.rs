@@ -106,13 +106,29 @@ pub fn ensure_mounted(root: &Path) -> Result<(), CgroupError> {
     })
 }
 
+/// Whether the cgroup `dir` (or one below it) has a process
+/// (`populated 1` in `cgroup.events`). Unreadable counts as populated: a
+/// cgroup we cannot inspect is not ours to kill.
+fn populated(dir: &Path) -> bool {
+    match std::fs::read_to_string(dir.join("cgroup.events")) {
+        Ok(events) => events.lines().any(|l| l.trim() == "populated 1"),
+        Err(_) => true,
+    }
+}
+
 impl Cgroup {
-    /// Creates `root/rel` (a leftover of an earlier run is killed and
-    /// removed first), enables the controllers in every parent, and writes
-    /// the limits.
+    /// Creates `root/rel` (an empty leftover of an earlier run is removed
+    /// first; one with processes in it belongs to a running container and
+    /// is an EBUSY error, never killed), enables the controllers in every
+    /// parent, and writes the limits.
     pub fn create(root: &Path, rel: &str, plan: &CgroupPlan) -> Result<Cgroup, CgroupError> {
         let dir = root.join(rel.trim_start_matches('/'));
         if dir.exists() {
+            if populated(&dir) {
+                return Err(err("create cgroup", &dir)(
+                    io::Error::from_raw_os_error(libc::EBUSY),
+                ));
+            }
             Cgroup { dir: dir.clone() }.destroy();
         }
         // Enable in each ancestor from the root down, creating the levels:
@@ -283,6 +299,30 @@ mod tests {
         let cg2 = Cgroup::create(d.path(), "other", &CgroupPlan::default()).unwrap();
         assert_eq!(read("cgroup.subtree_control"), "+memory +pids");
         assert!(!cg2.dir.join("memory.max").exists());
+    }
+
+    /// Issue 21: two containers on one cgroup path; the second start
+    /// killed the first as a "leftover" (status 137).
+    #[test]
+    fn a_cgroup_in_use_is_never_treated_as_a_leftover() {
+        let d = tempfile::tempdir().unwrap();
+        let box_dir = d.path().join("mkrootfs/box");
+        std::fs::create_dir_all(&box_dir).unwrap();
+        std::fs::write(box_dir.join("cgroup.events"), "populated 1\nfrozen 0\n").unwrap();
+        std::fs::write(box_dir.join("cgroup.kill"), "").unwrap();
+        let e = Cgroup::create(d.path(), "mkrootfs/box", &CgroupPlan::default()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "create cgroup {}: Device or resource busy (os error 16)",
+                box_dir.display()
+            )
+        );
+        // Nothing was killed.
+        assert_eq!(std::fs::read_to_string(box_dir.join("cgroup.kill")).unwrap(), "");
+        // An empty leftover is taken over.
+        std::fs::write(box_dir.join("cgroup.events"), "populated 0\nfrozen 0\n").unwrap();
+        assert!(Cgroup::create(d.path(), "mkrootfs/box", &CgroupPlan::default()).is_ok());
     }
 
     #[test]
