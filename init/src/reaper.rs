@@ -40,6 +40,13 @@ pub fn main(args: &[String]) -> ! {
         say("no program to run");
         ns::exit_child(127)
     };
+    // Not dumpable: a process of the container (same uid, no
+    // CAP_SYS_PTRACE) cannot ptrace the reaper or open its /proc files.
+    // The program's exec makes the program dumpable again.
+    if let Err(e) = ns::not_dumpable() {
+        say(&format!("set not dumpable: {e}"));
+        ns::exit_child(127)
+    }
     if let Err(e) = ns::block_all_signals() {
         say(&format!("block signals: {e}"));
         ns::exit_child(127)

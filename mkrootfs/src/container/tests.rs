@@ -341,3 +341,91 @@ fn plain_services_are_checked_against_the_image() {
     )
     .unwrap();
 }
+
+/// Issue 15: a cwd through `/proc/self/fd/N` (CVE-2024-21626's shape) is
+/// refused at build time, written as such or reached through a link the
+/// image (any OCI layer) plants.
+#[test]
+fn cwd_below_proc_is_refused_even_through_an_image_link() {
+    let svc = |cwd: &str| {
+        format!("[init]\n[[init.services]]\nname = \"c\"\nargv = [\"app\"]\ncwd = \"{cwd}\"\ncontainer = {{ root = \"/srv/c\" }}\n")
+    };
+    let mut t = image();
+    assert_eq!(
+        resolve_text(&mut t, &svc("/proc/self/fd/5")).unwrap_err(),
+        "DIR/p.toml:5:7: init.services[0] (c): cwd /proc/self/fd/5 is below /proc, whose links lead out of the container root"
+    );
+    let mut t = image();
+    t.add_dir("/srv/c/proc/self/fd/5", Meta::root(0o755), "layer")
+        .unwrap();
+    t.add_symlink("/srv/c/work", "/proc/self/fd/5", "layer")
+        .unwrap();
+    assert_eq!(
+        resolve_text(&mut t, &svc("/work")).unwrap_err(),
+        "DIR/p.toml:5:7: init.services[0] (c): cwd /work is below /proc, whose links lead out of the container root"
+    );
+    let mut t = image();
+    t.add_dir("/srv/c/x", Meta::root(0o755), "layer").unwrap();
+    assert_eq!(
+        resolve_text(&mut t, &svc("/x/../proc/1/cwd")).unwrap_err(),
+        "DIR/p.toml:5:7: init.services[0] (c): cwd /x/../proc/1/cwd is below /proc, whose links lead out of the container root"
+    );
+}
+
+/// Issue 15: with the default root (the VM's own `/`) the container gets
+/// it read-only with private /tmp and /run, the init's directory masked,
+/// and the init's files keep the VM's owners.
+#[test]
+fn the_shared_root_is_read_only_and_never_owns_the_init_files() {
+    let mut t = image();
+    t.add("/init", file("init"), Meta::root(0o755), "t")
+        .unwrap();
+    t.add(
+        "/etc/mkrootfs/extra.json",
+        file("{}"),
+        Meta::root(0o644),
+        "t",
+    )
+    .unwrap();
+    let cfg = resolve_text(
+        &mut t,
+        "[init]\n[[init.services]]\nname = \"c\"\nargv = [\"/bin/sh\"]\ncontainer = {}\n",
+    )
+    .unwrap();
+    let plan = cfg.services[0].container_plan.as_ref().unwrap();
+    assert!(plan.readonly_root);
+    let tmpfs: Vec<(&str, &str)> = plan
+        .mounts
+        .iter()
+        .filter(|m| m.target == "/tmp" || m.target == "/run")
+        .map(|m| (m.target.as_str(), m.data.as_str()))
+        .collect();
+    assert_eq!(tmpfs, [("/tmp", "mode=1777"), ("/run", "mode=755")]);
+    assert_eq!(
+        plan.masked_paths.last().map(String::as_str),
+        Some("/etc/mkrootfs")
+    );
+    let owners = owners(&t);
+    let owner = |p: &str| {
+        owners
+            .iter()
+            .find(|(n, _, _)| n == p)
+            .map(|(_, u, g)| (*u, *g))
+    };
+    assert_eq!(owner("/init"), Some((0, 0)));
+    assert_eq!(owner("/etc/mkrootfs/extra.json"), Some((0, 0)));
+    assert_eq!(owner("/bin/sh"), Some((100000, 100000)));
+    // A subdirectory root keeps what it was: writable, no extra mounts.
+    let mut t = image();
+    let cfg = resolve_text(
+        &mut t,
+        "[init]\n[[init.services]]\nname = \"c\"\nargv = [\"app\"]\ncontainer = { root = \"/srv/c\" }\n",
+    )
+    .unwrap();
+    let plan = cfg.services[0].container_plan.as_ref().unwrap();
+    assert!(!plan.readonly_root);
+    assert!(!plan
+        .mounts
+        .iter()
+        .any(|m| m.target == "/tmp" || m.target == "/run"));
+}
