@@ -28,9 +28,9 @@
 //!   what the kernel uses: libseccomp compares all 64, so
 //!   `socket(AF_ALG | 1 << 32, …)` gets past Docker's "domain > 40" rule and
 //!   the kernel then creates an AF_ALG socket.
-//! - i386 (`int 0x80`) and x32 system calls are refused by the architecture
-//!   check (`SECCOMP_RET_KILL_PROCESS`, seccompiler's), where Docker's
-//!   profile also allows the i386 and x32 variants of its list.
+//! - i386 (`int 0x80`) and x32 system calls kill the process
+//!   (`SECCOMP_RET_KILL_PROCESS`), where Docker's profile also allows the
+//!   i386 and x32 variants of its list. See [`ABI_GUARD`].
 //!
 //! # Other profiles
 //! A policy file in the same form (a user's, or a bundle's
@@ -47,7 +47,8 @@
 //! per instruction, little endian (`u16 code, u8 jt, u8 jf, u32 k`): what
 //! `struct sock_fprog` points at. Several seccompiler filters (one per
 //! action) are chained into that one program: each but the last jumps to
-//! the next where it would have allowed the call.
+//! the next where it would have allowed the call. Every stored program,
+//! whatever its source, begins with [`ABI_GUARD`].
 
 use super::caps;
 use super::syscalls;
@@ -69,8 +70,88 @@ const ARCH: &str = "amd64";
 /// their low 32 bits only (see the module documentation).
 const ARGS_32BIT: &[(&str, u8)] = &[("socket", 0), ("personality", 0)];
 
-const BPF_RET_K: u16 = 0x06;
+const BPF_LD_W_ABS: u16 = 0x20;
 const BPF_JMP_JA: u16 = 0x05;
+const BPF_JMP_JEQ_K: u16 = 0x15;
+const BPF_JMP_JGE_K: u16 = 0x35;
+const BPF_RET_K: u16 = 0x06;
+
+/// `struct seccomp_data`: `int nr` at 0, `__u32 arch` at 4.
+const DATA_NR: u32 = 0;
+const DATA_ARCH: u32 = 4;
+/// `<linux/audit.h>`: `EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE`.
+const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+/// `__X32_SYSCALL_BIT` (`arch/x86/include/uapi/asm/unistd.h`).
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+/// The instructions every stored program begins with. x32 system calls
+/// enter the kernel with the x86_64 audit arch and their number ORed with
+/// `__X32_SYSCALL_BIT`, so seccompiler's arch check lets them through, and
+/// the kernel then runs them under a number the rest of the filter never
+/// names (`0x40000000 | 39` is x32 `getpid`; the x32 variants of `ioctl`,
+/// `readv`… sit at 512 and up with the bit set): the filter would answer
+/// its default, which is ALLOW for a denylist. So: any other audit arch
+/// (i386 via `int 0x80`) kills, any number with the bit set kills, and only
+/// then does the program proper run, whether or not the kernel was built
+/// with `CONFIG_X86_X32_ABI` (the filter runs before the kernel looks).
+///
+/// The one exception is `nr == -1`, which libseccomp's x86_64 filter lets
+/// through too (`gen_bpf.c`, "additional ABI filtering"): since Linux 4.8
+/// seccomp runs again after a ptrace tracer changed the call, and tracers
+/// (strace's `inject=…:error=`, debuggers) skip a call by setting its
+/// number to -1, which the kernel then does not run. It goes on to the
+/// program proper, which gives it the default action.
+///
+/// Prepending is safe: classic BPF jumps are relative to the next
+/// instruction and only go forward, so the program's own jumps (and
+/// [`chain`]'s) keep their targets.
+const ABI_GUARD: [sock_filter; 6] = [
+    // 0: A = arch
+    sock_filter {
+        code: BPF_LD_W_ABS,
+        jt: 0,
+        jf: 0,
+        k: DATA_ARCH,
+    },
+    // 1: not x86_64 → 5 (kill)
+    sock_filter {
+        code: BPF_JMP_JEQ_K,
+        jt: 0,
+        jf: 3,
+        k: AUDIT_ARCH_X86_64,
+    },
+    // 2: A = nr
+    sock_filter {
+        code: BPF_LD_W_ABS,
+        jt: 0,
+        jf: 0,
+        k: DATA_NR,
+    },
+    // 3: below the x32 bit → 6 (the program)
+    sock_filter {
+        code: BPF_JMP_JGE_K,
+        jt: 0,
+        jf: 2,
+        k: X32_SYSCALL_BIT,
+    },
+    // 4: -1 → 6 (the program), any other → 5 (kill)
+    sock_filter {
+        code: BPF_JMP_JEQ_K,
+        jt: 1,
+        jf: 0,
+        k: u32::MAX,
+    },
+    // 5
+    sock_filter {
+        code: BPF_RET_K,
+        jt: 0,
+        jf: 0,
+        k: libc::SECCOMP_RET_KILL_PROCESS,
+    },
+];
+
+/// The kernel's limit on a program's length (`BPF_MAXINSNS`).
+const BPF_MAXINSNS: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SeccompError {
@@ -278,7 +359,7 @@ fn compile_profile(profile: &Profile, caps: u64) -> Result<Vec<u8>, Fault> {
             SeccompAction::KillProcess,
         )?);
     }
-    Ok(to_bytes(&chain(programs)))
+    stored(&chain(programs)).map_err(Fault::Compile)
 }
 
 /// Whether a rule of the profile applies on x86_64 to a container holding
@@ -427,10 +508,27 @@ pub fn compile_json(path: &Path) -> Result<Vec<u8>, SeccompError> {
         });
     }
     let program = map.into_values().next().unwrap_or_default();
-    Ok(to_bytes(&program))
+    stored(&program).map_err(|e| SeccompError::Policy {
+        path: path.to_path_buf(),
+        error: seccompiler::Error::Backend(e),
+    })
 }
 
-/// The `struct sock_filter` array, little endian.
+/// The one way out of this module: [`ABI_GUARD`] followed by `program`,
+/// in the stored form, refused when the whole exceeds the kernel's limit
+/// (the init would refuse to load it at boot).
+fn stored(program: &[sock_filter]) -> Result<Vec<u8>, seccompiler::BackendError> {
+    let len = ABI_GUARD.len() + program.len();
+    if len > BPF_MAXINSNS {
+        return Err(seccompiler::BackendError::FilterTooLarge(len));
+    }
+    let mut whole = ABI_GUARD.to_vec();
+    whole.extend_from_slice(program);
+    Ok(to_bytes(&whole))
+}
+
+/// The `struct sock_filter` array, little endian, as it is: the filters
+/// this module compiles go out through [`stored`], which adds the guard.
 pub fn to_bytes(program: &[sock_filter]) -> Vec<u8> {
     let mut out = Vec::with_capacity(program.len() * 8);
     for ins in program {

@@ -331,9 +331,14 @@ fn capabilities_give_syscalls_back_as_under_docker() {
 /// through (`exit`, `pause`, `fork`…). [`check`] makes sure it agrees with
 /// the kernel on every probe.
 fn interpret(filter: &[sock_filter], nr: u32, args: &[u64; 6]) -> u32 {
+    interpret_as(filter, AUDIT_ARCH_X86_64, nr, args)
+}
+
+/// [`interpret`] for a call made with the audit arch `arch`.
+fn interpret_as(filter: &[sock_filter], arch: u32, nr: u32, args: &[u64; 6]) -> u32 {
     let mut data = Vec::new();
     data.extend_from_slice(&nr.to_le_bytes());
-    data.extend_from_slice(&0xc000_003eu32.to_le_bytes()); // AUDIT_ARCH_X86_64
+    data.extend_from_slice(&arch.to_le_bytes());
     data.extend_from_slice(&0u64.to_le_bytes()); // instruction pointer
     for a in args {
         data.extend_from_slice(&a.to_le_bytes());
@@ -466,6 +471,17 @@ fn docker_default_refuses_exactly_these_75() {
 /// The signal that ends a forked child making probe `p` under `filter`,
 /// if given (0 when it exits normally).
 fn fatal_signal(filter: Option<&[sock_filter]>, p: &Probe) -> i32 {
+    let a = p.args;
+    dies_of(filter, p.name, &|| {
+        // SAFETY: a raw system call whose arguments make it fail harmlessly.
+        unsafe { libc::syscall(p.nr, a[0], a[1], a[2], a[3], a[4], a[5]) };
+    })
+}
+
+/// The signal that ends a forked child running `call` under `filter`, if
+/// given (0 when it exits normally). `call` must only make raw system
+/// calls.
+fn dies_of(filter: Option<&[sock_filter]>, name: &str, call: &dyn Fn()) -> i32 {
     let prog = filter.map(|f| libc::sock_fprog {
         len: f.len() as u16,
         filter: f.as_ptr() as *mut libc::sock_filter,
@@ -488,8 +504,7 @@ fn fatal_signal(filter: Option<&[sock_filter]>, p: &Probe) -> i32 {
                     libc::_exit(3);
                 }
             }
-            let a = p.args;
-            libc::syscall(p.nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+            call();
             libc::_exit(0);
         }
     }
@@ -499,7 +514,7 @@ fn fatal_signal(filter: Option<&[sock_filter]>, p: &Probe) -> i32 {
     if libc::WIFSIGNALED(status) {
         libc::WTERMSIG(status)
     } else {
-        assert_eq!(libc::WEXITSTATUS(status), 0, "{}: child failed", p.name);
+        assert_eq!(libc::WEXITSTATUS(status), 0, "{name}: child failed");
         0
     }
 }
@@ -687,4 +702,148 @@ fn stored_form_is_little_endian_sock_filter() {
         to_bytes(&prog),
         [0x20, 0, 0, 0, 4, 0, 0, 0, 0x15, 0, 1, 2, 0x3e, 0, 0, 0xc0]
     );
+}
+
+const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+
+/// i386 `getpid` (20) through `int 0x80`, which a 64-bit process may make:
+/// the kernel runs it as a compat call, with `AUDIT_ARCH_I386`.
+fn i386_getpid() {
+    // SAFETY: `int 0x80` with eax = 20 is i386 getpid, which takes no
+    // arguments and returns in eax; the kernel preserves the other
+    // registers (older ones zeroed r8-r11, hence the clobbers) and no
+    // memory is touched. Without IA32 emulation it raises SIGSEGV instead.
+    unsafe {
+        std::arch::asm!(
+            "int 0x80",
+            inout("eax") 20u32 => _,
+            out("r8") _, out("r9") _, out("r10") _, out("r11") _,
+            options(nostack),
+        );
+    }
+}
+
+/// The filters of every source: Docker's default, a Docker-form profile
+/// that mixes actions, one that allows everything, and a seccompiler JSON
+/// policy whose default is ALLOW (a denylist, where an x32 number that
+/// got past the arch check would be allowed).
+fn every_kind_of_filter(dir: &Path) -> Vec<(&'static str, Vec<sock_filter>)> {
+    let mixed = dir.join("mixed.json");
+    std::fs::write(&mixed, MIXED).unwrap();
+    let allow_all = dir.join("allow.json");
+    std::fs::write(&allow_all, r#"{"defaultAction": "SCMP_ACT_ALLOW"}"#).unwrap();
+    let json = dir.join("policy.json");
+    std::fs::write(
+        &json,
+        r#"{ "main": { "default_action": "allow", "filter_action": { "errno": 13 },
+             "filter": [ { "syscall": "mount" } ] } }"#,
+    )
+    .unwrap();
+    vec![
+        (
+            "docker default",
+            decode(&docker_default(mask(DOCKER_DEFAULT).unwrap()).unwrap()),
+        ),
+        ("mixed profile", decode(&compile_file(&mixed, 0).unwrap())),
+        (
+            "allow-all profile",
+            decode(&compile_file(&allow_all, 0).unwrap()),
+        ),
+        ("json policy", decode(&compile_file(&json, 0).unwrap())),
+    ]
+}
+
+#[test]
+fn every_filter_begins_with_the_abi_guard() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, filter) in every_kind_of_filter(dir.path()) {
+        assert_eq!(filter[..ABI_GUARD.len()], ABI_GUARD, "{name}");
+        // The program proper still starts with seccompiler's arch check,
+        // so nothing was lost or shifted.
+        assert_eq!(
+            filter[ABI_GUARD.len()..ABI_GUARD.len() + 2]
+                .iter()
+                .map(|i| (i.code, i.k))
+                .collect::<Vec<_>>(),
+            [(0x20, 4), (0x15, AUDIT_ARCH_X86_64)],
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn i386_and_x32_calls_kill_the_process_under_every_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let kill = libc::SECCOMP_RET_KILL_PROCESS;
+    let getpid = libc::SYS_getpid as u32;
+    for (name, filter) in every_kind_of_filter(dir.path()) {
+        for nr in [getpid, 0, 165 /* mount */, 512, 1000] {
+            let x32 = X32_SYSCALL_BIT | nr;
+            assert_eq!(interpret(&filter, x32, &[0; 6]), kill, "{name}: {x32:#x}");
+            assert_eq!(
+                interpret_as(&filter, AUDIT_ARCH_I386, nr, &[0; 6]),
+                kill,
+                "{name}: i386 {nr}"
+            );
+        }
+        // Every number with the bit set, not only the x32 table's.
+        for nr in [X32_SYSCALL_BIT, 0x7fff_ffff, 0x8000_0000, 0xffff_fffe] {
+            assert_eq!(interpret(&filter, nr, &[0; 6]), kill, "{name}: {nr:#x}");
+        }
+        // -1 (a call a tracer skipped) and x86_64 numbers go on to the
+        // program proper.
+        assert_ne!(interpret(&filter, u32::MAX, &[0; 6]), kill, "{name}: -1");
+        assert_ne!(interpret(&filter, getpid, &[0; 6]), kill, "{name}");
+
+        // The kernel agrees: x32 getpid dies of SIGSYS under the filter,
+        // even on a kernel without CONFIG_X86_X32_ABI (where it would
+        // fail with ENOSYS), and is harmless without it.
+        let p = Probe {
+            name: "x32 getpid",
+            nr: (X32_SYSCALL_BIT | getpid) as i64,
+            args: [0; 6],
+            want: Want::Allowed,
+        };
+        assert_eq!(fatal_signal(Some(&filter), &p), libc::SIGSYS, "{name}");
+        assert_eq!(fatal_signal(None, &p), 0, "{name}");
+    }
+}
+
+#[test]
+fn i386_int_0x80_kills_the_process_under_the_docker_filter() {
+    let filter = decode(&docker_default(mask(DOCKER_DEFAULT).unwrap()).unwrap());
+    let under = dies_of(Some(&filter), "int 0x80", &i386_getpid);
+    match dies_of(None, "int 0x80", &i386_getpid) {
+        0 => assert_eq!(under, libc::SIGSYS),
+        // A kernel without IA32 emulation (or booted with
+        // ia32_emulation=0) refuses the call before seccomp sees it.
+        signal => {
+            eprintln!("int 0x80 dies of signal {signal} on this kernel without a filter: only the interpreter checks i386");
+            assert_eq!(under, signal);
+        }
+    }
+}
+
+#[test]
+fn a_skipped_call_gets_the_default_action() {
+    // -1 is what a ptrace tracer sets to skip a call: Docker's default
+    // refuses it with EPERM like any unlisted number (ENOSYS unfiltered).
+    let bytes = docker_default(mask(DOCKER_DEFAULT).unwrap()).unwrap();
+    let skipped = Probe {
+        name: "syscall -1",
+        nr: -1,
+        args: [0; 6],
+        want: EPERM,
+    };
+    check(&bytes, &[skipped]);
+}
+
+#[test]
+fn chains_longer_than_the_kernel_takes_are_refused() {
+    let long = vec![ABI_GUARD[5].clone(); BPF_MAXINSNS - ABI_GUARD.len() + 1];
+    assert!(matches!(
+        stored(&long),
+        Err(seccompiler::BackendError::FilterTooLarge(4097))
+    ));
+    assert_eq!(stored(&long[1..]).unwrap().len(), BPF_MAXINSNS * 8);
 }
