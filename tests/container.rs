@@ -107,6 +107,7 @@ fn docker_plan(args: &[&str]) -> ContainerPlan {
         no_new_privs: true,
         seccomp: Some("/etc/mkrootfs/seccomp.bpf".into()),
         seccomp_flags: 0,
+        device_filter: None,
         terminal: false,
         init: false,
         stop_signal: 15,

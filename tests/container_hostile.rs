@@ -8,7 +8,8 @@
 //! "Containers": what a container can reach).
 
 use mkrootfs::cpio::{self, Limits};
-use mkrootfs_tests::{boot, build_image, probe_binary};
+use mkrootfs_qemu::{Disk, Machine};
+use mkrootfs_tests::{boot_with, build_image, kernel_modules, probe_binary};
 use std::collections::BTreeMap;
 
 /// The shapes: (service name, container table, restarts).
@@ -30,10 +31,16 @@ const SHAPES: [(&str, &str, u32); 4] = [
     ),
     (
         "plain-sub",
-        r#"{ root = "/srv/box", init = true, namespaces = { user = false }, mounts = [{ type = "bind", source = "/var/marks", target = "/var/marks" }] }"#,
+        r#"{ root = "/srv/box2", init = true, namespaces = { user = false }, mounts = [{ type = "bind", source = "/var/marks", target = "/var/marks" }] }"#,
         0,
     ),
 ];
+
+/// A container that its profile gives more than Docker's defaults
+/// (CAP_SYS_ADMIN, no seccomp, no user namespace): it can mount a tmpfs
+/// without `nodev`, where only the device cgroup stands between a node and
+/// the device.
+const ADMIN: &str = r#"{ root = "/srv/box3", namespaces = { user = false }, seccomp = "none", capabilities = ["CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID", "SETUID", "SETFCAP", "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE", "SYS_ADMIN"], mounts = [{ type = "bind", source = "/var/marks", target = "/var/marks" }] }"#;
 
 /// Every attack's lines, prefixed with the container's host name (its
 /// service name), then a mark in the VM's `/var/marks`; exits 1 so that
@@ -44,9 +51,9 @@ const ATTACK: &str =
 
 /// The VM's side: waits for every run, then prints what the init reads
 /// and what a container could have planted.
-const CHECK: &str = "i=0; while [ $(busybox ls /var/marks | busybox wc -l) -lt 6 ] && [ $i -lt 600 ]; do busybox sleep 0.2; i=$((i+1)); done; \
+const CHECK: &str = "i=0; while [ $(busybox ls /var/marks | busybox wc -l) -lt 7 ] && [ $i -lt 600 ]; do busybox sleep 0.2; i=$((i+1)); done; \
      echo CHECK marks=$(busybox ls /var/marks | busybox wc -l); \
-     for f in /etc/mkrootfs/init.json /etc/mkrootfs/seccomp/*.bpf; do echo CHECK sha $(busybox sha256sum $f); done; \
+     for f in /etc/mkrootfs/init.json /etc/mkrootfs/devices.bpf /etc/mkrootfs/seccomp/*.bpf; do echo CHECK sha $(busybox sha256sum $f); done; \
      echo CHECK planted=$(busybox ls -d /tmp/probe-mark /run/probe-mark /etc/mkrootfs.old /etc/mkrootfs.planted 2>/dev/null | busybox wc -l); \
      echo CHECK init=$(busybox ls /etc/mkrootfs | busybox wc -l)";
 
@@ -65,6 +72,25 @@ fn profile() -> String {
             "[[init.services]]\nname = \"{name}\"\nargv = [\"/bin/busybox\", \"sh\", \"-c\", {ATTACK:?}]\n{restart}container = {table}\n"
         ));
     }
+    // Two subdirectory roots, one per shape: what one leaves in its /tmp
+    // does not decide what the other can do.
+    let subdirs: String = ["box", "box2", "box3"]
+        .iter()
+        .map(|d| {
+            format!(
+                "[[files]]\ndest = \"/srv/{d}/bin/probe\"\nsrc = \"{probe}\"\nmode = \"0755\"\n\n\
+                 [[files]]\ndest = \"/srv/{d}/bin/busybox\"\nsrc = \"{busybox}\"\nmode = \"0755\"\n\n\
+                 [[dirs]]\npath = \"/srv/{d}/var/marks\"\nmode = \"0755\"\n\n\
+                 [[dirs]]\npath = \"/srv/{d}/tmp\"\nmode = \"1777\"\n",
+                probe = probe_binary().display(),
+                busybox = busybox_path(),
+            )
+        })
+        .collect();
+    services.push_str(&format!(
+        "[[init.services]]\nname = \"admin-sub\"\nargv = [\"/bin/busybox\", \"sh\", \"-c\", {:?}]\ncontainer = {ADMIN}\n",
+        ATTACK.replace("attack all", "attack mknod_fresh")
+    ));
     format!(
         r#"binaries = ["busybox"]
 [image]
@@ -76,34 +102,21 @@ dest = "/bin/probe"
 src = "{probe}"
 mode = "0755"
 
-[[files]]
-dest = "/srv/box/bin/probe"
-src = "{probe}"
-mode = "0755"
-
-[[files]]
-dest = "/srv/box/bin/busybox"
-src = "{busybox}"
-mode = "0755"
-
+{subdirs}
 [[dirs]]
 path = "/var/marks"
 mode = "0777"
 
-[[dirs]]
-path = "/srv/box/var/marks"
-mode = "0755"
-
-[[dirs]]
-path = "/srv/box/tmp"
-mode = "1777"
+[modules]
+kernel = "{modules}"
+load = ["virtio_pci", "virtio_blk"]
 
 [init]
 [init.shutdown]
 grace_ms = 500
 {services}"#,
         probe = probe_binary().display(),
-        busybox = busybox_path(),
+        modules = kernel_modules().display(),
     )
 }
 
@@ -125,6 +138,7 @@ fn image_hashes(image: &std::path::Path) -> BTreeMap<String, String> {
     mkrootfs::extract::extract(&segs, dir.path()).unwrap();
     let mut out = BTreeMap::new();
     let mut files = vec!["etc/mkrootfs/init.json".to_string()];
+    files.push("etc/mkrootfs/devices.bpf".to_string());
     for e in std::fs::read_dir(dir.path().join("etc/mkrootfs/seccomp")).unwrap() {
         files.push(format!(
             "etc/mkrootfs/seccomp/{}",
@@ -133,10 +147,11 @@ fn image_hashes(image: &std::path::Path) -> BTreeMap<String, String> {
     }
     for f in files {
         let data = std::fs::read(dir.path().join(&f)).unwrap();
-        out.insert(
-            format!("/{f}"),
-            format!("{:x}", sha2::Sha256::digest(&data)),
-        );
+        let hex: String = sha2::Sha256::digest(&data)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        out.insert(format!("/{f}"), hex);
     }
     out
 }
@@ -144,7 +159,10 @@ fn image_hashes(image: &std::path::Path) -> BTreeMap<String, String> {
 #[test]
 fn hostile_containers_reach_nothing_of_the_vm() {
     let img = build_image("container-hostile", &profile());
-    let out = boot(&img, "quiet");
+    // A disk for the raw-device attacks to find (vda).
+    let disk = mkrootfs_tests::work_dir().join("container-hostile.disk");
+    std::fs::write(&disk, vec![0x5a; 1 << 20]).unwrap();
+    let out = boot_with(&img, "quiet", &[Disk::raw(&disk)], Machine::Pc);
     let console = &out.console;
     // Every value printed for `key` (one per run of the container).
     let all = |key: &str| -> Vec<String> {
@@ -168,7 +186,7 @@ fn hostile_containers_reach_nothing_of_the_vm() {
         }
     };
     assert_eq!(out.exit_code(), 0, "console:\n{console}");
-    assert!(console.contains("CHECK marks=6"), "console:\n{console}");
+    assert!(console.contains("CHECK marks=7"), "console:\n{console}");
 
     for (name, _, restarts) in SHAPES {
         let userns = name.starts_with("userns");
@@ -199,8 +217,15 @@ fn hostile_containers_reach_nothing_of_the_vm() {
         check(name, "console.open", "ENOENT");
         // Raw devices: no node can be made (user namespace) or opened (nodev
         // wherever one can be made; the device cgroup behind it).
+        for dev in all(&format!("{name}.attack.mknod_disk.dev")) {
+            assert!(dev.starts_with("vda:"), "{name}: no disk found: {dev}");
+        }
         for at in ["dev", "tmp", "mem_dev", "mem_tmp"] {
-            let (mknod, read) = if userns { ("EPERM", "-") } else { ("OK", "EACCES") };
+            let (mknod, read) = if userns {
+                ("EPERM", "-")
+            } else {
+                ("OK", "EACCES")
+            };
             check(name, &format!("mknod_disk.mknod_{at}"), mknod);
             check(name, &format!("mknod_disk.read_{at}"), read);
         }
@@ -211,7 +236,13 @@ fn hostile_containers_reach_nothing_of_the_vm() {
             check(name, "init_state.append_config", "ENOENT");
             check(name, "init_state.rename", "EROFS");
             check(name, "init_state.plant", "EROFS");
-            check(name, "init_state.write_init", "EROFS");
+            // Not even opened: the VM's /init is not the container's (a
+            // user namespace sees it owned by nobody) and it is running.
+            check(
+                name,
+                "init_state.write_init",
+                if userns { "EACCES" } else { "ETXTBSY" },
+            );
             check(name, "init_state.run_mark", "OK");
         } else {
             check(name, "init_state.ls", "ENOENT");
@@ -220,13 +251,36 @@ fn hostile_containers_reach_nothing_of_the_vm() {
         // PID 1 of the container: the reaper, exec'd from a sealed memfd
         // and not dumpable: nothing of it can be read, written or traced.
         if name.ends_with("-sub") || name == "userns-root" {
-            check(name, "fd_pid1.fds", "EACCES");
+            check(name, "fd_pid1.fds", "0:EACCES,1:EACCES,2:EACCES");
             check(name, "fd_pid1.exe", "EACCES");
             check(name, "fd_pid1.write_exe", "EACCES");
             check(name, "ptrace_pid1.attach", "EPERM");
         }
         check(name, "ptrace_pid1.dumpable", "1");
     }
+    // With the mount and the capability a profile gave it, a container
+    // makes a node on a file system without nodev: the device cgroup alone
+    // refuses the disk and /dev/mem, and lets /dev/null through.
+    assert_eq!(
+        all("admin-sub.attack.mknod_fresh.mount"),
+        ["OK"],
+        "console:\n{console}"
+    );
+    assert_eq!(
+        all("admin-sub.attack.mknod_fresh.disk"),
+        ["EPERM"],
+        "console:\n{console}"
+    );
+    assert_eq!(
+        all("admin-sub.attack.mknod_fresh.mem"),
+        ["EPERM"],
+        "console:\n{console}"
+    );
+    assert_eq!(
+        all("admin-sub.attack.mknod_fresh.null"),
+        ["OK"],
+        "console:\n{console}"
+    );
     // The init's configuration and filters are byte-identical after all of
     // it, and nothing was planted in the VM's /tmp, /run or /etc.
     let want = image_hashes(&img);

@@ -504,6 +504,12 @@ pub struct ContainerPlan {
     /// `SECCOMP_FILTER_FLAG_*` for seccomp(2). Default: 0.
     #[serde(default)]
     pub seccomp_flags: u32,
+    /// Absolute path in the image of the device policy: a
+    /// `BPF_PROG_TYPE_CGROUP_DEVICE` program (raw `struct bpf_insn` array,
+    /// 8 bytes each) the init attaches to the container's cgroup before
+    /// the clone. `None`: no device policy. Default: none.
+    #[serde(default)]
+    pub device_filter: Option<String>,
     /// Give the program a pty of the container's devpts as stdio and
     /// controlling terminal, relayed to the console. Default: false.
     #[serde(default)]

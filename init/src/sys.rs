@@ -483,4 +483,5 @@ mod tests {
     }
 }
 
+pub mod bpf;
 pub mod ns;

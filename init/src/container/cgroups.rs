@@ -125,9 +125,9 @@ impl Cgroup {
         let dir = root.join(rel.trim_start_matches('/'));
         if dir.exists() {
             if populated(&dir) {
-                return Err(err("create cgroup", &dir)(
-                    io::Error::from_raw_os_error(libc::EBUSY),
-                ));
+                return Err(err("create cgroup", &dir)(io::Error::from_raw_os_error(
+                    libc::EBUSY,
+                )));
             }
             Cgroup { dir: dir.clone() }.destroy();
         }
@@ -319,7 +319,10 @@ mod tests {
             )
         );
         // Nothing was killed.
-        assert_eq!(std::fs::read_to_string(box_dir.join("cgroup.kill")).unwrap(), "");
+        assert_eq!(
+            std::fs::read_to_string(box_dir.join("cgroup.kill")).unwrap(),
+            ""
+        );
         // An empty leftover is taken over.
         std::fs::write(box_dir.join("cgroup.events"), "populated 0\nfrozen 0\n").unwrap();
         assert!(Cgroup::create(d.path(), "mkrootfs/box", &CgroupPlan::default()).is_ok());

@@ -6,6 +6,7 @@
 //! - [`cgroups`]: the cgroup v2 directory, limits and end-of-life counters;
 //! - [`launch`]: clone3, the sync and error pipes, the parent's writes
 //!   (id maps, rlimits, oom_score_adj) and the child's sequence;
+//! - the device policy ([`crate::sys::bpf`]) attached to the cgroup before the clone;
 //! - [`namespaces`], [`rootfs`], [`caps`], [`seccomp`]: the child's steps.
 
 pub mod caps;
@@ -29,6 +30,9 @@ pub struct Loaded {
     pub plan: ContainerPlan,
     /// The seccomp filter (`plan.seccomp`).
     pub filter: Option<Vec<SockFilter>>,
+    /// The device policy's program (`plan.device_filter`), loaded into the
+    /// kernel at each start.
+    pub devices: Option<Vec<u8>>,
 }
 
 impl Loaded {
@@ -44,9 +48,20 @@ impl Loaded {
             })?),
             None => None,
         };
+        let devices = match &plan.device_filter {
+            Some(p) => Some(std::fs::read(p).map_err(|e| {
+                StepError::new(
+                    "read device policy",
+                    p,
+                    e.raw_os_error().unwrap_or(libc::EINVAL),
+                )
+            })?),
+            None => None,
+        };
         Ok(Loaded {
             plan: plan.clone(),
             filter,
+            devices,
         })
     }
 }
@@ -171,6 +186,20 @@ pub fn spawn(name: &str, loaded: &Loaded) -> Result<Running, StepError> {
             crate::info!("container {name}: seccomp none: no system call filter");
         }
         let fd = cgroup.open().map_err(cg_err)?;
+        if let Some(program) = &loaded.devices {
+            let path = plan.device_filter.as_deref().unwrap_or("");
+            let io = |step: &'static str| {
+                move |e: std::io::Error| {
+                    StepError::new(step, path, e.raw_os_error().unwrap_or(libc::EINVAL))
+                }
+            };
+            let prog = crate::sys::bpf::load(program).map_err(io("load device policy"))?;
+            crate::sys::bpf::attach(
+                std::os::fd::AsFd::as_fd(&prog),
+                std::os::fd::AsFd::as_fd(&fd),
+            )
+            .map_err(io("attach device policy"))?;
+        }
         launch::launch(&c, Some(std::os::fd::AsFd::as_fd(&fd)))
     });
     match started {
@@ -224,6 +253,7 @@ mod tests {
             no_new_privs: true,
             seccomp: None,
             seccomp_flags: 0,
+            device_filter: None,
             terminal: false,
             init: false,
             stop_signal: 15,

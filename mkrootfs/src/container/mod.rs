@@ -11,6 +11,7 @@
 
 pub mod caps;
 pub mod check;
+pub mod devices;
 pub mod idmap;
 pub mod plan;
 pub mod seccomp;
@@ -72,32 +73,57 @@ pub fn resolve(
             ));
         }
         if !p.uid_map.is_empty() && check::image_is_root(cfg) {
-            let overlapping = shifted.iter().find(|(q, _)| nested(&q.root, &p.root));
-            match overlapping {
-                Some((q, _))
-                    if q.root == p.root && q.uid_map == p.uid_map && q.gid_map == p.gid_map => {}
-                Some((q, j)) => {
-                    return Err(at(
-                        &[Seg::Key("services"), Seg::Index(i), Seg::Key("container"), Seg::Key("root")],
-                        format!(
-                            "init.services[{i}].container: root {} overlaps root {} of init.services[{j}] with another user-namespace map: their files cannot belong to both",
-                            p.root, q.root
-                        ),
-                    )
-                    .into())
-                }
-                None => {
-                    shift_owners(tree, p, &|m| {
+            let same_maps = |q: &mkrootfs_config::ContainerPlan| {
+                q.uid_map == p.uid_map && q.gid_map == p.gid_map
+            };
+            // Overlapping roots share files: only with the same maps.
+            if let Some((q, j)) = shifted
+                .iter()
+                .find(|(q, _)| nested(&q.root, &p.root) && !same_maps(q))
+            {
+                return Err(at(
+                    &[Seg::Key("services"), Seg::Index(i), Seg::Key("container"), Seg::Key("root")],
+                    format!(
+                        "init.services[{i}].container: root {} overlaps root {} of init.services[{j}] with another user-namespace map: their files cannot belong to both",
+                        p.root, q.root
+                    ),
+                )
+                .into());
+            }
+            // Shifted once: a root inside one already shifted is done, and
+            // the roots inside this one that are done are left out.
+            let covered = shifted.iter().any(|(q, _)| inside(&p.root, &q.root));
+            if !covered {
+                let done: Vec<String> = shifted.iter().map(|(q, _)| q.root.clone()).collect();
+                shift_owners(
+                    tree,
+                    p,
+                    &done,
+                    &|m| {
                         at(
-                            &[Seg::Key("services"), Seg::Index(i), Seg::Key("container"), Seg::Key(m)],
+                            &[
+                                Seg::Key("services"),
+                                Seg::Index(i),
+                                Seg::Key("container"),
+                                Seg::Key(m),
+                            ],
                             String::new(),
                         )
-                    }, i)?;
-                    shifted.push((p.clone(), i));
-                }
+                    },
+                    i,
+                )?;
+                shifted.push((p.clone(), i));
             }
         }
         cfg.services[i].container_plan = Some(r.plan);
+    }
+    if cfg.services.iter().any(|s| s.container_plan.is_some()) {
+        tree.add(
+            plan::DEVICES_BPF,
+            Node::File(devices::compile(&devices::docker_default_rules()).into()),
+            Meta::root(0o644),
+            "device policy of the containers",
+        )?;
     }
     for (path, bpf, name) in bpfs {
         tree.add(
@@ -110,9 +136,13 @@ pub fn resolve(
     Ok(())
 }
 
+/// Whether the image directory `x` is `y` or below it.
+fn inside(x: &str, y: &str) -> bool {
+    x == y || y == "/" || x.starts_with(&format!("{y}/"))
+}
+
 /// Whether one of two image directories contains the other.
 fn nested(a: &str, b: &str) -> bool {
-    let inside = |x: &str, y: &str| x == y || y == "/" || x.starts_with(&format!("{y}/"));
     inside(a, b) || inside(b, a)
 }
 
@@ -121,6 +151,7 @@ fn nested(a: &str, b: &str) -> bool {
 fn shift_owners(
     tree: &mut Tree,
     p: &mkrootfs_config::ContainerPlan,
+    done: &[String],
     at: &dyn Fn(&str) -> ProfileError,
     i: usize,
 ) -> Result<(), ProfileError> {
@@ -142,7 +173,7 @@ fn shift_owners(
         let vm_file = path == "/init"
             || path == mkrootfs_config::INIT_CONFIG_DIR
             || path.starts_with(&format!("{}/", mkrootfs_config::INIT_CONFIG_DIR));
-        if vm_file && p.root == "/" {
+        if (vm_file && p.root == "/") || done.iter().any(|d| inside(path, d)) {
             return Ok((uid, gid));
         }
         let u = idmap::to_outside(&um, uid)

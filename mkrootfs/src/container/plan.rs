@@ -18,6 +18,9 @@ use std::path::Path;
 
 /// Where the compiled filters go in the image.
 pub const SECCOMP_DIR: &str = "/etc/mkrootfs/seccomp";
+/// Docker's device policy, compiled once for every container
+/// ([`super::devices`]).
+pub const DEVICES_BPF: &str = "/etc/mkrootfs/devices.bpf";
 
 /// What resolving one container gives: its plan, and the BPF to store at
 /// `plan.seccomp` when it has one.
@@ -449,6 +452,7 @@ pub fn resolve(
         no_new_privs: c.no_new_privs,
         seccomp,
         seccomp_flags: 0,
+        device_filter: Some(DEVICES_BPF.into()),
         terminal: c.terminal,
         init: c.init,
         stop_signal,

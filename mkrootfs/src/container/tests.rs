@@ -129,6 +129,7 @@ fn empty_container_table_is_docker_isolation() {
         no_new_privs: true,
         seccomp: Some("/etc/mkrootfs/seccomp/web.bpf".into()),
         seccomp_flags: 0,
+        device_filter: Some("/etc/mkrootfs/devices.bpf".into()),
         terminal: false,
         init: false,
         stop_signal: 15,
@@ -428,4 +429,33 @@ fn the_shared_root_is_read_only_and_never_owns_the_init_files() {
         .mounts
         .iter()
         .any(|m| m.target == "/tmp" || m.target == "/run"));
+}
+
+/// A subdirectory root inside the shared root, with the same maps, in
+/// either order: every owner is shifted exactly once.
+#[test]
+fn nested_roots_with_the_same_maps_are_shifted_once() {
+    for order in [["/", "/srv/c"], ["/srv/c", "/"]] {
+        let mut t = image();
+        let services: String = order
+            .iter()
+            .map(|root| {
+                let argv = if *root == "/" { "/bin/sh" } else { "app" };
+                format!(
+                    "[[init.services]]\nargv = [\"{argv}\"]\ncontainer = {{ root = \"{root}\" }}\n"
+                )
+            })
+            .collect();
+        resolve_text(&mut t, &format!("[init]\n{services}")).unwrap();
+        let owners = owners(&t);
+        let owner = |p: &str| {
+            owners
+                .iter()
+                .find(|(n, _, _)| n == p)
+                .map(|(_, u, g)| (*u, *g))
+        };
+        assert_eq!(owner("/bin/sh"), Some((100000, 100000)), "{order:?}");
+        assert_eq!(owner("/srv/c/bin/app"), Some((100000, 100000)), "{order:?}");
+        assert_eq!(owner("/srv/c/var/www"), Some((100033, 100033)), "{order:?}");
+    }
 }
