@@ -70,6 +70,8 @@ pub struct Overrides {
     pub rootwait_ms: Option<u64>,
     /// `mkrootfs.boot_timer=firecracker|mmio:<addr>[:<byte>]|pio:<port>[:<byte>]|off`.
     pub boot_timer: Option<BootTimer>,
+    /// `mkrootfs.verity=<root hash>`: mount the root through dm-verity.
+    pub verity: Option<String>,
 }
 
 /// How long a bare `rootwait` waits: "forever", in practice.
@@ -246,6 +248,9 @@ pub fn parse(line: &str) -> (Overrides, Vec<String>) {
             "mkrootfs.rootwait" => {
                 o.rootwait_ms = parse_ms(&key, v, &mut warnings).or(o.rootwait_ms)
             }
+            // Checked when the root is set up: a bad value is fatal there,
+            // never a reason to mount the root unverified.
+            "mkrootfs.verity" => o.verity = Some(v.unwrap_or("").to_string()),
             "root" => o.root = v.filter(|s| !s.is_empty()).map(str::to_string),
             "rootfstype" => o.rootfstype = v.filter(|s| !s.is_empty()).map(str::to_string),
             "rootflags" => o.rootflags = v.map(str::to_string),

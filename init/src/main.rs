@@ -239,7 +239,7 @@ fn boot() -> ! {
         loaded.names.extend(modules::coldplug());
     }
     t.mark("coldplug");
-    match root::enter(&cfg.root, &loaded) {
+    match root::enter(&cfg.root, &loaded, overrides.verity.as_deref()) {
         Ok(root::Entered::Initramfs) => {}
         Ok(root::Entered::Switched) => {
             // The root engineer moves /dev, /proc, /sys and /run along;

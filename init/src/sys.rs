@@ -484,4 +484,5 @@ mod tests {
 }
 
 pub mod bpf;
+pub mod dm;
 pub mod ns;

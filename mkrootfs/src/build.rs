@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 mod binaries;
+mod disk;
 mod entries;
 mod init;
 mod modules;
@@ -19,6 +20,7 @@ pub(crate) mod write;
 
 use binaries::add_busybox_links;
 pub use binaries::locate_binary;
+pub use disk::DiskReport;
 use entries::add_profile_entries;
 pub use init::{find_init, INIT_IN_TARGET};
 use modules::add_modules;
@@ -45,6 +47,8 @@ pub enum BuildError {
     Container(#[from] crate::container::ContainerError),
     #[error(transparent)]
     Oci(#[from] crate::oci::OciError),
+    #[error(transparent)]
+    FsImage(#[from] crate::fsimage::FsImageError),
     #[error("binary {name:?} (from profile {profile}) not found in {searched}")]
     BinaryNotFound {
         name: String,
@@ -160,10 +164,15 @@ pub struct BuildReport {
     pub elapsed: Duration,
     /// Warnings for the user, printed by the CLI.
     pub notes: Vec<String>,
+    /// A disk image's details (`image.format` other than cpio).
+    pub disk: Option<disk::DiskReport>,
 }
 
 impl std::fmt::Display for BuildReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(d) = &self.disk {
+            return disk::summary(f, self, d);
+        }
         write!(
             f,
             "{}: {} entries, {} bytes, {} bytes {}{} ({:.1}%), {:.2} s",
@@ -201,6 +210,9 @@ pub struct Assembled {
 pub fn build(profile: &Profile, opts: &BuildOptions) -> Result<BuildReport, BuildError> {
     let start = Instant::now();
     let plan = Plan::new(profile, opts)?;
+    if let Some(fs) = &plan.disk {
+        return disk::build(&plan, fs, start);
+    }
     let assembled = assemble(&plan)?;
     let written = write::write_image(
         &assembled.tree,
@@ -219,6 +231,7 @@ pub fn build(profile: &Profile, opts: &BuildOptions) -> Result<BuildReport, Buil
         read_ahead_peak: written.read_ahead_peak,
         elapsed: start.elapsed(),
         notes: assembled.notes.clone(),
+        disk: None,
     })
 }
 

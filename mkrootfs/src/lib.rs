@@ -13,6 +13,7 @@ pub mod container;
 pub mod cpio;
 pub mod elf;
 pub mod extract;
+pub mod fsimage;
 pub mod kmod;
 pub mod list;
 pub mod oci;

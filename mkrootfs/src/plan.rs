@@ -10,6 +10,7 @@
 
 use crate::build::{default_output, source_date_epoch, AutoKernel, BuildError, BuildOptions};
 use crate::compress::Compression;
+use crate::fsimage::{Format, FsOptions};
 use crate::kmod::{self, ModuleCompression};
 use crate::profile::Profile;
 use std::collections::BTreeMap;
@@ -101,6 +102,8 @@ pub struct Plan {
     /// Default: [`Compression`]'s `Default` (zstd).
     pub compression: Compression,
     /// Default: [`Compression::default_level`]; checked for the format.
+    /// With a disk format, `image.level` is the disk's (in [`Plan::disk`])
+    /// and this is the default (for the split initramfs).
     pub level: u32,
     pub init: InitChoice,
     pub modules: ModulesPlan,
@@ -112,6 +115,13 @@ pub struct Plan {
     pub init_binary: Option<PathBuf>,
     /// What [`ModuleTree::Auto`] stands for.
     pub auto_kernel: Option<AutoKernel>,
+    /// `image.format`; default cpio.
+    pub format: Format,
+    /// A disk format's writer options (`None` for cpio).
+    pub disk: Option<FsOptions>,
+    /// `image.split`: the small initramfs written next to the disk image,
+    /// at this path (`None` without split).
+    pub split: Option<PathBuf>,
 }
 
 impl Plan {
@@ -126,14 +136,15 @@ impl Plan {
         };
         let img = &profile.image;
         let compression = img.compression.unwrap_or_default();
+        let format = img.format.unwrap_or_default();
         let level = match img.level {
-            Some(l) => {
+            Some(l) if format == Format::Cpio => {
                 compression
                     .check_level(l)
                     .map_err(|m| err("image.level", m))?;
                 l
             }
-            None => compression.default_level(),
+            _ => compression.default_level(),
         };
         let init = match img.init.as_deref() {
             None | Some("mkrootfs") => InitChoice::Mkrootfs,
@@ -171,10 +182,49 @@ impl Plan {
             Some(m) => m,
             None => source_date_epoch()?,
         };
-        let output = opts
-            .output
-            .clone()
-            .unwrap_or_else(|| default_output(profile, compression));
+        let only_disk = |key: &str, set: bool| -> Result<(), PlanError> {
+            if set && format == Format::Cpio {
+                let name = key.trim_start_matches("image.");
+                return Err(err(
+                    key,
+                    format!("image.{name} is for disk images: set image.format to erofs, squashfs or ext4"),
+                ));
+            }
+            Ok(())
+        };
+        only_disk("image.fs_compression", img.fs_compression.is_some())?;
+        only_disk("image.split", img.split.unwrap_or(false))?;
+        only_disk("image.verity", img.verity.unwrap_or(false))?;
+        let split = img.split.unwrap_or(false);
+        let disk = match format {
+            Format::Cpio => None,
+            f => {
+                let fs_compression = img.fs_compression.unwrap_or(f.compressions()[0]);
+                let key = if img.level.is_some() {
+                    "image.level"
+                } else {
+                    "image.fs_compression"
+                };
+                let level = fs_compression
+                    .check(f, img.level)
+                    .map_err(|m| err(key, m))?;
+                Some(FsOptions {
+                    format: f,
+                    compression: fs_compression,
+                    level,
+                    verity: img.verity.unwrap_or(false),
+                    mtime,
+                })
+            }
+        };
+        let output = opts.output.clone().unwrap_or_else(|| match format {
+            Format::Cpio => default_output(profile, compression),
+            f => PathBuf::from("out").join(format!("{}{}", profile.name, f.extension())),
+        });
+        let split = split.then(|| {
+            output
+                .with_extension(format!("cpio{}", compression.extension()).trim_start_matches('.'))
+        });
         Ok(Plan {
             profile: profile.clone(),
             sysroot: img.sysroot.clone().unwrap_or_else(|| PathBuf::from("/")),
@@ -193,7 +243,24 @@ impl Plan {
             mtime,
             init_binary: opts.init_binary.clone(),
             auto_kernel: opts.auto_kernel.clone(),
+            format,
+            disk,
+            split,
         })
+    }
+}
+
+impl Plan {
+    /// An error about the value of `key` (`"image.format"`), at its
+    /// position in the profile.
+    pub fn error_at(&self, key: &str, message: String) -> PlanError {
+        PlanError {
+            at: match self.profile.positions.get(key) {
+                Some(p) => p.to_string(),
+                None => position_fallback(&self.profile),
+            },
+            message,
+        }
     }
 }
 

@@ -123,6 +123,18 @@ pub struct ImageSection {
     /// reports (`busybox --list-full`; only when the binary can run here).
     /// Default: none.
     pub busybox_links: Option<ImagePath>,
+    /// What is written: `cpio` (an initramfs), or a disk image `erofs`,
+    /// `squashfs` or `ext4` (docs/profiles.md, "Disk images"). Default: cpio.
+    pub format: Option<crate::fsimage::Format>,
+    /// A disk image's compression: erofs `none` (default), `lz4`, `lz4hc`;
+    /// squashfs `zstd` (default), `gzip`, `xz`, `lz4`, `none`; ext4 `none`.
+    pub fs_compression: Option<crate::fsimage::FsCompression>,
+    /// With a disk format: also write a small initramfs (the init, its
+    /// modules, `root.mode = "overlay"` on the image). Default: false.
+    pub split: Option<bool>,
+    /// With a disk format: append a dm-verity hash tree and report its root
+    /// hash. Default: false.
+    pub verity: Option<bool>,
 }
 
 /// `[[files]]`: a host file or inline contents.
@@ -309,8 +321,12 @@ impl fmt::Display for Position {
 }
 
 /// The keys whose positions are kept for the checks made after merging.
-const POSITIONED: [(&str, [&str; 2]); 5] = [
+const POSITIONED: [(&str, [&str; 2]); 9] = [
     ("image.compression", ["image", "compression"]),
+    ("image.format", ["image", "format"]),
+    ("image.fs_compression", ["image", "fs_compression"]),
+    ("image.split", ["image", "split"]),
+    ("image.verity", ["image", "verity"]),
     ("image.level", ["image", "level"]),
     ("image.init", ["image", "init"]),
     ("modules.kernel", ["modules", "kernel"]),
@@ -523,6 +539,10 @@ fn merge(p: &mut Profile, file: &Path, RawProfileChecked(raw, positions): RawPro
     img.init = i.init.or(img.init.take());
     img.dlopen_notes = i.dlopen_notes.or(img.dlopen_notes);
     img.busybox_links = i.busybox_links.or(img.busybox_links.take());
+    img.format = i.format.or(img.format);
+    img.fs_compression = i.fs_compression.or(img.fs_compression);
+    img.split = i.split.or(img.split);
+    img.verity = i.verity.or(img.verity);
     // A child's entry for a path replaces whatever its parents put there
     // (a base's /etc/hostname, say), as a child's `[image]` keys do;
     // otherwise the two would only meet later as a conflict in the tree.

@@ -1,0 +1,312 @@
+//! Disk images (`image.format` erofs, squashfs, ext4): byte-identical
+//! rebuilds from different directories, each format's own fsck, the
+//! dm-verity hash tree checked by `veritysetup verify`, and boots under QEMU
+//! (a profile's root as a disk, the split erofs + overlay build with
+//! verity, and a flipped byte refused as FATAL).
+
+use mkrootfs::build::{self, BuildOptions, BuildReport, DiskReport};
+use mkrootfs::profile;
+use mkrootfs_qemu::{Disk, Machine, Outcome};
+use mkrootfs_tests::{
+    assert_console, boot_with, build_image, chain, init_binary, kernel_modules, work_dir,
+    BUSYBOX_IMAGE,
+};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+const CHECK: &str = include_str!("fixtures/root/check.sh");
+const APPEND: &str = "quiet mkrootfs.debug_exit=0xf4";
+
+/// One guest at a time: the machine has two cores shared by everyone.
+static BOOT: Mutex<()> = Mutex::new(());
+
+/// A profile whose image is the root a disk boots into: busybox, the
+/// `/check` service of the root tests, `/etc/disk-id` naming the format.
+fn root_profile(format: &str, image: &str, init: &str) -> String {
+    format!(
+        r#"{BUSYBOX_IMAGE}format = "{format}"
+{image}
+[[files]]
+dest = "/check"
+mode = "0755"
+content = '''
+{CHECK}'''
+[[files]]
+dest = "/etc/disk-id"
+content = "{format}\n"
+[[dirs]]
+path = "/mnt"
+[modules]
+kernel = "{}"
+load = ["virtio_pci", "virtio_blk"]
+[init]
+{init}
+[[init.services]]
+argv = ["/check"]
+[init.shutdown]
+grace_ms = 500
+"#,
+        kernel_modules().display()
+    )
+}
+
+/// Builds `text` as `<dir>/<name>.toml` into `<dir>/<name>.img`.
+fn build_in(dir: &Path, name: &str, text: &str, mtime: Option<u32>) -> BuildReport {
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    let p = profile::load_path(&path).unwrap_or_else(|e| panic!("{}", chain(&e)));
+    let opts = BuildOptions {
+        output: Some(dir.join(format!("{name}.img"))),
+        init_binary: Some(init_binary().to_path_buf()),
+        mtime,
+        ..Default::default()
+    };
+    build::build(&p, &opts).unwrap_or_else(|e| panic!("build {name}: {}", chain(&e)))
+}
+
+fn disk(r: &BuildReport) -> &DiskReport {
+    r.disk.as_ref().expect("a disk build reports its disk")
+}
+
+#[track_caller]
+fn run_ok(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{cmd} {args:?}: {text}");
+    text
+}
+
+/// Each format twice, from two directories (profile and output), with
+/// `SOURCE_DATE_EPOCH`-style times: the same bytes; and each image passes
+/// its own checker.
+#[test]
+fn every_format_rebuilds_byte_identical_from_another_directory_and_passes_its_fsck() {
+    let base = work_dir().join("disk-repro");
+    let _ = std::fs::remove_dir_all(&base);
+    for (format, image) in [
+        ("erofs", "fs_compression = \"lz4hc\"\nlevel = 12"),
+        ("erofs", "verity = true"),
+        ("squashfs", "fs_compression = \"zstd\""),
+        ("squashfs", "fs_compression = \"xz\""),
+        ("ext4", ""),
+    ] {
+        let text = root_profile(format, image, "");
+        let a = build_in(&base.join("a"), format, &text, Some(1_700_000_000));
+        let b = build_in(
+            &base.join("b/elsewhere"),
+            format,
+            &text,
+            Some(1_700_000_000),
+        );
+        let (ba, bb) = (
+            std::fs::read(&a.path).unwrap(),
+            std::fs::read(&b.path).unwrap(),
+        );
+        assert_eq!(ba.len() as u64, disk(&a).image_bytes);
+        assert!(
+            ba == bb,
+            "{format} {image:?}: the rebuild differs (first at byte {:?})",
+            ba.iter().zip(&bb).position(|(x, y)| x != y)
+        );
+        let img = a.path.to_str().unwrap();
+        match format {
+            "erofs" => {
+                run_ok("fsck.erofs", &[img]);
+            }
+            "squashfs" => {
+                let s = run_ok("unsquashfs", &["-s", img]);
+                assert!(
+                    s.contains("Creation or last append time Tue Nov 14 22:13:20 2023"),
+                    "{s}"
+                );
+                let l = run_ok("unsquashfs", &["-lls", img]);
+                assert!(l.contains("crw------- root/root             5,  1 2023-11-14 22:13 squashfs-root/dev/console"), "{l}");
+                assert!(l.contains("-rwxr-xr-x root/root"), "{l}");
+            }
+            _ => {
+                run_ok("e2fsck", &["-fn", img]);
+                let stat = run_ok("debugfs", &["-R", "stat /check", img]);
+                assert!(stat.contains("ctime: 0x6553f100"), "{stat}");
+            }
+        }
+        // Another time gives another image.
+        if image.is_empty() {
+            let c = build_in(&base.join("c"), format, &text, Some(1_700_000_001));
+            assert_ne!(std::fs::read(&c.path).unwrap(), ba, "{format}");
+        }
+        if disk(&a).verity.is_some() {
+            verity_accepted_by_veritysetup(&a);
+        }
+    }
+}
+
+/// `veritysetup verify` (Debian's cryptsetup-bin) accepts the tree and the
+/// root hash we report, and refuses the image with a byte flipped.
+fn verity_accepted_by_veritysetup(r: &BuildReport) {
+    let v = disk(r).verity.clone().unwrap();
+    let img = r.path.to_str().unwrap();
+    let offset = format!("--hash-offset={}", v.hash_offset);
+    let dump = run_ok("veritysetup", &["dump", img, &offset]);
+    assert!(
+        dump.contains(&format!("Salt:            \t{}", v.salt)),
+        "{dump}"
+    );
+    assert!(
+        dump.contains(&format!("Data blocks:     \t{}", v.data_blocks)),
+        "{dump}"
+    );
+    run_ok("veritysetup", &["verify", img, img, &v.root_hash, &offset]);
+    let bad = r.path.with_extension("flipped");
+    let mut bytes = std::fs::read(&r.path).unwrap();
+    bytes[4096 + 17] ^= 1;
+    std::fs::write(&bad, bytes).unwrap();
+    let b = bad.to_str().unwrap();
+    let out = Command::new("veritysetup")
+        .args(["verify", b, b, &v.root_hash, &offset])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a flipped byte was accepted");
+}
+
+/// The bad values of a disk profile, at their line and column.
+#[test]
+fn disk_options_are_checked_at_their_position() {
+    let dir = work_dir().join("disk-errors");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (image, want) in [
+        (
+            "format = \"erofs\"\nfs_compression = \"zstd\"",
+            ":4:18: erofs images cannot be compressed with zstd (supported: none, lz4, lz4hc)",
+        ),
+        (
+            "format = \"squashfs\"\nlevel = 23",
+            ":4:9: image.level 23 is out of range for zstd in squashfs (1..=22)",
+        ),
+        (
+            "format = \"cpio\"\nverity = true",
+            ":4:10: image.verity is for disk images",
+        ),
+    ] {
+        let text = format!("binaries = [\"busybox\"]\n[image]\n{image}\n[init]\n[[init.services]]\nargv = [\"/bin/busybox\", \"true\"]\n");
+        let path = dir.join("p.toml");
+        std::fs::write(&path, &text).unwrap();
+        let p = profile::load_path(&path).unwrap();
+        let opts = BuildOptions {
+            output: Some(dir.join("p.img")),
+            init_binary: Some(init_binary().to_path_buf()),
+            ..Default::default()
+        };
+        let e = chain(&build::build(&p, &opts).unwrap_err());
+        assert!(e.contains(want), "{image:?}: {e}");
+    }
+}
+
+fn boot(initramfs: &Path, append: &str, disks: &[Disk]) -> Outcome {
+    let _one = BOOT.lock().unwrap_or_else(|e| e.into_inner());
+    boot_with(initramfs, &format!("{APPEND} {append}"), disks, Machine::Pc)
+}
+
+/// An initramfs that mounts the root given by `root=` (device mode).
+fn device_initramfs() -> PathBuf {
+    let modules = format!(
+        "kernel = \"{}\"\nload = [\"virtio_pci\", \"virtio_blk\", \"erofs\", \"squashfs\"]",
+        kernel_modules().display()
+    );
+    build_image(
+        "disk-device",
+        &format!("{BUSYBOX_IMAGE}[modules]\n{modules}\n[init.root]\nmode = \"device\"\ntimeout_ms = 8000\n[[init.services]]\nargv = [\"/check\"]\n[init.shutdown]\ngrace_ms = 500\n"),
+    )
+}
+
+#[track_caller]
+fn assert_ok(out: &Outcome) {
+    assert_eq!(out.exit_code(), 0, "console:\n{}", out.console);
+}
+
+#[test]
+fn ext4_and_squashfs_images_of_a_profile_boot_as_the_root() {
+    let dir = work_dir().join("disk-boot");
+    let initramfs = device_initramfs();
+    let ext4 = build_in(&dir, "ext4", &root_profile("ext4", "", ""), None);
+    let sq = build_in(&dir, "squashfs", &root_profile("squashfs", "", ""), None);
+    let out = boot(
+        &initramfs,
+        &format!("root=UUID={}", disk(&ext4).uuid),
+        &[Disk::raw(&ext4.path), Disk::raw(&sq.path)],
+    );
+    assert_console(&out, "DISK ext4\n");
+    assert_console(&out, "MOUNT /dev/vda / ext4 rw");
+    assert_console(&out, "WRITE-OK\n");
+    assert_ok(&out);
+    let out = boot(
+        &initramfs,
+        "root=/dev/vdb",
+        &[Disk::raw(&ext4.path), Disk::raw(&sq.path)],
+    );
+    assert_console(&out, "DISK squashfs\n");
+    assert_console(&out, "MOUNT /dev/vdb / squashfs ro");
+    assert_ok(&out);
+}
+
+/// The split build: the erofs root image and the initramfs that mounts it
+/// as the lower layer of an overlay, through dm-verity with the root hash
+/// from the command line; then one flipped byte makes the boot fail.
+#[test]
+fn split_erofs_with_verity_boots_and_a_flipped_byte_is_fatal() {
+    let dir = work_dir().join("disk-split");
+    let r = build_in(
+        &dir,
+        "erofs",
+        &root_profile("erofs", "split = true\nverity = true", ""),
+        None,
+    );
+    let d = disk(&r);
+    let (initramfs, _) = d.initramfs.clone().expect("split writes an initramfs");
+    let listing = run_ok(
+        mkrootfs_tests::mkrootfs_cli().to_str().unwrap(),
+        &["ls", initramfs.to_str().unwrap()],
+    );
+    assert!(listing.contains("dm-verity.ko"), "{listing}");
+    assert!(
+        !listing.contains("bin/busybox"),
+        "the root's files stay on the disk: {listing}"
+    );
+    let hash = &d.verity.as_ref().unwrap().root_hash;
+    let mut erofs = Disk::raw(&r.path);
+    erofs.readonly = true;
+    let out = boot(&initramfs, &format!("mkrootfs.verity={hash}"), &[erofs]);
+    assert_console(&out, "DISK erofs\n");
+    assert_console(&out, "verity: /dev/vda checked against root hash");
+    assert_console(&out, "MOUNT overlay / overlay rw");
+    assert_console(&out, "WRITE-OK\nLOWER-CLEAN\nUPPER-HAS-IT\n");
+    assert_ok(&out);
+
+    // A byte of the first data block (erofs ignores its first 1024 bytes,
+    // verity does not).
+    let bad = dir.join("flipped.erofs");
+    let mut bytes = std::fs::read(&r.path).unwrap();
+    bytes[100] ^= 0x40;
+    std::fs::write(&bad, bytes).unwrap();
+    let mut disk = Disk::raw(&bad);
+    disk.readonly = true;
+    let out = boot(&initramfs, &format!("mkrootfs.verity={hash}"), &[disk]);
+    let fatal = out
+        .fatal_line()
+        .unwrap_or_else(|| panic!("no FATAL line; console:\n{}", out.console));
+    assert!(
+        fatal.starts_with("mkrootfs-init: FATAL root: verity"),
+        "{fatal}"
+    );
+    assert!(fatal.contains("/dev/vda"), "{fatal}");
+    assert!(fatal.contains("block 0"), "{fatal}");
+    assert_eq!(out.exit_code(), 1, "console:\n{}", out.console);
+}
