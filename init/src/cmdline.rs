@@ -382,7 +382,7 @@ mod tests {
             "BOOT_IMAGE=/vmlinuz console=ttyS0 mkrootfs.cmd=\"/bin/sh -c 'exit 3'\" mkrootfs.debug \
              mkrootfs.shutdown=reboot mkrootfs.grace=250 mkrootfs.shell=/bin/sh \
              mkrootfs.restart=on-failure mkrootfs.debug_exit root=/dev/vda rootfstype=ext4 \
-             rootflags=noatime ro rootwait=5 mkrootfs.boot_timer=pio:0x3f0\n",
+             rootflags=noatime ro rootwait=5 mkrootfs.boot_timer=pio:0x3f0 mkrootfs.verity=ab12\n",
         );
         assert_eq!(w, Vec::<String>::new());
         assert_eq!(
@@ -404,6 +404,7 @@ mod tests {
                     port: 0x3f0,
                     value: 123
                 }),
+                verity: Some("ab12".into()),
             }
         );
     }

@@ -20,6 +20,18 @@ pub struct BuildArgs {
     /// Kernel module tree (lib/modules/<version>), overriding modules.kernel.
     #[arg(long)]
     pub kernel_modules: Option<PathBuf>,
+    /// What to write, overriding image.format: cpio, erofs, squashfs or ext4.
+    #[arg(long)]
+    pub format: Option<mkrootfs::fsimage::Format>,
+}
+
+/// `--format` over the profile's `image.format` (errors about it then name
+/// the profile, not a line of it).
+pub fn override_format(profile: &mut profile::Profile, format: Option<mkrootfs::fsimage::Format>) {
+    if let Some(f) = format {
+        profile.image.format = Some(f);
+        profile.positions.remove("image.format");
+    }
 }
 
 impl BuildArgs {
@@ -39,7 +51,8 @@ pub fn run(args: BuildArgs) -> Result<u8> {
         .profile
         .clone()
         .ok_or_else(|| anyhow::anyhow!("--profile is required"))?;
-    let profile = profile::load(&name)?;
+    let mut profile = profile::load(&name)?;
+    override_format(&mut profile, args.format);
     let mut opts = args.options();
     if opts.modules_dir.is_none() && super::wants_auto_kernel(&profile) {
         // "auto": the kernel `mkrootfs run` would boot without --kernel.

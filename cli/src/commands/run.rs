@@ -55,6 +55,9 @@ pub struct RunArgs {
     /// Output image when building a profile.
     #[arg(long, short)]
     pub output: Option<PathBuf>,
+    /// What to build, overriding image.format (a disk format needs image.split = true to boot).
+    #[arg(long)]
+    pub format: Option<mkrootfs::fsimage::Format>,
     /// Show every kernel message and the QEMU command line. Default: the
     /// init's and the services' lines and the kernel's errors only (the
     /// whole console log is printed if the boot fails or times out).
@@ -68,9 +71,12 @@ pub fn run(args: RunArgs) -> Result<u8> {
         None => qemu::find_kernel()?,
     };
     eprintln!("mkrootfs: kernel {} ({})", kernel.version, kernel.source);
+    // A split build's root image, attached as the first disk.
+    let mut root_image = None;
     let image = match (&args.profile, &args.image) {
         (Some(name), None) => {
-            let p = profile::load(name)?;
+            let mut p = profile::load(name)?;
+            super::build::override_format(&mut p, args.format);
             let opts = build::BuildOptions {
                 output: args.output.clone(),
                 // "auto" is the kernel booted below, whether it came from
@@ -80,7 +86,17 @@ pub fn run(args: RunArgs) -> Result<u8> {
             };
             let report = build::build(&p, &opts)?;
             eprintln!("mkrootfs: built {report}");
-            report.path
+            match report.disk.as_ref().map(|d| d.initramfs.clone()) {
+                None => report.path,
+                Some(Some((initramfs, _))) => {
+                    root_image = Some(report.path.clone());
+                    initramfs
+                }
+                Some(None) => bail!(
+                    "{} is a disk image: boot it with an initramfs that mounts it (mkrootfs run INITRAMFS --disk {0}), or build it with image.split = true",
+                    report.path.display()
+                ),
+            }
         }
         (None, Some(img)) => img.clone(),
         _ => bail!("give exactly one of --profile PROFILE and IMAGE"),
@@ -90,14 +106,25 @@ pub fn run(args: RunArgs) -> Result<u8> {
     guest.append = args.append.clone();
     guest.memory_mib = args.memory;
     guest.root_disk = args.root_disk;
-    guest.disks = args
-        .disk
+    guest.disks = root_image
         .iter()
         .map(|p| GuestDisk {
             path: p.clone(),
-            read_only: false,
+            read_only: true,
         })
+        .chain(args.disk.iter().map(|p| GuestDisk {
+            path: p.clone(),
+            read_only: false,
+        }))
         .collect();
+    // A verity image's root hash (written next to it by the build).
+    if let Some(param) = guest
+        .disks
+        .iter()
+        .find_map(|d| mkrootfs::fsimage::verity::kernel_param(&d.path))
+    {
+        guest.append = format!("{param} {}", guest.append).trim().to_string();
+    }
     let mut cfg = match args.machine {
         MachineArg::Pc => guest.qemu(qemu::Machine::Pc),
         MachineArg::Microvm => guest.qemu(qemu::Machine::Microvm),

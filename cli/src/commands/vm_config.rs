@@ -73,6 +73,14 @@ pub fn run(args: VmConfigArgs) -> Result<u8> {
     guest.memory_mib = args.memory;
     guest.cpus = args.cpus;
     guest.append = args.append.clone();
+    // A verity image's root hash (written next to it by the build).
+    if let Some(param) = args
+        .disk
+        .iter()
+        .find_map(|d| mkrootfs::fsimage::verity::kernel_param(d))
+    {
+        guest.append = format!("{param} {}", guest.append).trim().to_string();
+    }
     if let Some(cid) = args.vsock {
         guest.vsock = Some(GuestVsock {
             cid,

@@ -33,6 +33,10 @@ pub(super) fn build(
     check_mountable(plan, fs)?;
     let assembled = assemble(plan)?;
     let written = fsimage::write(&assembled.tree, fs, &plan.output)?;
+    if let Some(v) = &written.verity {
+        let path = fsimage::verity::root_hash_path(&plan.output);
+        write_atomically(&path, format!("{}\n", v.root_hash).as_bytes())?;
+    }
     let initramfs = match &plan.split {
         None => None,
         Some(path) => Some(write_split(plan, &assembled, fs, &written, path)?),

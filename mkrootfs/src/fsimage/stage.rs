@@ -128,7 +128,7 @@ pub fn stage(tree: &Tree, format: Format, mtime: u32) -> Result<Staged, FsImageE
         digest: h.finalize().into(),
         entries: plan.len(),
         data_bytes,
-        meta: meta.into_iter().map(|(p, m, u, g)| (p, m, u, g)).collect(),
+        meta,
     })
 }
 

@@ -2,7 +2,7 @@ use super::*;
 
 #[test]
 fn compressions_and_levels_are_checked_per_format() {
-    use FsCompression::*;
+    use FsCompression::{Gzip, Lz4, Lz4hc, Zstd};
     assert_eq!(Lz4hc.check(Format::Erofs, None), Ok(Some(9)));
     assert_eq!(Lz4hc.check(Format::Erofs, Some(12)), Ok(Some(12)));
     assert!(Lz4hc

@@ -50,6 +50,23 @@ pub fn table(dev: &str, data_blocks: u64, root_hash: &str, salt: &str) -> String
     )
 }
 
+/// Where a verity image's root hash is written next to it
+/// (`<image>.roothash`, as `veritysetup --root-hash-file` reads it).
+pub fn root_hash_path(image: &Path) -> std::path::PathBuf {
+    let mut name = image.as_os_str().to_owned();
+    name.push(".roothash");
+    name.into()
+}
+
+/// The kernel parameter for a disk that has a root hash file next to it:
+/// `mkrootfs.verity=<hash>` (what `mkrootfs run` and `vm-config` add).
+pub fn kernel_param(image: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(root_hash_path(image)).ok()?;
+    let hash = text.trim();
+    (hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| format!("mkrootfs.verity={hash}"))
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
