@@ -250,7 +250,7 @@ fn mount_verified(
                 None => "no block fails verification now".to_string(),
             };
             Err(RootError::Verity {
-                device: dev.to_owned(),
+                device: verity::describe(dev),
                 message: format!(
                     "the image does not match root hash {}: {block} (mount {fstype}: EIO)",
                     verity.unwrap_or_default()

@@ -108,6 +108,17 @@ fn read_super(dev: &Path, f: &File, offset: u64) -> Result<Super, RootError> {
     Ok(Super { data_blocks, salt })
 }
 
+/// The data device under the verity device, once set up (for messages).
+static DATA: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// `/dev/vda (as /dev/dm-0)` for the verity node, else the node itself.
+pub fn describe(node: &str) -> String {
+    match DATA.get() {
+        Some(data) => format!("{data} (as {node})"),
+        None => node.to_string(),
+    }
+}
+
 /// Creates the verity device over `dev` and returns its node.
 pub fn setup(dev: &Path, root_hash: &str) -> Result<PathBuf, RootError> {
     let root_hash =
@@ -157,6 +168,7 @@ pub fn setup(dev: &Path, root_hash: &str) -> Result<PathBuf, RootError> {
         let _ = (major, minor);
         return Err(err(dev, format!("{} did not appear", node.display())));
     }
+    let _ = DATA.set(data.clone());
     crate::info!(
         "verity: {data} checked against root hash {root_hash} as {} ({} blocks)",
         node.display(),
