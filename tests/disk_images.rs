@@ -312,3 +312,69 @@ fn split_erofs_with_verity_boots_and_a_flipped_byte_is_fatal() {
     assert!(fatal.contains("block 0"), "{fatal}");
     assert_eq!(out.exit_code(), 1, "console:\n{}", out.console);
 }
+
+/// `security.capability` (cap_setuid,cap_net_raw=ep: binary, with a 0x80
+/// byte) on a file of the tree, as an OCI layer's pax record puts it there
+/// (`oci::layer` tests), is kept by erofs and ext4: `debugfs` reads it back
+/// from the ext4 image, and `getcap` from the erofs image mounted where the
+/// host can.
+#[test]
+fn security_capability_is_kept_on_erofs_and_ext4() {
+    use mkrootfs::fsimage::{self, Format, FsCompression, FsOptions};
+    use mkrootfs::tree::{Meta, Node, Tree};
+    let cap: &[u8] =
+        b"\x01\x00\x00\x02\x80\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00";
+    let mut tree = Tree::new("/");
+    tree.add_dir("/bin", Meta::root(0o755), "t").unwrap();
+    let ping = tree
+        .add(
+            "/bin/ping",
+            Node::File(b"ping".to_vec().into()),
+            Meta::root(0o755),
+            "t",
+        )
+        .unwrap();
+    tree.set_xattr(&ping, "security.capability", cap);
+    let dir = work_dir().join("disk-xattr");
+    std::fs::create_dir_all(&dir).unwrap();
+    for format in [Format::Erofs, Format::Ext4] {
+        let out = dir.join(format!("x.{format}"));
+        let opts = FsOptions {
+            format,
+            compression: FsCompression::None,
+            level: None,
+            verity: false,
+            mtime: 0,
+        };
+        fsimage::write(&tree, &opts, &out).unwrap_or_else(|e| panic!("{}", chain(&e)));
+        let img = out.to_str().unwrap();
+        if format == Format::Ext4 {
+            let got = run_ok(
+                "debugfs",
+                &["-R", "ea_get -x /bin/ping security.capability", img],
+            );
+            assert!(got.contains("01 00 00 02 80 20 00 00"), "{got}");
+            continue;
+        }
+        run_ok("fsck.erofs", &[img]);
+        let bytes = std::fs::read(&out).unwrap();
+        assert!(
+            bytes.windows(cap.len()).any(|w| w == cap),
+            "no capability in the erofs image"
+        );
+        let mnt = dir.join("mnt");
+        std::fs::create_dir_all(&mnt).unwrap();
+        let mounted = Command::new("mount")
+            .args(["-o", "loop,ro", img, mnt.to_str().unwrap()])
+            .status()
+            .is_ok_and(|s| s.success());
+        if mounted {
+            let got = Command::new("getcap").arg(mnt.join("bin/ping")).output();
+            let _ = Command::new("umount").arg(&mnt).status();
+            let got = String::from_utf8_lossy(&got.unwrap().stdout).into_owned();
+            assert!(got.contains("cap_setuid,cap_net_raw=ep"), "{got}");
+        } else {
+            eprintln!("erofs: no loop mount here; checked the bytes only");
+        }
+    }
+}

@@ -4,7 +4,8 @@
 //! Entries are created in the tree's sorted order (parents first), hard
 //! links as links to the first name, device nodes with `mknod`, and then
 //! owned, moded and timed exactly as the tree says: `chown` before `chmod`
-//! (chown clears set-id bits), timestamps last and deepest first (creating a
+//! (chown clears set-id bits) and before the extended attributes (it drops
+//! `security.capability`), timestamps last and deepest first (creating a
 //! child changes its directory's mtime). The host's own owner or umask never
 //! reaches the image.
 
@@ -106,16 +107,24 @@ pub fn stage(tree: &Tree, format: Format, mtime: u32) -> Result<Staged, FsImageE
         if let Some(data) = contents {
             data_bytes += copy_data(data, &path, &mut h).map_err(err(&at))?;
         }
+        let is_link = e.mode & S_IFMT == S_IFLNK;
+        own(&path, e.uid, e.gid, (!is_link).then_some(perm)).map_err(err(&at))?;
+        meta.push((at, e.mode, e.uid, e.gid));
+    }
+    // Extended attributes once every name of every file is written and
+    // owned: a write or a chown drops a file's capabilities.
+    for (e, _) in &plan {
+        let at = format!("/{}", e.name);
+        let path = root.join(&e.name);
         for (name, value) in tree.xattrs(&at) {
+            h.update((at.len() as u64).to_le_bytes());
+            h.update(at.as_bytes());
             h.update((name.len() as u64).to_le_bytes());
             h.update(name.as_bytes());
             h.update((value.len() as u64).to_le_bytes());
             h.update(value);
             set_xattr(&path, name, value).map_err(err(&at))?;
         }
-        let is_link = e.mode & S_IFMT == S_IFLNK;
-        own(&path, e.uid, e.gid, (!is_link).then_some(perm)).map_err(err(&at))?;
-        meta.push((at, e.mode, e.uid, e.gid));
     }
     // Timestamps last, children before their directory.
     for (e, _) in plan.iter().rev() {
