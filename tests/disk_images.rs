@@ -233,27 +233,43 @@ fn assert_ok(out: &Outcome) {
 }
 
 #[test]
-fn ext4_and_squashfs_images_of_a_profile_boot_as_the_root() {
+fn erofs_ext4_and_squashfs_images_of_a_profile_boot_as_the_root() {
     let dir = work_dir().join("disk-boot");
     let initramfs = device_initramfs();
     let ext4 = build_in(&dir, "ext4", &root_profile("ext4", "", ""), None);
     let sq = build_in(&dir, "squashfs", &root_profile("squashfs", "", ""), None);
+    let ero = build_in(
+        &dir,
+        "erofs",
+        &root_profile("erofs", "fs_compression = \"lz4\"", ""),
+        None,
+    );
+    let disks = [
+        Disk::raw(&ext4.path),
+        Disk::raw(&sq.path),
+        Disk::raw(&ero.path),
+    ];
     let out = boot(
         &initramfs,
         &format!("root=UUID={}", disk(&ext4).uuid),
-        &[Disk::raw(&ext4.path), Disk::raw(&sq.path)],
+        &disks,
     );
     assert_console(&out, "DISK ext4\n");
     assert_console(&out, "MOUNT /dev/vda / ext4 rw");
     assert_console(&out, "WRITE-OK\n");
     assert_ok(&out);
-    let out = boot(
-        &initramfs,
-        "root=/dev/vdb",
-        &[Disk::raw(&ext4.path), Disk::raw(&sq.path)],
-    );
+    let out = boot(&initramfs, "root=/dev/vdb", &disks);
     assert_console(&out, "DISK squashfs\n");
     assert_console(&out, "MOUNT /dev/vdb / squashfs ro");
+    assert_ok(&out);
+    let out = boot(
+        &initramfs,
+        &format!("root=UUID={}", disk(&ero).uuid),
+        &disks,
+    );
+    assert_console(&out, "DISK erofs\n");
+    assert_console(&out, "MOUNT /dev/vdc / erofs ro");
+    assert_console(&out, "WRITE-FAILED\n");
     assert_ok(&out);
 }
 

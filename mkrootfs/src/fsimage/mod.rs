@@ -253,7 +253,7 @@ pub fn write(
     output: &Path,
 ) -> Result<Written, FsImageError> {
     let staged = stage::stage(tree, opts.format, opts.mtime)?;
-    let ids = Ids::from_digest(&staged.digest);
+    let ids = Ids::from_digest(&staged.digest, opts.format);
     let parent = match output.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -323,10 +323,14 @@ pub(crate) struct Ids {
 }
 
 impl Ids {
-    fn from_digest(digest: &[u8; 32]) -> Ids {
+    /// Also from the format: the erofs and the ext4 image of one tree,
+    /// attached together, must not share a UUID.
+    fn from_digest(digest: &[u8; 32], format: Format) -> Ids {
         let derive = |label: &str| -> [u8; 32] {
             let mut h = Sha256::new();
             h.update(b"mkrootfs ");
+            h.update(format.name().as_bytes());
+            h.update(b" ");
             h.update(label.as_bytes());
             h.update(digest);
             h.finalize().into()

@@ -25,12 +25,28 @@ fn compressions_and_levels_are_checked_per_format() {
 
 #[test]
 fn ids_are_a_function_of_the_digest() {
-    let a = Ids::from_digest(&[1; 32]);
-    let b = Ids::from_digest(&[1; 32]);
-    let c = Ids::from_digest(&[2; 32]);
+    let a = Ids::from_digest(&[1; 32], Format::Erofs);
+    let b = Ids::from_digest(&[1; 32], Format::Erofs);
+    let c = Ids::from_digest(&[2; 32], Format::Erofs);
+    let d = Ids::from_digest(&[1; 32], Format::Ext4);
     assert_eq!(a.uuid, b.uuid);
     assert_ne!(a.uuid, c.uuid);
+    assert_ne!(a.uuid, d.uuid);
     assert_ne!(a.uuid, a.hash_seed);
     assert_eq!(a.uuid.len(), 36);
     assert_eq!(&a.uuid[14..15], "4");
+}
+
+#[test]
+fn a_missing_writer_names_its_debian_package() {
+    let e = run_tool(
+        "mkfs.erofs",
+        "erofs-utils",
+        &mut Command::new("/nonexistent/mkfs.erofs"),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "mkfs.erofs not found: install the Debian package erofs-utils"
+    );
 }
