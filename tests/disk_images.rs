@@ -394,3 +394,103 @@ fn security_capability_is_kept_on_erofs_and_ext4() {
         }
     }
 }
+
+/// An OCI image layout (made with umoci, one layer written by GNU tar
+/// with its xattrs) as a container root on an erofs disk: the split build
+/// boots it, the container's exit code is the result, and the layer's
+/// `security.capability` is on the image.
+#[test]
+fn an_oci_image_runs_as_a_container_from_an_erofs_disk_and_keeps_file_capabilities() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    for d in ["bin", "etc", "srv"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    std::fs::copy("/bin/busybox", root.join("bin/ping")).unwrap();
+    std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
+    std::fs::write(root.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\n").unwrap();
+    std::fs::write(root.join("etc/group"), "root:x:0:\n").unwrap();
+    std::fs::write(root.join("srv/greeting"), "from the erofs disk\n").unwrap();
+    let ping = root.join("bin/ping");
+    run_ok("setcap", &["cap_net_raw=ep", ping.to_str().unwrap()]);
+    let layer = tmp.path().join("layer.tar");
+    run_ok(
+        "tar",
+        &[
+            "-C",
+            root.to_str().unwrap(),
+            "--owner=0",
+            "--group=0",
+            "--xattrs",
+            "--xattrs-include=security.capability",
+            "-cf",
+            layer.to_str().unwrap(),
+            ".",
+        ],
+    );
+    let layout = work_dir().join("disk-oci-layout");
+    let _ = std::fs::remove_dir_all(&layout);
+    let l = layout.to_str().unwrap();
+    let image = format!("{l}:v1");
+    run_ok("umoci", &["init", "--layout", l]);
+    run_ok("umoci", &["new", "--image", &image]);
+    run_ok(
+        "umoci",
+        &[
+            "raw",
+            "add-layer",
+            "--image",
+            &image,
+            layer.to_str().unwrap(),
+        ],
+    );
+    run_ok(
+        "umoci",
+        &[
+            "config",
+            "--image",
+            &image,
+            "--config.entrypoint",
+            "/bin/sh",
+            "--config.entrypoint",
+            "-c",
+            "--config.cmd",
+            "cat /srv/greeting; exit 7",
+        ],
+    );
+    let text = format!(
+        r#"[image]
+format = "erofs"
+split = true
+[modules]
+kernel = "{}"
+load = ["virtio_pci", "virtio_blk"]
+[init]
+[[init.services]]
+name = "app"
+container = {{ image = {{ layout = "{l}", ref = "v1" }} }}
+"#,
+        kernel_modules().display()
+    );
+    let dir = work_dir().join("disk-oci");
+    let r = build_in(&dir, "oci", &text, None);
+    assert!(
+        !r.notes.iter().any(|n| n.contains("cannot carry")),
+        "{:?}",
+        r.notes
+    );
+    let (initramfs, _) = disk(&r).initramfs.clone().unwrap();
+    let bytes = std::fs::read(&r.path).unwrap();
+    // cap_net_raw=ep: version 2, effective, permitted bit 13.
+    let cap: &[u8] = b"\x01\x00\x00\x02\x00\x20\x00\x00";
+    assert!(
+        bytes.windows(cap.len()).any(|w| w == cap),
+        "the layer's capability is not on the image"
+    );
+    let mut d = Disk::raw(&r.path);
+    d.readonly = true;
+    let out = boot(&initramfs, "", &[d]);
+    assert_console(&out, "from the erofs disk\n");
+    assert_console(&out, "mkrootfs-init: RESULT status=7 exited=7");
+}
