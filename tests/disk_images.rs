@@ -117,6 +117,20 @@ fn every_format_rebuilds_byte_identical_from_another_directory_and_passes_its_fs
             "{format} {image:?}: the rebuild differs (first at byte {:?})",
             ba.iter().zip(&bb).position(|(x, y)| x != y)
         );
+        // The report names the format and every entry's source.
+        let json: serde_json::Value = serde_json::from_str(&a.to_json()).unwrap();
+        assert_eq!(json["format"], format);
+        assert_eq!(json["entries"], a.entries);
+        let busybox = json["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["origin"] == "binary busybox")
+            .unwrap_or_else(|| panic!("{json}"));
+        assert!(
+            busybox["host"].as_str().unwrap().ends_with("/busybox"),
+            "{busybox}"
+        );
         let img = a.path.to_str().unwrap();
         match format {
             "erofs" => {

@@ -16,6 +16,7 @@ mod disk;
 mod entries;
 mod init;
 mod modules;
+pub mod report;
 pub(crate) mod write;
 
 use binaries::add_busybox_links;
@@ -166,6 +167,8 @@ pub struct BuildReport {
     pub notes: Vec<String>,
     /// A disk image's details (`image.format` other than cpio).
     pub disk: Option<disk::DiskReport>,
+    /// Every entry of the image and where it came from.
+    pub sources: Vec<report::Source>,
 }
 
 impl std::fmt::Display for BuildReport {
@@ -232,6 +235,7 @@ pub fn build(profile: &Profile, opts: &BuildOptions) -> Result<BuildReport, Buil
         elapsed: start.elapsed(),
         notes: assembled.notes.clone(),
         disk: None,
+        sources: report::sources(&assembled.tree),
     })
 }
 

@@ -23,6 +23,10 @@ pub struct BuildArgs {
     /// What to write, overriding image.format: cpio, erofs, squashfs or ext4.
     #[arg(long)]
     pub format: Option<mkrootfs::fsimage::Format>,
+    /// `json`: print the build report (format, sizes, entries, the source of
+    /// every entry) as JSON instead of the one-line summary.
+    #[arg(long, value_parser = ["json"])]
+    pub report: Option<String>,
 }
 
 /// `--format` over the profile's `image.format` (errors about it then name
@@ -65,7 +69,10 @@ pub fn run(args: BuildArgs) -> Result<u8> {
         eprintln!("mkrootfs: warning: {note}");
     }
     let mut out = Out::new();
-    out.line(report)?;
+    match args.report {
+        Some(_) => out.line(report.to_json())?,
+        None => out.line(report)?,
+    }
     out.finish()?;
     Ok(0)
 }

@@ -66,6 +66,7 @@ pub(super) fn build(
             verity: written.verity,
             initramfs,
         }),
+        sources: super::report::sources(&assembled.tree),
     })
 }
 
