@@ -222,6 +222,37 @@ fn disk_options_are_checked_at_their_position() {
         let e = chain(&build::build(&p, &opts).unwrap_err());
         assert!(e.contains(want), "{image:?}: {e}");
     }
+    // A module tree whose kernel has no erofs, built in or as a module.
+    let tree = dir.join("lib/modules/9.9.9");
+    std::fs::create_dir_all(&tree).unwrap();
+    for f in [
+        "modules.dep",
+        "modules.builtin",
+        "modules.alias",
+        "modules.softdep",
+    ] {
+        std::fs::write(tree.join(f), "").unwrap();
+    }
+    let text = format!(
+        "binaries = [\"busybox\"]\n[image]\nformat = \"erofs\"\n[modules]\nkernel = \"{}\"\n[init]\n[[init.services]]\nargv = [\"/bin/busybox\", \"true\"]\n",
+        tree.display()
+    );
+    let path = dir.join("nofs.toml");
+    std::fs::write(&path, &text).unwrap();
+    let p = profile::load_path(&path).unwrap();
+    let opts = BuildOptions {
+        output: Some(dir.join("nofs.img")),
+        init_binary: Some(init_binary().to_path_buf()),
+        ..Default::default()
+    };
+    let e = chain(&build::build(&p, &opts).unwrap_err());
+    assert!(
+        e.contains("nofs.toml:3:10: the kernel of ")
+            && e.ends_with(
+                "cannot mount erofs images: erofs is neither built in nor a module of it"
+            ),
+        "{e}"
+    );
 }
 
 fn boot(initramfs: &Path, append: &str, disks: &[Disk]) -> Outcome {
@@ -232,7 +263,7 @@ fn boot(initramfs: &Path, append: &str, disks: &[Disk]) -> Outcome {
 /// An initramfs that mounts the root given by `root=` (device mode).
 fn device_initramfs() -> PathBuf {
     let modules = format!(
-        "kernel = \"{}\"\nload = [\"virtio_pci\", \"virtio_blk\", \"erofs\", \"squashfs\"]",
+        "kernel = \"{}\"\nload = [\"virtio_pci\", \"virtio_blk\", \"erofs\", \"squashfs\", \"dm_verity\"]",
         kernel_modules().display()
     );
     build_image(
@@ -283,6 +314,23 @@ fn erofs_ext4_and_squashfs_images_of_a_profile_boot_as_the_root() {
     );
     assert_console(&out, "DISK erofs\n");
     assert_console(&out, "MOUNT /dev/vdc / erofs ro");
+    assert_console(&out, "WRITE-FAILED\n");
+    assert_ok(&out);
+    // ext4 with verity: the device mode mounts the verity device, read-only.
+    let v = build_in(
+        &dir,
+        "ext4v",
+        &root_profile("ext4", "verity = true", ""),
+        None,
+    );
+    let hash = &disk(&v).verity.as_ref().unwrap().root_hash;
+    let out = boot(
+        &initramfs,
+        &format!("root=UUID={} mkrootfs.verity={hash}", disk(&v).uuid),
+        &[Disk::raw(&v.path)],
+    );
+    assert_console(&out, "verity: /dev/vda checked against root hash");
+    assert_console(&out, "MOUNT /dev/dm-0 / ext4 ro");
     assert_console(&out, "WRITE-FAILED\n");
     assert_ok(&out);
 }

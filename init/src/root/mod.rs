@@ -151,7 +151,10 @@ pub fn enter(
         }
         RootMode::Device => {
             let (dev, fstype) = root_device(root, loaded, verity)?;
-            let ro = root.readonly || matches!(fstype.as_str(), "erofs" | "squashfs");
+            // A verity device is read-only whatever the file system.
+            let ro = root.readonly
+                || verity.is_some()
+                || matches!(fstype.as_str(), "erofs" | "squashfs");
             let flags = if ro {
                 MsFlags::MS_RDONLY
             } else {

@@ -143,7 +143,7 @@ pub fn setup(dev: &Path, root_hash: &str) -> Result<PathBuf, RootError> {
         .write(true)
         .open("/dev/mapper/control")
         .map_err(|e| {
-            err(dev, format!("open /dev/mapper/control: {e} (the image needs the dm_mod and dm_verity modules)"))
+            err(dev, format!("open /dev/mapper/control: {e} (the initramfs needs the dm_mod and dm_verity modules: [modules] load)"))
         })?;
     let (major, minor) = dm::create(&control, NAME)
         .map_err(|e| err(dev, format!("create device-mapper device {NAME}: {e}")))?;

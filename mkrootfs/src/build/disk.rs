@@ -123,7 +123,7 @@ fn check_mountable(plan: &Plan, fs: &FsOptions) -> Result<(), BuildError> {
                 .error_at(
                     key,
                     format!(
-                        "the kernel of {} cannot mount a {} image: {module} is neither built in nor a module of it",
+                        "the kernel of {} cannot mount {} images: {module} is neither built in nor a module of it",
                         dir.display(),
                         fs.format
                     ),

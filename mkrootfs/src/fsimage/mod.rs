@@ -207,7 +207,7 @@ pub enum FsImageError {
         status: std::process::ExitStatus,
         stderr: String,
     },
-    #[error("writing a {format} image sets owners and creates device nodes in a staging directory: run as root, or under fakeroot (`fakeroot mkrootfs build …`)")]
+    #[error("{format} images are written from a staging directory with the image's owners and device nodes: run as root, or under fakeroot (`fakeroot mkrootfs build …`)")]
     NeedsRoot { format: Format },
     #[error("stage {path} in {dir}")]
     Stage {
