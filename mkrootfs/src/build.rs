@@ -216,7 +216,9 @@ pub fn build(profile: &Profile, opts: &BuildOptions) -> Result<BuildReport, Buil
     if let Some(fs) = &plan.disk {
         return disk::build(&plan, fs, start);
     }
+    crate::progress::step(crate::progress::Step::Assemble);
     let assembled = assemble(&plan)?;
+    crate::progress::step(crate::progress::Step::Archive);
     let written = write::write_image(
         &assembled.tree,
         plan.mtime,

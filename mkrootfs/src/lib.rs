@@ -19,6 +19,7 @@ pub mod list;
 pub mod oci;
 pub mod plan;
 pub mod profile;
+pub mod progress;
 pub mod tree;
 pub mod vmconfig;
 pub mod vmlinux;

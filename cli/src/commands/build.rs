@@ -64,7 +64,12 @@ pub fn run(args: BuildArgs) -> Result<u8> {
             .context("find the kernel for modules.kernel = \"auto\"")?;
         opts.auto_kernel = Some(super::auto_kernel(&kernel));
     }
-    let report = build::build(&profile, &opts)?;
+    let display = super::progress::install();
+    let report = build::build(&profile, &opts);
+    if let Some(d) = display {
+        d.finish();
+    }
+    let report = report?;
     for note in &report.notes {
         eprintln!("mkrootfs: warning: {note}");
     }

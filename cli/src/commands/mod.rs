@@ -7,6 +7,7 @@ pub mod deps;
 pub mod extract;
 pub mod kernel;
 pub mod ls;
+pub mod progress;
 pub mod run;
 
 use mkrootfs::build::AutoKernel;

@@ -31,6 +31,7 @@ pub(super) fn build(
     start: Instant,
 ) -> Result<BuildReport, BuildError> {
     check_mountable(plan, fs)?;
+    crate::progress::step(crate::progress::Step::Assemble);
     let assembled = assemble(plan)?;
     let written = fsimage::write(&assembled.tree, fs, &plan.output)?;
     if let Some(v) = &written.verity {
@@ -162,6 +163,7 @@ fn write_split(
             .load
             .extend(["dm_mod".to_string(), "dm_verity".to_string()]);
     }
+    crate::progress::step(crate::progress::Step::Initramfs);
     let mut tree = Tree::new(&plan.sysroot);
     tree.add_skeleton()?;
     let mut modules = user.modules.clone();

@@ -252,6 +252,7 @@ pub fn write(
     opts: &FsOptions,
     output: &Path,
 ) -> Result<Written, FsImageError> {
+    crate::progress::step(crate::progress::Step::Stage);
     let staged = stage::stage(tree, opts.format, opts.mtime)?;
     let ids = Ids::from_digest(&staged.digest, opts.format);
     let parent = match output.parent() {
@@ -273,6 +274,11 @@ pub fn write(
             source,
         })?;
     let tmp_path = tmp.path().to_path_buf();
+    crate::progress::step(crate::progress::Step::FsWriter(match opts.format {
+        Format::Erofs => "mkfs.erofs",
+        Format::Squashfs => "mksquashfs",
+        _ => "mkfs.ext4",
+    }));
     match opts.format {
         Format::Erofs => erofs::write(&staged, opts, &ids, &tmp_path)?,
         Format::Squashfs => squashfs::write(&staged, opts, &tmp_path)?,
@@ -285,6 +291,7 @@ pub fn write(
     };
     let fs_bytes = std::fs::metadata(&tmp_path).map_err(io("stat"))?.len();
     let verity = if opts.verity {
+        crate::progress::step(crate::progress::Step::Verity);
         Some(
             verity::append(&tmp_path, &ids.salt, &ids.verity_uuid)
                 .map_err(io("append the hash tree to"))?,

@@ -104,9 +104,12 @@ pub fn stage(tree: &Tree, format: Format, mtime: u32) -> Result<Staged, FsImageE
                 })
             }
         }
+        let mut bytes = 0;
         if let Some(data) = contents {
-            data_bytes += copy_data(data, &path, &mut h).map_err(err(&at))?;
+            bytes = copy_data(data, &path, &mut h).map_err(err(&at))?;
+            data_bytes += bytes;
         }
+        crate::progress::advance(1, bytes);
         let is_link = e.mode & S_IFMT == S_IFLNK;
         own(&path, e.uid, e.gid, (!is_link).then_some(perm)).map_err(err(&at))?;
         meta.push((at, e.mode, e.uid, e.gid));
