@@ -140,6 +140,13 @@ pub fn enter(
 ) -> Result<Entered, RootError> {
     let start = Instant::now();
     let newroot = Path::new(NEWROOT);
+    let verity = match root.mode {
+        RootMode::Device | RootMode::Overlay => {
+            verity::root_hash(verity, Path::new(verity::ROOT_HASH_FILE))?
+        }
+        _ => None,
+    };
+    let verity = verity.as_deref();
     let what = match root.mode {
         RootMode::Initramfs => return Ok(Entered::Initramfs),
         RootMode::Tmpfs => {

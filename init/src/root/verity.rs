@@ -20,6 +20,36 @@ use std::path::{Path, PathBuf};
 pub const NAME: &str = "mkrootfs-root";
 const BLOCK: u64 = 4096;
 
+/// Where a split build's initramfs records the root hash of its image:
+/// with it, the root is always mounted through verity.
+pub const ROOT_HASH_FILE: &str = "/etc/mkrootfs/root.verity";
+
+/// The root hash to check the root against: the image's own
+/// ([`ROOT_HASH_FILE`]), which the command line may repeat but not change,
+/// else the command line's.
+pub fn root_hash(cmdline: Option<&str>, file: &Path) -> Result<Option<String>, RootError> {
+    let recorded = match std::fs::read_to_string(file) {
+        Ok(text) => Some(text.trim().to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            return Err(RootError::Verity {
+                device: "root".into(),
+                message: format!("read {}: {e}", file.display()),
+            })
+        }
+    };
+    match (recorded, cmdline) {
+        (Some(r), Some(c)) if !r.eq_ignore_ascii_case(c) => Err(RootError::Verity {
+            device: "root".into(),
+            message: format!(
+                "mkrootfs.verity={c} is not the root hash this initramfs was built for ({r})"
+            ),
+        }),
+        (Some(r), _) => Ok(Some(r)),
+        (None, c) => Ok(c.map(str::to_string)),
+    }
+}
+
 /// Checks a root hash from the command line: 64 hex digits (sha256).
 pub fn parse_root_hash(s: &str) -> Result<String, String> {
     if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -201,6 +231,23 @@ mod tests {
         assert_eq!(parse_root_hash(&"AB".repeat(32)), Ok("ab".repeat(32)));
         assert!(parse_root_hash("abc").is_err());
         assert!(parse_root_hash(&"zz".repeat(32)).is_err());
+    }
+
+    #[test]
+    fn the_images_root_hash_wins_and_the_command_line_cannot_change_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("root.verity");
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        assert_eq!(root_hash(None, &file).unwrap(), None);
+        assert_eq!(root_hash(Some(&a), &file).unwrap(), Some(a.clone()));
+        std::fs::write(&file, format!("{a}\n")).unwrap();
+        assert_eq!(root_hash(None, &file).unwrap(), Some(a.clone()));
+        assert_eq!(root_hash(Some(&a), &file).unwrap(), Some(a.clone()));
+        let e = root_hash(Some(&b), &file).unwrap_err().to_string();
+        assert!(
+            e.contains("is not the root hash this initramfs was built for"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -192,6 +192,16 @@ fn write_split(
         Meta::root(0o644),
         "the [init] table",
     )?;
+    // The init then always mounts the image through verity, with this hash
+    // (init/src/root/verity.rs, ROOT_HASH_FILE).
+    if let Some(v) = &written.verity {
+        tree.add(
+            "/etc/mkrootfs/root.verity",
+            Node::File(format!("{}\n", v.root_hash).into_bytes().into()),
+            Meta::root(0o644),
+            "the image's verity root hash",
+        )?;
+    }
     let w = write::write_image(&tree, plan.mtime, plan.compression, Some(plan.level), path)?;
     Ok((path.to_path_buf(), w.compressed))
 }
