@@ -216,7 +216,7 @@ fn non_elf_library_is_a_one_line_error() {
 #[test]
 fn profile_errors_name_file_line_column() {
     let e = build_err("err-key", "binaries = []\n[image]\ncompresion = \"xz\"\n");
-    assert!(e.ends_with("err-key.toml:3:1: unknown field `compresion`, expected one of `compression`, `level`, `sysroot`, `init`, `dlopen_notes`, `busybox_links`, `format`, `fs_compression`, `split`, `verity`"), "{e}");
+    assert!(e.ends_with("err-key.toml:3:1: unknown field `compresion`, expected one of `compression`, `level`, `sysroot`, `init`, `dlopen_notes`, `busybox_links`, `format`, `fs_compression`, `split`, `verity`, `label`"), "{e}");
 }
 
 #[test]

@@ -209,6 +209,10 @@ fn disk_options_are_checked_at_their_position() {
             "format = \"cpio\"\nverity = true",
             ":4:10: image.verity is for disk images",
         ),
+        (
+            "format = \"erofs\"\nlabel = \"root\"",
+            ":4:9: image.label: erofs images have no label here (ext4 only",
+        ),
     ] {
         let text = format!("binaries = [\"busybox\"]\n[image]\n{image}\n[init]\n[[init.services]]\nargv = [\"/bin/busybox\", \"true\"]\n");
         let path = dir.join("p.toml");
@@ -429,6 +433,7 @@ fn security_capability_is_kept_on_erofs_and_ext4() {
             compression: FsCompression::None,
             level: None,
             verity: false,
+            label: None,
             mtime: 0,
         };
         fsimage::write(&tree, &opts, &out).unwrap_or_else(|e| panic!("{}", chain(&e)));

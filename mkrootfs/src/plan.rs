@@ -195,6 +195,19 @@ impl Plan {
         only_disk("image.fs_compression", img.fs_compression.is_some())?;
         only_disk("image.split", img.split.unwrap_or(false))?;
         only_disk("image.verity", img.verity.unwrap_or(false))?;
+        only_disk("image.label", img.label.is_some())?;
+        if let Some(l) = &img.label {
+            if format != Format::Ext4 {
+                return Err(err(
+                    "image.label",
+                    format!("image.label: {format} images have no label here (ext4 only; mount erofs and squashfs by UUID or path)"),
+                )
+                .into());
+            }
+            if l.is_empty() || l.len() > 16 {
+                return Err(err("image.label", format!("image.label {l:?}: 1 to 16 bytes")).into());
+            }
+        }
         let split = img.split.unwrap_or(false);
         let disk = match format {
             Format::Cpio => None,
@@ -213,6 +226,7 @@ impl Plan {
                     compression: fs_compression,
                     level,
                     verity: img.verity.unwrap_or(false),
+                    label: img.label.clone(),
                     mtime,
                 })
             }

@@ -135,6 +135,8 @@ pub struct ImageSection {
     /// With a disk format: append a dm-verity hash tree and report its root
     /// hash. Default: false.
     pub verity: Option<bool>,
+    /// The file system's label (ext4 only: up to 16 bytes). Default: none.
+    pub label: Option<String>,
 }
 
 /// `[[files]]`: a host file or inline contents.
@@ -321,7 +323,8 @@ impl fmt::Display for Position {
 }
 
 /// The keys whose positions are kept for the checks made after merging.
-const POSITIONED: [(&str, [&str; 2]); 9] = [
+const POSITIONED: [(&str, [&str; 2]); 10] = [
+    ("image.label", ["image", "label"]),
     ("image.compression", ["image", "compression"]),
     ("image.format", ["image", "format"]),
     ("image.fs_compression", ["image", "fs_compression"]),
@@ -543,6 +546,7 @@ fn merge(p: &mut Profile, file: &Path, RawProfileChecked(raw, positions): RawPro
     img.fs_compression = i.fs_compression.or(img.fs_compression);
     img.split = i.split.or(img.split);
     img.verity = i.verity.or(img.verity);
+    img.label = i.label.or(img.label.take());
     // A child's entry for a path replaces whatever its parents put there
     // (a base's /etc/hostname, say), as a child's `[image]` keys do;
     // otherwise the two would only meet later as a conflict in the tree.

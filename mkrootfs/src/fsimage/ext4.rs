@@ -71,6 +71,7 @@ pub(super) fn write(
         .args(["-q", "-F", "-t", "ext4", "-b", "4096", "-I", "256"])
         .args(["-N", &inode_count(staged).to_string()])
         .args(["-U", &ids.uuid])
+        .args(opts.label.iter().flat_map(|l| ["-L", l.as_str()]))
         .args([
             "-E",
             &format!("hash_seed={},lazy_itable_init=0,nodiscard", ids.hash_seed),

@@ -184,6 +184,8 @@ pub struct FsOptions {
     pub level: Option<u32>,
     /// Append a dm-verity hash tree.
     pub verity: bool,
+    /// The file system's label (ext4).
+    pub label: Option<String>,
     /// Every timestamp of the image.
     pub mtime: u32,
 }

@@ -15,7 +15,7 @@ fn err(text: &str) -> String {
 fn unknown_key_names_file_line_column() {
     assert_eq!(
         err("binaries = []\n[image]\ncompresion = \"xz\"\n"),
-        "p.toml:3:1: unknown field `compresion`, expected one of `compression`, `level`, `sysroot`, `init`, `dlopen_notes`, `busybox_links`, `format`, `fs_compression`, `split`, `verity`"
+        "p.toml:3:1: unknown field `compresion`, expected one of `compression`, `level`, `sysroot`, `init`, `dlopen_notes`, `busybox_links`, `format`, `fs_compression`, `split`, `verity`, `label`"
     );
 }
 
