@@ -236,8 +236,12 @@ impl Plan {
             f => PathBuf::from("out").join(format!("{}{}", profile.name, f.extension())),
         });
         let split = split.then(|| {
-            output
-                .with_extension(format!("cpio{}", compression.extension()).trim_start_matches('.'))
+            let ext = format!("cpio{}", compression.extension());
+            match output.with_extension(&ext) {
+                // `-o root.cpio`: never the image's own name.
+                p if p == output => output.with_extension(format!("initramfs.{ext}")),
+                p => p,
+            }
         });
         Ok(Plan {
             profile: profile.clone(),

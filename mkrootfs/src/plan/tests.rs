@@ -139,3 +139,24 @@ fn profile_without_positions_is_named() {
         "profile inline: zstd level 0 is out of range 1-22"
     );
 }
+
+#[test]
+fn a_split_initramfs_is_named_after_the_image_and_never_is_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.toml");
+    std::fs::write(
+        &path,
+        "[image]\nformat = \"erofs\"\nsplit = true\ncompression = \"none\"\n[init]\n[[init.services]]\nargv = [\"/bin/true\"]\n",
+    )
+    .unwrap();
+    let p = crate::profile::load_path(&path).unwrap();
+    for (out, want) in [
+        ("out/r.erofs", "out/r.cpio"),
+        ("r.cpio", "r.initramfs.cpio"),
+    ] {
+        let mut o = opts();
+        o.output = Some(PathBuf::from(out));
+        let plan = Plan::new(&p, &o).unwrap();
+        assert_eq!(plan.split, Some(PathBuf::from(want)), "{out}");
+    }
+}
