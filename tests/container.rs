@@ -245,7 +245,7 @@ fn docker_isolation_masks_and_escapes_from_the_initramfs() {
     assert_probe(&out, "flags /sys", "ro,nosuid,nodev,noexec");
     assert_probe(&out, "flags /sys/fs/cgroup", "ro,nosuid,nodev,noexec");
     assert_probe(&out, "flags /", "ro,nodev");
-    assert_probe(&out, "flags /dev", "nosuid");
+    assert_probe(&out, "flags /dev", "nosuid,nodev");
     assert_probe(&out, "flags /dev/shm", "nosuid,nodev,noexec");
     // Escapes: 0 successes.
     for name in SECCOMP_ESCAPES.iter().copied().chain(["mknod"]) {
