@@ -381,19 +381,8 @@ impl shutdown::Ending for Ended<'_> {
         self.sup.reaped(pid, status);
     }
 
-    fn outcome(&mut self) -> (Status, u64) {
+    fn outcome(&mut self) -> shutdown::Outcome {
         self.sup.remove_containers();
-        if let Some((stats, memory_max, pids_max)) = self.sup.main_stats {
-            let mut extra = stats.fields();
-            if let Some(m) = memory_max {
-                extra.push_str(&format!(" memory_max={m}"));
-            }
-            if let Some(p) = pids_max {
-                extra.push_str(&format!(" pids_max={p}"));
-            }
-            shutdown::set_result_extra(extra);
-        }
-        let status = self.sup.main_status.unwrap_or(self.fallback);
         let service_ms = match self.sup.main_started {
             Some(start) => self
                 .sup
@@ -403,7 +392,11 @@ impl shutdown::Ending for Ended<'_> {
                 .as_millis() as u64,
             None => 0,
         };
-        (status, service_ms)
+        shutdown::Outcome {
+            status: self.sup.main_status.unwrap_or(self.fallback),
+            service_ms,
+            container: self.sup.main_stats.clone(),
+        }
     }
 }
 

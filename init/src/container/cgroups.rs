@@ -34,28 +34,8 @@ fn err<'a>(step: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Cgro
     }
 }
 
-/// The counters read when a container ends.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// `oom_kill` of memory.events.
-    pub oom_kill: u64,
-    /// `max` of pids.events: forks refused at pids.max.
-    pub pids_max_hits: u64,
-    /// memory.peak in bytes (Linux 5.19+; 0 when missing).
-    pub memory_peak: u64,
-    /// `usage_usec` of cpu.stat.
-    pub cpu_usec: u64,
-}
-
-impl Stats {
-    /// ` oom_kill=… pids_max_hits=… memory_peak=… cpu_usec=…` for the RESULT line.
-    pub fn fields(&self) -> String {
-        format!(
-            " oom_kill={} pids_max_hits={} memory_peak={} cpu_usec={}",
-            self.oom_kill, self.pids_max_hits, self.memory_peak, self.cpu_usec
-        )
-    }
-}
+/// The counters read when a container ends (the limits are the plan's).
+pub use mkrootfs_config::result::ContainerCounters as Stats;
 
 /// The value of `key` in a flat-keyed cgroup file (`memory.events`,
 /// `cpu.stat`): lines `key value`.
@@ -191,6 +171,8 @@ impl Cgroup {
             pids_max_hits: keyed(&read("pids.events"), "max").unwrap_or(0),
             memory_peak: read("memory.peak").trim().parse().unwrap_or(0),
             cpu_usec: keyed(&read("cpu.stat"), "usage_usec").unwrap_or(0),
+            memory_max: None,
+            pids_max: None,
         }
     }
 
@@ -292,7 +274,9 @@ mod tests {
                 oom_kill: 1,
                 pids_max_hits: 181,
                 memory_peak: 67108864,
-                cpu_usec: 600123
+                cpu_usec: 600123,
+                memory_max: None,
+                pids_max: None,
             }
         );
         // Without limits only memory and pids are enabled (for the counters).
@@ -339,20 +323,6 @@ mod tests {
                 "enable controllers in {}/cgroup.subtree_control: Is a directory (os error 21)",
                 d.path().display()
             )
-        );
-    }
-
-    #[test]
-    fn stats_fields_for_the_result_line() {
-        let s = Stats {
-            oom_kill: 1,
-            pids_max_hits: 2,
-            memory_peak: 67108864,
-            cpu_usec: 5,
-        };
-        assert_eq!(
-            s.fields(),
-            " oom_kill=1 pids_max_hits=2 memory_peak=67108864 cpu_usec=5"
         );
     }
 }

@@ -89,7 +89,7 @@ pub struct Supervisor {
     pub main_status: Option<Status>,
     /// The main container's counters when it last ended, with its plan's
     /// memory.max and pids.max, for the RESULT line.
-    pub main_stats: Option<(crate::container::cgroups::Stats, Option<u64>, Option<u64>)>,
+    pub main_stats: Option<crate::container::cgroups::Stats>,
     /// Time spent launching the main container (clone to exec), for the
     /// timings line.
     pub container_ms: Option<u128>,
@@ -214,16 +214,15 @@ impl Supervisor {
         s.pid = None;
         if let Some(c) = s.container.take() {
             // Counters first: cgroup.kill and rmdir end them.
-            let stats = c.cgroup.stats();
+            let mut stats = c.cgroup.stats();
             c.cgroup.destroy();
-            crate::info!("container {}:{}", s.prep.name, stats.fields());
+            if let Some(l) = &s.prep.container {
+                stats.memory_max = l.plan.cgroup.memory_max;
+                stats.pids_max = l.plan.cgroup.pids_max;
+            }
+            crate::info!("container {}: {stats}", s.prep.name);
             if is_main {
-                let plan = s.prep.container.as_ref().map(|l| &l.plan.cgroup);
-                self.main_stats = Some((
-                    stats,
-                    plan.and_then(|c| c.memory_max),
-                    plan.and_then(|c| c.pids_max),
-                ));
+                self.main_stats = Some(stats);
             }
         }
         let ran = s.started.map(|t| t.elapsed().as_millis()).unwrap_or(0);
