@@ -9,6 +9,7 @@
 //! Not running as PID 1, the binary refuses to touch the machine; it only
 //! offers `--check-config <file>`.
 
+mod acpi;
 mod boot_timer;
 mod cmdline;
 mod console;

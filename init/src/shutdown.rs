@@ -12,6 +12,7 @@ use nix::mount::{umount2, MntFlags, MsFlags};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::fmt::Display;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -259,6 +260,12 @@ fn drain(fd: impl std::os::fd::AsFd, stall: Duration) {
 fn power_off() -> ! {
     use nix::sys::reboot::{reboot, RebootMode};
     let mode = if REBOOT.load(Ordering::Relaxed) == 1 {
+        RebootMode::RB_AUTOBOOT
+    } else if !crate::acpi::can_power_off(Path::new(crate::acpi::TABLES)) {
+        // RB_POWER_OFF would halt the CPU for good: the VM would never end.
+        crate::info!(
+            "power-off is not available (no ACPI S5 sleep state): rebooting to end the machine"
+        );
         RebootMode::RB_AUTOBOOT
     } else {
         RebootMode::RB_POWER_OFF
