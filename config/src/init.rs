@@ -237,6 +237,15 @@ impl ServiceConfig {
                 .unwrap_or("service"),
         }
     }
+
+    /// Replaces the program the service runs, plain or container alike
+    /// (`mkrootfs.cmd=`): the one place a workload's argv is overridden.
+    pub fn set_argv(&mut self, argv: Vec<String>) {
+        if let Some(plan) = &mut self.container_plan {
+            plan.argv = argv.clone();
+        }
+        self.argv = argv;
+    }
 }
 
 /// What ends the machine.
