@@ -4,7 +4,7 @@ use crate::compress::Compression;
 use crate::elf::{self, ElfError, Resolver, ResolverOptions};
 use crate::kmod::{self, KmodError};
 use crate::plan::{InitChoice, ModuleTree, Plan, PlanError};
-use crate::profile::{NodeKind, Profile, ProfileError};
+use crate::profile::{NodeKind, Profile, ProfileError, Seg};
 use crate::tree::{Meta, Node, Tree, TreeError};
 use mkrootfs_config::{InitConfig, RootMode, INIT_CONFIG_PATH};
 use std::fs;
@@ -67,6 +67,8 @@ pub enum BuildError {
     NoInitConfig(String),
     #[error("profile {profile}: [modules] options: {message}")]
     ModuleOptions { profile: String, message: String },
+    #[error("profile {profile}: {message}")]
+    InitInvalid { profile: String, message: String },
     #[error("image.init {0} is not in the image")]
     InitMissing(String),
     #[error("[modules] asks for modules but names no kernel module tree (set modules.kernel or pass --kernel-modules)")]
@@ -304,6 +306,18 @@ pub fn assemble(plan: &Plan) -> Result<Assembled, BuildError> {
                 .map_err(|message| BuildError::ModuleOptions {
                     profile: profile.path.display().to_string(),
                     message,
+                })?;
+            // The names are final once OCI images have filled argv in.
+            cfg.check_service_names()
+                .map_err(|e| match &profile.init_source {
+                    Some(source) => {
+                        let at: Vec<Seg> = Seg::path(&e.at).collect();
+                        BuildError::Profile(source.init_error(&at, e.message))
+                    }
+                    None => BuildError::InitInvalid {
+                        profile: profile.name.clone(),
+                        message: e.message,
+                    },
                 })?;
             let bin = match &plan.init_binary {
                 Some(p) => p.clone(),

@@ -471,8 +471,11 @@ pub fn parse_str(path: &Path, text: &str) -> Result<RawProfileChecked, ProfileEr
     let raw: RawProfile =
         toml::from_str(text).map_err(|e| invalid(e.span(), e.message().to_string()))?;
     if let Some(init) = &raw.init {
-        init.validate()
-            .map_err(|message| invalid(span_of(text, &[Seg::Key("init")]), message))?;
+        init.validate_at().map_err(|e| {
+            let mut at = vec![Seg::Key("init")];
+            at.extend(Seg::path(&e.at));
+            invalid(span_of(text, &at), e.message)
+        })?;
     }
     for (i, f) in raw.files.iter().enumerate() {
         if f.src.is_some() == f.content.is_some() {

@@ -1,7 +1,7 @@
 //! Mistakes in a profile reported where they were written, before anything
 //! is assembled: a compression level out of range (also when the
-//! compression comes from the parent profile), an unknown module preset, and
-//! an `argv[0]` that is not in the image.
+//! compression comes from the parent profile), an unknown module preset,
+//! an `argv[0]` that is not in the image, two services of one name.
 
 use mkrootfs::build::{build, BuildOptions};
 use std::fs;
@@ -100,5 +100,36 @@ fn missing_argv0_names_file_line_column() {
             "{}:5:1: init.services[0] (nope): argv[0] /bin/nope is not a file of the image",
             path.display()
         )
+    );
+}
+
+/// Issue 21: two services of the same name were accepted, and at boot the
+/// second container took the first's cgroup (mkrootfs/<name>) as a
+/// leftover and killed it. Names, given or from argv[0], must be unique.
+#[test]
+fn duplicate_service_names_are_an_error_at_file_line_column() {
+    assert_eq!(
+        build_error(
+            &[(
+                "p.toml",
+                "[image]\ncompression = \"none\"\n\
+                 [[init.services]]\nname = \"web\"\nargv = [\"/a\"]\n\
+                 [[init.services]]\nargv = [\"/b\"]\nname = \"web\"\n"
+            )],
+            "p.toml"
+        ),
+        "DIR/p.toml:8:8: init.services[1]: name \"web\" is already init.services[0]'s: \
+         service names must be unique (give one a `name`)"
+    );
+    assert_eq!(
+        build_error(
+            &[(
+                "p.toml",
+                "[init]\nservices = [{ argv = [\"/bin/sh\"] }, { argv = [\"sh\"] }]\n"
+            )],
+            "p.toml"
+        ),
+        "DIR/p.toml:2:39: init.services[1]: name (from argv[0]) \"sh\" is already \
+         init.services[0]'s: service names must be unique (give one a `name`)"
     );
 }

@@ -14,6 +14,16 @@ pub enum Seg<'a> {
     Index(usize),
 }
 
+impl<'a> Seg<'a> {
+    /// The key path of a failed `[init]` check, relative to `init`.
+    pub fn path(steps: &'a [mkrootfs_config::KeyStep]) -> impl Iterator<Item = Seg<'a>> {
+        steps.iter().map(|step| match step {
+            mkrootfs_config::KeyStep::Key(k) => Seg::Key(k),
+            mkrootfs_config::KeyStep::Index(i) => Seg::Index(*i),
+        })
+    }
+}
+
 /// Where the value at `path` was written: for a table, its `[header]` or,
 /// when it has none (dotted keys, an inline table, a table only implied by
 /// `[a.b]`), its key; the value itself otherwise. When the path goes further than the

@@ -52,6 +52,19 @@ fn init_validation_points_at_init_table() {
     );
 }
 
+/// Checks of several `[init]` keys point at the key at fault, not at `[init]`.
+#[test]
+fn init_checks_point_at_the_key_at_fault() {
+    assert_eq!(
+        err("[init]\nhostname = \"\"\n[[init.services]]\nargv = [\"/a\"]\n"),
+        "p.toml:2:12: init.hostname \"\" must be 1 to 64 bytes"
+    );
+    assert_eq!(
+        err("[[init.services]]\nargv = [\"/a\"]\ncwd = \"tmp\"\n"),
+        "p.toml:3:7: init.services[0]: cwd \"tmp\" must be absolute"
+    );
+}
+
 #[test]
 fn unknown_init_key_names_position() {
     assert_eq!(
