@@ -13,12 +13,16 @@ use std::process::ExitCode;
 #[command(
     name = "mkrootfs",
     version,
-    about = "Build minimal Linux root filesystems as cpio initramfs images"
+    about = "Build minimal Linux root filesystems as cpio initramfs images",
+    // `mkrootfs -o X build -p P` would otherwise parse `-o` here and drop
+    // it: the options of the short form go with it, never with a subcommand.
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
-    /// Short form of `mkrootfs build --profile PROFILE`.
+    /// Short form of `mkrootfs build --profile PROFILE` (options before a
+    /// subcommand are a usage error: write them after it).
     #[command(flatten)]
     build: commands::build::BuildArgs,
 }
@@ -26,7 +30,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Build an image from a profile.
-    Build(commands::build::BuildArgs),
+    Build(commands::build::BuildCommand),
     /// Show the files an ELF (or a kernel module) pulls into an image.
     Deps(commands::deps::DepsArgs),
     /// List the contents of any initramfs image.
@@ -44,7 +48,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Some(Command::Build(a)) => commands::build::run(a),
+        Some(Command::Build(a)) => commands::build::run(a.into()),
         Some(Command::Deps(a)) => commands::deps::run(a),
         Some(Command::Ls(a)) => commands::ls::run(a),
         Some(Command::Extract(a)) => commands::extract::run(a),

@@ -189,3 +189,93 @@ fn listing_to_a_closed_pipe_exits_zero_quietly() {
         assert_eq!(stderr(&o), "", "{args:?}");
     }
 }
+
+/// Issue 21: usage errors exited 1, not 2 as the README says (`build`
+/// without a profile, `run` without an image, `run -p P IMAGE`). The
+/// README's promise: 0 success, 1 failure, 2 usage error.
+#[test]
+fn usage_error_exits_2_without_a_profile() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    fs::write(dir.join("p.toml"), SCRIPT_PROFILE).unwrap();
+    let usage: [&[&str]; 9] = [
+        &[],
+        &["build"],
+        &["build", "-o", "out.cpio"],
+        &["run"],
+        &["run", "-p", "p.toml", "image.cpio"],
+        &["ls"],
+        &["build", "-p", "p.toml", "--no-such-option"],
+        &["no-such-command"],
+        &["vm-config", "image.cpio"],
+    ];
+    for args in usage {
+        let o = mkrootfs(dir, args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).is_empty(), "{args:?}");
+    }
+    // A failure that is not a usage error: 1.
+    let missing = mkrootfs(dir, &["build", "-p", "missing.toml"]);
+    assert_eq!(missing.status.code(), Some(1), "{}", stderr(&missing));
+    let ok = mkrootfs(dir, &["build", "-p", "p.toml", "-o", "out.cpio"]);
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+}
+
+/// Issue 21: options written before the subcommand were parsed as the
+/// short form's and dropped (`mkrootfs -o X build -p P` wrote
+/// out/p.cpio), and `run IMAGE -o X` ignored `-o`. Both are usage errors
+/// now, and nothing is written.
+#[test]
+fn options_before_the_subcommand_are_a_usage_error_not_ignored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    fs::write(dir.join("p.toml"), SCRIPT_PROFILE).unwrap();
+    let cases: [&[&str]; 5] = [
+        &["-o", "x.cpio", "build", "-p", "p.toml"],
+        &["--init", "/bin/true", "build", "-p", "p.toml"],
+        &["--kernel-modules", "/lib/modules", "build", "-p", "p.toml"],
+        &["--profile", "p.toml", "build", "-p", "p.toml"],
+        &["run", "image.cpio", "-o", "x.cpio"],
+    ];
+    for args in cases {
+        let o = mkrootfs(dir, args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(!dir.join("x.cpio").exists(), "{args:?}");
+        assert!(!dir.join("out").exists(), "{args:?}");
+    }
+    // The short form keeps its options.
+    let o = mkrootfs(dir, &["-p", "p.toml", "-o", "x.cpio"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(dir.join("x.cpio").is_file());
+}
+
+/// Issue 21: `mkrootfs run` booted a truncated image; the user saw the
+/// init's FATAL with "Initramfs unpacking failed" buried in the log. `run`
+/// reads the image as `ls` does first and fails with `ls`'s error, before
+/// looking for a kernel or starting QEMU.
+#[test]
+fn run_refuses_a_truncated_image_with_the_error_ls_gives() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let zstd = SCRIPT_PROFILE.replace("compression = \"none\"", "compression = \"zstd\"");
+    fs::write(dir.join("p.toml"), zstd).unwrap();
+    let o = mkrootfs(dir, &["build", "-p", "p.toml", "-o", "good.cpio.zst"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bytes = fs::read(dir.join("good.cpio.zst")).unwrap();
+    fs::write(dir.join("cut.cpio.zst"), &bytes[..bytes.len() - 9]).unwrap();
+    let ls = mkrootfs(dir, &["ls", "cut.cpio.zst"]);
+    assert_eq!(ls.status.code(), Some(1));
+    assert!(
+        stderr(&ls).starts_with("mkrootfs: read image cut.cpio.zst: segment 1 at byte 0 (zstd"),
+        "{}",
+        stderr(&ls)
+    );
+    let run = Command::new(env!("CARGO_BIN_EXE_mkrootfs"))
+        .args(["run", "cut.cpio.zst", "--kernel", "no-such-kernel"])
+        .current_dir(dir)
+        .env("MKROOTFS_QEMU", "/nonexistent/qemu")
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    assert_eq!(stderr(&run), stderr(&ls));
+}

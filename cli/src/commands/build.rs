@@ -22,6 +22,35 @@ pub struct BuildArgs {
     pub kernel_modules: Option<PathBuf>,
 }
 
+/// `mkrootfs build`: the same options, the profile required (a missing one
+/// is a usage error, status 2).
+#[derive(Args, Clone, Debug)]
+pub struct BuildCommand {
+    /// Profile: a path, or a bare name looked up in ./profiles then /usr/share/mkrootfs/profiles.
+    #[arg(long, short)]
+    pub profile: String,
+    /// Output image. Default: out/<profile>.cpio[.gz|.xz|.zst].
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// The static init binary to put at /init. Default: $MKROOTFS_INIT or the build tree's.
+    #[arg(long)]
+    pub init: Option<PathBuf>,
+    /// Kernel module tree (lib/modules/<version>), overriding modules.kernel.
+    #[arg(long)]
+    pub kernel_modules: Option<PathBuf>,
+}
+
+impl From<BuildCommand> for BuildArgs {
+    fn from(c: BuildCommand) -> BuildArgs {
+        BuildArgs {
+            profile: Some(c.profile),
+            output: c.output,
+            init: c.init,
+            kernel_modules: c.kernel_modules,
+        }
+    }
+}
+
 impl BuildArgs {
     pub fn options(&self) -> build::BuildOptions {
         build::BuildOptions {

@@ -3,7 +3,7 @@
 use super::Out;
 use anyhow::{Context, Result};
 use clap::Args;
-use mkrootfs::{cpio, extract};
+use mkrootfs::extract;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -14,10 +14,7 @@ pub struct ExtractArgs {
 }
 
 pub fn run(args: ExtractArgs) -> Result<u8> {
-    let bytes =
-        std::fs::read(&args.image).with_context(|| format!("read {}", args.image.display()))?;
-    let segments = cpio::read_archive(&bytes, &cpio::Limits::default())
-        .with_context(|| format!("read image {}", args.image.display()))?;
+    let segments = super::read_image(&args.image)?;
     let report = extract::extract(&segments, &args.dir).with_context(|| {
         format!(
             "extract {} into {}",

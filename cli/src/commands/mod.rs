@@ -9,9 +9,12 @@ pub mod kernel;
 pub mod ls;
 pub mod run;
 
+use anyhow::Context;
 use mkrootfs::build::AutoKernel;
+use mkrootfs::cpio;
 use std::fmt::Display;
 use std::io::{self, BufWriter, StdoutLock, Write};
+use std::path::Path;
 
 /// Standard output of a subcommand: buffered, and every write checked.
 /// When the reader goes away (`mkrootfs ls IMAGE | head -1`) the write
@@ -56,6 +59,16 @@ fn stdout_error(e: io::Error) -> anyhow::Error {
     }
 }
 pub mod vm_config;
+
+/// Reads and checks a whole image as the kernel's unpacker would walk it:
+/// what `ls` and `extract` read, and what `run` and `vm-config` check
+/// before handing the image to a monitor, so that a damaged image is
+/// refused with the same error everywhere.
+pub fn read_image(path: &Path) -> anyhow::Result<Vec<cpio::Segment>> {
+    let bytes = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
+    cpio::read_archive(&bytes, &cpio::Limits::default())
+        .with_context(|| format!("read image {}", path.display()))
+}
 
 /// What `modules.kernel = "auto"` stands for when `kernel` boots the image:
 /// its own module tree, or (when it has none) an error at build time naming
