@@ -73,3 +73,68 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    const README: &str = include_str!("../../README.md");
+
+    /// Issue 21: `--init`, `--kernel-modules`, `run --memory`, `vm-config
+    /// --read-only`, `--vsock-socket` and the MKROOTFS_* variables were
+    /// documented nowhere. Every long option of every subcommand is in the
+    /// README's row for that subcommand, and every variable in its table.
+    #[test]
+    fn every_option_and_variable_is_in_the_readme() {
+        let cli = Cli::command();
+        let mut missing = Vec::new();
+        for sub in cli.get_subcommands() {
+            let name = sub.get_name();
+            let rows: Vec<&str> = README
+                .lines()
+                .filter(|l| l.starts_with(&format!("| `mkrootfs {name}")))
+                .collect();
+            assert!(!rows.is_empty(), "no README row for {name}");
+            let subs: Vec<&clap::Command> = if sub.has_subcommands() {
+                sub.get_subcommands().collect()
+            } else {
+                vec![sub]
+            };
+            for cmd in subs {
+                for arg in cmd.get_arguments() {
+                    let Some(long) = arg.get_long() else { continue };
+                    if ["help", "version"].contains(&long) {
+                        continue;
+                    }
+                    let flag = format!("--{long}");
+                    // Or its short form, as the README writes `-o OUT` and `-v`.
+                    let short = arg.get_short().map(|c| format!(" -{c}"));
+                    let shown = |r: &&str| {
+                        r.contains(&flag)
+                            || short.as_ref().is_some_and(|s| {
+                                r.contains(&format!("{s} ")) || r.contains(&format!("[{}", &s[1..]))
+                            })
+                    };
+                    if !rows.iter().any(shown) {
+                        missing.push(format!("{name} {flag}"));
+                    }
+                }
+            }
+        }
+        for var in [
+            "MKROOTFS_INIT",
+            "MKROOTFS_KERNEL",
+            "MKROOTFS_CACHE",
+            "MKROOTFS_QEMU",
+            "MKROOTFS_ACCEL",
+            "MKROOTFS_QEMU_JOBS",
+            "SOURCE_DATE_EPOCH",
+        ] {
+            if !README.contains(&format!("| `{var}` |")) {
+                missing.push(var.to_string());
+            }
+        }
+        assert!(missing.is_empty(), "undocumented: {missing:?}");
+    }
+}

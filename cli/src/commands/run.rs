@@ -37,7 +37,8 @@ pub struct RunArgs {
     /// Kernel image. Default: the running kernel's if readable, else a Debian cloud kernel fetched once into the cache.
     #[arg(long)]
     pub kernel: Option<PathBuf>,
-    /// Extra kernel command line.
+    /// Extra kernel parameters, after the harness's own (panic=-1, console=ttyS0…):
+    /// the kernel takes the last value of a parameter given twice.
     #[arg(long, default_value = "")]
     pub append: String,
     /// Give up (and fail) after this many seconds.
