@@ -347,15 +347,13 @@ impl Source {
     }
 }
 
-/// Finds a profile: a path (one with a `/` or ending in `.toml`) as given
-/// if it exists, else `<name>.toml` in `./profiles`, then
-/// [`SYSTEM_PROFILE_DIR`]. A bare name is never taken as a file of the
-/// current directory, which may well hold a binary of that name.
+/// Finds a profile: a path (one with a `/` or ending in `.toml`) as given,
+/// or with `.toml` added when it has none (`-p profiles/shell`); a name
+/// that is not absolute is then also looked up as `<name>.toml` in
+/// `./profiles`, then [`SYSTEM_PROFILE_DIR`]. A bare name is never taken as
+/// a file of the current directory, which may well hold a binary of that
+/// name. The error lists every path tried, once each.
 pub fn locate(name: &str) -> Result<PathBuf, ProfileError> {
-    let direct = Path::new(name);
-    if (name.contains('/') || name.ends_with(".toml")) && direct.is_file() {
-        return Ok(direct.to_path_buf());
-    }
     let dirs = [PathBuf::from("profiles"), PathBuf::from(SYSTEM_PROFILE_DIR)];
     locate_in(name, None, &dirs)
 }
@@ -366,14 +364,30 @@ fn locate_in(name: &str, near: Option<&Path>, dirs: &[PathBuf]) -> Result<PathBu
     } else {
         format!("{name}.toml")
     };
-    let mut tried = Vec::new();
-    for dir in near.into_iter().chain(dirs.iter().map(|d| d.as_path())) {
-        let candidate = dir.join(&file);
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    // A path as given (on the command line: from the current directory;
+    // in `extends` only an absolute one, others being the file's own).
+    let path_like = name.contains('/') || name.ends_with(".toml");
+    if (path_like && near.is_none()) || Path::new(name).is_absolute() {
+        candidates.push(PathBuf::from(name));
+        candidates.push(PathBuf::from(&file));
+    }
+    if !Path::new(name).is_absolute() {
+        for dir in near.into_iter().chain(dirs.iter().map(|d| d.as_path())) {
+            candidates.push(dir.join(&file));
+        }
+    }
+    let mut tried: Vec<PathBuf> = Vec::new();
+    for candidate in candidates {
+        if tried.contains(&candidate) {
+            continue;
+        }
         if candidate.is_file() {
             return Ok(candidate);
         }
-        tried.push(candidate.display().to_string());
+        tried.push(candidate);
     }
+    let tried: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
     Err(ProfileError::NotFound {
         name: name.to_string(),
         searched: tried.join(", "),
@@ -408,15 +422,24 @@ pub fn load_path(path: &Path) -> Result<Profile, ProfileError> {
         let raw = parse_str(&p, &text)?;
         if let Some(parent) = &raw.0.extends {
             let dir = p.parent().unwrap_or(Path::new("."));
-            let parent_path = if Path::new(parent).is_absolute() {
-                PathBuf::from(parent)
-            } else {
-                locate_in(
-                    parent,
-                    Some(dir),
-                    &[PathBuf::from("profiles"), PathBuf::from(SYSTEM_PROFILE_DIR)],
-                )?
-            };
+            // Relative to the file that names it, then the search path;
+            // a parent not found is an error at its `extends`.
+            let parent_path = locate_in(
+                parent,
+                Some(dir),
+                &[PathBuf::from("profiles"), PathBuf::from(SYSTEM_PROFILE_DIR)],
+            )
+            .map_err(|e| {
+                let (line, column) = span_of(&text, &[Seg::Key("extends")])
+                    .map(|s| line_col(&text, s.start))
+                    .unwrap_or((1, 1));
+                ProfileError::Invalid {
+                    path: p.clone(),
+                    line,
+                    column,
+                    message: format!("extends: {e}"),
+                }
+            })?;
             next = Some(parent_path);
         }
         chain.push((canon, raw));

@@ -693,3 +693,48 @@ fn span_of_follows_key_paths_through_arrays_and_stops_at_the_deepest_known() {
     assert_eq!(at(&missing), Some((1, 1)));
     assert_eq!(span_of("not toml [", &[Seg::Key("init")]), None);
 }
+
+/// Issue 21: a missing `extends` parent was an error without a place.
+#[test]
+fn missing_extends_parent_is_an_error_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let leaf = dir.path().join("p.toml");
+    std::fs::write(&leaf, "binaries = []\nextends = \"nosuch\"\n").unwrap();
+    let e = load_path(&leaf).unwrap_err().to_string();
+    let d = dir.path().display();
+    assert_eq!(
+        e,
+        format!(
+            "{d}/p.toml:2:11: extends: profile \"nosuch\" not found (looked in {d}/nosuch.toml, \
+             profiles/nosuch.toml, /usr/share/mkrootfs/profiles/nosuch.toml)"
+        )
+    );
+}
+
+/// Issue 21: "profile not found" named paths it had not tried
+/// (`profiles/p/x.toml` for `-p p/x.toml`, not `p/x.toml`), listed an
+/// absolute path twice, and `-p p/shell` did not find `p/shell.toml`.
+#[test]
+fn profile_not_found_lists_the_paths_tried_and_a_path_gets_its_toml() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    std::fs::create_dir(dir.path().join("p")).unwrap();
+    std::fs::write(dir.path().join("p/shell.toml"), "").unwrap();
+    let shell = format!("{d}/p/shell");
+    assert_eq!(locate(&shell).unwrap(), dir.path().join("p/shell.toml"));
+    let x = format!("{d}/p/x.toml");
+    assert_eq!(
+        locate(&x).unwrap_err().to_string(),
+        format!("profile \"{x}\" not found (looked in {x})")
+    );
+    assert_eq!(
+        locate("q/x.toml").unwrap_err().to_string(),
+        "profile \"q/x.toml\" not found (looked in q/x.toml, profiles/q/x.toml, \
+         /usr/share/mkrootfs/profiles/q/x.toml)"
+    );
+    assert_eq!(
+        locate("nosuch").unwrap_err().to_string(),
+        "profile \"nosuch\" not found (looked in profiles/nosuch.toml, \
+         /usr/share/mkrootfs/profiles/nosuch.toml)"
+    );
+}
