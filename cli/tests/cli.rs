@@ -279,3 +279,24 @@ fn run_refuses_a_truncated_image_with_the_error_ls_gives() {
     assert_eq!(run.status.code(), Some(1));
     assert_eq!(stderr(&run), stderr(&ls));
 }
+
+/// Issue 21: `-o -` wrote a file named `-`; it writes the image to
+/// standard output (the summary goes to stderr), byte for byte the image
+/// `-o FILE` writes.
+#[test]
+fn output_dash_writes_the_image_to_stdout_not_a_file_named_dash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    fs::write(dir.join("p.toml"), SCRIPT_PROFILE).unwrap();
+    let o = mkrootfs(dir, &["build", "-p", "p.toml", "-o", "-"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!dir.join("-").exists());
+    assert!(
+        stderr(&o).starts_with("mkrootfs: standard output: "),
+        "{}",
+        stderr(&o)
+    );
+    let file = mkrootfs(dir, &["build", "-p", "p.toml", "-o", "out.cpio"]);
+    assert!(file.status.success(), "{}", stderr(&file));
+    assert_eq!(o.stdout, fs::read(dir.join("out.cpio")).unwrap());
+}

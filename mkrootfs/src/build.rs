@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 mod binaries;
+mod checks;
 mod entries;
 mod init;
 mod modules;
@@ -220,7 +221,7 @@ pub fn build(profile: &Profile, opts: &BuildOptions) -> Result<BuildReport, Buil
         level: plan.level,
         read_ahead_peak: written.read_ahead_peak,
         elapsed: start.elapsed(),
-        notes: assembled.notes.clone(),
+        notes: plan.notes.iter().chain(&assembled.notes).cloned().collect(),
     })
 }
 
@@ -288,6 +289,9 @@ pub fn assemble(plan: &Plan) -> Result<Assembled, BuildError> {
     }
 
     add_profile_entries(&mut tree, profile)?;
+    if plan.init == InitChoice::Mkrootfs {
+        checks::check_init_modules(profile, plan)?;
+    }
     let module_names = add_modules(&mut tree, plan)?;
 
     let mut oci = crate::oci::prepare::Prepared::default();
@@ -335,6 +339,8 @@ pub fn assemble(plan: &Plan) -> Result<Assembled, BuildError> {
             // The services and containers checked against the image, the
             // container plans resolved and their filters added.
             crate::container::resolve(&mut tree, profile, &mut cfg)?;
+            oci.notes
+                .extend(checks::bind_sources_missing(profile, &tree));
             tree.add(
                 "/init",
                 Node::File(data.into()),

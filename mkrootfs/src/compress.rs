@@ -108,8 +108,8 @@ pub struct Format {
     /// The magic numbers a segment in this format starts with (the kernel's
     /// lib/decompress.c table; a cpio header for none).
     pub magics: &'static [&'static [u8]],
-    /// The levels the encoder takes (`None`: the format has no level, and
-    /// one given is ignored).
+    /// The levels the encoder takes (`None`: the format has no level; a
+    /// profile that gives one is refused by [`crate::plan`]).
     pub levels: Option<(u32, u32)>,
 }
 

@@ -133,3 +133,81 @@ fn duplicate_service_names_are_an_error_at_file_line_column() {
          init.services[0]'s: service names must be unique (give one a `name`)"
     );
 }
+
+/// Issue 21: values that were accepted and silently did nothing are
+/// errors where they were written: a level without compression, an
+/// `[init]` table next to `image.init` (the image's own init never reads
+/// it), a module to load at boot that the image does not hold.
+#[test]
+fn silent_acceptances_are_errors_at_file_line_column() {
+    assert_eq!(
+        build_error(
+            &[("p.toml", "[image]\ncompression = \"none\"\nlevel = 9\n")],
+            "p.toml"
+        ),
+        "DIR/p.toml:3:9: level 9 means nothing without compression (compression = \"none\"): remove it"
+    );
+    assert_eq!(
+        build_error(
+            &[(
+                "p.toml",
+                "[image]\ninit = \"/init\"\n[init]\n[[init.services]]\nargv = [\"/a\"]\n"
+            )],
+            "p.toml"
+        ),
+        "DIR/p.toml:2:8: image.init = \"/init\" runs the image's own program as PID 1, which \
+         never reads the [init] table at DIR/p.toml:3:1: remove one of them"
+    );
+    assert_eq!(
+        build_error(
+            &[(
+                "p.toml",
+                "[init]\nmodules = [\"virtio_blk\", \"nosuchmod\"]\n\
+                 [[init.services]]\nargv = [\"/a\"]\n[modules]\nkernel = \"/k\"\nload = [\"virtio-blk\"]\n"
+            )],
+            "p.toml"
+        )
+        .lines()
+        .next()
+        .unwrap(),
+        "DIR/p.toml:2:26: init.modules: \"nosuchmod\" is not a module of the image: name it in \
+         [modules] load, which adds it with its dependencies and loads it at boot"
+    );
+}
+
+/// Issue 21: a bind mount of a path the image does not have was accepted
+/// silently; it is a warning at its line (an earlier mount may bring it).
+#[test]
+fn bind_mount_source_not_in_the_image_is_a_warning_at_its_line() {
+    if std::env::var_os("CI").is_none() && !Path::new("/bin/busybox").exists() {
+        eprintln!("skipped: no /bin/busybox (busybox-static)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("p.toml");
+    fs::write(
+        &path,
+        "[image]\ncompression = \"none\"\n[[files]]\ndest = \"/bin/app\"\ncontent = \"\"\nmode = \"0755\"\n\
+         [init]\n[[init.mounts]]\nsource = \"/srv/data\"\ntarget = \"/data\"\nfstype = \"none\"\noptions = \"bind\"\n\
+         [[init.mounts]]\nsource = \"/data/x\"\ntarget = \"/x\"\nfstype = \"none\"\noptions = \"bind,ro\"\n\
+         [[init.mounts]]\nsource = \"/bin\"\ntarget = \"/b\"\nfstype = \"none\"\noptions = \"bind\"\n\
+         [[init.services]]\nargv = [\"/bin/app\"]\n",
+    )
+    .unwrap();
+    let profile = mkrootfs::profile::load_path(&path).unwrap();
+    let opts = BuildOptions {
+        output: Some(tmp.path().join("out.cpio")),
+        init_binary: Some("/bin/busybox".into()),
+        mtime: Some(0),
+        ..BuildOptions::default()
+    };
+    let report = build(&profile, &opts).unwrap();
+    assert_eq!(
+        report.notes,
+        [format!(
+            "{}:9:10: init.mounts[0]: bind source /srv/data is not in the image (nor under an \
+             earlier mount's target): the mount will fail at boot",
+            path.display()
+        )]
+    );
+}

@@ -44,6 +44,20 @@ impl Out {
         writeln!(self.0, "{value}").map_err(stdout_error)
     }
 
+    /// Copies everything `from` reads.
+    pub fn copy(&mut self, from: &mut impl io::Read) -> anyhow::Result<()> {
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(anyhow::Error::new(e).context("read the image")),
+            };
+            self.0.write_all(&buf[..n]).map_err(stdout_error)?;
+        }
+    }
+
     /// Flushes what is buffered; call it before returning success, since
     /// a flush on drop cannot report its error.
     pub fn finish(mut self) -> anyhow::Result<()> {
