@@ -300,3 +300,91 @@ fn output_dash_writes_the_image_to_stdout_not_a_file_named_dash() {
     assert!(file.status.success(), "{}", stderr(&file));
     assert_eq!(o.stdout, fs::read(dir.join("out.cpio")).unwrap());
 }
+
+/// Issue 21: bare `binaries` names were looked up in the caller's `$PATH`,
+/// so the same profile gave another image under another `$PATH` (a pyenv
+/// shim instead of /usr/bin/python3). They are looked up in a fixed search
+/// path inside the sysroot.
+#[test]
+fn bare_binary_names_ignore_the_callers_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    fs::create_dir(dir.join("shims")).unwrap();
+    fs::write(dir.join("shims/true"), "#!/bin/sh\necho shim\n").unwrap();
+    let mut perm = fs::metadata(dir.join("shims/true")).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+    fs::set_permissions(dir.join("shims/true"), perm).unwrap();
+    let profile = format!("binaries = [\"true\"]\n{SCRIPT_PROFILE}");
+    fs::write(dir.join("p.toml"), profile).unwrap();
+    let build = |path: &str, out: &str| {
+        Command::new(env!("CARGO_BIN_EXE_mkrootfs"))
+            .args(["build", "-p", "p.toml", "-o", out])
+            .current_dir(dir)
+            .env("PATH", path)
+            .output()
+            .unwrap()
+    };
+    let shimmed = format!("{}:/usr/bin:/bin", dir.join("shims").display());
+    let a = build(&shimmed, "a.cpio");
+    assert!(a.status.success(), "{}", stderr(&a));
+    let b = build("/bin", "b.cpio");
+    assert!(b.status.success(), "{}", stderr(&b));
+    let a = fs::read(dir.join("a.cpio")).unwrap();
+    assert_eq!(a, fs::read(dir.join("b.cpio")).unwrap());
+    let segments = mkrootfs::cpio::read_archive(&a, &Default::default()).unwrap();
+    let names: Vec<&str> = segments[0]
+        .entries
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
+    assert!(names.contains(&"usr/bin/true"), "{names:?}");
+    assert!(!names.iter().any(|n| n.contains("shims")), "{names:?}");
+}
+
+/// Issue 21: a `#!/usr/bin/env bash` script brought `env` but not `bash`.
+/// The program env runs comes too; when it cannot be told, a warning.
+#[test]
+fn env_script_brings_the_program_env_runs() {
+    if std::env::var_os("CI").is_none() && !Path::new("/bin/busybox").exists() {
+        eprintln!("skipped: no /bin/busybox (busybox-static)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let root = dir.join("root");
+    fs::create_dir_all(root.join("usr/bin")).unwrap();
+    // Static ELF files: their closure is empty.
+    for name in ["env", "bash"] {
+        fs::copy("/bin/busybox", root.join("usr/bin").join(name)).unwrap();
+    }
+    fs::write(root.join("usr/bin/tool"), "#!/usr/bin/env bash\necho hi\n").unwrap();
+    fs::write(root.join("usr/bin/other"), "#!/usr/bin/env -i\n").unwrap();
+    let profile = format!(
+        "binaries = [\"tool\", \"other\"]\n{}sysroot = \"root\"\n{}",
+        "[image]\n",
+        SCRIPT_PROFILE.trim_start_matches("[image]\n")
+    );
+    fs::write(dir.join("p.toml"), profile).unwrap();
+    let o = mkrootfs(dir, &["build", "-p", "p.toml", "-o", "out.cpio"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bytes = fs::read(dir.join("out.cpio")).unwrap();
+    let segments = mkrootfs::cpio::read_archive(&bytes, &Default::default()).unwrap();
+    let names: Vec<&str> = segments[0]
+        .entries
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
+    for want in [
+        "usr/bin/tool",
+        "usr/bin/env",
+        "usr/bin/bash",
+        "usr/bin/other",
+    ] {
+        assert!(names.contains(&want), "{want}: {names:?}");
+    }
+    assert_eq!(
+        stderr(&o),
+        "mkrootfs: warning: p.toml:1:21: other starts with `#!/usr/bin/env -i`: the program \
+         env runs is not known, so it is not in the image unless named in binaries\n"
+    );
+}

@@ -19,16 +19,16 @@ mod modules;
 pub(crate) mod write;
 
 use binaries::add_busybox_links;
-pub use binaries::locate_binary;
+pub use binaries::{locate_binary, locate_binary_in};
 use entries::add_profile_entries;
 pub use init::{find_init, INIT_IN_TARGET};
 use modules::add_modules;
 pub use write::write_atomically;
 
 /// Directories searched for binaries named without a path, inside the
-/// sysroot, when the sysroot is not `/` (for `/`, `$PATH` comes first):
-/// the init's own default `PATH`.
-use mkrootfs_config::DEFAULT_PATH;
+/// sysroot (whatever the sysroot, never the caller's `$PATH`), unless the
+/// profile's `image.binary_path` names others: the init's own default `PATH`.
+pub use mkrootfs_config::DEFAULT_PATH;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -46,7 +46,9 @@ pub enum BuildError {
     Container(#[from] crate::container::ContainerError),
     #[error(transparent)]
     Oci(#[from] crate::oci::OciError),
-    #[error("binary {name:?} (from profile {profile}) not found in {searched}")]
+    #[error(transparent)]
+    At(Box<Located>),
+    #[error("binary {name:?} (from {profile}) not found in {searched}")]
     BinaryNotFound {
         name: String,
         profile: String,
@@ -255,24 +257,33 @@ pub fn assemble(plan: &Plan) -> Result<Assembled, BuildError> {
     })?;
 
     let mut roots = Vec::new();
+    let mut notes = Vec::new();
     for name in &profile.binaries {
-        let path = locate_binary(&sysroot, name, &profile.name)?;
-        let copied = tree.add_from_sysroot(&path, &format!("binary {name}"))?;
-        let host = sysroot.join(copied.trim_start_matches('/'));
-        match elf::script_interpreter(&host) {
-            Ok(Some(interp)) => {
-                let interp_path = locate_binary(&sysroot, &interp, &profile.name)?;
-                tree.add_from_sysroot(&interp_path, &format!("interpreter of {name}"))?;
-                roots.push(PathBuf::from(interp_path));
-            }
-            _ => roots.push(PathBuf::from(path)),
+        // Where the profile named it, for its errors.
+        let origin = match profile.item_position("binaries", name) {
+            Some(at) => at.to_string(),
+            None => format!("profile {}", profile.name),
+        };
+        let found = binaries::locate_with_interpreters(&sysroot, name, &plan.binary_path, &origin)?;
+        notes.extend(found.note);
+        let (binary, interpreters) = found.paths.split_first().expect("the binary itself");
+        tree.add_from_sysroot(binary, &format!("binary {name}"))?;
+        for path in interpreters {
+            tree.add_from_sysroot(path, &format!("interpreter of {name}"))?;
+        }
+        // The closure starts from ELF files: a script's interpreters.
+        match interpreters {
+            [] => roots.push(PathBuf::from(binary)),
+            _ => roots.extend(interpreters.iter().map(PathBuf::from)),
         }
     }
     for lib in &profile.libraries {
         let path = if lib.starts_with('/') {
             PathBuf::from(lib)
         } else {
-            resolver.find_library(lib)?
+            resolver
+                .find_library(lib)
+                .map_err(|e| located(profile.item_position("libraries", lib), BuildError::Elf(e)))?
         };
         tree.add_from_sysroot(&path.to_string_lossy(), &format!("library {lib}"))?;
         roots.push(path);
@@ -292,7 +303,13 @@ pub fn assemble(plan: &Plan) -> Result<Assembled, BuildError> {
     if plan.init == InitChoice::Mkrootfs {
         checks::check_init_modules(profile, plan)?;
     }
-    let module_names = add_modules(&mut tree, plan)?;
+    let module_names = add_modules(&mut tree, plan).map_err(|e| match &e {
+        BuildError::Kmod(KmodError::Unknown { name, .. }) => {
+            let at = profile.item_position("modules.load", name);
+            located(at, e)
+        }
+        _ => e,
+    })?;
 
     let mut oci = crate::oci::prepare::Prepared::default();
     let init = match &plan.init {
@@ -368,12 +385,44 @@ pub fn assemble(plan: &Plan) -> Result<Assembled, BuildError> {
             None
         }
     };
+    notes.extend(oci.notes);
     Ok(Assembled {
         tree,
         init,
-        notes: oci.notes,
+        notes,
         scratch: oci.scratch,
     })
+}
+
+/// `error` at the profile's `file:line:column`, when known.
+fn located(at: Option<&crate::profile::Position>, error: BuildError) -> BuildError {
+    match at {
+        Some(at) => BuildError::At(Box::new(Located {
+            at: at.clone(),
+            error,
+        })),
+        None => error,
+    }
+}
+
+/// A build error at the place in the profile that caused it.
+#[derive(Debug)]
+pub struct Located {
+    pub at: crate::profile::Position,
+    pub error: BuildError,
+}
+
+impl std::fmt::Display for Located {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.at, self.error)
+    }
+}
+
+impl std::error::Error for Located {
+    // The error's own text is in the message; its cause comes next.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.source()
+    }
 }
 
 #[cfg(test)]

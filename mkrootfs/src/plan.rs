@@ -99,6 +99,9 @@ pub struct Plan {
     pub sysroot: PathBuf,
     /// Default false.
     pub dlopen_notes: bool,
+    /// Where binaries named without a path are looked up inside the
+    /// sysroot, `:`-separated. Default [`crate::build::DEFAULT_PATH`].
+    pub binary_path: String,
     /// Default: [`Compression`]'s `Default` (zstd).
     pub compression: Compression,
     /// Default: [`Compression::default_level`]; checked for the format.
@@ -162,6 +165,19 @@ impl Plan {
             )
             .into());
         }
+        let binary_path = match &img.binary_path {
+            None => crate::build::DEFAULT_PATH.to_string(),
+            Some(p) => {
+                if p.is_empty() || p.split(':').any(|d| !d.starts_with('/')) {
+                    return Err(err(
+                        "image.binary_path",
+                        format!("binary_path {p:?} must be absolute directories separated by `:`"),
+                    )
+                    .into());
+                }
+                p.clone()
+            }
+        };
         let mut notes = Vec::new();
         if let (Some(init), Some(source)) = (&profile.init, &profile.init_source) {
             if init.root.mode == RootMode::Overlay && init.root.device.is_none() {
@@ -224,6 +240,7 @@ impl Plan {
             profile: profile.clone(),
             sysroot: img.sysroot.clone().unwrap_or_else(|| PathBuf::from("/")),
             dlopen_notes: img.dlopen_notes.unwrap_or(false),
+            binary_path,
             compression,
             level,
             init,

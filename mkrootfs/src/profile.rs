@@ -116,6 +116,11 @@ pub struct ImageSection {
     /// symlink when it is elsewhere), or `"mkrootfs"` for the project's own
     /// init. Default: `"mkrootfs"`.
     pub init: Option<String>,
+    /// Where the names of `binaries` without a `/` are looked up, inside
+    /// the sysroot, `:`-separated absolute directories (never the caller's
+    /// `$PATH`). Default: the init's default `PATH`,
+    /// `/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`.
+    pub binary_path: Option<String>,
     /// Also add the libraries named by `.note.dlopen` ELF notes.
     /// Default: false.
     pub dlopen_notes: Option<bool>,
@@ -130,6 +135,10 @@ pub struct ImageSection {
 #[serde(deny_unknown_fields)]
 pub struct FileSpec {
     pub dest: ImagePath,
+    /// Where the entry was written (its `dest`), for messages; none for
+    /// an entry made in code.
+    #[serde(skip)]
+    pub at: Option<Position>,
     /// Host path (relative to the profile's directory). Exactly one of
     /// `src` and `content`.
     pub src: Option<PathBuf>,
@@ -148,6 +157,14 @@ pub struct FileSpec {
 pub struct TreeSpec {
     pub src: PathBuf,
     pub dest: ImagePath,
+    /// Owner of every entry copied. Default: 0 (root), as `gid`.
+    #[serde(default)]
+    pub uid: u32,
+    #[serde(default)]
+    pub gid: u32,
+    /// Where the entry was written (its `dest`).
+    #[serde(skip)]
+    pub at: Option<Position>,
 }
 
 /// `[[dirs]]`.
@@ -155,6 +172,9 @@ pub struct TreeSpec {
 #[serde(deny_unknown_fields)]
 pub struct DirSpec {
     pub path: ImagePath,
+    /// Where the entry was written (its `path`).
+    #[serde(skip)]
+    pub at: Option<Position>,
     /// Default: `0755`.
     pub mode: Option<Mode>,
     #[serde(default)]
@@ -169,6 +189,9 @@ pub struct DirSpec {
 pub struct SymlinkSpec {
     pub path: ImagePath,
     pub target: String,
+    /// Where the entry was written (its `path`).
+    #[serde(skip)]
+    pub at: Option<Position>,
 }
 
 /// `[[hardlinks]]`: `path` is another name of the file at `target`.
@@ -177,6 +200,9 @@ pub struct SymlinkSpec {
 pub struct HardlinkSpec {
     pub path: ImagePath,
     pub target: ImagePath,
+    /// Where the entry was written (its `path`).
+    #[serde(skip)]
+    pub at: Option<Position>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -192,6 +218,9 @@ pub enum NodeKind {
 #[serde(deny_unknown_fields)]
 pub struct NodeSpec {
     pub path: ImagePath,
+    /// Where the entry was written (its `path`).
+    #[serde(skip)]
+    pub at: Option<Position>,
     #[serde(rename = "type")]
     pub kind: NodeKind,
     #[serde(default)]
@@ -292,6 +321,16 @@ pub struct Profile {
     /// file that set the merged value, line and column. Empty for a profile
     /// built in code.
     pub positions: BTreeMap<&'static str, Position>,
+    /// Where each name of `binaries`, `libraries` and `modules.load` was
+    /// written, by `"binaries:NAME"` (the last file that names it).
+    pub item_positions: BTreeMap<String, Position>,
+}
+
+impl Profile {
+    /// Where `list` (`binaries`, `libraries`, `modules.load`) names `name`.
+    pub fn item_position(&self, list: &str, name: &str) -> Option<&Position> {
+        self.item_positions.get(&format!("{list}:{name}"))
+    }
 }
 
 /// A place in a profile file.
@@ -309,7 +348,8 @@ impl fmt::Display for Position {
 }
 
 /// The keys whose positions are kept for the checks made after merging.
-const POSITIONED: [(&str, [&str; 2]); 5] = [
+const POSITIONED: [(&str, [&str; 2]); 6] = [
+    ("image.binary_path", ["image", "binary_path"]),
     ("image.compression", ["image", "compression"]),
     ("image.level", ["image", "level"]),
     ("image.init", ["image", "init"]),
@@ -482,6 +522,7 @@ fn dir_or_dot(p: &Path) -> PathBuf {
 /// only values, and positions for checks made after deserializing come
 /// from the document's own spans ([`position`]), looked up by key path.
 pub fn parse_str(path: &Path, text: &str) -> Result<RawProfileChecked, ProfileError> {
+    let path_buf = path.to_path_buf();
     let invalid = |at: Option<std::ops::Range<usize>>, message: String| {
         let (line, column) = at.map(|s| line_col(text, s.start)).unwrap_or((1, 1));
         ProfileError::Invalid {
@@ -514,6 +555,56 @@ pub fn parse_str(path: &Path, text: &str) -> Result<RawProfileChecked, ProfileEr
             ));
         }
     }
+    let mut raw = raw;
+    let at = |path: &[Seg]| {
+        span_of(text, path).map(|s| {
+            let (line, column) = line_col(text, s.start);
+            Position {
+                path: path_buf.clone(),
+                line,
+                column,
+            }
+        })
+    };
+    for (i, f) in raw.files.iter_mut().enumerate() {
+        f.at = at(&[Seg::Key("files"), Seg::Index(i), Seg::Key("dest")]);
+    }
+    for (i, t) in raw.trees.iter_mut().enumerate() {
+        t.at = at(&[Seg::Key("trees"), Seg::Index(i), Seg::Key("dest")]);
+    }
+    for (i, d) in raw.dirs.iter_mut().enumerate() {
+        d.at = at(&[Seg::Key("dirs"), Seg::Index(i), Seg::Key("path")]);
+    }
+    for (i, l) in raw.symlinks.iter_mut().enumerate() {
+        l.at = at(&[Seg::Key("symlinks"), Seg::Index(i), Seg::Key("path")]);
+    }
+    for (i, h) in raw.hardlinks.iter_mut().enumerate() {
+        h.at = at(&[Seg::Key("hardlinks"), Seg::Index(i), Seg::Key("path")]);
+    }
+    for (i, n) in raw.nodes.iter_mut().enumerate() {
+        n.at = at(&[Seg::Key("nodes"), Seg::Index(i), Seg::Key("path")]);
+    }
+    let mut items = Vec::new();
+    for (list, keys, names) in [
+        ("binaries", &[Seg::Key("binaries")][..], &raw.binaries),
+        ("libraries", &[Seg::Key("libraries")][..], &raw.libraries),
+    ]
+    .into_iter()
+    .chain(raw.modules.as_ref().map(|m| {
+        (
+            "modules.load",
+            &[Seg::Key("modules"), Seg::Key("load")][..],
+            &m.load,
+        )
+    })) {
+        for (i, name) in names.iter().enumerate() {
+            let mut p = keys.to_vec();
+            p.push(Seg::Index(i));
+            if let Some(pos) = at(&p) {
+                items.push((format!("{list}:{name}"), pos));
+            }
+        }
+    }
     let mut positions = Vec::new();
     for (key, [table, field]) in POSITIONED {
         if let Some(at) = span_of(text, &[Seg::Key(table), Seg::Key(field)]) {
@@ -522,18 +613,27 @@ pub fn parse_str(path: &Path, text: &str) -> Result<RawProfileChecked, ProfileEr
             positions.push((key, Position { path, line, column }));
         }
     }
-    Ok(RawProfileChecked(raw, positions))
+    Ok(RawProfileChecked(raw, positions, items))
 }
 
 /// A parsed and checked profile file, before `extends` is merged, with
-/// the positions of its [`POSITIONED`] keys.
+/// the positions of its [`POSITIONED`] keys and of its list items.
 #[derive(Debug)]
-pub struct RawProfileChecked(RawProfile, Vec<(&'static str, Position)>);
+pub struct RawProfileChecked(
+    RawProfile,
+    Vec<(&'static str, Position)>,
+    Vec<(String, Position)>,
+);
 
-fn merge(p: &mut Profile, file: &Path, RawProfileChecked(raw, positions): RawProfileChecked) {
+fn merge(
+    p: &mut Profile,
+    file: &Path,
+    RawProfileChecked(raw, positions, items): RawProfileChecked,
+) {
     let dir = dir_or_dot(file.parent().unwrap_or(Path::new(".")));
     // A key this file sets overrides the parent's value, and its position.
     p.positions.extend(positions);
+    p.item_positions.extend(items);
     if raw.description.is_some() {
         p.description = raw.description;
     }
@@ -548,6 +648,7 @@ fn merge(p: &mut Profile, file: &Path, RawProfileChecked(raw, positions): RawPro
     }
     img.init = i.init.or(img.init.take());
     img.dlopen_notes = i.dlopen_notes.or(img.dlopen_notes);
+    img.binary_path = i.binary_path.or(img.binary_path.take());
     img.busybox_links = i.busybox_links.or(img.busybox_links.take());
     // A child's entry for a path replaces whatever its parents put there
     // (a base's /etc/hostname, say), as a child's `[image]` keys do;

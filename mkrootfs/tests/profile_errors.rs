@@ -211,3 +211,53 @@ fn bind_mount_source_not_in_the_image_is_a_warning_at_its_line() {
         )]
     );
 }
+
+/// Issue 21: errors without a place: two entries for one path (both
+/// described the same), a missing library, binary or `src`. Each names
+/// the profile's file:line:column.
+#[test]
+fn missing_inputs_and_duplicate_entries_name_file_line_column() {
+    assert_eq!(
+        build_error(
+            &[(
+                "p.toml",
+                "[image]\ninit = \"/init\"\n\
+                 [[files]]\ndest = \"/init\"\ncontent = \"a\"\n\
+                 [[symlinks]]\npath = \"/init\"\ntarget = \"b\"\n"
+            )],
+            "p.toml"
+        ),
+        "/init: already in the image as file (from files entry /init at DIR/p.toml:4:8), \
+         now asked as a different symlink by symlinks entry /init at DIR/p.toml:7:8"
+    );
+    assert_eq!(
+        build_error(
+            &[(
+                "p.toml",
+                "[image]\ninit = \"/init\"\n[[files]]\ndest = \"/init\"\nsrc = \"nosuch\"\n"
+            )],
+            "p.toml"
+        ),
+        "read DIR/nosuch (for files entry /init at DIR/p.toml:4:8)"
+    );
+    assert_eq!(
+        build_error(
+            &[(
+                "p.toml",
+                "binaries = [\"sh\", \"mkrootfs-no-such-program\"]\n[image]\ninit = \"/bin/sh\"\n"
+            )],
+            "p.toml"
+        ),
+        "binary \"mkrootfs-no-such-program\" (from DIR/p.toml:1:19) not found in PATH \
+         /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin (in /)"
+    );
+    let e = build_error(
+        &[(
+            "p.toml",
+            "libraries = [\n  \"libnosuch.so.7\",\n]\n[image]\ninit = \"/bin/sh\"\n",
+        )],
+        "p.toml",
+    );
+    assert!(e.starts_with("DIR/p.toml:2:3: "), "{e}");
+    assert!(e.contains("libnosuch.so.7"), "{e}");
+}
