@@ -388,3 +388,104 @@ fn env_script_brings_the_program_env_runs() {
          env runs is not known, so it is not in the image unless named in binaries\n"
     );
 }
+
+/// Issue 21 (conveniences): `deps` finds bare names and follows `#!`
+/// scripts as `binaries` does.
+#[test]
+fn deps_finds_bare_names_and_follows_scripts_like_binaries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let bare = mkrootfs(dir, &["deps", "sh"]);
+    assert!(bare.status.success(), "{}", stderr(&bare));
+    let sh = mkrootfs::build::locate_binary(Path::new("/"), "sh", "test").unwrap();
+    let full = mkrootfs(dir, &["deps", &sh]);
+    assert_eq!(bare.stdout, full.stdout);
+    fs::write(dir.join("script"), "#!/usr/bin/env sh\necho hi\n").unwrap();
+    let script = mkrootfs(dir, &["deps", "./script"]);
+    assert!(script.status.success(), "{}", stderr(&script));
+    let env = mkrootfs::build::locate_binary(Path::new("/"), "/usr/bin/env", "test").unwrap();
+    let text = String::from_utf8_lossy(&script.stdout);
+    assert!(text.starts_with(&format!("{env}\n{sh}\n")), "{text}");
+    assert!(text.contains("libc.so.6"), "{text}");
+}
+
+/// Issue 21 (conveniences): `deps --module` used the running kernel's
+/// modules, not those of the kernel `mkrootfs run` boots.
+#[test]
+fn deps_module_defaults_to_the_kernel_run_boots() {
+    let kernel =
+        mkrootfs_qemu::debian_cloud_kernel().unwrap_or_else(|e| panic!("test kernel: {e}"));
+    let tree = kernel.modules.expect("the test kernel has modules");
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_mkrootfs"))
+            .args(args)
+            .current_dir(tmp.path())
+            .env("MKROOTFS_KERNEL", &kernel.vmlinuz)
+            .output()
+            .unwrap()
+    };
+    let default = run(&["deps", "--module", "virtio_blk"]);
+    assert!(default.status.success(), "{}", stderr(&default));
+    let named = run(&[
+        "deps",
+        "--module",
+        "--kernel-modules",
+        tree.to_str().unwrap(),
+        "virtio_blk",
+    ]);
+    assert_eq!(default.stdout, named.stdout);
+    assert!(String::from_utf8_lossy(&default.stdout).contains("virtio_blk.ko"));
+}
+
+/// Issue 21 (conveniences): `extract IMAGE DIR PATH...` for single files.
+#[test]
+fn extract_takes_paths_for_single_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    fs::write(dir.join("p.toml"), SCRIPT_PROFILE).unwrap();
+    let o = mkrootfs(dir, &["build", "-p", "p.toml", "-o", "out.cpio"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = mkrootfs(dir, &["extract", "out.cpio", "x", "/init"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(fs::read(dir.join("x/init")).unwrap(), b"#!/bin/sh\n");
+    assert!(!dir.join("x/dev").exists());
+    let o = mkrootfs(dir, &["extract", "out.cpio", "y", "/nosuch"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "mkrootfs: extract from out.cpio: not in the image: /nosuch\n"
+    );
+}
+
+/// Issue 21 (conveniences): `[[trees]]` take `uid`/`gid` like `[[files]]`.
+#[test]
+fn trees_take_uid_and_gid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    fs::create_dir_all(dir.join("t/sub")).unwrap();
+    fs::write(dir.join("t/sub/f"), "x").unwrap();
+    std::os::unix::fs::symlink("f", dir.join("t/sub/l")).unwrap();
+    let profile =
+        format!("{SCRIPT_PROFILE}[[trees]]\nsrc = \"t\"\ndest = \"/srv\"\nuid = 1000\ngid = 100\n");
+    fs::write(dir.join("p.toml"), profile).unwrap();
+    let o = mkrootfs(dir, &["build", "-p", "p.toml", "-o", "out.cpio"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bytes = fs::read(dir.join("out.cpio")).unwrap();
+    let segments = mkrootfs::cpio::read_archive(&bytes, &Default::default()).unwrap();
+    let owners: Vec<(&str, u32, u32)> = segments[0]
+        .entries
+        .iter()
+        .filter(|e| e.name.starts_with("srv"))
+        .map(|e| (e.name.as_str(), e.uid, e.gid))
+        .collect();
+    assert_eq!(
+        owners,
+        [
+            ("srv", 1000, 100),
+            ("srv/sub", 1000, 100),
+            ("srv/sub/f", 1000, 100),
+            ("srv/sub/l", 1000, 100)
+        ]
+    );
+}

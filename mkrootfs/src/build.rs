@@ -19,7 +19,9 @@ mod modules;
 pub(crate) mod write;
 
 use binaries::add_busybox_links;
-pub use binaries::{locate_binary, locate_binary_in};
+pub use binaries::{
+    locate_binary, locate_binary_in, locate_with_interpreters, Located as LocatedBinary,
+};
 use entries::add_profile_entries;
 pub use init::{find_init, INIT_IN_TARGET};
 use modules::add_modules;
@@ -264,7 +266,7 @@ pub fn assemble(plan: &Plan) -> Result<Assembled, BuildError> {
             Some(at) => at.to_string(),
             None => format!("profile {}", profile.name),
         };
-        let found = binaries::locate_with_interpreters(&sysroot, name, &plan.binary_path, &origin)?;
+        let found = locate_with_interpreters(&sysroot, name, &plan.binary_path, &origin)?;
         notes.extend(found.note);
         let (binary, interpreters) = found.paths.split_first().expect("the binary itself");
         tree.add_from_sysroot(binary, &format!("binary {name}"))?;

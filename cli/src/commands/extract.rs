@@ -1,4 +1,4 @@
-//! `mkrootfs extract IMAGE DIR`.
+//! `mkrootfs extract IMAGE DIR [PATH...]`.
 
 use super::Out;
 use anyhow::{Context, Result};
@@ -11,10 +11,17 @@ pub struct ExtractArgs {
     pub image: PathBuf,
     /// Target directory (created if missing); nothing is ever written outside it.
     pub dir: PathBuf,
+    /// Only these image paths (a directory with everything under it).
+    /// Default: the whole image.
+    pub paths: Vec<String>,
 }
 
 pub fn run(args: ExtractArgs) -> Result<u8> {
-    let segments = super::read_image(&args.image)?;
+    let mut segments = super::read_image(&args.image)?;
+    if !args.paths.is_empty() {
+        segments = extract::select(&segments, &args.paths)
+            .with_context(|| format!("extract from {}", args.image.display()))?;
+    }
     let report = extract::extract(&segments, &args.dir).with_context(|| {
         format!(
             "extract {} into {}",

@@ -61,7 +61,7 @@ pub struct Located {
     pub note: Option<String>,
 }
 
-pub(super) fn locate_with_interpreters(
+pub fn locate_with_interpreters(
     sysroot: &Path,
     name: &str,
     search: &str,
