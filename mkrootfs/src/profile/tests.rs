@@ -747,3 +747,61 @@ fn profile_not_found_lists_the_paths_tried_and_a_path_gets_its_toml() {
          /usr/share/mkrootfs/profiles/nosuch.toml)"
     );
 }
+
+/// The keys of a table of the init's schema, from serde's own list: a
+/// document with an unknown key is refused with "expected one of ...".
+fn schema_keys<T: serde::de::DeserializeOwned + std::fmt::Debug>(extra: &str) -> Vec<String> {
+    let e = toml::from_str::<T>(&format!("{extra}mkrootfs_no_such_key = 1\n")).unwrap_err();
+    let message = e.message().to_string();
+    // serde writes "expected `a`", "expected `a` or `b`", "expected one of `a`, `b`, ...".
+    let list = message
+        .split_once("expected ")
+        .unwrap_or_else(|| panic!("{message}"))
+        .1;
+    let list = list.strip_prefix("one of ").unwrap_or(list);
+    list.split(", ")
+        .flat_map(|k| k.split(" or "))
+        .map(|k| k.trim_matches('`').to_string())
+        .collect()
+}
+
+/// Issue 21: no page listed the keys of `[init]`, `[init.root]`,
+/// `[init.shutdown]`, `[[init.services]]` and `[[init.mounts]]`. Every key
+/// of the schema has its row (with type and default) in docs/profiles.md,
+/// under its table's heading.
+#[test]
+fn profiles_md_documents_every_init_key() {
+    use mkrootfs_config::{InitConfig, MountConfig, RootConfig, ServiceConfig, ShutdownConfig};
+    const DOC: &str = include_str!("../../../docs/profiles.md");
+    let section = |heading: &str| -> &str {
+        let start = DOC
+            .find(&format!("### `{heading}`\n"))
+            .unwrap_or_else(|| panic!("no heading for {heading}"));
+        let rest = &DOC[start + 4..];
+        let end = rest.find("\n#").unwrap_or(rest.len());
+        &rest[..end]
+    };
+    let tables = [
+        ("[init]", schema_keys::<InitConfig>("")),
+        ("[init.root]", schema_keys::<RootConfig>("")),
+        ("[init.shutdown]", schema_keys::<ShutdownConfig>("")),
+        ("[[init.services]]", schema_keys::<ServiceConfig>("")),
+        ("[[init.mounts]]", schema_keys::<MountConfig>("")),
+    ];
+    let mut missing = Vec::new();
+    for (heading, keys) in &tables {
+        assert!(keys.len() >= 2, "{heading}: {keys:?}");
+        let text = section(heading);
+        for key in keys {
+            // A row: key, type, default, meaning.
+            let row = text
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{key}` |")));
+            match row {
+                Some(r) if r.matches(" | ").count() >= 3 => {}
+                _ => missing.push(format!("{heading} {key}")),
+            }
+        }
+    }
+    assert!(missing.is_empty(), "not in docs/profiles.md: {missing:?}");
+}
