@@ -489,3 +489,44 @@ fn trees_take_uid_and_gid() {
         ]
     );
 }
+
+/// Issue 21: `run` never said it fell back to TCG, so a boot many times
+/// slower than under KVM went unexplained. It says so once, on stderr,
+/// unless MKROOTFS_ACCEL=tcg asked for it. (QEMU here is /bin/false: the
+/// KVM probe fails with it, and nothing boots.)
+#[test]
+fn run_says_once_on_stderr_that_it_falls_back_to_tcg() {
+    let kernel =
+        mkrootfs_qemu::debian_cloud_kernel().unwrap_or_else(|e| panic!("test kernel: {e}"));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    fs::write(dir.join("p.toml"), SCRIPT_PROFILE).unwrap();
+    let o = mkrootfs(dir, &["build", "-p", "p.toml", "-o", "out.cpio"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run = |accel: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mkrootfs"));
+        cmd.args(["run", "out.cpio", "--timeout", "20", "--kernel"])
+            .arg(&kernel.vmlinuz)
+            .current_dir(dir)
+            // Its own cache: the probe's verdict for /bin/false stays here.
+            .env("MKROOTFS_CACHE", dir.join("cache"))
+            .env("MKROOTFS_QEMU", "/bin/false")
+            .env_remove("MKROOTFS_ACCEL");
+        if let Some(a) = accel {
+            cmd.env("MKROOTFS_ACCEL", a);
+        }
+        cmd.output().unwrap()
+    };
+    const LINE: &str = "mkrootfs: KVM is not usable here (no /dev/kvm, or its probe boot failed): \
+                        emulating with TCG, much slower (MKROOTFS_ACCEL=tcg says this is wanted)\n";
+    let auto = run(None);
+    assert_ne!(auto.status.code(), Some(0));
+    assert_eq!(stderr(&auto).matches(LINE).count(), 1, "{}", stderr(&auto));
+    let asked = run(Some("tcg"));
+    assert_eq!(
+        stderr(&asked).matches(LINE).count(),
+        0,
+        "{}",
+        stderr(&asked)
+    );
+}
