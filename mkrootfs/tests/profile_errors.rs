@@ -261,3 +261,55 @@ fn missing_inputs_and_duplicate_entries_name_file_line_column() {
     assert!(e.starts_with("DIR/p.toml:2:3: "), "{e}");
     assert!(e.contains("libnosuch.so.7"), "{e}");
 }
+
+/// Issue 21: a missing OCI layout or bundle was an error without the
+/// profile's place.
+#[test]
+fn missing_oci_layout_or_bundle_names_file_line_column() {
+    let e = build_error(
+        &[(
+            "p.toml",
+            "[[init.services]]\nname = \"web\"\n\
+             container = { image = { layout = \"nosuch\", ref = \"latest\" } }\n",
+        )],
+        "p.toml",
+    );
+    assert_eq!(
+        e,
+        "DIR/p.toml:3:34: DIR/nosuch/oci-layout: missing: not an OCI image layout"
+    );
+    let e = build_error(
+        &[(
+            "p.toml",
+            "[[init.services]]\nname = \"web\"\n[init.services.container]\nbundle = \"nob\"\n",
+        )],
+        "p.toml",
+    );
+    assert!(e.starts_with("DIR/p.toml:4:10: read DIR/nob"), "{e}");
+}
+
+/// Issue 21: a module that is not in the tree was an error without the
+/// profile's place.
+#[test]
+fn unknown_module_names_file_line_column() {
+    let kernel =
+        mkrootfs_qemu::debian_cloud_kernel().unwrap_or_else(|e| panic!("test kernel: {e}"));
+    let tree = kernel.modules.expect("the test kernel has modules");
+    let e = build_error(
+        &[(
+            "p.toml",
+            &format!(
+                "[modules]\nkernel = \"{}\"\nload = [\"virtio_blk\", \"nosuchmod\"]\n\
+                 [[init.services]]\nargv = [\"/a\"]\n",
+                tree.display()
+            ),
+        )],
+        "p.toml",
+    );
+    assert!(
+        e.starts_with(
+            "DIR/p.toml:3:23: module or alias \"nosuchmod\" is neither a module nor built into the kernel of "
+        ),
+        "{e}"
+    );
+}
