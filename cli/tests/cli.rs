@@ -230,7 +230,9 @@ fn options_before_the_subcommand_are_a_usage_error_not_ignored() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     fs::write(dir.join("p.toml"), SCRIPT_PROFILE).unwrap();
-    let cases: [&[&str]; 5] = [
+    let cases: [&[&str]; 7] = [
+        &["deps", "--kernel-modules", "/lib/modules", "/bin/true"],
+        &["deps", "--module", "--why", "virtio_blk"],
         &["-o", "x.cpio", "build", "-p", "p.toml"],
         &["--init", "/bin/true", "build", "-p", "p.toml"],
         &["--kernel-modules", "/lib/modules", "build", "-p", "p.toml"],

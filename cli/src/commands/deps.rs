@@ -22,12 +22,12 @@ pub struct DepsArgs {
     #[arg(long)]
     pub dlopen: bool,
     /// The items are kernel module names or aliases: show the module closure.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["why", "dlopen", "sysroot"])]
     pub module: bool,
     /// Module tree for --module. Default: the tree of the kernel `mkrootfs run`
     /// boots without --kernel ($MKROOTFS_KERNEL, the running kernel's, or the
     /// cached Debian cloud kernel).
-    #[arg(long)]
+    #[arg(long, requires = "module")]
     pub kernel_modules: Option<PathBuf>,
 }
 

@@ -69,6 +69,9 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> Result<u8> {
+    if args.output.as_deref() == Some(std::path::Path::new("-")) {
+        anyhow::bail!("-o -: run boots the image from a file: name one, or leave -o out");
+    }
     if let Some(image) = &args.image {
         // A damaged image would boot into "Initramfs unpacking failed",
         // buried in the log, then a FATAL of the init: refuse it here, with
