@@ -198,8 +198,10 @@ fn usage_error_exits_2_without_a_profile() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     fs::write(dir.join("p.toml"), SCRIPT_PROFILE).unwrap();
-    let usage: [&[&str]; 9] = [
+    let usage: [&[&str]; 11] = [
         &[],
+        &["run", "image.cpio", "--cpus", "0"],
+        &["run", "image.cpio", "--memory", "0"],
         &["build"],
         &["build", "-o", "out.cpio"],
         &["run"],
