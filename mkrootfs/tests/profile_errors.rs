@@ -313,3 +313,26 @@ fn unknown_module_names_file_line_column() {
         "{e}"
     );
 }
+
+/// Issue 21: the search path of bare `binaries` names is the profile's
+/// (`image.binary_path`), checked where it is written.
+#[test]
+fn binary_path_is_the_profiles_and_checked_at_its_line() {
+    assert_eq!(
+        build_error(
+            &[("p.toml", "[image]\nbinary_path = \"usr/bin\"\n")],
+            "p.toml"
+        ),
+        "DIR/p.toml:2:15: binary_path \"usr/bin\" must be absolute directories separated by `:`"
+    );
+    assert_eq!(
+        build_error(
+            &[(
+                "p.toml",
+                "binaries = [\"sh\"]\n[image]\ninit = \"/bin/sh\"\nbinary_path = \"/nonexistent/bin\"\n"
+            )],
+            "p.toml"
+        ),
+        "binary \"sh\" (from DIR/p.toml:1:13) not found in PATH /nonexistent/bin (in /)"
+    );
+}
