@@ -556,8 +556,9 @@ pub fn parse_str(path: &Path, text: &str) -> Result<RawProfileChecked, ProfileEr
         }
     }
     let mut raw = raw;
+    let spans = position::Spans::new(text);
     let at = |path: &[Seg]| {
-        span_of(text, path).map(|s| {
+        spans.span_of(path).map(|s| {
             let (line, column) = line_col(text, s.start);
             Position {
                 path: path_buf.clone(),

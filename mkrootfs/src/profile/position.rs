@@ -31,6 +31,25 @@ impl<'a> Seg<'a> {
 /// parse or has not even the first key.
 pub fn span_of(text: &str, path: &[Seg]) -> Option<Range<usize>> {
     let doc = DeTable::parse(text).ok()?;
+    span_in(&doc, path)
+}
+
+/// A profile's text parsed once, for many [`Spans::span_of`] look-ups (one
+/// per entry of a long list would otherwise parse it again each time).
+pub struct Spans<'t>(Option<Spanned<DeTable<'t>>>);
+
+impl<'t> Spans<'t> {
+    pub fn new(text: &'t str) -> Spans<'t> {
+        Spans(DeTable::parse(text).ok())
+    }
+
+    /// [`span_of`] in this text.
+    pub fn span_of(&self, path: &[Seg]) -> Option<Range<usize>> {
+        span_in(self.0.as_ref()?, path)
+    }
+}
+
+fn span_in(doc: &Spanned<DeTable>, path: &[Seg]) -> Option<Range<usize>> {
     let mut best = None;
     let mut here: Option<&DeValue> = None; // None: the document's root table
     for seg in path {
