@@ -67,13 +67,13 @@ fn main() {
 fn host_mode(args: &[String]) -> i32 {
     match args.get(1).map(String::as_str) {
         Some("--check-config") => match args.get(2) {
-            Some(file) => match load_config(Path::new(file)) {
-                Ok(cfg) => {
-                    println!("{file}: ok ({} service(s))", cfg.services.len());
+            Some(file) => match check_config(file) {
+                Ok(line) => {
+                    println!("{line}");
                     0
                 }
-                Err(e) => {
-                    eprintln!("init: {e}");
+                Err(line) => {
+                    eprintln!("{line}");
                     1
                 }
             },
@@ -127,6 +127,16 @@ impl std::error::Error for ConfigError {
             ConfigError::Parse(_, e) => Some(e),
             ConfigError::Invalid(..) => None,
         }
+    }
+}
+
+/// `init --check-config FILE`: the line to print, on stdout when the file
+/// is good, on stderr with the whole error chain (as the FATAL lines print
+/// it: the parser's line, column and reason) when it is not.
+fn check_config(file: &str) -> Result<String, String> {
+    match load_config(Path::new(file)) {
+        Ok(cfg) => Ok(format!("{file}: ok ({} service(s))", cfg.services.len())),
+        Err(e) => Err(format!("init: {}", log::Chain(&e))),
     }
 }
 
@@ -428,6 +438,25 @@ mod tests {
         let want = format!("parse {}: unknown field `restrat`", f.path().display());
         assert!(e.starts_with(&want), "{e}");
         assert!(e.contains("line 1 column"), "{e}");
+    }
+
+    /// Issue 21: `init --check-config bad.json` printed `init: parse
+    /// bad.json` without the parser's line, column and reason.
+    #[test]
+    fn check_config_prints_the_whole_error_chain() {
+        let f = write("{\"services\": [}");
+        let file = f.path().display().to_string();
+        assert_eq!(
+            check_config(&file),
+            Err(format!(
+                "init: parse {file}: expected value at line 1 column 15"
+            ))
+        );
+        let missing = check_config("/nonexistent/init.json");
+        assert_eq!(
+            missing,
+            Err("init: read /nonexistent/init.json: No such file or directory (os error 2)".into())
+        );
     }
 
     #[test]
