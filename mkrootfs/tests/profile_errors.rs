@@ -191,7 +191,10 @@ fn bind_mount_source_not_in_the_image_is_a_warning_at_its_line() {
          [init]\n[[init.mounts]]\nsource = \"/srv/data\"\ntarget = \"/data\"\nfstype = \"none\"\noptions = \"bind\"\n\
          [[init.mounts]]\nsource = \"/data/x\"\ntarget = \"/x\"\nfstype = \"none\"\noptions = \"bind,ro\"\n\
          [[init.mounts]]\nsource = \"/bin\"\ntarget = \"/b\"\nfstype = \"none\"\noptions = \"bind\"\n\
-         [[init.services]]\nargv = [\"/bin/app\"]\n",
+         [[init.services]]\nargv = [\"/bin/app\"]\n\
+         [[init.services]]\nname = \"c\"\nargv = [\"/bin/app\"]\n\
+         container = { mounts = [{ type = \"bind\", source = \"/var/nosuch\", target = \"/a\" }, \
+         { type = \"bind\", source = \"/run/x\", target = \"/b\" }, { type = \"bind\", source = \"/data/y\", target = \"/c\" }] }\n",
     )
     .unwrap();
     let profile = mkrootfs::profile::load_path(&path).unwrap();
@@ -202,13 +205,22 @@ fn bind_mount_source_not_in_the_image_is_a_warning_at_its_line() {
         ..BuildOptions::default()
     };
     let report = build(&profile, &opts).unwrap();
+    // A container's bind source under /run or a VM mount may appear at
+    // boot; one that nothing brings is named.
     assert_eq!(
         report.notes,
-        [format!(
-            "{}:9:10: init.mounts[0]: bind source /srv/data is not in the image (nor under an \
-             earlier mount's target): the mount will fail at boot",
-            path.display()
-        )]
+        [
+            format!(
+                "{}:9:10: init.mounts[0]: bind source /srv/data is not in the image (nor under an \
+                 earlier mount's target): the mount will fail at boot",
+                path.display()
+            ),
+            format!(
+                "{}:28:25: init.services[1] (c).container.mounts[0]: bind source /var/nosuch is not in \
+                 the image (nor under one of the VM's mounts): the container will not start",
+                path.display()
+            )
+        ]
     );
 }
 

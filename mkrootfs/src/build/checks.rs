@@ -7,6 +7,7 @@
 use super::*;
 use crate::plan::init_position;
 use crate::profile::Seg;
+use mkrootfs_config::container::MountKind;
 
 /// The names `[modules]` put in the image, dashes and underscores alike.
 fn normalize(name: &str) -> String {
@@ -75,6 +76,44 @@ pub(super) fn bind_sources_missing(profile: &Profile, tree: &Tree) -> Vec<String
                  earlier mount's target): the mount will fail at boot",
                 init_position(source, &at),
                 m.source
+            ));
+        }
+    }
+    // A container's bind source is a VM path at boot: in the image, under
+    // one of the VM's mounts, or in a file system the init mounts itself.
+    const RUNTIME: [&str; 5] = ["/dev", "/proc", "/sys", "/run", "/tmp"];
+    for (i, svc) in init.services.iter().enumerate() {
+        let Some(c) = &svc.container else { continue };
+        for (n, m) in c.mounts.iter().enumerate() {
+            let Some(src) = m.source.as_deref().filter(|_| m.kind == MountKind::Bind) else {
+                continue;
+            };
+            let under = |t: &str| {
+                let t = t.trim_end_matches('/');
+                src == t || src.starts_with(&format!("{t}/"))
+            };
+            let present = tree
+                .resolve(src, true)
+                .map(|p| tree.get(&p).is_some())
+                .unwrap_or(false);
+            if present
+                || RUNTIME.iter().any(|t| under(t))
+                || init.mounts.iter().any(|e| under(&e.target))
+            {
+                continue;
+            }
+            let at = [
+                Seg::Key("services"),
+                Seg::Index(i),
+                Seg::Key("container"),
+                Seg::Key("mounts"),
+                Seg::Index(n),
+            ];
+            notes.push(format!(
+                "{}: init.services[{i}] ({}).container.mounts[{n}]: bind source {src} is not in \
+                 the image (nor under one of the VM's mounts): the container will not start",
+                init_position(source, &at),
+                svc.display_name()
             ));
         }
     }
