@@ -192,7 +192,9 @@ fn boot() -> ! {
     };
     // ctrl-alt-del then sends SIGINT to PID 1 instead of an immediate reboot.
     let cad = nix::sys::reboot::set_cad_enabled(false);
-    if let Err(e) = mounts::early() {
+    let early = mounts::early();
+    shutdown::note_power_off();
+    if let Err(e) = early {
         fatal_error("mount", &e);
     }
     t.mark("mounts");

@@ -257,11 +257,24 @@ fn drain(fd: impl std::os::fd::AsFd, stall: Duration) {
 
 /// reboot(2) with the configured action; if that fails, wait forever rather
 /// than exit (an exiting PID 1 panics the kernel).
+/// Whether the firmware lets the kernel power off, read while `/sys` is
+/// still mounted (at boot, [`note_power_off`]): at the end it is not.
+static POWER_OFF: OnceLock<bool> = OnceLock::new();
+
+/// Reads the ACPI tables once, at boot, after the early mounts.
+pub fn note_power_off() {
+    let _ = POWER_OFF.get_or_init(|| crate::acpi::can_power_off(Path::new(crate::acpi::TABLES)));
+}
+
+fn power_off_works() -> bool {
+    *POWER_OFF.get_or_init(|| crate::acpi::can_power_off(Path::new(crate::acpi::TABLES)))
+}
+
 fn power_off() -> ! {
     use nix::sys::reboot::{reboot, RebootMode};
     let mode = if REBOOT.load(Ordering::Relaxed) == 1 {
         RebootMode::RB_AUTOBOOT
-    } else if !crate::acpi::can_power_off(Path::new(crate::acpi::TABLES)) {
+    } else if !power_off_works() {
         // RB_POWER_OFF would halt the CPU for good: the VM would never end.
         crate::info!(
             "power-off is not available (no ACPI S5 sleep state): rebooting to end the machine"
