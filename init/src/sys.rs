@@ -485,3 +485,4 @@ mod tests {
 
 pub mod bpf;
 pub mod ns;
+pub mod seam;
