@@ -160,6 +160,8 @@ pub struct Running {
     pub pid: Pid,
     pub cgroup: cgroups::Cgroup,
     pub stop_signal: i32,
+    /// The plan's limits, reported with the counters.
+    pub limits: cgroups::Stats,
 }
 
 /// Creates the cgroup, launches the container, and returns once its
@@ -207,6 +209,11 @@ pub fn spawn(name: &str, loaded: &Loaded) -> Result<Running, StepError> {
             pid,
             cgroup,
             stop_signal: plan.stop_signal,
+            limits: cgroups::Stats {
+                memory_max: plan.cgroup.memory_max,
+                pids_max: plan.cgroup.pids_max,
+                ..Default::default()
+            },
         }),
         Err(e) => {
             cgroup.destroy();
