@@ -65,11 +65,7 @@ fn bpf<T>(cmd: libc::c_long, attr: &T) -> io::Result<libc::c_long> {
             std::mem::size_of::<T>(),
         )
     };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
+    super::check(r)
 }
 
 /// Loads the builder's program: the raw array of `struct bpf_insn`
