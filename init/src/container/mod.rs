@@ -168,26 +168,19 @@ pub struct Running {
 /// program has been exec'd (or the failing step).
 pub fn spawn(name: &str, loaded: &Loaded) -> Result<Running, StepError> {
     let plan = &loaded.plan;
-    let cg_err = |e: cgroups::CgroupError| {
-        StepError::new(
-            e.step,
-            &e.path.display().to_string(),
-            e.error.raw_os_error().unwrap_or(libc::EIO),
-        )
-    };
     let root = std::path::Path::new(cgroups::CGROUP_ROOT);
-    cgroups::ensure_mounted(root).map_err(cg_err)?;
+    cgroups::ensure_mounted(root)?;
     let rel = if plan.cgroup.path.is_empty() {
         format!("mkrootfs/{name}")
     } else {
         plan.cgroup.path.clone()
     };
-    let cgroup = cgroups::Cgroup::create(root, &rel, &plan.cgroup).map_err(cg_err)?;
+    let cgroup = cgroups::Cgroup::create(root, &rel, &plan.cgroup)?;
     let started = Container::prepare(name, loaded, STAGING_DIR).and_then(|c| {
         if c.filter.is_none() {
             crate::info!("container {name}: seccomp none: no system call filter");
         }
-        let fd = cgroup.open().map_err(cg_err)?;
+        let fd = cgroup.open()?;
         if let Some(program) = &loaded.devices {
             let path = plan.device_filter.as_deref().unwrap_or("");
             let io = |step: &'static str| {
