@@ -192,7 +192,7 @@ fn boot() -> ! {
     };
     // ctrl-alt-del then sends SIGINT to PID 1 instead of an immediate reboot.
     let cad = nix::sys::reboot::set_cad_enabled(false);
-    let early = mounts::early();
+    let early = mounts::early(&sys::seam::Real);
     shutdown::note_power_off();
     if let Err(e) = early {
         fatal_error("mount", &e);
@@ -257,7 +257,7 @@ fn boot() -> ! {
         Ok(root::Entered::Switched) => {
             // The root engineer moves /dev, /proc, /sys and /run along;
             // anything missing in the new root is mounted here.
-            if let Err(e) = mounts::early() {
+            if let Err(e) = mounts::early(&sys::seam::Real) {
                 fatal_error("mount", &e);
             }
         }
@@ -270,7 +270,7 @@ fn boot() -> ! {
         Err(e) => fatal_error("root", &e),
     }
     t.mark("root");
-    if let Err(e) = mounts::configured(&cfg.mounts) {
+    if let Err(e) = mounts::configured(&sys::seam::Real, &cfg.mounts) {
         fatal_error("mount", &e);
     }
     t.mark("mounts2");

@@ -12,25 +12,17 @@ use std::path::{Path, PathBuf};
 /// Where the cgroup2 hierarchy is (mounted by the init when missing).
 pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
-/// A failed cgroup step: the operation and the file.
-#[derive(Debug)]
-pub struct CgroupError {
-    pub step: &'static str,
-    pub path: PathBuf,
-    pub error: io::Error,
-}
-
-impl std::fmt::Display for CgroupError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.step, self.path.display(), self.error)
-    }
-}
+/// A failed cgroup step: the operation, the file and the errno (the
+/// launcher's one error shape).
+pub use crate::launch::StepError as CgroupError;
 
 fn err<'a>(step: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> CgroupError + 'a {
-    move |error| CgroupError {
-        step,
-        path: path.to_path_buf(),
-        error,
+    move |e| {
+        CgroupError::new(
+            step,
+            &path.display().to_string(),
+            e.raw_os_error().unwrap_or(libc::EIO),
+        )
     }
 }
 
@@ -79,11 +71,7 @@ pub fn ensure_mounted(root: &Path) -> Result<(), CgroupError> {
             | nix::mount::MsFlags::MS_NOEXEC,
         None::<&str>,
     )
-    .map_err(|e| CgroupError {
-        step: "mount cgroup2",
-        path: root.to_path_buf(),
-        error: e.into(),
-    })
+    .map_err(|e| CgroupError::new("mount cgroup2", &root.display().to_string(), e as i32))
 }
 
 /// Whether the cgroup `dir` (or one below it) has a process

@@ -6,9 +6,10 @@
 //! and the read-only paths.
 
 use super::StepError;
+use crate::sys::seam::Sys;
 use mkrootfs_config::container::{ContainerPlan, PlanMount, MS_BIND, MS_REC};
 use nix::errno::Errno;
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::mount::{MntFlags, MsFlags};
 use nix::sys::stat::{Mode, SFlag};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
@@ -109,12 +110,12 @@ fn is_dir(path: &str) -> bool {
 }
 
 /// One plan mount inside `root` (a descriptor of the staging directory).
-fn mount_one(root: BorrowedFd<'_>, m: &PlanMount) -> Result<()> {
+fn mount_one(sys: &dyn Sys, root: BorrowedFd<'_>, m: &PlanMount) -> Result<()> {
     let bind = m.flags & MS_BIND != 0;
     let target = ensure_in_root(root, &m.target, bind && !is_dir(&m.source))?;
     let at = fd_path(&target);
     if bind {
-        mount(
+        sys.mount(
             Some(m.source.as_str()),
             at.as_str(),
             None::<&str>,
@@ -124,12 +125,12 @@ fn mount_one(root: BorrowedFd<'_>, m: &PlanMount) -> Result<()> {
         .map_err(step("mount", &m.target))?;
         let extra = flags(m.flags & !(MS_BIND | MS_REC));
         if !extra.is_empty() {
-            // mount(2) ignores the other flags on a new bind: remount the
+            // sys.mount(2) ignores the other flags on a new bind: remount the
             // new mount (opened again, the old descriptor is beneath it).
             let top = ensure_in_root(root, &m.target, false)?;
             let at = fd_path(&top);
             let keep = locked_flags(&at);
-            mount(
+            sys.mount(
                 None::<&str>,
                 at.as_str(),
                 None::<&str>,
@@ -156,7 +157,7 @@ fn mount_one(root: BorrowedFd<'_>, m: &PlanMount) -> Result<()> {
         }
     }
     let data = (!m.data.is_empty()).then_some(m.data.as_str());
-    match mount(
+    match sys.mount(
         Some(m.source.as_str()),
         at.as_str(),
         Some(m.fstype.as_str()),
@@ -167,7 +168,7 @@ fn mount_one(root: BorrowedFd<'_>, m: &PlanMount) -> Result<()> {
         // Without a network namespace of its own, a user namespace may not
         // mount sysfs: bind the VM's read-only instead, as runc does.
         Err(Errno::EPERM) if m.fstype == "sysfs" => {
-            mount(
+            sys.mount(
                 Some("/sys"),
                 at.as_str(),
                 None::<&str>,
@@ -178,7 +179,7 @@ fn mount_one(root: BorrowedFd<'_>, m: &PlanMount) -> Result<()> {
             let top = ensure_in_root(root, &m.target, false)?;
             let at = fd_path(&top);
             let keep = locked_flags(&at);
-            mount(
+            sys.mount(
                 None::<&str>,
                 at.as_str(),
                 None::<&str>,
@@ -208,10 +209,10 @@ fn symlink_one(root: BorrowedFd<'_>, target: &str, link: &str) -> Result<()> {
 /// Everything up to and including the pivot. `staging` is an empty
 /// directory of the VM for the container root, `vm_staging` another for
 /// the initramfs workaround; both made by the init before the clone.
-pub fn enter(plan: &ContainerPlan, staging: &str, vm_staging: &str) -> Result<()> {
+pub fn enter(sys: &dyn Sys, plan: &ContainerPlan, staging: &str, vm_staging: &str) -> Result<()> {
     // Nothing we mount may propagate back to the VM, while the VM's later
     // mounts still reach us (rslave, not rprivate: runc's default).
-    mount(
+    sys.mount(
         None::<&str>,
         "/",
         None::<&str>,
@@ -222,7 +223,7 @@ pub fn enter(plan: &ContainerPlan, staging: &str, vm_staging: &str) -> Result<()
     // pivot_root needs the new root to be a mount point: bind the container
     // root (recursively, so what is mounted beneath it comes along) onto
     // the staging directory.
-    mount(
+    sys.mount(
         Some(plan.root.as_str()),
         staging,
         None::<&str>,
@@ -234,7 +235,7 @@ pub fn enter(plan: &ContainerPlan, staging: &str, vm_staging: &str) -> Result<()
         .map_err(step_io("open", staging))?
         .into();
     for m in &plan.mounts {
-        mount_one(root.as_fd(), m)?;
+        mount_one(sys, root.as_fd(), m)?;
     }
     for [target, link] in &plan.symlinks {
         symlink_one(root.as_fd(), target, link)?;
@@ -246,9 +247,9 @@ pub fn enter(plan: &ContainerPlan, staging: &str, vm_staging: &str) -> Result<()
     if plan.readonly_root {
         f |= MsFlags::MS_RDONLY;
     }
-    mount(None::<&str>, staging, None::<&str>, f, None::<&str>)
+    sys.mount(None::<&str>, staging, None::<&str>, f, None::<&str>)
         .map_err(step("remount root", &plan.root))?;
-    pivot(staging, vm_staging)
+    pivot(sys, staging, vm_staging)
 }
 
 /// pivot_root into `staging` and detach the old root. The kernel's
@@ -256,12 +257,12 @@ pub fn enter(plan: &ContainerPlan, staging: &str, vm_staging: &str) -> Result<()
 /// it has no parent mount); crun's workaround, without copying: bind the
 /// whole `/` onto a directory, move that over `/`, chroot into it: the
 /// current root is then a mount with a parent, and pivot_root works.
-fn pivot(staging: &str, vm_staging: &str) -> Result<()> {
-    nix::unistd::chdir(staging).map_err(step("chdir", staging))?;
-    match nix::unistd::pivot_root(".", ".") {
+fn pivot(sys: &dyn Sys, staging: &str, vm_staging: &str) -> Result<()> {
+    sys.chdir(staging).map_err(step("chdir", staging))?;
+    match sys.pivot_root(".", ".") {
         Ok(()) => {}
         Err(Errno::EINVAL) => {
-            mount(
+            sys.mount(
                 Some("/"),
                 vm_staging,
                 None::<&str>,
@@ -269,8 +270,8 @@ fn pivot(staging: &str, vm_staging: &str) -> Result<()> {
                 None::<&str>,
             )
             .map_err(step("bind / onto", vm_staging))?;
-            nix::unistd::chdir(vm_staging).map_err(step("chdir", vm_staging))?;
-            mount(
+            sys.chdir(vm_staging).map_err(step("chdir", vm_staging))?;
+            sys.mount(
                 Some(vm_staging),
                 "/",
                 None::<&str>,
@@ -278,18 +279,20 @@ fn pivot(staging: &str, vm_staging: &str) -> Result<()> {
                 None::<&str>,
             )
             .map_err(step("move over /", vm_staging))?;
-            nix::unistd::chroot(".").map_err(step("chroot", vm_staging))?;
+            sys.chroot(".").map_err(step("chroot", vm_staging))?;
             // The same path in the copy holds the container root with its
             // mounts (the bind was recursive).
-            nix::unistd::chdir(staging).map_err(step("chdir", staging))?;
-            nix::unistd::pivot_root(".", ".").map_err(step("pivot_root", staging))?;
+            sys.chdir(staging).map_err(step("chdir", staging))?;
+            sys.pivot_root(".", ".")
+                .map_err(step("pivot_root", staging))?;
         }
         Err(e) => return Err(step("pivot_root", staging)(e)),
     }
     // The old root is now stacked on "."; detach it (and everything under
     // it) so nothing of the VM stays reachable.
-    umount2(".", MntFlags::MNT_DETACH).map_err(step("detach old root", "/"))?;
-    nix::unistd::chdir("/").map_err(step("chdir", "/"))?;
+    sys.umount2(".", MntFlags::MNT_DETACH)
+        .map_err(step("detach old root", "/"))?;
+    sys.chdir("/").map_err(step("chdir", "/"))?;
     Ok(())
 }
 
@@ -385,7 +388,7 @@ fn checked_proc(root: BorrowedFd<'_>) -> Result<OwnedFd> {
 /// After the pivot: sysctls, then masked and read-only paths, each through
 /// a descriptor opened beneath the root or the checked procfs, so that
 /// neither a link in the image nor an earlier mount can redirect them.
-pub fn finish(plan: &ContainerPlan) -> Result<()> {
+pub fn finish(sys: &dyn Sys, plan: &ContainerPlan) -> Result<()> {
     let root: OwnedFd = std::fs::File::open("/")
         .map_err(step_io("open", "/"))?
         .into();
@@ -402,17 +405,17 @@ pub fn finish(plan: &ContainerPlan) -> Result<()> {
         std::io::Write::write_all(&mut f, value.as_bytes()).map_err(step_io("write", &path))?;
     }
     for p in plan.masked_paths.iter().flat_map(|p| expand(p)) {
-        mask(root.as_fd(), &p)?;
+        mask(sys, root.as_fd(), &p)?;
     }
     for p in plan.readonly_paths.iter().flat_map(|p| expand(p)) {
-        readonly(root.as_fd(), &p)?;
+        readonly(sys, root.as_fd(), &p)?;
     }
     Ok(())
 }
 
 /// Hides `path`: an empty read-only tmpfs over a directory, the
 /// container's `/dev/null` (checked to be the real 1:3) over anything else.
-fn mask(root: BorrowedFd<'_>, path: &str) -> Result<()> {
+fn mask(sys: &dyn Sys, root: BorrowedFd<'_>, path: &str) -> Result<()> {
     let Some(fd) = open_existing(root, path)? else {
         return Ok(());
     };
@@ -420,14 +423,15 @@ fn mask(root: BorrowedFd<'_>, path: &str) -> Result<()> {
     let st = nix::sys::stat::fstat(fd.as_fd()).map_err(step("stat", path))?;
     let at = fd_path(&fd);
     if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
-        return mount(
-            Some("tmpfs"),
-            at.as_str(),
-            Some("tmpfs"),
-            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-            Some("size=0,mode=0555"),
-        )
-        .map_err(step("mask", path));
+        return sys
+            .mount(
+                Some("tmpfs"),
+                at.as_str(),
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                Some("size=0,mode=0555"),
+            )
+            .map_err(step("mask", path));
     }
     // The source may be reached through the image's own links (resolved
     // inside the root, as the mounts were): what makes it safe is the check
@@ -449,7 +453,7 @@ fn mask(root: BorrowedFd<'_>, path: &str) -> Result<()> {
             libc::EPERM,
         ));
     }
-    mount(
+    sys.mount(
         Some(fd_path(&null).as_str()),
         at.as_str(),
         None::<&str>,
@@ -460,13 +464,13 @@ fn mask(root: BorrowedFd<'_>, path: &str) -> Result<()> {
 }
 
 /// Makes `path` read-only: bound onto itself, then remounted.
-fn readonly(root: BorrowedFd<'_>, path: &str) -> Result<()> {
+fn readonly(sys: &dyn Sys, root: BorrowedFd<'_>, path: &str) -> Result<()> {
     let Some(fd) = open_existing(root, path)? else {
         return Ok(());
     };
     check_fs(&fd, path)?;
     let at = fd_path(&fd);
-    mount(
+    sys.mount(
         Some(at.as_str()),
         at.as_str(),
         None::<&str>,
@@ -479,7 +483,7 @@ fn readonly(root: BorrowedFd<'_>, path: &str) -> Result<()> {
     };
     let at = fd_path(&top);
     let keep = locked_flags(&at);
-    mount(
+    sys.mount(
         None::<&str>,
         at.as_str(),
         None::<&str>,
@@ -492,6 +496,194 @@ fn readonly(root: BorrowedFd<'_>, path: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::seam::Recorder;
+    use nix::errno::Errno;
+
+    /// Docker's mounts for a container whose root is `/srv/c`; the staging
+    /// directories are real (targets are opened and created in them).
+    fn plan() -> ContainerPlan {
+        use mkrootfs_config::container::*;
+        ContainerPlan {
+            root: "/srv/c".into(),
+            readonly_root: true,
+            clone_flags: CLONE_NAMESPACES,
+            uid_map: vec![[0, 100000, 65536]],
+            gid_map: vec![[0, 100000, 65536]],
+            setgroups: true,
+            hostname: Some("box".into()),
+            mounts: docker_mounts(),
+            symlinks: docker_symlinks(),
+            masked_paths: vec![],
+            readonly_paths: vec![],
+            sysctls: vec![],
+            cgroup: CgroupPlan::default(),
+            rlimits: vec![],
+            oom_score_adj: None,
+            argv: vec!["/bin/sh".into()],
+            env: vec![],
+            cwd: "/".into(),
+            uid: 1000,
+            gid: 1000,
+            additional_gids: vec![10],
+            capabilities: CapSets::docker(DOCKER_CAPABILITY_MASK),
+            no_new_privs: true,
+            seccomp: None,
+            seccomp_flags: 0,
+            device_filter: None,
+            terminal: false,
+            init: false,
+            stop_signal: 15,
+        }
+    }
+
+    fn staging() -> (tempfile::TempDir, String, String) {
+        let d = tempfile::tempdir().unwrap();
+        let (root, vm) = (d.path().join("root"), d.path().join("vm"));
+        std::fs::create_dir(&root).unwrap();
+        std::fs::create_dir(&vm).unwrap();
+        let s = |p: std::path::PathBuf| p.display().to_string();
+        (d, s(root), s(vm))
+    }
+
+    /// The mounts `enter` makes for Docker's defaults, in order, between
+    /// the rslave and the remount of the root.
+    const DOCKER_MOUNT_LINES: [&str; 14] = [
+        "mount /srv/c ROOT/root - MsFlags(MS_BIND | MS_REC)",
+        "mount proc ROOT/root/proc proc MsFlags(MS_NOSUID | MS_NODEV | MS_NOEXEC)",
+        "mount tmpfs ROOT/root/dev tmpfs MsFlags(MS_NOSUID | MS_NODEV | MS_STRICTATIME) mode=755,size=65536k",
+        "mount devpts ROOT/root/dev/pts devpts MsFlags(MS_NOSUID | MS_NOEXEC) newinstance,ptmxmode=0666,mode=0620,gid=5",
+        "mount shm ROOT/root/dev/shm tmpfs MsFlags(MS_NOSUID | MS_NODEV | MS_NOEXEC) mode=1777,size=65536k",
+        "mount mqueue ROOT/root/dev/mqueue mqueue MsFlags(MS_NOSUID | MS_NODEV | MS_NOEXEC)",
+        "mount sysfs ROOT/root/sys sysfs MsFlags(MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)",
+        "mount cgroup ROOT/root/sys/fs/cgroup cgroup2 MsFlags(MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)",
+        "mount /dev/null ROOT/root/dev/null - MsFlags(MS_BIND)",
+        "mount /dev/zero ROOT/root/dev/zero - MsFlags(MS_BIND)",
+        "mount /dev/full ROOT/root/dev/full - MsFlags(MS_BIND)",
+        "mount /dev/random ROOT/root/dev/random - MsFlags(MS_BIND)",
+        "mount /dev/urandom ROOT/root/dev/urandom - MsFlags(MS_BIND)",
+        "mount /dev/tty ROOT/root/dev/tty - MsFlags(MS_BIND)",
+    ];
+
+    /// The root's remount: nodev and read-only, plus whatever locked flags
+    /// the test's own file system has.
+    fn remount_line(root: &str) -> String {
+        let f = MsFlags::MS_BIND
+            | MsFlags::MS_REMOUNT
+            | MsFlags::MS_NODEV
+            | MsFlags::MS_RDONLY
+            | locked_flags(root);
+        format!("mount - ROOT/root - {f:?}")
+    }
+
+    #[test]
+    fn enter_runs_the_steps_in_runcs_order() {
+        let (d, root, vm) = staging();
+        let sys = Recorder::new(d.path());
+        enter(&sys, &plan(), &root, &vm).unwrap();
+        let mut want = vec!["mount - / - MsFlags(MS_REC | MS_SLAVE)".to_string()];
+        want.extend(DOCKER_MOUNT_LINES.iter().map(|l| l.to_string()));
+        want.push(remount_line(&root));
+        want.extend(
+            [
+                "chdir ROOT/root",
+                "pivot_root . .",
+                "umount2 . MntFlags(MNT_DETACH)",
+                "chdir /",
+            ]
+            .map(String::from),
+        );
+        assert_eq!(sys.lines(), want);
+        // Targets and symlinks were made inside the staging root.
+        let r = std::path::Path::new(&root);
+        assert!(r.join("dev/null").is_file());
+        assert_eq!(
+            std::fs::read_link(r.join("dev/ptmx")).unwrap(),
+            std::path::Path::new("pts/ptmx")
+        );
+    }
+
+    #[test]
+    fn on_the_initramfs_pivot_root_goes_through_crun_s_workaround() {
+        let (d, root, vm) = staging();
+        let sys = Recorder::new(d.path()).failing("pivot_root", Errno::EINVAL, 1);
+        enter(&sys, &plan(), &root, &vm).unwrap();
+        let lines = sys.lines();
+        let at = lines.iter().position(|l| l == "pivot_root . .").unwrap();
+        assert_eq!(
+            lines[at..],
+            [
+                "pivot_root . .",
+                "mount / ROOT/vm - MsFlags(MS_BIND | MS_REC)",
+                "chdir ROOT/vm",
+                "mount ROOT/vm / - MsFlags(MS_MOVE)",
+                "chroot .",
+                "chdir ROOT/root",
+                "pivot_root . .",
+                "umount2 . MntFlags(MNT_DETACH)",
+                "chdir /",
+            ]
+        );
+    }
+
+    #[test]
+    fn each_failing_step_names_its_step_path_and_errno() {
+        for (prefix, errno, want) in [
+            ("mount - / ", Errno::EPERM, ("make rslave", "/")),
+            ("mount /srv/c", Errno::ENOENT, ("bind root", "/srv/c")),
+            ("mount proc", Errno::EPERM, ("mount", "/proc")),
+            ("mount /dev/tty", Errno::ENODEV, ("mount", "/dev/tty")),
+            (
+                "mount - ROOT/root",
+                Errno::EPERM,
+                ("remount root", "/srv/c"),
+            ),
+            ("pivot_root", Errno::EBUSY, ("pivot_root", "ROOT")),
+            ("umount2", Errno::EBUSY, ("detach old root", "/")),
+        ] {
+            let (d, root, vm) = staging();
+            let sys = Recorder::new(d.path()).failing(prefix, errno, 1);
+            let e = enter(&sys, &plan(), &root, &vm).unwrap_err();
+            let shown = e.path.replacen(&d.path().display().to_string(), "ROOT", 1);
+            let shown = if want.1 == "ROOT" {
+                "ROOT".to_string()
+            } else {
+                shown
+            };
+            assert_eq!(
+                (e.step.as_str(), shown.as_str(), e.errno),
+                (want.0, want.1, errno as i32),
+                "{prefix}"
+            );
+            // Nothing runs after the failing step.
+            assert!(
+                sys.lines().last().unwrap().starts_with(prefix),
+                "{prefix}: {:?}",
+                sys.lines()
+            );
+        }
+    }
+
+    #[test]
+    fn sysfs_refused_in_a_user_namespace_is_bound_read_only_from_the_vm() {
+        let (d, root, vm) = staging();
+        let sys = Recorder::new(d.path()).failing("mount sysfs", Errno::EPERM, 1);
+        enter(&sys, &plan(), &root, &vm).unwrap();
+        let lines = sys.lines();
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with("mount sysfs"))
+            .unwrap();
+        assert_eq!(
+            lines[at + 1],
+            "mount /sys ROOT/root/sys - MsFlags(MS_BIND | MS_REC)"
+        );
+        assert!(
+            lines[at + 2].starts_with("mount - ROOT/root/sys - MsFlags(MS_RDONLY")
+                && lines[at + 2].contains("MS_REMOUNT | MS_BIND"),
+            "{}",
+            lines[at + 2]
+        );
+    }
 
     #[test]
     fn star_components_expand_to_every_entry() {
