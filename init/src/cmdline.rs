@@ -290,7 +290,7 @@ impl Overrides {
         }
         if let Some(argv) = &self.cmd {
             match cfg.main_service() {
-                Some(i) => cfg.services[i].argv = argv.clone(),
+                Some(i) => cfg.services[i].set_argv(argv.clone()),
                 None => cfg.services.push(ServiceConfig {
                     name: None,
                     argv: argv.clone(),
@@ -471,6 +471,21 @@ mod tests {
         assert_eq!(cfg.root.options, "a,b");
         assert!(cfg.root.readonly);
         assert_eq!(cfg.shutdown.grace_ms, 10);
+    }
+
+    /// Issue 20: `mkrootfs.cmd=` was ignored when the main service is a
+    /// container (it runs `container_plan.argv`).
+    #[test]
+    fn cmd_replaces_a_main_containers_program_too() {
+        let mut cfg: InitConfig = serde_json::from_str(
+            r#"{"services":[{"argv":["/bin/app"],"container_plan":{"root":"/","clone_flags":0,"uid_map":[],"gid_map":[],"mounts":[],"masked_paths":[],"readonly_paths":[],"cgroup":{"path":"mkrootfs/app"},"argv":["/bin/app"],"env":[],"cwd":"/","uid":0,"gid":0,"capabilities":{"bounding":0,"effective":0,"permitted":0,"inheritable":0,"ambient":0},"no_new_privs":true,"seccomp":null}}]}"#,
+        )
+        .unwrap();
+        let (o, _) = parse("mkrootfs.cmd=\"/bin/sh -c 'exit 3'\"");
+        o.apply(&mut cfg);
+        let want = s(&["/bin/sh", "-c", "exit 3"]);
+        assert_eq!(cfg.services[0].argv, want);
+        assert_eq!(cfg.services[0].container_plan.as_ref().unwrap().argv, want);
     }
 
     #[test]

@@ -190,6 +190,7 @@ impl ImageBuilder {
                 mode,
                 uid: 0,
                 gid: 0,
+                at: None,
             },
         ));
         self
@@ -209,6 +210,7 @@ impl ImageBuilder {
                 mode: None,
                 uid: 0,
                 gid: 0,
+                at: None,
             },
         ));
         self
@@ -225,6 +227,9 @@ impl ImageBuilder {
             TreeSpec {
                 src: src.into(),
                 dest,
+                uid: 0,
+                gid: 0,
+                at: None,
             },
         ));
         self
@@ -242,6 +247,7 @@ impl ImageBuilder {
             mode,
             uid: 0,
             gid: 0,
+            at: None,
         });
         self
     }
@@ -254,6 +260,7 @@ impl ImageBuilder {
         self.profile.symlinks.push(SymlinkSpec {
             path,
             target: target.to_string(),
+            at: None,
         });
         self
     }

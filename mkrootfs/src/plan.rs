@@ -12,7 +12,8 @@ use crate::build::{default_output, source_date_epoch, AutoKernel, BuildError, Bu
 use crate::compress::Compression;
 use crate::fsimage::{Format, FsOptions};
 use crate::kmod::{self, ModuleCompression};
-use crate::profile::Profile;
+use crate::profile::{Profile, ProfileError, Seg, Source};
+use mkrootfs_config::RootMode;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
@@ -99,6 +100,9 @@ pub struct Plan {
     pub sysroot: PathBuf,
     /// Default false.
     pub dlopen_notes: bool,
+    /// Where binaries named without a path are looked up inside the
+    /// sysroot, `:`-separated. Default [`crate::build::DEFAULT_PATH`].
+    pub binary_path: String,
     /// Default: [`Compression`]'s `Default` (zstd).
     pub compression: Compression,
     /// Default: [`Compression::default_level`]; checked for the format.
@@ -122,6 +126,9 @@ pub struct Plan {
     /// `image.split`: the small initramfs written next to the disk image,
     /// at this path (`None` without split).
     pub split: Option<PathBuf>,
+    /// Warnings for the user, each at the profile's file:line:column (or
+    /// naming the option): values that are legal but probably not meant.
+    pub notes: Vec<String>,
 }
 
 impl Plan {
@@ -146,10 +153,53 @@ impl Plan {
             }
             _ => compression.default_level(),
         };
+        // A disk format's level is its writer's (checked below).
+        if let (Compression::None, Some(l), Format::Cpio) = (compression, img.level, format) {
+            return Err(err(
+                "image.level",
+                format!("level {l} means nothing without compression (compression = \"none\"): remove it"),
+            )
+            .into());
+        }
         let init = match img.init.as_deref() {
             None | Some("mkrootfs") => InitChoice::Mkrootfs,
             Some(path) => InitChoice::Own(path.to_string()),
         };
+        if let (InitChoice::Own(path), Some(source)) = (&init, &profile.init_source) {
+            // The image's own init never reads the [init] table.
+            let table = init_position(source, &[]);
+            return Err(err(
+                "image.init",
+                format!(
+                    "image.init = {path:?} runs the image's own program as PID 1, which never \
+                     reads the [init] table at {table}: remove one of them"
+                ),
+            )
+            .into());
+        }
+        let binary_path = match &img.binary_path {
+            None => crate::build::DEFAULT_PATH.to_string(),
+            Some(p) => {
+                if p.is_empty() || p.split(':').any(|d| !d.starts_with('/')) {
+                    return Err(err(
+                        "image.binary_path",
+                        format!("binary_path {p:?} must be absolute directories separated by `:`"),
+                    )
+                    .into());
+                }
+                p.clone()
+            }
+        };
+        let mut notes = Vec::new();
+        if let (Some(init), Some(source)) = (&profile.init, &profile.init_source) {
+            if init.root.mode == RootMode::Overlay && init.root.device.is_none() {
+                notes.push(format!(
+                    "{}: init.root.mode = \"overlay\" without a device: the lower layer must \
+                     then come from root= on the kernel command line, or the boot fails",
+                    init_position(source, &[Seg::Key("root"), Seg::Key("mode")])
+                ));
+            }
+        }
         if init == InitChoice::Mkrootfs && profile.init.is_none() {
             return Err(BuildError::NoInitConfig(profile.path.display().to_string()));
         }
@@ -235,6 +285,18 @@ impl Plan {
             Format::Cpio => default_output(profile, compression),
             f => PathBuf::from("out").join(format!("{}{}", profile.name, f.extension())),
         });
+        if let (Format::Cpio, Some(named)) = (format, output_name_compression(&output)) {
+            if named != compression {
+                let why = match profile.positions.get("image.compression") {
+                    Some(p) => format!("image.compression at {p}"),
+                    None => "the default compression".to_string(),
+                };
+                notes.push(format!(
+                    "{}: the name says {named} but the image is {compression} ({why})",
+                    output.display()
+                ));
+            }
+        }
         let split = split.then(|| {
             let ext = format!("cpio{}", compression.extension());
             match output.with_extension(&ext) {
@@ -247,6 +309,7 @@ impl Plan {
             profile: profile.clone(),
             sysroot: img.sysroot.clone().unwrap_or_else(|| PathBuf::from("/")),
             dlopen_notes: img.dlopen_notes.unwrap_or(false),
+            binary_path,
             compression,
             level,
             init,
@@ -264,6 +327,7 @@ impl Plan {
             format,
             disk,
             split,
+            notes,
         })
     }
 }
@@ -279,6 +343,29 @@ impl Plan {
             },
             message,
         }
+    }
+}
+
+/// The compression an output file's name announces (`.cpio`, `.gz`,
+/// `.xz`, `.zst`); `None` for a name that says nothing (`initrd.img`).
+fn output_name_compression(path: &std::path::Path) -> Option<Compression> {
+    let name = path.file_name()?.to_str()?;
+    if name.ends_with(".cpio") {
+        return Some(Compression::None);
+    }
+    Compression::ALL
+        .into_iter()
+        .filter(|c| *c != Compression::None)
+        .find(|c| name.ends_with(c.extension()))
+}
+
+/// `file:line:column` of `init.<key>` in the file that wrote `[init]`.
+pub(crate) fn init_position(source: &Source, key: &[Seg]) -> String {
+    match source.init_error(key, String::new()) {
+        ProfileError::Invalid {
+            path, line, column, ..
+        } => format!("{}:{line}:{column}", path.display()),
+        other => other.to_string(),
     }
 }
 

@@ -150,7 +150,7 @@ pub fn enter(
     let what = match root.mode {
         RootMode::Initramfs => return Ok(Entered::Initramfs),
         RootMode::Tmpfs => {
-            make_private()?;
+            make_private(&crate::sys::seam::Real)?;
             mkdir_p(newroot)?;
             mount_checked("tmpfs", newroot, "tmpfs", MsFlags::empty(), "mode=0755")?;
             copy_tree(Path::new("/"), newroot)?;
@@ -167,14 +167,14 @@ pub fn enter(
             } else {
                 MsFlags::empty()
             };
-            make_private()?;
+            make_private(&crate::sys::seam::Real)?;
             mkdir_p(newroot)?;
             mount_verified(&dev, newroot, &fstype, flags, &root.options, verity)?;
             format!("{dev} ({fstype}, {})", if ro { "ro" } else { "rw" })
         }
         RootMode::Overlay => {
             let (dev, fstype) = root_device(root, loaded, verity)?;
-            make_private()?;
+            make_private(&crate::sys::seam::Real)?;
             ensure_run_mounted()?;
             let (lower, rw) = (Path::new(OVERLAY_LOWER), Path::new(OVERLAY_RW));
             mkdir_p(lower)?;
@@ -197,8 +197,8 @@ pub fn enter(
             format!("an overlay of {dev} ({fstype}) and a tmpfs")
         }
     };
-    move_api_mounts(newroot)?;
-    switch(newroot)?;
+    move_api_mounts(&crate::sys::seam::Real, newroot)?;
+    switch(&crate::sys::seam::Real, newroot)?;
     crate::info!(
         "switched root to {what} in {} ms",
         start.elapsed().as_millis()
