@@ -55,10 +55,7 @@ fn call(control: &std::fs::File, request: u32, buf: &mut [u8]) -> io::Result<()>
             buf.as_mut_ptr(),
         )
     };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    super::check(rc).map(drop)
 }
 
 /// `DM_DEV_CREATE`: a new (empty, suspended) device; returns its
