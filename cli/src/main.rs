@@ -48,20 +48,22 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Some(Command::Build(a)) => commands::build::run(a.into()),
+        Some(Command::Build(a)) => commands::build::run(&a.profile, a.opts),
         Some(Command::Deps(a)) => commands::deps::run(a),
         Some(Command::Ls(a)) => commands::ls::run(a),
         Some(Command::Extract(a)) => commands::extract::run(a),
         Some(Command::Run(a)) => commands::run::run(a),
         Some(Command::Kernel(a)) => commands::kernel::run(a),
         Some(Command::VmConfig(a)) => commands::vm_config::run(a),
-        None if cli.build.profile.is_some() => commands::build::run(cli.build),
-        None => {
-            eprintln!(
-                "mkrootfs: nothing to do: give --profile PROFILE or a subcommand (see --help)"
-            );
-            return ExitCode::from(2);
-        }
+        None => match &cli.build.profile {
+            Some(p) => commands::build::run(p, cli.build.opts),
+            None => {
+                eprintln!(
+                    "mkrootfs: nothing to do: give --profile PROFILE or a subcommand (see --help)"
+                );
+                return ExitCode::from(2);
+            }
+        },
     };
     match result {
         Ok(code) => ExitCode::from(code),

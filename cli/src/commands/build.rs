@@ -6,11 +6,10 @@ use clap::Args;
 use mkrootfs::{build, profile};
 use std::path::PathBuf;
 
+/// The options of a build, after the profile (`mkrootfs build` and the
+/// short form `mkrootfs --profile P` share them).
 #[derive(Args, Clone, Debug, Default)]
-pub struct BuildArgs {
-    /// Profile: a path, or a bare name looked up in ./profiles then /usr/share/mkrootfs/profiles.
-    #[arg(long, short)]
-    pub profile: Option<String>,
+pub struct BuildOpts {
     /// Output image (`-` for standard output). Default: out/<profile>.cpio[.gz|.xz|.zst].
     #[arg(long, short)]
     pub output: Option<PathBuf>,
@@ -27,6 +26,28 @@ pub struct BuildArgs {
     /// every entry) as JSON instead of the one-line summary.
     #[arg(long, value_parser = ["json"])]
     pub report: Option<String>,
+}
+
+/// The short form's arguments: the profile is optional there (without it
+/// and without a subcommand there is nothing to do).
+#[derive(Args, Clone, Debug, Default)]
+pub struct BuildArgs {
+    /// Profile: a path, or a bare name looked up in ./profiles then /usr/share/mkrootfs/profiles.
+    #[arg(long, short)]
+    pub profile: Option<String>,
+    #[command(flatten)]
+    pub opts: BuildOpts,
+}
+
+/// `mkrootfs build`: the same options, the profile required (a missing one
+/// is a usage error, status 2).
+#[derive(Args, Clone, Debug)]
+pub struct BuildCommand {
+    /// Profile: a path, or a bare name looked up in ./profiles then /usr/share/mkrootfs/profiles.
+    #[arg(long, short)]
+    pub profile: String,
+    #[command(flatten)]
+    pub opts: BuildOpts,
 }
 
 /// `--format` over the profile's `image.format` (errors about it then name
@@ -38,45 +59,7 @@ pub fn override_format(profile: &mut profile::Profile, format: Option<mkrootfs::
     }
 }
 
-/// `mkrootfs build`: the same options, the profile required (a missing one
-/// is a usage error, status 2).
-#[derive(Args, Clone, Debug)]
-pub struct BuildCommand {
-    /// Profile: a path, or a bare name looked up in ./profiles then /usr/share/mkrootfs/profiles.
-    #[arg(long, short)]
-    pub profile: String,
-    /// Output image (`-` for standard output). Default: out/<profile>.cpio[.gz|.xz|.zst].
-    #[arg(long, short)]
-    pub output: Option<PathBuf>,
-    /// The static init binary to put at /init. Default: $MKROOTFS_INIT or the build tree's.
-    #[arg(long)]
-    pub init: Option<PathBuf>,
-    /// Kernel module tree (lib/modules/<version>), overriding modules.kernel.
-    #[arg(long)]
-    pub kernel_modules: Option<PathBuf>,
-    /// What to write, overriding image.format: cpio, erofs, squashfs or ext4.
-    #[arg(long)]
-    pub format: Option<mkrootfs::fsimage::Format>,
-    /// `json`: print the build report (format, sizes, entries, the source of
-    /// every entry) as JSON instead of the one-line summary.
-    #[arg(long, value_parser = ["json"])]
-    pub report: Option<String>,
-}
-
-impl From<BuildCommand> for BuildArgs {
-    fn from(c: BuildCommand) -> BuildArgs {
-        BuildArgs {
-            profile: Some(c.profile),
-            output: c.output,
-            init: c.init,
-            kernel_modules: c.kernel_modules,
-            format: c.format,
-            report: c.report,
-        }
-    }
-}
-
-impl BuildArgs {
+impl BuildOpts {
     pub fn options(&self) -> build::BuildOptions {
         build::BuildOptions {
             output: self.output.clone(),
@@ -88,12 +71,8 @@ impl BuildArgs {
     }
 }
 
-pub fn run(args: BuildArgs) -> Result<u8> {
-    let name = args
-        .profile
-        .clone()
-        .ok_or_else(|| anyhow::anyhow!("--profile is required"))?;
-    let mut profile = profile::load(&name)?;
+pub fn run(name: &str, args: BuildOpts) -> Result<u8> {
+    let mut profile = profile::load(name)?;
     override_format(&mut profile, args.format);
     let mut opts = args.options();
     if opts.modules_dir.is_none() && super::wants_auto_kernel(&profile) {
