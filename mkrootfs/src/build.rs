@@ -6,7 +6,7 @@ use crate::kmod::{self, KmodError};
 use crate::plan::{InitChoice, ModuleTree, Plan, PlanError};
 use crate::profile::{NodeKind, Profile, ProfileError, Seg};
 use crate::tree::{Meta, Node, Tree, TreeError};
-use mkrootfs_config::{InitConfig, RootMode, INIT_CONFIG_PATH};
+use mkrootfs_config::{InitConfig, RootMode};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -379,19 +379,7 @@ pub fn assemble(plan: &Plan) -> Result<Assembled, BuildError> {
             crate::container::resolve(&mut tree, profile, &mut cfg)?;
             oci.notes
                 .extend(checks::bind_sources_missing(profile, &tree));
-            tree.add(
-                "/init",
-                Node::File(data.into()),
-                Meta::root(0o755),
-                "the mkrootfs init",
-            )?;
-            let json = serde_json::to_vec_pretty(&cfg).map_err(BuildError::InitJson)?;
-            tree.add(
-                INIT_CONFIG_PATH,
-                Node::File(json.into()),
-                Meta::root(0o644),
-                "the [init] table",
-            )?;
+            init::add(&mut tree, data, &cfg)?;
             Some(cfg)
         }
         InitChoice::Own(path) => {

@@ -78,11 +78,7 @@ mod tests {
     fn the_child_becomes_root_then_enters_its_cgroup_then_names_itself() {
         use crate::sys::seam::Recorder;
         use mkrootfs_config::container::CLONE_NAMESPACES;
-        let mut plan: ContainerPlan = serde_json::from_str(
-            r#"{"root":"/","clone_flags":0,"uid_map":[],"gid_map":[],"mounts":[],"masked_paths":[],"readonly_paths":[],"cgroup":{"path":"mkrootfs/c"},"argv":["/x"],"env":[],"cwd":"/","uid":0,"gid":0,"capabilities":{"bounding":0,"effective":0,"permitted":0,"inheritable":0,"ambient":0},"no_new_privs":true,"seccomp":null,"hostname":"box"}"#,
-        )
-        .unwrap();
-        plan.clone_flags = CLONE_NAMESPACES;
+        let mut plan = crate::container::tests::docker_plan("/", &["/x"]);
         let d = tempfile::tempdir().unwrap();
         let sys = Recorder::new(d.path());
         enter(&sys, &plan).unwrap();

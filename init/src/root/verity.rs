@@ -107,7 +107,7 @@ fn read_super(dev: &Path, f: &File, offset: u64) -> Result<Super, RootError> {
             format!("read the verity superblock at byte {offset}: {e}"),
         )
     })?;
-    let u32_at = |o: usize| u32::from_le_bytes(sb[o..o + 4].try_into().expect("4 bytes"));
+    let u32_at = |o: usize| u32::from_le_bytes([sb[o], sb[o + 1], sb[o + 2], sb[o + 3]]);
     if &sb[..8] != b"verity\0\0" {
         return Err(err(
             dev,
@@ -117,7 +117,9 @@ fn read_super(dev: &Path, f: &File, offset: u64) -> Result<Super, RootError> {
     let alg_end = sb[32..64].iter().position(|&b| b == 0).unwrap_or(32);
     let alg = String::from_utf8_lossy(&sb[32..32 + alg_end]);
     let salt_size = u16::from_le_bytes([sb[80], sb[81]]) as usize;
-    let data_blocks = u64::from_le_bytes(sb[72..80].try_into().expect("8 bytes"));
+    let mut blocks = [0u8; 8];
+    blocks.copy_from_slice(&sb[72..80]);
+    let data_blocks = u64::from_le_bytes(blocks);
     if u32_at(8) != 1
         || u32_at(12) != 1
         || alg != "sha256"

@@ -63,7 +63,9 @@ fn call(control: &std::fs::File, request: u32, buf: &mut [u8]) -> io::Result<()>
 pub fn create(control: &std::fs::File, name: &str) -> io::Result<(u32, u32)> {
     let mut b = header(name, 0, 0)?;
     call(control, DM_DEV_CREATE, &mut b)?;
-    let dev = u64::from_ne_bytes(b[40..48].try_into().expect("8 bytes"));
+    let mut dev = [0u8; 8];
+    dev.copy_from_slice(&b[40..48]);
+    let dev = u64::from_ne_bytes(dev);
     Ok((libc::major(dev), libc::minor(dev)))
 }
 

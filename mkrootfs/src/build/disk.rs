@@ -179,19 +179,7 @@ fn write_split(
         .file_data("/init")
         .ok_or_else(|| BuildError::InitMissing("/init".into()))?
         .read()?;
-    tree.add(
-        "/init",
-        Node::File(init.into()),
-        Meta::root(0o755),
-        "the mkrootfs init",
-    )?;
-    let json = serde_json::to_vec_pretty(&cfg).map_err(BuildError::InitJson)?;
-    tree.add(
-        INIT_CONFIG_PATH,
-        Node::File(json.into()),
-        Meta::root(0o644),
-        "the [init] table",
-    )?;
+    super::init::add(&mut tree, init, &cfg)?;
     // The init then always mounts the image through verity, with this hash
     // (init/src/root/verity.rs, ROOT_HASH_FILE).
     if let Some(v) = &written.verity {

@@ -1,10 +1,31 @@
-//! Where the static init is found for an image that asks for mkrootfs's own.
+//! Where the static init is found for an image that asks for mkrootfs's own,
+//! and how it and its configuration enter a tree.
 
 use super::BuildError;
+use crate::tree::{Meta, Node, Tree};
+use mkrootfs_config::{InitConfig, INIT_CONFIG_PATH};
 use std::path::{Path, PathBuf};
 
 /// Where `make init` puts the static init, under a cargo target directory.
 pub const INIT_IN_TARGET: &str = "x86_64-unknown-linux-musl/release/init";
+
+/// Adds the init binary at `/init` and `cfg` as its `init.json`.
+pub(super) fn add(tree: &mut Tree, init: Vec<u8>, cfg: &InitConfig) -> Result<(), BuildError> {
+    tree.add(
+        "/init",
+        Node::File(init.into()),
+        Meta::root(0o755),
+        "the mkrootfs init",
+    )?;
+    let json = serde_json::to_vec_pretty(cfg).map_err(BuildError::InitJson)?;
+    tree.add(
+        INIT_CONFIG_PATH,
+        Node::File(json.into()),
+        Meta::root(0o644),
+        "the [init] table",
+    )?;
+    Ok(())
+}
 
 /// The static init: `$MKROOTFS_INIT`, next to this executable's target
 /// directory, this workspace's target directory, or the system location.

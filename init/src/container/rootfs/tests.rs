@@ -2,41 +2,12 @@ use super::*;
 use crate::sys::seam::Recorder;
 use nix::errno::Errno;
 
-/// Docker's mounts for a container whose root is `/srv/c`; the staging
-/// directories are real (targets are opened and created in them).
+/// Docker's mounts for a container whose root is `/srv/c`, read-only; the
+/// staging directories are real (targets are opened and created in them).
 fn plan() -> ContainerPlan {
-    use mkrootfs_config::container::*;
-    ContainerPlan {
-        root: "/srv/c".into(),
-        readonly_root: true,
-        clone_flags: CLONE_NAMESPACES,
-        uid_map: vec![[0, 100000, 65536]],
-        gid_map: vec![[0, 100000, 65536]],
-        setgroups: true,
-        hostname: Some("box".into()),
-        mounts: docker_mounts(),
-        symlinks: docker_symlinks(),
-        masked_paths: vec![],
-        readonly_paths: vec![],
-        sysctls: vec![],
-        cgroup: CgroupPlan::default(),
-        rlimits: vec![],
-        oom_score_adj: None,
-        argv: vec!["/bin/sh".into()],
-        env: vec![],
-        cwd: "/".into(),
-        uid: 1000,
-        gid: 1000,
-        additional_gids: vec![10],
-        capabilities: CapSets::docker(DOCKER_CAPABILITY_MASK),
-        no_new_privs: true,
-        seccomp: None,
-        seccomp_flags: 0,
-        device_filter: None,
-        terminal: false,
-        init: false,
-        stop_signal: 15,
-    }
+    let mut p = crate::container::tests::docker_plan("/srv/c", &["/bin/sh"]);
+    p.readonly_root = true;
+    p
 }
 
 fn staging() -> (tempfile::TempDir, String, String) {
