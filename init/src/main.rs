@@ -192,9 +192,7 @@ fn boot() -> ! {
     };
     // ctrl-alt-del then sends SIGINT to PID 1 instead of an immediate reboot.
     let cad = nix::sys::reboot::set_cad_enabled(false);
-    let early = mounts::early(&sys::seam::Real);
-    shutdown::note_power_off();
-    if let Err(e) = early {
+    if let Err(e) = mounts::early(&sys::seam::Real) {
         fatal_error("mount", &e);
     }
     t.mark("mounts");

@@ -177,6 +177,8 @@ impl Ending for Failed {
 /// error). Never returns.
 pub fn finish(boot_ms: u64, ending: &mut dyn Ending) -> ! {
     FINISHING.store(true, Ordering::Relaxed);
+    // Before unmount_all takes /sys away.
+    note_power_off();
     let pid1 = std::process::id() == 1;
     if pid1 {
         stop_all(GRACE_MS.load(Ordering::Relaxed), &mut |pid, st| {
@@ -258,11 +260,12 @@ fn drain(fd: impl std::os::fd::AsFd, stall: Duration) {
 /// reboot(2) with the configured action; if that fails, wait forever rather
 /// than exit (an exiting PID 1 panics the kernel).
 /// Whether the firmware lets the kernel power off, read while `/sys` is
-/// still mounted (at boot, [`note_power_off`]): at the end it is not.
+/// still mounted ([`note_power_off`], at the start of [`finish`]): after
+/// the unmounts it is not.
 static POWER_OFF: OnceLock<bool> = OnceLock::new();
 
-/// Reads the ACPI tables once, at boot, after the early mounts.
-pub fn note_power_off() {
+/// Reads the ACPI tables once, before anything is unmounted.
+fn note_power_off() {
     let _ = POWER_OFF.get_or_init(|| crate::acpi::can_power_off(Path::new(crate::acpi::TABLES)));
 }
 

@@ -178,7 +178,8 @@ fn sequence(c: &Container, io: &ChildIo<'_>) -> Result<std::convert::Infallible,
         super::terminal::attach(sock)?;
     }
     // What is still open (the error pipe, the pty socket, the reaper's
-    // image) is no directory, and closes at exec.
+    // image) is no directory and was opened close-on-exec; this is the net
+    // for anything a step above opened without the flag.
     ns::cloexec_from(3).map_err(|e| StepError::new("close_range", "", errno(&e)))?;
     nix::unistd::chdir(p.cwd.as_str()).map_err(|e| StepError::new("chdir", &p.cwd, e as i32))?;
     // runc's check after CVE-2024-21626: a working directory reached
