@@ -411,7 +411,8 @@ impl ImageBuilder {
     pub fn write_to(&self, mut out: impl Write) -> Result<Built, BuilderError> {
         let start = Instant::now();
         let profile = self.profile()?;
-        let plan = Plan::new(&profile, &self.options).map_err(|source| self.build_error(source))?;
+        let plan =
+            Plan::new(&profile, &self.options).map_err(|source| self.build_error(source.into()))?;
         let assembled = build::assemble(&plan).map_err(|source| self.build_error(source))?;
         let (_, written) = build::write::write_stream(
             &assembled.tree,

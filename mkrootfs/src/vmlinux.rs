@@ -214,7 +214,7 @@ pub enum VmlinuxError {
     },
     /// The output could not be written.
     #[error(transparent)]
-    Write(#[from] crate::build::BuildError),
+    Write(#[from] crate::build::WriteError),
 }
 
 /// A kernel taken out of its bzImage.

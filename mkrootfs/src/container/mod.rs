@@ -36,11 +36,13 @@ pub enum ContainerError {
 
 /// Checks `cfg` against the assembled `tree`, resolves every container
 /// table into its plan (in `cfg`), adds the compiled seccomp filters and
-/// shifts the owners of container roots by their maps.
+/// shifts the owners of container roots by their maps. `policies`: the
+/// seccomp policies bundles brought, by service index.
 pub fn resolve(
     tree: &mut Tree,
     profile: &Profile,
     cfg: &mut InitConfig,
+    policies: &std::collections::BTreeMap<usize, seccomp::BundlePolicy>,
 ) -> Result<(), ContainerError> {
     let source = profile.init_source.clone();
     let at = |key: &[Seg], message: String| match &source {
@@ -63,7 +65,11 @@ pub fn resolve(
     for i in 0..cfg.services.len() {
         let svc = &cfg.services[i];
         let Some(c) = &svc.container else { continue };
-        let r = plan::resolve(tree, cfg, i, svc, c, &policy_dir, &at)?;
+        let from = plan::Policies {
+            dir: &policy_dir,
+            bundle: policies.get(&i),
+        };
+        let r = plan::resolve(tree, cfg, i, svc, c, from, &at)?;
         let p = &r.plan;
         if let (Some(path), Some(bpf)) = (&p.seccomp, r.bpf) {
             bpfs.push((

@@ -29,15 +29,24 @@ pub struct Resolved {
     pub bpf: Option<Vec<u8>>,
 }
 
-/// Resolves service `i`'s container table. `policy_dir` is the directory
-/// relative `seccomp` policy paths start from.
+/// Where a container's `seccomp` policy comes from.
+#[derive(Clone, Copy)]
+pub struct Policies<'a> {
+    /// Where a relative policy file is found (the profile's directory).
+    pub dir: &'a Path,
+    /// The policy its bundle brought, in memory.
+    pub bundle: Option<&'a seccomp::BundlePolicy>,
+}
+
+/// Resolves service `i`'s container table; `policies` says where its
+/// `seccomp` policy comes from.
 pub fn resolve(
     tree: &Tree,
     cfg: &InitConfig,
     i: usize,
     svc: &ServiceConfig,
     c: &ContainerConfig,
-    policy_dir: &Path,
+    policies: Policies,
     at: &At,
 ) -> Result<Resolved, ProfileError> {
     let name = svc.display_name();
@@ -397,8 +406,13 @@ pub fn resolve(
             ))
         }
         file => {
-            let bpf = seccomp::compile_file(&policy_dir.join(file), caps_mask)
-                .map_err(|e| fail("seccomp", error_chain(&e)))?;
+            let bpf = match policies.bundle {
+                Some(b) if b.origin.as_os_str() == file => {
+                    seccomp::compile_value(&b.policy, &b.origin, caps_mask)
+                }
+                _ => seccomp::compile_file(&policies.dir.join(file), caps_mask),
+            }
+            .map_err(|e| fail("seccomp", error_chain(&e)))?;
             (Some(seccomp_path(i, name)), Some(bpf))
         }
     };
