@@ -263,17 +263,19 @@ pub fn assemble(plan: &Plan) -> Result<Assembled, BuildError> {
                 Ok(elf) if elf.interpreter.is_some() => return Err(BuildError::InitNotStatic(bin)),
                 Ok(_) => {}
             }
-            // The services and containers checked against the image, the
-            // container plans resolved and their filters added.
-            crate::container::resolve(&mut tree, profile, &mut cfg, &oci.seccomp)?;
-            oci.notes
-                .extend(checks::bind_sources_missing(profile, &tree));
+            // The builder's own entries first, so that the services are
+            // checked against the finished tree (`/init --check-config`).
             tree.add(
                 "/init",
                 Node::File(data.into()),
                 Meta::root(0o755),
                 "the mkrootfs init",
             )?;
+            // The services and containers checked against the image, the
+            // container plans resolved and their filters added.
+            crate::container::resolve(&mut tree, profile, &mut cfg, &oci.seccomp)?;
+            oci.notes
+                .extend(checks::bind_sources_missing(profile, &tree));
             let json = serde_json::to_vec_pretty(&cfg).map_err(BuildError::InitJson)?;
             tree.add(
                 INIT_CONFIG_PATH,
