@@ -637,8 +637,9 @@ impl CapSets {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CgroupPlan {
-    /// Path below `/sys/fs/cgroup`, relative. Default: empty, meaning
-    /// `mkrootfs/<service name>`.
+    /// Path below `/sys/fs/cgroup`, relative; the builder writes
+    /// `mkrootfs/<service name>`. (Empty: the same, for plans written before
+    /// the builder wrote it; the init's fallback goes away.)
     pub path: String,
     /// memory.max in bytes (memory.oom.group is set to 1 with it).
     /// Default: none (`max`).

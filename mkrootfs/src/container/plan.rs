@@ -449,7 +449,8 @@ pub fn resolve(
         readonly_paths,
         sysctls,
         cgroup: CgroupPlan {
-            path: String::new(),
+            // The init resolves no defaults: the path is written here.
+            path: format!("mkrootfs/{name}"),
             memory_max: c.memory_max.map(|m| m.0),
             pids_max: c.pids_max,
             cpu_max,

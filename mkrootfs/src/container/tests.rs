@@ -106,7 +106,10 @@ fn empty_container_table_is_docker_isolation() {
             .map(|s| s.to_string())
             .collect(),
         sysctls: vec![],
-        cgroup: CgroupPlan::default(),
+        cgroup: CgroupPlan {
+            path: "mkrootfs/web".into(),
+            ..CgroupPlan::default()
+        },
         rlimits: vec![],
         oom_score_adj: None,
         argv: vec!["app".into(), "-v".into()],
