@@ -13,7 +13,7 @@ pub mod caps;
 pub mod check;
 pub mod devices;
 pub mod idmap;
-pub mod plan;
+pub mod resolve;
 pub mod seccomp;
 pub mod syscalls;
 pub mod sysctl;
@@ -65,11 +65,11 @@ pub fn resolve(
     for i in 0..cfg.services.len() {
         let svc = &cfg.services[i];
         let Some(c) = &svc.container else { continue };
-        let from = plan::Policies {
+        let from = resolve::Policies {
             dir: &policy_dir,
             bundle: policies.get(&i),
         };
-        let r = plan::resolve(tree, cfg, i, svc, c, from, &at)?;
+        let r = resolve::resolve(tree, cfg, i, svc, c, from, &at)?;
         let p = &r.plan;
         if let (Some(path), Some(bpf)) = (&p.seccomp, r.bpf) {
             bpfs.push((
@@ -125,7 +125,7 @@ pub fn resolve(
     }
     if cfg.services.iter().any(|s| s.container_plan.is_some()) {
         tree.add(
-            plan::DEVICES_BPF,
+            resolve::DEVICES_BPF,
             Node::File(devices::compile(&devices::docker_default_rules()).into()),
             Meta::root(0o644),
             "device policy of the containers",

@@ -16,6 +16,11 @@ use mkrootfs_config::{users, InitConfig, ServiceConfig, DEFAULT_ENV, DEFAULT_PAT
 use std::collections::BTreeMap;
 use std::path::Path;
 
+mod identity;
+mod mounts;
+use identity::{identity, Identity};
+use mounts::{mounts, Mounts};
+
 /// Where the compiled filters go in the image.
 pub const SECCOMP_DIR: &str = "/etc/mkrootfs/seccomp";
 /// Docker's device policy, compiled once for every container
@@ -39,7 +44,9 @@ pub struct Policies<'a> {
 }
 
 /// Resolves service `i`'s container table; `policies` says where its
-/// `seccomp` policy comes from.
+/// `seccomp` policy comes from. One step per concern, in the order the
+/// init applies them: root and namespaces, mounts, resources, identity and
+/// environment, privileges.
 pub fn resolve(
     tree: &Tree,
     cfg: &InitConfig,
@@ -50,22 +57,147 @@ pub fn resolve(
     at: &At,
 ) -> Result<Resolved, ProfileError> {
     let name = svc.display_name();
-    let key = |k: &'static str| {
-        [
-            Seg::Key("services"),
-            Seg::Index(i),
-            Seg::Key("container"),
-            Seg::Key(k),
-        ]
+    let cx = &Step {
+        tree,
+        cfg,
+        i,
+        svc,
+        c,
+        name,
+        in_image: check::image_is_root(cfg),
+        at,
     };
-    let fail = |k: &'static str, msg: String| {
-        at(
-            &key(k),
+    let Namespaced {
+        root,
+        flags,
+        hostname,
+    } = root_and_namespaces(cx)?;
+    let user_ns = flags & CLONE_NEWUSER != 0;
+    let mount_ns = flags & CLONE_NEWNS != 0;
+    let Mounts {
+        mounts,
+        masked_paths,
+        readonly_paths,
+        shared_root,
+    } = mounts(cx, &root, flags)?;
+    let Resources {
+        cpu_max,
+        sysctls,
+        rlimits,
+    } = resources(cx, flags)?;
+    let Identity {
+        creds,
+        additional_gids,
+        env,
+        cwd,
+    } = identity(cx, &root, user_ns)?;
+    let Privileges {
+        caps_mask,
+        seccomp,
+        bpf,
+        stop_signal,
+    } = privileges(cx, policies)?;
+    let fail = |k: &'static str, msg: String| cx.fail(k, msg);
+
+    let plan = ContainerPlan {
+        root,
+        readonly_root: c.readonly_root || shared_root,
+        clone_flags: flags,
+        uid_map: if user_ns {
+            c.uid_map.iter().map(|m| m.triple()).collect()
+        } else {
+            Vec::new()
+        },
+        gid_map: if user_ns {
+            c.gid_map.iter().map(|m| m.triple()).collect()
+        } else {
+            Vec::new()
+        },
+        setgroups: c.setgroups,
+        hostname,
+        mounts,
+        symlinks: if mount_ns {
+            docker_symlinks()
+        } else {
+            Vec::new()
+        },
+        masked_paths,
+        readonly_paths,
+        sysctls,
+        cgroup: CgroupPlan {
+            // The init resolves no defaults: the path is written here.
+            path: format!("mkrootfs/{name}"),
+            memory_max: c.memory_max.map(|m| m.0),
+            pids_max: c.pids_max,
+            cpu_max,
+        },
+        rlimits,
+        oom_score_adj: c.oom_score_adj,
+        argv: svc.argv.clone(),
+        env: env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        cwd,
+        uid: creds.uid,
+        gid: creds.gid,
+        additional_gids,
+        capabilities: CapSets::docker(caps_mask),
+        no_new_privs: c.no_new_privs,
+        seccomp,
+        seccomp_flags: 0,
+        device_filter: Some(DEVICES_BPF.into()),
+        terminal: c.terminal,
+        init: c.init,
+        stop_signal,
+    };
+    plan.validate().map_err(|m| fail("root", m))?;
+    Ok(Resolved { plan, bpf })
+}
+
+/// What every step reads: the service, its table, where errors point.
+#[derive(Clone, Copy)]
+pub(super) struct Step<'a> {
+    tree: &'a Tree,
+    cfg: &'a InitConfig,
+    i: usize,
+    svc: &'a ServiceConfig,
+    c: &'a ContainerConfig,
+    name: &'a str,
+    /// The container root is in the image (not a root mounted at boot).
+    in_image: bool,
+    at: &'a At<'a>,
+}
+
+impl Step<'_> {
+    /// `msg` at `init.services[i].container.<k>`.
+    fn fail(&self, k: &'static str, msg: String) -> ProfileError {
+        let (i, name) = (self.i, self.name);
+        (self.at)(
+            &[
+                Seg::Key("services"),
+                Seg::Index(i),
+                Seg::Key("container"),
+                Seg::Key(k),
+            ],
             format!("init.services[{i}] ({name}).container: {msg}"),
         )
-    };
-    let in_image = check::image_is_root(cfg);
+    }
+}
 
+/// The root, the namespaces and the hostname.
+struct Namespaced {
+    root: String,
+    flags: u64,
+    hostname: Option<String>,
+}
+
+fn root_and_namespaces(cx: &Step) -> Result<Namespaced, ProfileError> {
+    let Step {
+        tree,
+        c,
+        name,
+        in_image,
+        ..
+    } = *cx;
+    let fail = |k: &'static str, msg: String| cx.fail(k, msg);
     // The root: an image directory, seen from inside as `/`.
     if !c.root.starts_with('/') || c.root.split('/').any(|p| p == "..") {
         return Err(fail(
@@ -87,7 +219,6 @@ pub fn resolve(
     } else {
         c.root.clone()
     };
-    let view = View { tree, root: &root };
 
     // Namespaces.
     let mut flags = c.namespaces.clone_flags();
@@ -126,112 +257,24 @@ pub fn resolve(
         }
     };
 
-    // Mounts: Docker's, less those whose namespace is off, then the profile's.
-    let mut mounts: Vec<PlanMount> = Vec::new();
-    if flags & CLONE_NEWNS != 0 {
-        mounts = docker_mounts()
-            .into_iter()
-            .filter(|m| match m.fstype.as_str() {
-                "mqueue" => flags & CLONE_NEWIPC != 0,
-                "cgroup2" => flags & CLONE_NEWCGROUP != 0,
-                _ => true,
-            })
-            .collect();
-        // The default root is the VM's own `/`: the container gets it
-        // read-only (below), with a `/tmp` and a `/run` of its own, so that
-        // nothing it writes is VM state (docs/init.md, "Containers").
-        if root == "/" {
-            for (target, data) in [("/tmp", "mode=1777"), ("/run", "mode=755")] {
-                if !c
-                    .mounts
-                    .iter()
-                    .any(|m| m.target.trim_end_matches('/') == target)
-                {
-                    mounts.push(PlanMount {
-                        source: "tmpfs".into(),
-                        target: target.into(),
-                        fstype: "tmpfs".into(),
-                        flags: MS_NOSUID | MS_NODEV,
-                        data: data.into(),
-                    });
-                }
-            }
-        }
-        for (n, m) in c.mounts.iter().enumerate() {
-            let bad = |msg: String| {
-                at(
-                    &[
-                        Seg::Key("services"),
-                        Seg::Index(i),
-                        Seg::Key("container"),
-                        Seg::Key("mounts"),
-                        Seg::Index(n),
-                    ],
-                    format!("init.services[{i}] ({name}).container.mounts[{n}]: {msg}"),
-                )
-            };
-            if !m.target.starts_with('/') || m.target.split('/').any(|p| p == "..") {
-                return Err(bad(format!(
-                    "target {:?} must be an absolute path without `..`",
-                    m.target
-                )));
-            }
-            let ro = if m.readonly { MS_RDONLY } else { 0 };
-            mounts.push(match m.kind {
-                MountKind::Bind => {
-                    let Some(src) = m.source.as_deref().filter(|s| s.starts_with('/')) else {
-                        return Err(bad("a bind mount needs an absolute source in the VM".into()));
-                    };
-                    PlanMount {
-                        source: src.into(),
-                        target: m.target.clone(),
-                        fstype: String::new(),
-                        flags: MS_BIND | MS_REC | MS_NOSUID | MS_NODEV | ro,
-                        data: m.options.clone(),
-                    }
-                }
-                MountKind::Tmpfs => {
-                    if m.source.is_some() {
-                        return Err(bad("a tmpfs mount takes no source".into()));
-                    }
-                    PlanMount {
-                        source: "tmpfs".into(),
-                        target: m.target.clone(),
-                        fstype: "tmpfs".into(),
-                        flags: MS_NOSUID | MS_NODEV | ro,
-                        data: m.options.clone(),
-                    }
-                }
-            });
-        }
-    }
-    let abs_list =
-        |k: &'static str, extra: &[String], base: &[&str]| -> Result<Vec<String>, ProfileError> {
-            let mut v: Vec<String> = base.iter().map(|s| s.to_string()).collect();
-            for p in extra {
-                if !p.starts_with('/') {
-                    return Err(fail(k, format!("{p:?} must be an absolute path")));
-                }
-                v.push(p.clone());
-            }
-            Ok(v)
-        };
-    let mount_ns = flags & CLONE_NEWNS != 0;
-    let (mut masked_paths, readonly_paths) = if mount_ns {
-        (
-            abs_list("masked_paths", &c.masked_paths, DOCKER_MASKED_PATHS)?,
-            abs_list("readonly_paths", &c.readonly_paths, DOCKER_READONLY_PATHS)?,
-        )
-    } else {
-        (Vec::new(), Vec::new())
-    };
-    // The VM's root shared read-only: the init's own configuration and
-    // filters are not the container's to read either.
-    let shared_root = mount_ns && root == "/";
-    if shared_root {
-        masked_paths.push(mkrootfs_config::INIT_CONFIG_DIR.into());
-    }
+    Ok(Namespaced {
+        root,
+        flags,
+        hostname,
+    })
+}
 
+/// cgroup limits, sysctls, rlimits.
+struct Resources {
+    cpu_max: Option<[u64; 2]>,
+    sysctls: Vec<[String; 2]>,
+    rlimits: Vec<[u64; 3]>,
+}
+
+fn resources(cx: &Step, flags: u64) -> Result<Resources, ProfileError> {
+    let Step { i, c, name, .. } = *cx;
+    let fail = |k: &'static str, msg: String| cx.fail(k, msg);
+    let at = cx.at;
     // Resources.
     let cpu_max = match &c.cpu_max {
         None => None,
@@ -288,104 +331,24 @@ pub fn resolve(
         rlimits.push([u64::from(res), v, v]);
     }
 
-    // Credentials and the program, from the container root's own files.
-    let (passwd, groups) = view.users();
-    let creds = if in_image {
-        users::resolve(svc.user.as_deref(), svc.group.as_deref(), &passwd, &groups).map_err(
-            |e| {
-                let k = match e {
-                    users::LookupError::UnknownUser(_) => "user",
-                    users::LookupError::UnknownGroup(_) => "group",
-                };
-                at(
-                    &[Seg::Key("services"), Seg::Index(i), Seg::Key(k)],
-                    format!("init.services[{i}] ({name}): {e} of the container root {root}"),
-                )
-            },
-        )?
-    } else {
-        let num = |k: &'static str, v: Option<&str>| {
-            match v.map(str::parse::<u32>) {
-            None => Ok(None),
-            Some(Ok(n)) => Ok(Some(n)),
-            Some(Err(_)) => Err(at(
-                &[Seg::Key("services"), Seg::Index(i), Seg::Key(k)],
-                format!("init.services[{i}] ({name}): the container root is not in the image (root.mode = {:?}): {k} must be a number", cfg.root.mode),
-            )),
-        }
-        };
-        let uid = num("user", svc.user.as_deref())?.unwrap_or(0);
-        let gid = num("group", svc.group.as_deref())?.unwrap_or(uid);
-        users::Credentials {
-            uid,
-            gid,
-            groups: vec![gid],
-            home: None,
-        }
-    };
-    // Supplementary groups: the user's from /etc/group and the table's,
-    // sorted, without the primary group.
-    let additional_gids: Vec<u32> = creds
-        .groups
-        .iter()
-        .chain(&c.additional_gids)
-        .copied()
-        .filter(|g| *g != creds.gid)
-        .collect::<std::collections::BTreeSet<u32>>()
-        .into_iter()
-        .collect();
-    if user_ns {
-        if idmap::to_outside(&c.uid_map, creds.uid).is_none() {
-            return Err(fail(
-                "uid_map",
-                format!("the service's uid {} is not in uid_map", creds.uid),
-            ));
-        }
-        if let Some(g) = std::iter::once(&creds.gid)
-            .chain(&additional_gids)
-            .find(|g| idmap::to_outside(&c.gid_map, **g).is_none())
-        {
-            return Err(fail(
-                "gid_map",
-                format!("the service's gid {g} is not in gid_map"),
-            ));
-        }
-    }
-    let mut env: BTreeMap<String, String> = DEFAULT_ENV
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    if let Some(home) = &creds.home {
-        env.insert("HOME".into(), home.clone());
-    }
-    env.extend(cfg.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-    env.extend(svc.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let argv0 = svc.argv.first().map(String::as_str).unwrap_or("");
-    let path = env.get("PATH").map(String::as_str).unwrap_or(DEFAULT_PATH);
-    if in_image && view.lookup(argv0, path).is_none() {
-        return Err(at(
-            &[Seg::Key("services"), Seg::Index(i), Seg::Key("argv")],
-            check::not_found(i, name, argv0, path, &format!("the container root {root}")),
-        ));
-    }
-    let cwd = svc.cwd.clone().unwrap_or_else(|| "/".into());
-    // The links of /proc/<pid>/fd and /proc/<pid>/cwd lead out of any root
-    // (CVE-2024-21626): no working directory there, whatever the image's
-    // own links make of the path.
-    let proc = |p: &str| p == "/proc" || p.starts_with("/proc/");
-    if proc(&cwd) || (in_image && view.inside(&cwd).is_some_and(|p| proc(&p))) {
-        return Err(at(
-            &[Seg::Key("services"), Seg::Index(i), Seg::Key("cwd")],
-            format!("init.services[{i}] ({name}): cwd {cwd} is below /proc, whose links lead out of the container root"),
-        ));
-    }
-    if in_image && !view.is_dir(&cwd) {
-        return Err(at(
-            &[Seg::Key("services"), Seg::Index(i), Seg::Key("cwd")],
-            format!("init.services[{i}] ({name}): cwd {cwd} is not a directory of the container root {root}"),
-        ));
-    }
+    Ok(Resources {
+        cpu_max,
+        sysctls,
+        rlimits,
+    })
+}
 
+/// Capabilities, the seccomp filter, the stop signal.
+struct Privileges {
+    caps_mask: u64,
+    seccomp: Option<String>,
+    bpf: Option<Vec<u8>>,
+    stop_signal: i32,
+}
+
+fn privileges(cx: &Step, policies: Policies) -> Result<Privileges, ProfileError> {
+    let Step { i, c, name, .. } = *cx;
+    let fail = |k: &'static str, msg: String| cx.fail(k, msg);
     // Privileges.
     let caps_mask = match &c.capabilities {
         None => caps::mask(DOCKER_CAPABILITIES),
@@ -423,57 +386,12 @@ pub fn resolve(
         }
     };
 
-    let plan = ContainerPlan {
-        root,
-        readonly_root: c.readonly_root || shared_root,
-        clone_flags: flags,
-        uid_map: if user_ns {
-            c.uid_map.iter().map(|m| m.triple()).collect()
-        } else {
-            Vec::new()
-        },
-        gid_map: if user_ns {
-            c.gid_map.iter().map(|m| m.triple()).collect()
-        } else {
-            Vec::new()
-        },
-        setgroups: c.setgroups,
-        hostname,
-        mounts,
-        symlinks: if mount_ns {
-            docker_symlinks()
-        } else {
-            Vec::new()
-        },
-        masked_paths,
-        readonly_paths,
-        sysctls,
-        cgroup: CgroupPlan {
-            // The init resolves no defaults: the path is written here.
-            path: format!("mkrootfs/{name}"),
-            memory_max: c.memory_max.map(|m| m.0),
-            pids_max: c.pids_max,
-            cpu_max,
-        },
-        rlimits,
-        oom_score_adj: c.oom_score_adj,
-        argv: svc.argv.clone(),
-        env: env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
-        cwd,
-        uid: creds.uid,
-        gid: creds.gid,
-        additional_gids,
-        capabilities: CapSets::docker(caps_mask),
-        no_new_privs: c.no_new_privs,
+    Ok(Privileges {
+        caps_mask,
         seccomp,
-        seccomp_flags: 0,
-        device_filter: Some(DEVICES_BPF.into()),
-        terminal: c.terminal,
-        init: c.init,
+        bpf,
         stop_signal,
-    };
-    plan.validate().map_err(|m| fail("root", m))?;
-    Ok(Resolved { plan, bpf })
+    })
 }
 
 /// `/etc/mkrootfs/seccomp/<name>.bpf`, or `service-<i>.bpf` when the name
