@@ -162,17 +162,8 @@ pub fn build_image(name: &str, profile_toml: &str) -> PathBuf {
     }
 }
 
-/// `err: cause: cause`.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
+/// `err: cause: cause` (the one formatter, from mkrootfs-config).
+pub use mkrootfs_config::error_chain as chain;
 
 /// Boots `image` on a PC machine with no disks.
 pub fn boot(image: &Path, append: &str) -> Outcome {

@@ -243,26 +243,4 @@ pub fn docker_symlinks() -> Vec<[String; 2]> {
     .collect()
 }
 
-/// Resource numbers of the rlimit names accepted in profiles (x86_64 and
-/// every other Linux architecture but alpha, mips, sparc).
-pub fn rlimit_number(name: &str) -> Option<u32> {
-    Some(match name {
-        "cpu" => 0,
-        "fsize" => 1,
-        "data" => 2,
-        "stack" => 3,
-        "core" => 4,
-        "rss" => 5,
-        "nproc" => 6,
-        "nofile" => 7,
-        "memlock" => 8,
-        "as" => 9,
-        "locks" => 10,
-        "sigpending" => 11,
-        "msgqueue" => 12,
-        "nice" => 13,
-        "rtprio" => 14,
-        "rttime" => 15,
-        _ => return None,
-    })
-}
+pub use crate::rlimit::rlimit_number;

@@ -7,12 +7,14 @@ use super::{caps, check, idmap, seccomp, sysctl, At};
 use crate::profile::{ProfileError, Seg};
 use crate::tree::Tree;
 use mkrootfs_config::container::{
-    docker_mounts, docker_symlinks, rlimit_number, CapSets, CgroupPlan, ContainerConfig,
-    ContainerPlan, MountKind, Network, PlanMount, CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET,
-    CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWUTS, DOCKER_CAPABILITIES, DOCKER_MASKED_PATHS,
-    DOCKER_READONLY_PATHS, MS_BIND, MS_NODEV, MS_NOSUID, MS_RDONLY, MS_REC,
+    docker_mounts, docker_symlinks, CapSets, CgroupPlan, ContainerConfig, ContainerPlan, MountKind,
+    Network, PlanMount, CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUSER,
+    CLONE_NEWUTS, DOCKER_CAPABILITIES, DOCKER_MASKED_PATHS, DOCKER_READONLY_PATHS, MS_BIND,
+    MS_NODEV, MS_NOSUID, MS_RDONLY, MS_REC,
 };
-use mkrootfs_config::{users, InitConfig, ServiceConfig, DEFAULT_ENV, DEFAULT_PATH};
+use mkrootfs_config::{
+    error_chain, rlimit_number, service_environment, users, InitConfig, ServiceConfig, DEFAULT_PATH,
+};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -470,18 +472,6 @@ pub fn signal_number(s: &str) -> Option<i32> {
         ("SYS", 31),
     ];
     NAMES.iter().find(|(n, _)| *n == bare).map(|(_, v)| *v)
-}
-
-/// `error: cause: cause`, for messages that carry a whole chain.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 #[cfg(test)]

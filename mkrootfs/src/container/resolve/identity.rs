@@ -90,15 +90,7 @@ pub(super) fn identity(cx: &Step, root: &str, user_ns: bool) -> Result<Identity,
             ));
         }
     }
-    let mut env: BTreeMap<String, String> = DEFAULT_ENV
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    if let Some(home) = &creds.home {
-        env.insert("HOME".into(), home.clone());
-    }
-    env.extend(cfg.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-    env.extend(svc.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let env = service_environment(cfg, svc, creds.home.as_deref());
     let argv0 = svc.argv.first().map(String::as_str).unwrap_or("");
     let path = env.get("PATH").map(String::as_str).unwrap_or(DEFAULT_PATH);
     if in_image && view.lookup(argv0, path).is_none() {
