@@ -33,8 +33,7 @@ container = {}
 
 #[test]
 fn empty_container_table_builds_the_plan_the_init_reads() {
-    if std::env::var_os("CI").is_none() && !std::path::Path::new(STATIC_ELF).exists() {
-        eprintln!("skipped: no {STATIC_ELF} (busybox-static)");
+    if !mkrootfs_tests::require_file(STATIC_ELF) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -112,8 +111,7 @@ fn empty_container_table_builds_the_plan_the_init_reads() {
 /// configuration, and was refused as "not a file of the image".
 #[test]
 fn a_service_may_run_the_init_the_builder_adds() {
-    if std::env::var_os("CI").is_none() && !std::path::Path::new(STATIC_ELF).exists() {
-        eprintln!("skipped: no {STATIC_ELF} (busybox-static)");
+    if !mkrootfs_tests::require_file(STATIC_ELF) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
