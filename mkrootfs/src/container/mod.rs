@@ -1,7 +1,7 @@
 //! Containers, the builder's half, and the init's configuration checked
 //! against the image. A service's `container` table is checked against the
 //! image and resolved into the [`ContainerPlan`] the init executes
-//! ([`plan`]); its seccomp policy is compiled to BPF here ([`seccomp`]) and
+//! ([`resolve`]); its seccomp policy is compiled to BPF here ([`seccomp`]) and
 //! stored in the image; the owners of the container root's files are
 //! shifted by its user-namespace map ([`idmap`]). Plain services are
 //! checked too ([`check`]). Every error names the profile's file, line and
