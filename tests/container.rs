@@ -114,9 +114,14 @@ fn docker_plan(args: &[&str]) -> ContainerPlan {
     }
 }
 
-/// A `[[init.services]]` entry running `plan`.
+/// A `[[init.services]]` entry running `plan`, in the cgroup the builder
+/// would write (`mkrootfs/<name>`: the init resolves no defaults).
 fn service(name: &str, plan: &ContainerPlan, extra: &str) -> String {
-    let json = serde_json::to_value(plan).unwrap();
+    let mut plan = plan.clone();
+    if plan.cgroup.path.is_empty() {
+        plan.cgroup.path = format!("mkrootfs/{name}");
+    }
+    let json = serde_json::to_value(&plan).unwrap();
     format!(
         "[[init.services]]\nname = \"{name}\"\nargv = {}\ncontainer_plan = {}\n{extra}\n",
         toml_inline(&json["argv"]),

@@ -23,8 +23,8 @@ pub struct InitConfig {
     /// umask for the init and its services. Default: `0022`.
     pub umask: Option<Mode>,
     /// Resource limits set on the init (inherited by services), by name
-    /// without the `RLIMIT_` prefix, lower case: `nofile`, `nproc`, `core`,
-    /// `memlock`, `stack`, `as`, `fsize`, `data`, `cpu`. Each value sets both
+    /// without the `RLIMIT_` prefix, lower case: `nofile`, `nproc`, `core`…
+    /// ([`crate::RLIMITS`], the table containers share). Each value sets both
     /// soft and hard limits; `-1` means unlimited. Default: the kernel's.
     pub rlimits: BTreeMap<String, i64>,
     /// Extra mounts made after the early ones (and, when the root is switched,
@@ -278,11 +278,6 @@ impl Default for ShutdownConfig {
     }
 }
 
-/// Resource-limit names accepted in `rlimits`.
-pub const RLIMIT_NAMES: &[&str] = &[
-    "as", "core", "cpu", "data", "fsize", "memlock", "nofile", "nproc", "stack",
-];
-
 /// One step of the key path of a failed check, from the `[init]` table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KeyStep {
@@ -329,12 +324,12 @@ impl InitConfig {
             }
         }
         for name in self.rlimits.keys() {
-            if !RLIMIT_NAMES.contains(&name.as_str()) {
+            if crate::rlimit_number(name).is_none() {
                 return Err(invalid(
                     &[key("rlimits"), key(name)],
                     format!(
                         "init.rlimits: unknown limit {name:?} (known: {})",
-                        RLIMIT_NAMES.join(", ")
+                        crate::RLIMIT_NAMES.join(", ")
                     ),
                 ));
             }

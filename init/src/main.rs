@@ -303,21 +303,31 @@ fn system_setup(cfg: &InitConfig) {
     }
 }
 
-/// The resource for a name of `mkrootfs_config::RLIMIT_NAMES`.
+/// The resource for a name of `mkrootfs_config::RLIMITS` (the names are
+/// there; this is nix's type for each resource number, in order).
 fn rlimit_resource(name: &str) -> Option<nix::sys::resource::Resource> {
     use nix::sys::resource::Resource as R;
-    Some(match name {
-        "as" => R::RLIMIT_AS,
-        "core" => R::RLIMIT_CORE,
-        "cpu" => R::RLIMIT_CPU,
-        "data" => R::RLIMIT_DATA,
-        "fsize" => R::RLIMIT_FSIZE,
-        "memlock" => R::RLIMIT_MEMLOCK,
-        "nofile" => R::RLIMIT_NOFILE,
-        "nproc" => R::RLIMIT_NPROC,
-        "stack" => R::RLIMIT_STACK,
-        _ => return None,
-    })
+    const BY_NUMBER: [R; 16] = [
+        R::RLIMIT_CPU,
+        R::RLIMIT_FSIZE,
+        R::RLIMIT_DATA,
+        R::RLIMIT_STACK,
+        R::RLIMIT_CORE,
+        R::RLIMIT_RSS,
+        R::RLIMIT_NPROC,
+        R::RLIMIT_NOFILE,
+        R::RLIMIT_MEMLOCK,
+        R::RLIMIT_AS,
+        R::RLIMIT_LOCKS,
+        R::RLIMIT_SIGPENDING,
+        R::RLIMIT_MSGQUEUE,
+        R::RLIMIT_NICE,
+        R::RLIMIT_RTPRIO,
+        R::RLIMIT_RTTIME,
+    ];
+    BY_NUMBER
+        .get(mkrootfs_config::rlimit_number(name)? as usize)
+        .copied()
 }
 
 /// Hands PID 1 over to the new root's init (`root.exec`): same pid, the

@@ -31,8 +31,9 @@ mod position;
 #[cfg(test)]
 mod tests;
 
+use mkrootfs_config::line_col;
+use position::span_of;
 pub use position::Seg;
-use position::{line_col, span_of};
 
 /// Where bare profile names are looked up after `./profiles`.
 pub const SYSTEM_PROFILE_DIR: &str = "/usr/share/mkrootfs/profiles";

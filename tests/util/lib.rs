@@ -1,9 +1,14 @@
-//! Helpers shared by the boot tests: build an image from profile text with
-//! the mkrootfs library, and boot it under QEMU with the Debian cloud kernel.
+//! The one test-helper crate (the boot tests here, and the integration tests
+//! of mkrootfs, mkrootfs-cli and mkrootfs-qemu): build an image from profile
+//! text with the mkrootfs library, boot it under QEMU with the Debian cloud
+//! kernel, [`require`] what the machine may lack.
 //!
 //! Boot tests decide pass/fail from what the guest printed and reported
 //! (the init's RESULT line); every boot has a timeout, and QEMU's own slot
 //! limit keeps at most one guest per core running.
+
+mod require;
+pub use require::{have, require, require_file, require_tool, test_kernel_package};
 
 use mkrootfs::build::{self, BuildError, BuildOptions, BuildReport};
 use mkrootfs::profile;
@@ -121,14 +126,20 @@ pub fn toml_inline(value: &serde_json::Value) -> String {
     }
 }
 
-/// The `mkrootfs` command, built on first use.
+/// The repository's root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The `mkrootfs` command (the CLI package, `mkrootfs-cli`), built on first
+/// use: never a stale binary.
 pub fn mkrootfs_cli() -> &'static Path {
     static CLI: OnceLock<PathBuf> = OnceLock::new();
     CLI.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let root = repo();
         let status = Command::new(env!("CARGO"))
             .current_dir(&root)
-            .args(["build", "-q", "-p", "mkrootfs"])
+            .args(["build", "-q", "-p", "mkrootfs-cli"])
             .status()
             .expect("run cargo to build mkrootfs");
         assert!(status.success(), "building mkrootfs failed");
@@ -162,17 +173,8 @@ pub fn build_image(name: &str, profile_toml: &str) -> PathBuf {
     }
 }
 
-/// `err: cause: cause`.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
+/// `err: cause: cause` (the one formatter, from mkrootfs-config).
+pub use mkrootfs_config::error_chain as chain;
 
 /// Boots `image` on a PC machine with no disks.
 pub fn boot(image: &Path, append: &str) -> Outcome {

@@ -58,24 +58,6 @@ pub fn default_env() -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Builds a service's environment from scratch: the defaults, `HOME` of its
-/// user, the global `env`, then its own. Nothing comes from the init's own
-/// environment, which holds whatever the kernel passed (`HOME=/`,
-/// `TERM=linux`, unknown `k=v` boot parameters).
-pub fn environment(
-    cfg: &InitConfig,
-    svc: &ServiceConfig,
-    creds: &Credentials,
-) -> BTreeMap<String, String> {
-    let mut env = default_env();
-    if let Some(home) = &creds.home {
-        env.insert("HOME".into(), home.clone());
-    }
-    env.extend(cfg.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-    env.extend(svc.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-    env
-}
-
 /// Why a service cannot be prepared.
 #[derive(Debug, PartialEq, Eq)]
 pub enum PrepareError {
@@ -121,7 +103,7 @@ pub fn prepare(
     Ok(Prepared {
         name: svc.display_name().to_string(),
         argv: svc.argv.clone(),
-        env: environment(cfg, svc, &creds),
+        env: mkrootfs_config::service_environment(cfg, svc, creds.home.as_deref()),
         cwd: svc.cwd.clone().unwrap_or_else(|| "/".into()),
         creds,
         tty: if svc.tty { console } else { None },
@@ -284,7 +266,8 @@ mod tests {
             groups: vec![1000],
             home: Some("/home/u".into()),
         };
-        let env = environment(&cfg, &cfg.services[0], &creds);
+        let env =
+            mkrootfs_config::service_environment(&cfg, &cfg.services[0], creds.home.as_deref());
         let got: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         assert_eq!(
             got,

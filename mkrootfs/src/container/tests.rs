@@ -69,7 +69,7 @@ fn resolve_text(tree: &mut Tree, text: &str) -> Result<InitConfig, String> {
     let shown = |e: String| e.replace(&dir.path().display().to_string(), "DIR");
     let p = profile::load_path(&path).map_err(|e| shown(e.to_string()))?;
     let mut cfg = p.init.clone().unwrap();
-    resolve(tree, &p, &mut cfg)
+    resolve(tree, &p, &mut cfg, &Default::default())
         .map(|()| cfg)
         .map_err(|e| shown(e.to_string()))
 }
@@ -106,7 +106,10 @@ fn empty_container_table_is_docker_isolation() {
             .map(|s| s.to_string())
             .collect(),
         sysctls: vec![],
-        cgroup: CgroupPlan::default(),
+        cgroup: CgroupPlan {
+            path: "mkrootfs/web".into(),
+            ..CgroupPlan::default()
+        },
         rlimits: vec![],
         oom_score_adj: None,
         argv: vec!["app".into(), "-v".into()],

@@ -1,8 +1,9 @@
 //! Unit tests of profile parsing: errors with positions, `extends`, and the
 //! same result from every TOML spelling of a profile.
 
-use super::position::{line_col, span_of, Seg};
+use super::position::{span_of, Seg};
 use super::*;
+use mkrootfs_config::line_col;
 use toml::{Table, Value};
 
 fn err(text: &str) -> String {
