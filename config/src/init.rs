@@ -61,6 +61,11 @@ pub struct InitConfig {
     pub emergency_shell: Option<String>,
     /// Verbose init messages. Default: false.
     pub debug: bool,
+    /// The guest agent on vsock ([`crate::agent::AgentConfig`],
+    /// docs/agent.md). Default: none (no agent). Left out of the JSON when
+    /// absent, so that images without it stay byte-identical.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<crate::agent::AgentConfig>,
 }
 
 fn yes() -> bool {
@@ -343,6 +348,9 @@ impl InitConfig {
                 return Err("init.root.exec needs a root.mode other than initramfs".into());
             }
             _ => {}
+        }
+        if let Some(a) = &self.agent {
+            a.validate()?;
         }
         if self.services.is_empty() && r.exec.is_none() {
             return Err(

@@ -9,6 +9,7 @@
 //! Not running as PID 1, the binary refuses to touch the machine; it only
 //! offers `--check-config <file>`.
 
+mod agent;
 mod boot_timer;
 mod cmdline;
 mod console;
@@ -29,6 +30,7 @@ use shutdown::{fatal, fatal_error};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use mkrootfs_config::Restart;
 use supervise::policy::{Backoff, Status};
 use supervise::{spawn, Stop, Supervisor};
 
@@ -45,6 +47,13 @@ fn main() {
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
         reaper::main(&args)
+    }
+    // The guest agent: a separate process the init starts (docs/agent.md).
+    if std::env::args_os()
+        .next()
+        .is_some_and(|a| a == agent::ARGV0)
+    {
+        agent::main()
     }
     // Blocked before anything else: a handled signal that arrives before the
     // signalfd exists stays pending instead of being lost.
@@ -340,6 +349,11 @@ fn supervise_and_end(cfg: &InitConfig, mut t: Timings) -> ! {
     let Some(main) = cfg.main_service() else {
         fatal("service", &"no main service")
     };
+    if cfg.agent.is_some() {
+        // After the configured services (the main index stays), restarted
+        // whenever it ends.
+        services.push((agent_service(), Backoff::new(Restart::Always, 100, u32::MAX)));
+    }
     let sigfd = supervise::signals::signalfd().unwrap_or_else(|e| fatal("signalfd", &e));
     let mut sup = Supervisor::new(services, main, sigfd);
     if let Err(e) = sup.start_all() {
@@ -366,6 +380,12 @@ fn supervise_and_end(cfg: &InitConfig, mut t: Timings) -> ! {
             fallback,
         },
     )
+}
+
+/// The agent as a service: this binary under [`agent::ARGV0`] (spawn
+/// execs `/proc/self/exe` for that name), as root in `/`.
+fn agent_service() -> spawn::Prepared {
+    spawn::Prepared::as_root("agent", vec![agent::ARGV0.into()], None)
 }
 
 /// The supervisor at the machine's end: [`shutdown::finish`] stops every

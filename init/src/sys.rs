@@ -483,5 +483,6 @@ mod tests {
     }
 }
 
+pub mod agent;
 pub mod bpf;
 pub mod ns;

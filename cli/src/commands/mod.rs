@@ -3,7 +3,9 @@
 //! writes there.
 
 pub mod build;
+pub mod cp;
 pub mod deps;
+pub mod exec;
 pub mod extract;
 pub mod kernel;
 pub mod ls;

@@ -173,7 +173,12 @@ pub fn spawn(p: &Prepared) -> std::io::Result<Pid> {
             ));
         }
     }
-    let path = lookup(program, p.env.get("PATH").map(String::as_str))?;
+    // The agent is the init's own binary under another name.
+    let path = if program == crate::agent::ARGV0 {
+        "/proc/self/exe".to_string()
+    } else {
+        lookup(program, p.env.get("PATH").map(String::as_str))?
+    };
     let exe = Exec::new(
         &path,
         p.argv.iter().map(String::as_str),

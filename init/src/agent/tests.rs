@@ -1,0 +1,247 @@
+//! The agent in-process: a socket pair as the connection, the test as the
+//! client, `turn` driven by hand. Exec runs in the test host itself
+//! (`allow_vm_exec`), so it needs root, as the launcher's own tests.
+
+use super::*;
+use mkrootfs_config::agent::proto::{self, *};
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+
+struct Harness {
+    agent: Agent,
+    client: UnixStream,
+    dec: ttrpc::Decoder,
+    next: u32,
+}
+
+impl Harness {
+    fn new(copy_dirs: Vec<String>) -> Harness {
+        let cfg: InitConfig = serde_json::from_str(r#"{"services":[{"argv":["/bin/true"]}]}"#)
+            .unwrap_or_default();
+        let conf = AgentConfig {
+            allow_vm_exec: true,
+            copy_dirs,
+            ..AgentConfig::default()
+        };
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        theirs.set_nonblocking(true).unwrap();
+        let mut agent = Agent {
+            cfg,
+            conf,
+            listener: None,
+            conns: Vec::new(),
+            procs: BTreeMap::new(),
+            next_conn: 1,
+        };
+        agent.add_connection(OwnedFd::from(theirs));
+        ours.set_read_timeout(Some(std::time::Duration::from_millis(10)))
+            .unwrap();
+        Harness {
+            agent,
+            client: ours,
+            dec: ttrpc::Decoder::new(ttrpc::MAX_PAYLOAD),
+            next: 1,
+        }
+    }
+
+    fn send_raw(&mut self, bytes: &[u8]) {
+        self.client.write_all(bytes).unwrap();
+    }
+
+    fn send(&mut self, service: &str, method: &str, m: &impl Message) -> u32 {
+        let id = self.next;
+        self.next += 2;
+        let req = Request {
+            service: service.into(),
+            method: method.into(),
+            payload: m.encode_to_vec(),
+            timeout_nano: 0,
+            metadata: vec![],
+        };
+        let f = ttrpc::encode(id, ttrpc::TYPE_REQUEST, &req.encode_to_vec()).unwrap();
+        self.send_raw(&f);
+        id
+    }
+
+    /// Runs the agent until a response arrives.
+    fn recv(&mut self) -> (u32, Response) {
+        let mut buf = [0u8; 65536];
+        for _ in 0..2000 {
+            if let Some(Frame::Message {
+                stream, payload, ..
+            }) = self.dec.next_frame()
+            {
+                return (stream, Response::decode(payload.as_slice()).unwrap());
+            }
+            self.agent.turn(PollTimeout::from(5u8));
+            if let Ok(n) = self.client.read(&mut buf) {
+                self.dec.push(&buf[..n]);
+            }
+        }
+        panic!("no response");
+    }
+
+    fn call<R: Message + Default>(
+        &mut self,
+        service: &str,
+        method: &str,
+        m: &impl Message,
+    ) -> Result<R, (i32, String)> {
+        let id = self.send(service, method, m);
+        let (s, r) = self.recv();
+        assert_eq!(s, id);
+        let st = r.status.unwrap_or_default();
+        if st.code != 0 {
+            return Err((st.code, st.message));
+        }
+        Ok(R::decode(r.payload.as_slice()).unwrap())
+    }
+
+    /// Exec in the VM (here: the host), then its output and status.
+    fn exec(&mut self, id: &str, args: &[&str]) -> (String, String, i32) {
+        let req = ExecProcessRequest {
+            container_id: String::new(),
+            exec_id: id.into(),
+            process: Some(proto::Process {
+                args: args.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
+            }),
+        };
+        let _: Empty = self.call(AGENT_SERVICE, "ExecProcess", &req).unwrap();
+        let read = |len| ReadStreamRequest {
+            container_id: String::new(),
+            exec_id: id.into(),
+            len,
+        };
+        let mut out = [Vec::new(), Vec::new()];
+        let mut pending = BTreeMap::new();
+        pending.insert(self.send(AGENT_SERVICE, "ReadStdout", &read(7)), 0);
+        pending.insert(self.send(AGENT_SERVICE, "ReadStderr", &read(7)), 1);
+        let wait = self.send(
+            AGENT_SERVICE,
+            "WaitProcess",
+            &WaitProcessRequest {
+                container_id: String::new(),
+                exec_id: id.into(),
+            },
+        );
+        let mut status = None;
+        while status.is_none() || !pending.is_empty() {
+            let (s, r) = self.recv();
+            let st = r.status.clone().unwrap_or_default();
+            if s == wait {
+                status = Some(WaitProcessResponse::decode(r.payload.as_slice()).unwrap().status);
+            } else if let Some(i) = pending.remove(&s) {
+                if st.code == 0 {
+                    let d = ReadStreamResponse::decode(r.payload.as_slice()).unwrap();
+                    out[i].extend(d.data);
+                    let m = if i == 0 { "ReadStdout" } else { "ReadStderr" };
+                    pending.insert(self.send(AGENT_SERVICE, m, &read(7)), i);
+                } else {
+                    assert_eq!(st.message, "eof");
+                }
+            }
+        }
+        let [o, e] = out;
+        (
+            String::from_utf8(o).unwrap(),
+            String::from_utf8(e).unwrap(),
+            status.unwrap(),
+        )
+    }
+}
+
+fn root() -> bool {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: exec needs root");
+        return false;
+    }
+    true
+}
+
+#[test]
+fn exec_streams_output_and_status() {
+    if !root() {
+        return;
+    }
+    let mut h = Harness::new(vec![]);
+    let (o, e, st) = h.exec(
+        "one",
+        &["/bin/sh", "-c", "echo out; echo a longer error >&2; exit 7"],
+    );
+    assert_eq!((o.as_str(), e.as_str(), st), ("out\n", "a longer error\n", 7));
+    // Forgotten once waited for and read to the end.
+    assert!(h.agent.procs.is_empty());
+    // A signal: 128 + 9.
+    let (_, _, st) = h.exec("two", &["/bin/sh", "-c", "kill -9 $$"]);
+    assert_eq!(st, 137);
+    // A missing program is a NOT_FOUND status naming it.
+    let req = ExecProcessRequest {
+        container_id: String::new(),
+        exec_id: "three".into(),
+        process: Some(proto::Process {
+            args: vec!["/nonexistent/prog".into()],
+            ..Default::default()
+        }),
+    };
+    let e = h
+        .call::<Empty>(AGENT_SERVICE, "ExecProcess", &req)
+        .unwrap_err();
+    assert_eq!(e.0, code::NOT_FOUND, "{e:?}");
+    assert!(e.1.contains("/nonexistent/prog"), "{e:?}");
+}
+
+#[test]
+fn the_exec_child_holds_no_agent_descriptor() {
+    if !root() {
+        return;
+    }
+    let mut h = Harness::new(vec![]);
+    // Only 0, 1, 2 (and the directory ls itself opens) are open in it.
+    let (o, _, st) = h.exec("fds", &["/bin/sh", "-c", "ls /proc/self/fd | tr '\\n' ' '"]);
+    assert_eq!(st, 0);
+    let fds: Vec<i32> = o.split_whitespace().filter_map(|s| s.parse().ok()).collect();
+    assert!(fds.iter().filter(|&&fd| fd > 3).count() == 0, "{o}");
+}
+
+#[test]
+fn malformed_input_gets_a_status_and_the_connection_goes_on() {
+    let mut h = Harness::new(vec![]);
+    // A payload that is no Request.
+    h.send_raw(&ttrpc::encode(1, ttrpc::TYPE_REQUEST, &[0x0a, 0x7f]).unwrap());
+    let (s, r) = h.recv();
+    assert_eq!((s, r.status.unwrap().code), (1, code::INVALID_ARGUMENT));
+    // A frame over the limit: skipped, answered, not buffered.
+    h.send_raw(&ttrpc::header(5 << 20, 3, ttrpc::TYPE_REQUEST, 0));
+    let (s, r) = h.recv();
+    assert_eq!((s, r.status.unwrap().code), (3, code::RESOURCE_EXHAUSTED));
+    let chunk = vec![0u8; 1 << 20];
+    for _ in 0..5 {
+        h.send_raw(&chunk);
+        h.agent.turn(PollTimeout::from(5u8));
+    }
+    // Unknown calls, processes and containers.
+    let e = h
+        .call::<Empty>(AGENT_SERVICE, "CreateContainer", &Empty {})
+        .unwrap_err();
+    assert_eq!(e.0, code::UNIMPLEMENTED);
+    let e = h
+        .call::<WaitProcessResponse>(
+            AGENT_SERVICE,
+            "WaitProcess",
+            &WaitProcessRequest {
+                container_id: "c".into(),
+                exec_id: "nope".into(),
+            },
+        )
+        .unwrap_err();
+    assert_eq!(e.0, code::NOT_FOUND);
+    let r: HealthCheckResponse = h
+        .call(HEALTH_SERVICE, "Check", &CheckRequest::default())
+        .unwrap();
+    assert_eq!(r.status, 1);
+    let v: VersionCheckResponse = h
+        .call(HEALTH_SERVICE, "Version", &CheckRequest::default())
+        .unwrap();
+    assert_eq!(v.agent_version, env!("CARGO_PKG_VERSION"));
+}
