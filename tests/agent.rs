@@ -66,7 +66,10 @@ fn start_daemon(bin: &Path, dir: &Path) -> (Daemon, PathBuf, PathBuf) {
     let d = Daemon(child);
     let deadline = Instant::now() + Duration::from_secs(20);
     while !vhost.exists() {
-        assert!(Instant::now() < deadline, "vhost-device-vsock made no socket");
+        assert!(
+            Instant::now() < deadline,
+            "vhost-device-vsock made no socket"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     (d, vhost, uds)
@@ -97,8 +100,15 @@ fn connect(target: &Target, qemu: &std::thread::JoinHandle<mkrootfs_qemu::Outcom
         match Client::connect(target) {
             Ok(c) => return c,
             Err(e) => {
-                assert!(!qemu.is_finished(), "the guest ended before its agent answered");
-                assert!(Instant::now() < deadline, "agent never answered: {}", chain(&e));
+                assert!(
+                    !qemu.is_finished(),
+                    "the guest ended before its agent answered"
+                );
+                assert!(
+                    Instant::now() < deadline,
+                    "agent never answered: {}",
+                    chain(&e)
+                );
                 std::thread::sleep(Duration::from_millis(500));
             }
         }
@@ -180,8 +190,24 @@ container = {{}}
     let img = build_image("agent", &profile);
     let work = tempfile::tempdir().unwrap();
     let (_daemon, vhost, uds) = start_daemon(&daemon_bin, work.path());
+    // The host's sd_notify socket: vhost-device-vsock forwards a guest's
+    // connection to host port P to `<uds>_P`.
+    let notify = std::os::unix::net::UnixListener::bind(format!("{}_9999", uds.display()))
+        .expect("bind the notify socket");
+    let notes = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = notes.clone();
+    std::thread::spawn(move || {
+        for conn in notify.incoming() {
+            let mut text = String::new();
+            if conn.and_then(|mut c| c.read_to_string(&mut text)).is_ok() {
+                if let Ok(mut v) = seen.lock() {
+                    v.push(text);
+                }
+            }
+        }
+    });
     let mut cfg = VmConfig::new(kernel().vmlinuz.clone(), img);
-    cfg.append = "quiet".into();
+    cfg.append = "quiet systemd.set_credential=vmm.notify_socket:vsock-stream:2:9999".into();
     cfg.memory_mb = 512;
     cfg.timeout = Duration::from_secs(420);
     cfg.extra_args = vsock_args(&vhost, cfg.memory_mb);
@@ -207,6 +233,17 @@ container = {{}}
         )
         .unwrap();
     assert!(d.agent_details.unwrap().supports_seccomp);
+
+    // READY=1 came over vsock before the first exec.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !notes.lock().unwrap().iter().any(|n| n == "READY=1") {
+        assert!(
+            Instant::now() < deadline,
+            "no READY=1: {:?}",
+            notes.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     // Output, errors and the status of a command in the container.
     let (st, out, err) = run(&mut c, "box", "echo out; echo err >&2; exit 7");
@@ -269,9 +306,33 @@ container = {{}}
         .write_all(&[b'x'; 100_000])
         .unwrap();
     let mut wc = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut wc).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut wc)
+        .unwrap();
     assert!(child.wait().unwrap().success());
     assert_eq!(wc.trim(), "100000");
+
+    // -t: a pty of the container's own devpts.
+    let mut out = Vec::new();
+    let tty = ExecOptions {
+        terminal: true,
+        ..ExecOptions::default()
+    };
+    let st = c
+        .exec(
+            "box",
+            &["sh", "-c", "tty; exit 3"],
+            &tty,
+            &mut out,
+            &mut Vec::new(),
+        )
+        .unwrap();
+    let out = String::from_utf8_lossy(&out);
+    assert_eq!(st, 3, "{out}");
+    assert!(out.starts_with("/dev/pts/"), "{out}");
 
     // SignalProcess ends a long-running exec; WaitProcess gives 128+15.
     let opts = ExecOptions {
@@ -342,7 +403,11 @@ container = {{}}
         .unwrap_err();
     assert_eq!(status_code(&e), code::UNIMPLEMENTED);
     let e = c
-        .call::<proto::Empty>(FILES_SERVICE, "ReadFile", &proto::WaitProcessResponse { status: -1 })
+        .call::<proto::Empty>(
+            FILES_SERVICE,
+            "ReadFile",
+            &proto::WaitProcessResponse { status: -1 },
+        )
         .unwrap_err();
     assert_eq!(status_code(&e), code::INVALID_ARGUMENT, "{}", chain(&e));
 
@@ -370,11 +435,25 @@ container = {{}}
     let (st, _, _) = run(&mut c, "box", "touch /tmp/stop");
     assert_eq!(st, 0);
     let outcome = qemu.join().unwrap();
-    assert!(!outcome.timed_out, "timed out; console:\n{}", outcome.console);
+    assert!(
+        !outcome.timed_out,
+        "timed out; console:\n{}",
+        outcome.console
+    );
     assert!(
         outcome.console.contains("listening on vsock port 1024"),
         "{}",
         outcome.console
     );
     assert_eq!(outcome.exit_code(), 0, "console:\n{}", outcome.console);
+    // The result came over vsock as well as on the console.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !notes.lock().unwrap().iter().any(|n| n == "EXIT_STATUS=0") {
+        assert!(
+            Instant::now() < deadline,
+            "no EXIT_STATUS=0: {:?}",
+            notes.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -25,12 +25,12 @@ mod supervise;
 mod sys;
 mod users;
 
+use mkrootfs_config::Restart;
 use mkrootfs_config::{InitConfig, INIT_CONFIG_PATH};
 use shutdown::{fatal, fatal_error};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use mkrootfs_config::Restart;
 use supervise::policy::{Backoff, Status};
 use supervise::{spawn, Stop, Supervisor};
 
@@ -352,7 +352,10 @@ fn supervise_and_end(cfg: &InitConfig, mut t: Timings) -> ! {
     if cfg.agent.is_some() {
         // After the configured services (the main index stays), restarted
         // whenever it ends.
-        services.push((agent_service(), Backoff::new(Restart::Always, 100, u32::MAX)));
+        services.push((
+            agent_service(),
+            Backoff::new(Restart::Always, 100, u32::MAX),
+        ));
     }
     let sigfd = supervise::signals::signalfd().unwrap_or_else(|e| fatal("signalfd", &e));
     let mut sup = Supervisor::new(services, main, sigfd);
@@ -414,6 +417,7 @@ impl shutdown::Ending for Ended<'_> {
             shutdown::set_result_extra(extra);
         }
         let status = self.sup.main_status.unwrap_or(self.fallback);
+        agent::notify::send(&format!("EXIT_STATUS={}", status.code()));
         let service_ms = match self.sup.main_started {
             Some(start) => self
                 .sup

@@ -156,7 +156,16 @@ pub fn vm_plan(p: &Process) -> ContainerPlan {
     } else {
         p.env.clone()
     };
-    let all = u64::MAX >> (63 - container::caps::last_cap().min(63));
+    // The agent's own sets (every capability, in the VM): nothing more.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let cap = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .unwrap_or(0)
+    };
+    let (bounding, permitted) = (cap("CapBnd:"), cap("CapPrm:"));
     ContainerPlan {
         root: "/".into(),
         readonly_root: false,
@@ -187,9 +196,9 @@ pub fn vm_plan(p: &Process) -> ContainerPlan {
             .as_ref()
             .map_or_else(Vec::new, |u| u.additional_gids.clone()),
         capabilities: CapSets {
-            bounding: all,
-            effective: all,
-            permitted: all,
+            bounding,
+            effective: permitted,
+            permitted,
             inheritable: 0,
             ambient: 0,
         },

@@ -247,7 +247,10 @@ mod tests {
             },
         )
         .unwrap();
-        assert_eq!((r.data.as_slice(), r.size, r.eof), (&b"world"[..], 11, true));
+        assert_eq!(
+            (r.data.as_slice(), r.size, r.eof),
+            (&b"world"[..], 11, true)
+        );
     }
 
     #[test]

@@ -12,10 +12,12 @@
 //!
 //! - [`rpc`]: the calls, request to response;
 //! - [`exec`]: a process started inside a container;
-//! - [`files`]: CopyFile and ReadFile beneath the allowed directories.
+//! - [`files`]: CopyFile and ReadFile beneath the allowed directories;
+//! - [`notify`]: `READY=1` and `EXIT_STATUS=` to the host (sd_notify).
 
 pub mod exec;
 pub mod files;
+pub mod notify;
 pub mod rpc;
 
 use mkrootfs_config::agent::proto::{Request, Response, Status};
@@ -67,6 +69,7 @@ pub fn main() -> ! {
         }
     };
     say(format_args!("listening on vsock port {}", conf.port));
+    notify::send("READY=1");
     let mut agent = Agent::new(cfg, conf, listener);
     loop {
         agent.turn(PollTimeout::NONE);
@@ -383,7 +386,10 @@ impl Agent {
             return;
         };
         use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-        let status = match waitpid(nix::unistd::Pid::from_raw(p.pid), Some(WaitPidFlag::WNOHANG)) {
+        let status = match waitpid(
+            nix::unistd::Pid::from_raw(p.pid),
+            Some(WaitPidFlag::WNOHANG),
+        ) {
             Ok(WaitStatus::Exited(_, code)) => code,
             Ok(WaitStatus::Signaled(_, sig, _)) => 128 + sig as i32,
             Ok(_) => return,

@@ -51,12 +51,20 @@ pub fn call(a: &mut Agent, to: Reply, req: &Request) -> Answer {
                 let key = key_of(a, &r.container_id, &r.exec_id)?;
                 let proc = &a.procs[&key];
                 let sig = nix::sys::signal::Signal::try_from(r.signal as i32).map_err(|_| {
-                    (code::INVALID_ARGUMENT, format!("signal {}: unknown", r.signal))
+                    (
+                        code::INVALID_ARGUMENT,
+                        format!("signal {}: unknown", r.signal),
+                    )
                 })?;
                 // Until it is reaped its pid cannot be reused.
                 if proc.status.is_none() {
                     nix::sys::signal::kill(nix::unistd::Pid::from_raw(proc.pid), sig).map_err(
-                        |e| (code::INTERNAL, format!("kill {} {}: {e}", proc.pid, sig.as_str())),
+                        |e| {
+                            (
+                                code::INTERNAL,
+                                format!("kill {} {}: {e}", proc.pid, sig.as_str()),
+                            )
+                        },
                     )?;
                 }
                 empty()
@@ -191,7 +199,10 @@ fn key_of(a: &Agent, container: &str, exec_id: &str) -> Result<Key, Refusal> {
 
 fn exec_process(a: &mut Agent, r: ExecProcessRequest) -> Result<Answer, Refusal> {
     let Some(process) = &r.process else {
-        return Err((code::INVALID_ARGUMENT, "ExecProcess without a process".into()));
+        return Err((
+            code::INVALID_ARGUMENT,
+            "ExecProcess without a process".into(),
+        ));
     };
     if r.exec_id.is_empty() || process.args.first().is_none_or(|a| a.is_empty()) {
         return Err((
@@ -203,7 +214,10 @@ fn exec_process(a: &mut Agent, r: ExecProcessRequest) -> Result<Answer, Refusal>
     if a.procs.contains_key(&key) {
         return Err((
             code::ALREADY_EXISTS,
-            format!("process {:?} exists in container {:?}", r.exec_id, r.container_id),
+            format!(
+                "process {:?} exists in container {:?}",
+                r.exec_id, r.container_id
+            ),
         ));
     }
     if a.procs.len() >= super::MAX_PROCESSES {
@@ -232,7 +246,9 @@ fn exec_process(a: &mut Agent, r: ExecProcessRequest) -> Result<Answer, Refusal>
     })?;
     let pidfd = crate::sys::agent::pidfd_open(pid).ok();
     if pidfd.is_none() {
-        super::say(format_args!("pidfd_open {pid} failed: its end will not be seen"));
+        super::say(format_args!(
+            "pidfd_open {pid} failed: its end will not be seen"
+        ));
     }
     a.procs.insert(
         key,

@@ -16,8 +16,8 @@ struct Harness {
 
 impl Harness {
     fn new(copy_dirs: Vec<String>) -> Harness {
-        let cfg: InitConfig = serde_json::from_str(r#"{"services":[{"argv":["/bin/true"]}]}"#)
-            .unwrap_or_default();
+        let cfg: InitConfig =
+            serde_json::from_str(r#"{"services":[{"argv":["/bin/true"]}]}"#).unwrap_or_default();
         let conf = AgentConfig {
             allow_vm_exec: true,
             copy_dirs,
@@ -34,8 +34,7 @@ impl Harness {
             next_conn: 1,
         };
         agent.add_connection(OwnedFd::from(theirs));
-        ours.set_read_timeout(Some(std::time::Duration::from_millis(10)))
-            .unwrap();
+        ours.set_nonblocking(true).unwrap();
         Harness {
             agent,
             client: ours,
@@ -44,8 +43,17 @@ impl Harness {
         }
     }
 
-    fn send_raw(&mut self, bytes: &[u8]) {
-        self.client.write_all(bytes).unwrap();
+    /// Writes everything, running the agent whenever the socket is full.
+    fn send_raw(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            match self.client.write(bytes) {
+                Ok(n) => bytes = &bytes[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    self.agent.turn(PollTimeout::from(5u8));
+                }
+                Err(e) => panic!("write: {e}"),
+            }
+        }
     }
 
     fn send(&mut self, service: &str, method: &str, m: &impl Message) -> u32 {
@@ -74,7 +82,10 @@ impl Harness {
                 return (stream, Response::decode(payload.as_slice()).unwrap());
             }
             self.agent.turn(PollTimeout::from(5u8));
-            if let Ok(n) = self.client.read(&mut buf) {
+            while let Ok(n) = self.client.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
                 self.dec.push(&buf[..n]);
             }
         }
@@ -130,7 +141,11 @@ impl Harness {
             let (s, r) = self.recv();
             let st = r.status.clone().unwrap_or_default();
             if s == wait {
-                status = Some(WaitProcessResponse::decode(r.payload.as_slice()).unwrap().status);
+                status = Some(
+                    WaitProcessResponse::decode(r.payload.as_slice())
+                        .unwrap()
+                        .status,
+                );
             } else if let Some(i) = pending.remove(&s) {
                 if st.code == 0 {
                     let d = ReadStreamResponse::decode(r.payload.as_slice()).unwrap();
@@ -159,17 +174,57 @@ fn root() -> bool {
     true
 }
 
+const CHILD_ENV: &str = "MKROOTFS_AGENT_EXEC_CHILD";
+
+/// The exec tests' body, run only in a re-executed single-threaded test
+/// process (the launcher's clone3 must not copy a multi-threaded process):
+/// see `exec_in_a_single_threaded_child`.
 #[test]
-fn exec_streams_output_and_status() {
+#[ignore = "run by exec_in_a_single_threaded_child in a child process"]
+fn exec_child() {
+    assert!(
+        std::env::var_os(CHILD_ENV).is_some(),
+        "run by exec_in_a_single_threaded_child"
+    );
+    exec_streams_output_and_status();
+    the_exec_child_holds_no_agent_descriptor();
+    println!("AGENT-EXEC-CHILD-OK");
+}
+
+#[test]
+fn exec_in_a_single_threaded_child() {
     if !root() {
         return;
     }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "agent::tests::exec_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("AGENT-EXEC-CHILD-OK"),
+        "{stdout}\n{stderr}"
+    );
+}
+
+fn exec_streams_output_and_status() {
     let mut h = Harness::new(vec![]);
     let (o, e, st) = h.exec(
         "one",
         &["/bin/sh", "-c", "echo out; echo a longer error >&2; exit 7"],
     );
-    assert_eq!((o.as_str(), e.as_str(), st), ("out\n", "a longer error\n", 7));
+    assert_eq!(
+        (o.as_str(), e.as_str(), st),
+        ("out\n", "a longer error\n", 7)
+    );
     // Forgotten once waited for and read to the end.
     assert!(h.agent.procs.is_empty());
     // A signal: 128 + 9.
@@ -191,16 +246,15 @@ fn exec_streams_output_and_status() {
     assert!(e.1.contains("/nonexistent/prog"), "{e:?}");
 }
 
-#[test]
 fn the_exec_child_holds_no_agent_descriptor() {
-    if !root() {
-        return;
-    }
     let mut h = Harness::new(vec![]);
     // Only 0, 1, 2 (and the directory ls itself opens) are open in it.
     let (o, _, st) = h.exec("fds", &["/bin/sh", "-c", "ls /proc/self/fd | tr '\\n' ' '"]);
     assert_eq!(st, 0);
-    let fds: Vec<i32> = o.split_whitespace().filter_map(|s| s.parse().ok()).collect();
+    let fds: Vec<i32> = o
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect();
     assert!(fds.iter().filter(|&&fd| fd > 3).count() == 0, "{o}");
 }
 

@@ -242,9 +242,15 @@ impl Client {
             len,
         };
         let mut streams: BTreeMap<u32, usize> = BTreeMap::new();
-        streams.insert(self.send(AGENT_SERVICE, "ReadStdout", &read(CHUNK as u32))?, 0);
+        streams.insert(
+            self.send(AGENT_SERVICE, "ReadStdout", &read(CHUNK as u32))?,
+            0,
+        );
         if !terminal {
-            streams.insert(self.send(AGENT_SERVICE, "ReadStderr", &read(CHUNK as u32))?, 1);
+            streams.insert(
+                self.send(AGENT_SERVICE, "ReadStderr", &read(CHUNK as u32))?,
+                1,
+            );
         }
         let wait = self.send(
             AGENT_SERVICE,
