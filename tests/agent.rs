@@ -431,6 +431,46 @@ container = {{}}
         .unwrap();
     assert_eq!(h.status, 1);
 
+    // bench: exec round trip (100 `true`) and stdout throughput (64 MiB),
+    // printed for bench/results.md.
+    let mut times = Vec::new();
+    for _ in 0..100 {
+        let t = Instant::now();
+        let st = c
+            .exec(
+                "box",
+                &["true"],
+                &ExecOptions::default(),
+                &mut Vec::new(),
+                &mut Vec::new(),
+            )
+            .unwrap();
+        times.push(t.elapsed());
+        assert_eq!(st, 0);
+    }
+    times.sort();
+    let mut sink = CountingSink(0);
+    let t = Instant::now();
+    let st = c
+        .exec(
+            "box",
+            &["head", "-c", "67108864", "/dev/zero"],
+            &ExecOptions::default(),
+            &mut sink,
+            &mut Vec::new(),
+        )
+        .unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!((st, sink.0), (0, 64 << 20));
+    eprintln!(
+        "BENCH exec round trip p50={:?} p99={:?}; stdout {:.1} MB/s; CopyFile in {:.1} MB/s; ReadFile out {:.1} MB/s",
+        times[49],
+        times[98],
+        67.108864 / secs,
+        67.108864 / copy_in.as_secs_f64(),
+        67.108864 / copy_out.as_secs_f64(),
+    );
+
     // End the guest from inside the container: its main service ends 0.
     let (st, _, _) = run(&mut c, "box", "touch /tmp/stop");
     assert_eq!(st, 0);
@@ -455,5 +495,18 @@ container = {{}}
             notes.lock().unwrap()
         );
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Counts what is written to it.
+struct CountingSink(usize);
+
+impl Write for CountingSink {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0 += b.len();
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

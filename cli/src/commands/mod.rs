@@ -10,6 +10,7 @@ pub mod extract;
 pub mod kernel;
 pub mod ls;
 pub mod run;
+pub mod vsock;
 
 use mkrootfs::build::AutoKernel;
 use std::fmt::Display;

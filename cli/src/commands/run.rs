@@ -60,6 +60,10 @@ pub struct RunArgs {
     /// whole console log is printed if the boot fails or times out).
     #[arg(long, short)]
     pub verbose: bool,
+    /// Expose the guest's vsock as this hybrid-vsock Unix socket (through
+    /// vhost-device-vsock), for `mkrootfs exec SOCKET …` while it runs.
+    #[arg(long)]
+    pub vsock: Option<PathBuf>,
 }
 
 pub fn run(args: RunArgs) -> Result<u8> {
@@ -115,6 +119,14 @@ pub fn run(args: RunArgs) -> Result<u8> {
     // A terminal on stdin can type into the guest (a rescue shell);
     // otherwise keep QEMU away from our stdin.
     cfg.interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
+    let _vsock = match &args.vsock {
+        Some(uds) => {
+            let backend = super::vsock::attach(&mut cfg, uds)?;
+            eprintln!("mkrootfs: guest vsock at {}", uds.display());
+            Some(backend)
+        }
+        None => None,
+    };
     if args.verbose {
         eprintln!("mkrootfs: {:?}", cfg.command());
     }

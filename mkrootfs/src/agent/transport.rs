@@ -5,6 +5,9 @@ use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 
+/// How long the hybrid socket's `OK` may take.
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// An agent's address.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
@@ -73,7 +76,17 @@ impl Target {
             Target::Hybrid { uds, port } => {
                 let s = std::os::unix::net::UnixStream::connect(uds)
                     .map_err(|e| AgentError::Connect(self.to_string(), e))?;
-                let mut f = std::fs::File::from(OwnedFd::from(s));
+                // A guest whose vsock driver is not up yet never answers:
+                // the handshake has a deadline, the stream after it none.
+                let timeout = |t| {
+                    s.set_read_timeout(t)
+                        .map_err(|e| AgentError::Connect(self.to_string(), e))
+                };
+                timeout(Some(HANDSHAKE_TIMEOUT))?;
+                let mut f = std::fs::File::from(OwnedFd::from(
+                    s.try_clone()
+                        .map_err(|e| AgentError::Connect(self.to_string(), e))?,
+                ));
                 f.write_all(format!("CONNECT {port}\n").as_bytes())
                     .map_err(|e| AgentError::Connect(self.to_string(), e))?;
                 // The reply is one line; read it byte by byte so nothing of
@@ -100,6 +113,7 @@ impl Target {
                         },
                     });
                 }
+                timeout(None)?;
                 Ok(Stream(f))
             }
             Target::Vsock { cid, port } => vsock_connect(*cid, *port)
