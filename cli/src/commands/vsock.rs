@@ -62,18 +62,15 @@ pub fn attach(cfg: &mut VmConfig, uds: &Path) -> Result<Backend> {
         std::thread::sleep(Duration::from_millis(20));
     }
     let mem = cfg.memory_mb;
-    cfg.extra_args.extend(
-        [
-            "-object".to_string(),
-            format!("memory-backend-memfd,id=vsockmem,size={mem}M,share=on"),
-            "-machine".into(),
-            "memory-backend=vsockmem".into(),
-            "-chardev".into(),
-            format!("socket,id=vsock0,path={}", vhost.display()),
-            "-device".into(),
-            format!("{device},chardev=vsock0"),
-        ]
-        .into_iter(),
-    );
+    cfg.extra_args.extend([
+        "-object".to_string(),
+        format!("memory-backend-memfd,id=vsockmem,size={mem}M,share=on"),
+        "-machine".into(),
+        "memory-backend=vsockmem".into(),
+        "-chardev".into(),
+        format!("socket,id=vsock0,path={}", vhost.display()),
+        "-device".into(),
+        format!("{device},chardev=vsock0"),
+    ]);
     Ok(backend)
 }

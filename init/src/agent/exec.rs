@@ -276,6 +276,11 @@ pub fn spawn(target: Option<&Target>, plan: &ContainerPlan) -> Result<(i32, Stre
         let (in_r, in_w) = pipe()?;
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
+        // Output in 1 MiB steps (ReadStdout's limit) rather than 64 KiB:
+        // fewer round trips for a large output. Best effort.
+        for fd in [&out_r, &err_r] {
+            let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
+        }
         let fds = [in_r.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()];
         (
             (None, Some((in_w, out_r, err_r, [in_r, out_w, err_w]))),

@@ -439,7 +439,24 @@ impl Agent {
         let fd = if i == 0 { &p.stdout } else { &p.stderr };
         let Some(fd) = fd else { return };
         let mut buf = vec![0u8; reader.len.clamp(1, files::MAX_READ) as usize];
-        match nix::unistd::read(fd.as_fd(), &mut buf) {
+        // Everything there is, up to the reader's length.
+        let mut got = 0;
+        let read = loop {
+            match nix::unistd::read(fd.as_fd(), &mut buf[got..]) {
+                Ok(n) if n > 0 => {
+                    got += n;
+                    if got == buf.len() {
+                        break Ok(got);
+                    }
+                }
+                Err(Errno::EINTR) => {}
+                // What was read goes out first; the end (or the error)
+                // is seen again on the next read.
+                _ if got > 0 => break Ok(got),
+                other => break other,
+            }
+        };
+        match read {
             Ok(n) if n > 0 => {
                 buf.truncate(n);
                 let to = reader.to;
