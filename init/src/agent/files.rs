@@ -138,7 +138,10 @@ pub fn copy(dirs: &[String], r: &CopyFileRequest) -> Result<(), Refusal> {
         ));
     }
     let tmp = format!(".{name}.mkrootfs-copy");
-    let mut flags = libc::O_WRONLY | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // O_NONBLOCK: a FIFO planted under that name must not block the agent
+    // (the type is checked below).
+    let mut flags =
+        libc::O_WRONLY | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK;
     if r.offset == 0 {
         flags |= libc::O_TRUNC;
     }
@@ -150,6 +153,12 @@ pub fn copy(dirs: &[String], r: &CopyFileRequest) -> Result<(), Refusal> {
     )
     .map_err(|e| io_err("create", &r.path, e))?;
     let file = std::fs::File::from(fd);
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return Err((
+            code::PERMISSION_DENIED,
+            format!("{}: the temporary file {tmp} is not a regular file", r.path),
+        ));
+    }
     file.write_all_at(&r.data, r.offset as u64)
         .map_err(|e| io_err("write", &r.path, e))?;
     let size = file
@@ -178,7 +187,9 @@ pub fn read(dirs: &[String], r: &ReadFileRequest) -> Result<ReadFileResponse, Re
         return Err((code::INVALID_ARGUMENT, format!("{}: no file name", r.path)));
     };
     let dir = parent_dir(root, &parts, &r.path, None)?;
-    let fd = beneath(&dir, name, libc::O_RDONLY | libc::O_NOFOLLOW, &r.path)?;
+    // O_NONBLOCK: opening a FIFO must not block the agent (refused below).
+    let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK;
+    let fd = beneath(&dir, name, flags, &r.path)?;
     let file = std::fs::File::from(fd);
     let meta = file.metadata().map_err(|e| io_err("stat", &r.path, e))?;
     if !meta.is_file() {
@@ -283,6 +294,24 @@ mod tests {
             copy(&[], &req("/run/x", b"x", 0, 1)).unwrap_err().0,
             code::PERMISSION_DENIED
         );
+        // A FIFO neither blocks a read nor a copy's temporary file.
+        nix::unistd::mkfifo(&allowed.join("fifo"), Mode::from_bits_truncate(0o600)).unwrap();
+        nix::unistd::mkfifo(
+            &allowed.join(".g.mkrootfs-copy"),
+            Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        let r = read(
+            &dirs,
+            &ReadFileRequest {
+                path: format!("{d}/fifo"),
+                offset: 0,
+                len: 10,
+            },
+        )
+        .unwrap_err();
+        assert_eq!(r.0, code::INVALID_ARGUMENT, "{}", r.1);
+        assert!(copy(&dirs, &req(&format!("{d}/g"), b"x", 0, 1)).is_err());
         // Data beyond the announced size is refused.
         let e = copy(&dirs, &req(&format!("{d}/f"), b"xy", 0, 1)).unwrap_err();
         assert_eq!(e.0, code::INVALID_ARGUMENT);
