@@ -510,3 +510,102 @@ impl Write for CountingSink {
         Ok(())
     }
 }
+
+/// `mkrootfs run --vsock SOCKET` starts the backend itself; `mkrootfs exec`
+/// and `mkrootfs cp` reach the guest through SOCKET while it runs.
+#[test]
+fn run_exposes_the_socket_for_exec_and_cp() {
+    if vhost_device_vsock().is_none() {
+        return;
+    }
+    let profile = format!(
+        r#"{BUSYBOX_IMAGE}
+[[files]]
+dest = "/srv/agent/README"
+content = "in\n"
+[modules]
+kernel = "{modules}"
+load = ["virtio_pci", "vmw_vsock_virtio_transport"]
+[init]
+[init.shutdown]
+grace_ms = 500
+[init.agent]
+copy_dirs = ["/srv/agent"]
+[[init.services]]
+name = "box"
+argv = ["sh", "-c", "while [ ! -e /tmp/stop ]; do sleep 0.2; done; exit 5"]
+container = {{}}
+"#,
+        modules = mkrootfs_tests::kernel_modules().display(),
+    );
+    let img = build_image("agent-run", &profile);
+    let cli = mkrootfs_command();
+    let work = tempfile::tempdir().unwrap();
+    let uds = work.path().join("vm.vsock");
+    // vhost-device-vsock is found on PATH by `mkrootfs run`.
+    let mut path = std::env::var_os("PATH").unwrap_or_default();
+    if let Some(bin) = vhost_device_vsock().and_then(|p| p.parent().map(Path::to_path_buf)) {
+        path =
+            std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(&path))).unwrap();
+    }
+    let mut run = Command::new(&cli)
+        .env("PATH", &path)
+        .arg("run")
+        .arg(&img)
+        .arg("--kernel")
+        .arg(&kernel().vmlinuz)
+        .arg("--vsock")
+        .arg(&uds)
+        .args(["--timeout", "300"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let exec = |args: &[&str]| {
+        Command::new(&cli)
+            .arg("exec")
+            .arg(&uds)
+            .arg("box")
+            .arg("--")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let o = exec(&["hostname"]);
+        if o.status.success() {
+            assert_eq!(String::from_utf8_lossy(&o.stdout), "box\n");
+            break;
+        }
+        assert!(
+            run.try_wait().unwrap().is_none(),
+            "mkrootfs run ended early"
+        );
+        assert!(Instant::now() < deadline, "no exec: {o:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let local = work.path().join("local");
+    std::fs::write(&local, b"round trip\n").unwrap();
+    let cp = |a: &str, b: &str| {
+        Command::new(&cli)
+            .arg("cp")
+            .arg(&uds)
+            .args([a, b])
+            .status()
+            .unwrap()
+    };
+    assert!(cp(&local.display().to_string(), ":/srv/agent/x").success());
+    let back = work.path().join("back");
+    assert!(cp(":/srv/agent/x", &back.display().to_string()).success());
+    assert_eq!(std::fs::read(&back).unwrap(), b"round trip\n");
+    assert!(!cp(&local.display().to_string(), ":/etc/x").success());
+    assert!(exec(&["touch", "/tmp/stop"]).status.success());
+    let st = run.wait().unwrap();
+    let mut err = String::new();
+    if let Some(mut e) = run.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    assert!(err.contains("guest vsock at"), "{err}");
+    assert_eq!(st.code(), Some(5), "{err}");
+}
