@@ -471,6 +471,52 @@ container = {{}}
         67.108864 / copy_out.as_secs_f64(),
     );
 
+    // containerd's ttRPC client (the `ttrpc` crate) over the same hybrid
+    // socket: Health.Check and an exec's WaitProcess with Kata's messages.
+    {
+        use prost::Message;
+        use std::os::fd::IntoRawFd;
+        let fd = target.connect_raw().unwrap().into_raw_fd();
+        let client = ttrpc::sync::Client::new(fd).unwrap();
+        let call = |service: &str, method: &str, payload: Vec<u8>| {
+            let mut req = ttrpc::Request::new();
+            req.service = service.into();
+            req.method = method.into();
+            req.payload = payload;
+            req.timeout_nano = 60_000_000_000;
+            let r = client.request(req).unwrap();
+            assert_eq!(r.status.code.value(), 0, "{}", r.status.message);
+            r.payload
+        };
+        let h = call(HEALTH_SERVICE, "Check", Vec::new());
+        assert_eq!(
+            proto::HealthCheckResponse::decode(h.as_slice())
+                .unwrap()
+                .status,
+            1
+        );
+        let exec = proto::ExecProcessRequest {
+            container_id: "box".into(),
+            exec_id: "ttrpc".into(),
+            process: Some(proto::Process {
+                args: vec!["sh".into(), "-c".into(), "exit 9".into()],
+                ..Default::default()
+            }),
+        };
+        call(AGENT_SERVICE, "ExecProcess", exec.encode_to_vec());
+        let wait = proto::WaitProcessRequest {
+            container_id: "box".into(),
+            exec_id: "ttrpc".into(),
+        };
+        let w = call(AGENT_SERVICE, "WaitProcess", wait.encode_to_vec());
+        assert_eq!(
+            proto::WaitProcessResponse::decode(w.as_slice())
+                .unwrap()
+                .status,
+            9
+        );
+    }
+
     // End the guest from inside the container: its main service ends 0.
     let (st, _, _) = run(&mut c, "box", "touch /tmp/stop");
     assert_eq!(st, 0);
