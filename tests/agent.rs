@@ -345,6 +345,28 @@ container = {{}}
         .finish("box", "sleeper", false, &mut Vec::new(), &mut Vec::new())
         .unwrap();
     assert_eq!(st, 143);
+    // An empty exec_id signals every process of the container (Kata's
+    // special case); its PID 1 has no handler for SIGUSR1 and stays.
+    let opts = ExecOptions {
+        exec_id: "sleeper2".into(),
+        ..ExecOptions::default()
+    };
+    c.start("box", &["sleep", "1000"], &opts).unwrap();
+    let _: proto::Empty = c
+        .call(
+            AGENT_SERVICE,
+            "SignalProcess",
+            &proto::SignalProcessRequest {
+                container_id: "box".into(),
+                exec_id: String::new(),
+                signal: 10,
+            },
+        )
+        .unwrap();
+    let st = c
+        .finish("box", "sleeper2", false, &mut Vec::new(), &mut Vec::new())
+        .unwrap();
+    assert_eq!(st, 138);
 
     // A 64 MiB file in, then out again, byte-identical.
     let data: Vec<u8> = (0..64u32 << 20)

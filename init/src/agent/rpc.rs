@@ -42,20 +42,19 @@ pub fn call(a: &mut Agent, to: Reply, req: &Request) -> Answer {
             }
             (AGENT_SERVICE, "SignalProcess") => {
                 let r: SignalProcessRequest = decode(p, "SignalProcessRequest")?;
-                if r.exec_id.is_empty() {
-                    return Err((
-                        code::UNIMPLEMENTED,
-                        "SignalProcess without exec_id (every process of a container) is not supported".into(),
-                    ));
-                }
-                let key = key_of(a, &r.container_id, &r.exec_id)?;
-                let proc = &a.procs[&key];
                 let sig = nix::sys::signal::Signal::try_from(r.signal as i32).map_err(|_| {
                     (
                         code::INVALID_ARGUMENT,
                         format!("signal {}: unknown", r.signal),
                     )
                 })?;
+                if r.exec_id.is_empty() {
+                    // Kata's special case: every process of the container.
+                    signal_container(a, &r.container_id, sig)?;
+                    return Ok(empty());
+                }
+                let key = key_of(a, &r.container_id, &r.exec_id)?;
+                let proc = &a.procs[&key];
                 // Until it is reaped its pid cannot be reused.
                 if proc.status.is_none() {
                     nix::sys::signal::kill(nix::unistd::Pid::from_raw(proc.pid), sig).map_err(
@@ -266,4 +265,27 @@ fn exec_process(a: &mut Agent, r: ExecProcessRequest) -> Result<Answer, Refusal>
         },
     );
     Ok(empty())
+}
+
+/// Sends `sig` to every process in the container's cgroup (exec'd ones
+/// included: they were cloned into it).
+fn signal_container(
+    a: &Agent,
+    container: &str,
+    sig: nix::sys::signal::Signal,
+) -> Result<(), Refusal> {
+    if container.is_empty() {
+        return Err((
+            code::INVALID_ARGUMENT,
+            "SignalProcess without exec_id needs a container".into(),
+        ));
+    }
+    let t = exec::find(&a.cfg, container).map_err(|e| (code::NOT_FOUND, e))?;
+    let procs = std::fs::read_to_string(format!("{}/cgroup.procs", t.cgroup))
+        .map_err(|e| (code::INTERNAL, format!("{}/cgroup.procs: {e}", t.cgroup)))?;
+    for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+        // One that ended meanwhile is no error.
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
+    }
+    Ok(())
 }
