@@ -11,6 +11,7 @@ pub mod kernel;
 pub mod ls;
 pub mod run;
 pub mod vsock;
+pub mod wait_ready;
 
 use mkrootfs::build::AutoKernel;
 use std::fmt::Display;

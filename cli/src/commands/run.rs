@@ -64,9 +64,17 @@ pub struct RunArgs {
     /// vhost-device-vsock), for `mkrootfs exec SOCKET …` while it runs.
     #[arg(long)]
     pub vsock: Option<PathBuf>,
+    /// With --vsock: run the guest detached (console in SOCKET.log) and
+    /// return once it says READY=1 over vsock (its agent listens).
+    #[arg(long, requires = "vsock")]
+    pub wait_ready: bool,
 }
 
 pub fn run(args: RunArgs) -> Result<u8> {
+    if let (true, Some(uds)) = (args.wait_ready, &args.vsock) {
+        let argv: Vec<String> = std::env::args().collect();
+        return super::wait_ready::detach(uds, &argv, Duration::from_secs(args.timeout));
+    }
     let kernel = match &args.kernel {
         Some(k) => qemu::kernel_from_path(k)?,
         None => qemu::find_kernel()?,
