@@ -677,3 +677,68 @@ container = {{}}
     assert!(err.contains("guest vsock at"), "{err}");
     assert_eq!(st.code(), Some(5), "{err}");
 }
+
+/// `mkrootfs run --vsock S --wait-ready` returns once READY=1 came over
+/// vsock: the first exec right after it works, no retry.
+#[test]
+fn run_wait_ready_returns_once_the_agent_listens() {
+    let Some(daemon) = vhost_device_vsock() else {
+        return;
+    };
+    let img = build_image(
+        "agent-ready",
+        &format!(
+            r#"{BUSYBOX_IMAGE}
+[modules]
+kernel = "{modules}"
+load = ["virtio_pci", "vmw_vsock_virtio_transport"]
+[init]
+[init.shutdown]
+grace_ms = 500
+[init.agent]
+[[init.services]]
+name = "box"
+argv = ["sh", "-c", "while [ ! -e /tmp/stop ]; do sleep 0.2; done; exit 6"]
+container = {{}}
+"#,
+            modules = mkrootfs_tests::kernel_modules().display(),
+        ),
+    );
+    let cli = mkrootfs_command();
+    let work = tempfile::tempdir().unwrap();
+    let uds = work.path().join("vm.vsock");
+    let mut path = std::env::var_os("PATH").unwrap_or_default();
+    if let Some(bin) = daemon.parent() {
+        let dirs = std::iter::once(bin.to_path_buf()).chain(std::env::split_paths(&path));
+        path = std::env::join_paths(dirs.collect::<Vec<_>>()).unwrap();
+    }
+    let st = Command::new(&cli)
+        .env("PATH", &path)
+        .arg("run")
+        .arg(&img)
+        .arg("--kernel")
+        .arg(&kernel().vmlinuz)
+        .arg("--vsock")
+        .arg(&uds)
+        .args(["--wait-ready", "--timeout", "300"])
+        .status()
+        .unwrap();
+    assert!(st.success(), "{st}");
+    let o = Command::new(&cli)
+        .arg("exec")
+        .arg(&uds)
+        .args(["box", "--", "sh", "-c", "echo ready; touch /tmp/stop"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "ready\n", "{o:?}");
+    let log = PathBuf::from(format!("{}.log", uds.display()));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("RESULT status=6") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no RESULT in:\n{text}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
