@@ -384,9 +384,10 @@ fn cpu_max_holds_a_busy_loop_to_about_20_percent() {
     assert_eq!(out.exit_code(), 0, "console:\n{}", out.console);
     let c = out.result.clone().unwrap().container.unwrap();
     // 3 s of wall time at 20% of one CPU: 600 ms, give or take the
-    // scheduler's period granularity.
+    // scheduler's period granularity and an emulated guest on a loaded host
+    // (820 ms seen with four builds beside it); unthrottled it is ~3000 ms.
     assert!(
-        (400_000..=800_000).contains(&c.cpu_usec),
+        (400_000..=1_200_000).contains(&c.cpu_usec),
         "cpu_usec={} console:\n{}",
         c.cpu_usec,
         out.console

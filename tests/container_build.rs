@@ -56,3 +56,29 @@ container = {{}}
     assert_eq!(probe("escape clone3"), "ENOSYS");
     assert_console(&out, "mkrootfs-init: RESULT status=0 exited=0");
 }
+
+/// Issue 20: `mkrootfs.cmd=` was silently ignored when the main service is
+/// a container (the init ran `container_plan.argv`).
+#[test]
+fn cmd_on_the_command_line_replaces_a_main_containers_program() {
+    let profile = format!(
+        r#"{BUSYBOX_IMAGE}
+[[files]]
+dest = "/bin/probe"
+src = "{probe}"
+mode = "0755"
+
+[init]
+[[init.services]]
+name = "box"
+argv = ["probe", "exit", "0"]
+container = {{}}
+"#,
+        probe = probe_binary().display(),
+    );
+    let img = build_image("container-cmd-override", &profile);
+    let out = boot(&img, "quiet mkrootfs.cmd=\"probe exit 5\"");
+    assert_eq!(out.exit_code(), 5, "console:\n{}", out.console);
+    assert_console(&out, "started box (pid ");
+    assert_console(&out, "): probe exit 5");
+}

@@ -4,22 +4,19 @@
 //! /sbin/init, compressed modules, the microvm preset, and the clear
 //! failures for a missing device or module.
 //!
-//! The disks are made once per run with the real mkfs tools from a
-//! directory holding a static busybox and the scripts of
-//! `tests/fixtures/root/`; their main service (`/check`) prints what the
-//! assertions look for. Boots are serialized (one QEMU at a time).
+//! The disks are made once per run by mkrootfs itself (`image.format`,
+//! which runs the real mkfs tools) from a profile holding a static busybox
+//! and the scripts of `tests/fixtures/root/`; their main service (`/check`)
+//! prints what the assertions look for. Boots are serialized (one QEMU at a time).
 
 use mkrootfs::compress::{compress, Compression};
 use mkrootfs::kmod::{self, ModuleCompression};
 use mkrootfs_qemu::{Disk, Machine, Outcome};
 use mkrootfs_tests::{assert_console, boot_with, build_image, kernel_modules, BUSYBOX_IMAGE};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
 const APPEND: &str = "quiet mkrootfs.debug_exit=0xf4";
-const EXT4_UUID: &str = "3f1c2b7a-9d4e-4c21-8a6b-5e0f7d9c1a23";
-const EROFS_UUID: &str = "7b2e4d10-1c3a-4f5e-9b8d-2a6c0e4f8d31";
 const CHECK: &str = include_str!("fixtures/root/check.sh");
 const INIT: &str = include_str!("fixtures/root/init.sh");
 const PIVOT: &str = include_str!("fixtures/root/pivot.sh");
@@ -42,88 +39,74 @@ fn boot(image: &Path, append: &str, machine: Machine) -> Outcome {
 
 /// The test disks: vda ext4 (label and UUID), vdb erofs (UUID), vdc squashfs.
 struct Disks {
-    _dir: tempfile::TempDir,
     ext4: PathBuf,
     erofs: PathBuf,
     squashfs: PathBuf,
+    ext4_uuid: String,
+    erofs_uuid: String,
 }
 
-fn run(cmd: &str, args: &[&str]) {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+/// A disk's profile: a static busybox, the scripts of `fixtures/root/`, and
+/// `/etc/disk-id` naming the format (the disk's own `/sbin/init` is the
+/// image's init: no `[init]` table).
+fn disk_profile(format: &str, image: &str) -> String {
+    format!(
+        r#"[image]
+format = "{format}"
+init = "/sbin/init"
+{image}
+[[files]]
+dest = "/bin/busybox"
+src = "/bin/busybox"
+[[symlinks]]
+path = "/bin/sh"
+target = "busybox"
+[[files]]
+dest = "/check"
+mode = "0755"
+content = '''
+{CHECK}'''
+[[files]]
+dest = "/sbin/init"
+mode = "0755"
+content = '''
+{INIT}'''
+[[files]]
+dest = "/etc/disk-id"
+content = "{format}\n"
+[[dirs]]
+path = "/mnt"
+"#
+    )
 }
 
+/// The disks, written by mkrootfs itself (`image.format`).
 fn disks() -> &'static Disks {
     static D: OnceLock<Disks> = OnceLock::new();
     D.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let src = dir.path().join("src");
-        for d in [
-            "bin", "sbin", "etc", "dev", "proc", "sys", "run", "tmp", "mnt",
-        ] {
-            std::fs::create_dir_all(src.join(d)).unwrap();
-        }
-        std::fs::copy("/bin/busybox", src.join("bin/busybox"))
-            .expect("busybox-static at /bin/busybox");
-        std::os::unix::fs::symlink("busybox", src.join("bin/sh")).unwrap();
-        let script = |rel: &str, text: &str| {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::write(src.join(rel), text).unwrap();
-            std::fs::set_permissions(src.join(rel), std::fs::Permissions::from_mode(0o755))
-                .unwrap();
+        let build = |format: &str, image: &str| {
+            let dir = mkrootfs_tests::work_dir();
+            let path = dir.join(format!("root-disk-{format}.toml"));
+            std::fs::write(&path, disk_profile(format, image)).unwrap();
+            let p = mkrootfs::profile::load_path(&path).unwrap();
+            let opts = mkrootfs::build::BuildOptions {
+                output: Some(dir.join(format!("root-disk.{format}"))),
+                ..Default::default()
+            };
+            let r = mkrootfs::build::build(&p, &opts)
+                .unwrap_or_else(|e| panic!("{format} disk: {}", mkrootfs_tests::chain(&e)));
+            let uuid = r.disk.as_ref().map(|d| d.uuid.clone()).unwrap_or_default();
+            (r.path, uuid)
         };
-        script("check", CHECK);
-        script("sbin/init", INIT);
-        let img = |n: &str| dir.path().join(n);
-        let (s, e4, ero, sq) = (
-            src.to_str().unwrap(),
-            img("ext4.img"),
-            img("erofs.img"),
-            img("sq.img"),
-        );
-        std::fs::write(src.join("etc/disk-id"), "ext4\n").unwrap();
-        run(
-            "mkfs.ext4",
-            &[
-                "-q",
-                "-F",
-                "-d",
-                s,
-                "-L",
-                "mkrootfs-ext4",
-                "-U",
-                EXT4_UUID,
-                e4.to_str().unwrap(),
-                "64M",
-            ],
-        );
-        std::fs::write(src.join("etc/disk-id"), "erofs\n").unwrap();
-        run(
-            "mkfs.erofs",
-            &[
-                "--quiet",
-                &format!("-U{EROFS_UUID}"),
-                ero.to_str().unwrap(),
-                s,
-            ],
-        );
-        std::fs::write(src.join("etc/disk-id"), "squashfs\n").unwrap();
-        run(
-            "mksquashfs",
-            &[s, sq.to_str().unwrap(), "-quiet", "-noappend", "-all-root"],
-        );
+        let (ext4, ext4_uuid) = build("ext4", "label = \"mkrootfs-ext4\"");
+        let (erofs, erofs_uuid) = build("erofs", "");
+        let (squashfs, _) = build("squashfs", "");
         Disks {
-            _dir: dir,
-            ext4: e4,
-            erofs: ero,
-            squashfs: sq,
+            ext4,
+            erofs,
+            squashfs,
+            ext4_uuid,
+            erofs_uuid,
         }
     })
 }
@@ -171,7 +154,7 @@ fn assert_ok(out: &Outcome) {
 fn ext4_root_by_uuid_is_read_write() {
     let out = boot(
         device_image(),
-        &format!("root=UUID={}", EXT4_UUID.to_uppercase()),
+        &format!("root=UUID={}", disks().ext4_uuid.to_uppercase()),
         Machine::Pc,
     );
     assert_console(&out, "DISK ext4\n");
@@ -222,9 +205,10 @@ fn missing_root_device_names_it_the_devices_and_the_modules() {
         ),
         "{fatal}"
     );
+    let (ext4_uuid, erofs_uuid) = (&disks().ext4_uuid, &disks().erofs_uuid);
     assert!(
         fatal.contains(&format!(
-            "; block devices: vda (ext4 LABEL=mkrootfs-ext4 UUID={EXT4_UUID}), vdb (erofs UUID={EROFS_UUID}), vdc (squashfs); modules loaded: "
+            "; block devices: vda (ext4 LABEL=mkrootfs-ext4 UUID={ext4_uuid}), vdb (erofs UUID={erofs_uuid}), vdc (squashfs); modules loaded: "
         )),
         "{fatal}"
     );
@@ -418,7 +402,7 @@ fn microvm_preset_boots_a_disk_root_on_microvm() {
         tree_line()
     );
     let init = "[init.root]\nmode = \"device\"\ndevice = \"UUID=".to_owned()
-        + EXT4_UUID
+        + &disks().ext4_uuid
         + "\"\n[[init.services]]\nargv = [\"/check\"]";
     let img = build_image("root-microvm", &profile(&modules, &init, ""));
     let out = boot(&img, "virtio-blk.queue_depth=32", Machine::Microvm);

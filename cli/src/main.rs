@@ -13,12 +13,16 @@ use std::process::ExitCode;
 #[command(
     name = "mkrootfs",
     version,
-    about = "Build minimal Linux root filesystems as cpio initramfs images"
+    about = "Build minimal Linux root filesystems as cpio initramfs images",
+    // `mkrootfs -o X build -p P` would otherwise parse `-o` here and drop
+    // it: the options of the short form go with it, never with a subcommand.
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
-    /// Short form of `mkrootfs build --profile PROFILE`.
+    /// Short form of `mkrootfs build --profile PROFILE` (options before a
+    /// subcommand are a usage error: write them after it).
     #[command(flatten)]
     build: commands::build::BuildArgs,
 }
@@ -26,7 +30,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Build an image from a profile.
-    Build(commands::build::BuildArgs),
+    Build(commands::build::BuildCommand),
     /// Show the files an ELF (or a kernel module) pulls into an image.
     Deps(commands::deps::DepsArgs),
     /// List the contents of any initramfs image.
@@ -48,7 +52,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Some(Command::Build(a)) => commands::build::run(a),
+        Some(Command::Build(a)) => commands::build::run(a.into()),
         Some(Command::Deps(a)) => commands::deps::run(a),
         Some(Command::Ls(a)) => commands::ls::run(a),
         Some(Command::Extract(a)) => commands::extract::run(a),
@@ -73,5 +77,70 @@ fn main() -> ExitCode {
             eprintln!("mkrootfs: {e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    const README: &str = include_str!("../../README.md");
+
+    /// Issue 21: `--init`, `--kernel-modules`, `run --memory`, `vm-config
+    /// --read-only`, `--vsock-socket` and the MKROOTFS_* variables were
+    /// documented nowhere. Every long option of every subcommand is in the
+    /// README's row for that subcommand, and every variable in its table.
+    #[test]
+    fn every_option_and_variable_is_in_the_readme() {
+        let cli = Cli::command();
+        let mut missing = Vec::new();
+        for sub in cli.get_subcommands() {
+            let name = sub.get_name();
+            let rows: Vec<&str> = README
+                .lines()
+                .filter(|l| l.starts_with(&format!("| `mkrootfs {name}")))
+                .collect();
+            assert!(!rows.is_empty(), "no README row for {name}");
+            let subs: Vec<&clap::Command> = if sub.has_subcommands() {
+                sub.get_subcommands().collect()
+            } else {
+                vec![sub]
+            };
+            for cmd in subs {
+                for arg in cmd.get_arguments() {
+                    let Some(long) = arg.get_long() else { continue };
+                    if ["help", "version"].contains(&long) {
+                        continue;
+                    }
+                    let flag = format!("--{long}");
+                    // Or its short form, as the README writes `-o OUT` and `-v`.
+                    let short = arg.get_short().map(|c| format!(" -{c}"));
+                    let shown = |r: &&str| {
+                        r.contains(&flag)
+                            || short.as_ref().is_some_and(|s| {
+                                r.contains(&format!("{s} ")) || r.contains(&format!("[{}", &s[1..]))
+                            })
+                    };
+                    if !rows.iter().any(shown) {
+                        missing.push(format!("{name} {flag}"));
+                    }
+                }
+            }
+        }
+        for var in [
+            "MKROOTFS_INIT",
+            "MKROOTFS_KERNEL",
+            "MKROOTFS_CACHE",
+            "MKROOTFS_QEMU",
+            "MKROOTFS_ACCEL",
+            "MKROOTFS_QEMU_JOBS",
+            "SOURCE_DATE_EPOCH",
+        ] {
+            if !README.contains(&format!("| `{var}` |")) {
+                missing.push(var.to_string());
+            }
+        }
+        assert!(missing.is_empty(), "undocumented: {missing:?}");
     }
 }

@@ -34,6 +34,19 @@ impl GuestOnQemu for Guest {
         cfg.memory_mb = self.memory_mib;
         cfg.cpus = self.cpus.max(1);
         cfg.disks = self.disks.iter().map(qemu_disk).collect();
+        if let Some(v) = &self.vsock {
+            // QEMU's vsock is vhost-vsock: the host kernel's AF_VSOCK at
+            // the guest's CID, no Unix socket (the Firecracker and Cloud
+            // Hypervisor proxies have one).
+            let device = match machine {
+                Machine::Pc | Machine::CloudHypervisorLike => "vhost-vsock-pci",
+                _ => "vhost-vsock-device",
+            };
+            cfg.extra_args.extend([
+                "-device".to_string(),
+                format!("{device},guest-cid={}", v.cid),
+            ]);
+        }
         cfg
     }
 }

@@ -242,6 +242,15 @@ impl ServiceConfig {
                 .unwrap_or("service"),
         }
     }
+
+    /// Replaces the program the service runs, plain or container alike
+    /// (`mkrootfs.cmd=`): the one place a workload's argv is overridden.
+    pub fn set_argv(&mut self, argv: Vec<String>) {
+        if let Some(plan) = &mut self.container_plan {
+            plan.argv = argv.clone();
+        }
+        self.argv = argv;
+    }
 }
 
 /// What ends the machine.
@@ -279,64 +288,129 @@ pub const RLIMIT_NAMES: &[&str] = &[
     "as", "core", "cpu", "data", "fsize", "memlock", "nofile", "nproc", "stack",
 ];
 
+/// One step of the key path of a failed check, from the `[init]` table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyStep {
+    /// A table key.
+    Key(String),
+    /// An index in an array (of tables).
+    Index(usize),
+}
+
+/// A failed check of [`InitConfig::validate_at`]: the key it is about
+/// (empty: the table as a whole), and the message, which names it too.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidInit {
+    pub at: Vec<KeyStep>,
+    pub message: String,
+}
+
+fn invalid(at: &[KeyStep], message: String) -> InvalidInit {
+    InvalidInit {
+        at: at.to_vec(),
+        message,
+    }
+}
+
+fn key(k: &str) -> KeyStep {
+    KeyStep::Key(k.to_string())
+}
+
 impl InitConfig {
     /// Checks that need more than one field. The message names the field.
     pub fn validate(&self) -> Result<(), String> {
+        self.validate_at().map_err(|e| e.message)
+    }
+
+    /// [`InitConfig::validate`], saying which key is at fault, so that the
+    /// builder can point at its line and column.
+    pub fn validate_at(&self) -> Result<(), InvalidInit> {
         if let Some(h) = &self.hostname {
             if h.is_empty() || h.len() > 64 {
-                return Err(format!("init.hostname {h:?} must be 1 to 64 bytes"));
+                return Err(invalid(
+                    &[key("hostname")],
+                    format!("init.hostname {h:?} must be 1 to 64 bytes"),
+                ));
             }
         }
         for name in self.rlimits.keys() {
             if !RLIMIT_NAMES.contains(&name.as_str()) {
-                return Err(format!(
-                    "init.rlimits: unknown limit {name:?} (known: {})",
-                    RLIMIT_NAMES.join(", ")
+                return Err(invalid(
+                    &[key("rlimits"), key(name)],
+                    format!(
+                        "init.rlimits: unknown limit {name:?} (known: {})",
+                        RLIMIT_NAMES.join(", ")
+                    ),
                 ));
             }
         }
         for (name, opts) in &self.module_options {
+            let at = [key("module_options"), key(name)];
             if name.is_empty() || name.contains(|c: char| c.is_whitespace() || c == '.' || c == '=')
             {
-                return Err(format!(
-                    "init.module_options: {name:?} is not a module name"
+                return Err(invalid(
+                    &at,
+                    format!("init.module_options: {name:?} is not a module name"),
                 ));
             }
             if opts.contains(['\0', '\n']) {
-                return Err(format!(
-                    "init.module_options.{name}: the parameters {opts:?} contain a NUL or newline"
+                return Err(invalid(
+                    &at,
+                    format!(
+                        "init.module_options.{name}: the parameters {opts:?} contain a NUL or newline"
+                    ),
                 ));
             }
         }
-        for m in &self.mounts {
+        for (i, m) in self.mounts.iter().enumerate() {
             if !m.target.starts_with('/') {
-                return Err(format!(
-                    "init.mounts: target {:?} must be absolute",
-                    m.target
+                return Err(invalid(
+                    &[key("mounts"), KeyStep::Index(i), key("target")],
+                    format!("init.mounts: target {:?} must be absolute", m.target),
                 ));
             }
         }
         for (i, s) in self.services.iter().enumerate() {
+            let at = |k: &str| vec![key("services"), KeyStep::Index(i), key(k)];
             // An OCI image or bundle fills argv in at build time.
             let from_oci = s
                 .container
                 .as_ref()
                 .is_some_and(|c| c.image.is_some() || c.bundle.is_some());
             if (s.argv.is_empty() && !from_oci) || s.argv.first().is_some_and(|a| a.is_empty()) {
-                return Err(format!("init.services[{i}]: argv must name a program"));
+                return Err(invalid(
+                    &at("argv"),
+                    format!("init.services[{i}]: argv must name a program"),
+                ));
             }
             if let Some(p) = &s.container_plan {
-                p.validate()
-                    .map_err(|e| format!("init.services[{i}].container_plan: {e}"))?;
+                p.validate().map_err(|e| {
+                    invalid(
+                        &[key("services"), KeyStep::Index(i)],
+                        format!("init.services[{i}].container_plan: {e}"),
+                    )
+                })?;
             }
             if let Some(cwd) = &s.cwd {
                 if !cwd.starts_with('/') {
-                    return Err(format!("init.services[{i}]: cwd {cwd:?} must be absolute"));
+                    return Err(invalid(
+                        &at("cwd"),
+                        format!("init.services[{i}]: cwd {cwd:?} must be absolute"),
+                    ));
                 }
             }
         }
-        if self.services.iter().filter(|s| s.main).count() > 1 {
-            return Err("init.services: more than one service has main = true".into());
+        if let Some((i, _)) = self
+            .services
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.main)
+            .nth(1)
+        {
+            return Err(invalid(
+                &[key("services"), KeyStep::Index(i), key("main")],
+                "init.services: more than one service has main = true".into(),
+            ));
         }
         let r = &self.root;
         match r.mode {
@@ -345,17 +419,53 @@ impl InitConfig {
                 // init reports a missing device at boot.
             }
             RootMode::Initramfs if r.exec.is_some() => {
-                return Err("init.root.exec needs a root.mode other than initramfs".into());
+                return Err(invalid(
+                    &[key("root"), key("exec")],
+                    "init.root.exec needs a root.mode other than initramfs".into(),
+                ));
             }
             _ => {}
         }
         if let Some(a) = &self.agent {
-            a.validate()?;
+            let field = if a.port == u32::MAX {
+                "port"
+            } else {
+                "copy_dirs"
+            };
+            a.validate()
+                .map_err(|e| invalid(&[key("agent"), key(field)], e))?;
         }
         if self.services.is_empty() && r.exec.is_none() {
-            return Err(
+            return Err(invalid(
+                &[],
                 "init: no services and no root.exec: the init would have nothing to run".into(),
-            );
+            ));
+        }
+        Ok(())
+    }
+
+    /// Service names must be unique: each names its log lines and a
+    /// container's cgroup (`mkrootfs/<name>`), which a second service of
+    /// the same name would take over (and kill as a leftover). The builder
+    /// checks this once OCI images have filled argv in, the names then
+    /// being final.
+    pub fn check_service_names(&self) -> Result<(), InvalidInit> {
+        let mut names: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, s) in self.services.iter().enumerate() {
+            let name = s.display_name();
+            if let Some(first) = names.insert(name, i) {
+                let (k, how) = match &s.name {
+                    Some(_) => ("name", "name"),
+                    None => ("argv", "name (from argv[0])"),
+                };
+                return Err(invalid(
+                    &[key("services"), KeyStep::Index(i), key(k)],
+                    format!(
+                        "init.services[{i}]: {how} {name:?} is already init.services[{first}]'s: \
+                         service names must be unique (give one a `name`)"
+                    ),
+                ));
+            }
         }
         Ok(())
     }
@@ -441,6 +551,44 @@ mod tests {
             cfg.validate(),
             Err("init.module_options.loop: the parameters \"max_loop=8\\nx=1\" contain a NUL or newline".into())
         );
+    }
+
+    /// Issue 21: two services of the same name were accepted, and at boot
+    /// the second container took the first's cgroup (mkrootfs/<name>) as a
+    /// leftover and killed it.
+    #[test]
+    fn duplicate_service_names_are_refused_with_the_key_at_fault() {
+        let cfg: InitConfig = toml::from_str(
+            "[[services]]\nname=\"web\"\nargv=[\"/a\"]\n[[services]]\nname=\"web\"\nargv=[\"/b\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.check_service_names(),
+            Err(InvalidInit {
+                at: vec![key("services"), KeyStep::Index(1), key("name")],
+                message: "init.services[1]: name \"web\" is already init.services[0]'s: \
+                          service names must be unique (give one a `name`)"
+                    .into()
+            })
+        );
+        // Unnamed services are named after argv[0]'s basename.
+        let cfg: InitConfig = toml::from_str(
+            "[[services]]\nargv=[\"/bin/sh\"]\n[[services]]\nargv=[\"sh\", \"-c\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.check_service_names().map_err(|e| e.message),
+            Err(
+                "init.services[1]: name (from argv[0]) \"sh\" is already init.services[0]'s: \
+                 service names must be unique (give one a `name`)"
+                    .into()
+            )
+        );
+        let cfg: InitConfig = toml::from_str(
+            "[[services]]\nargv=[\"/bin/sh\"]\n[[services]]\nname=\"sh2\"\nargv=[\"sh\"]\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.check_service_names(), Ok(()));
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod container;
 pub mod init;
 pub mod kmod;
 pub mod mode;
+pub mod result;
 pub mod users;
 
 pub use container::{ContainerConfig, ContainerPlan};

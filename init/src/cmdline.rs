@@ -70,6 +70,8 @@ pub struct Overrides {
     pub rootwait_ms: Option<u64>,
     /// `mkrootfs.boot_timer=firecracker|mmio:<addr>[:<byte>]|pio:<port>[:<byte>]|off`.
     pub boot_timer: Option<BootTimer>,
+    /// `mkrootfs.verity=<root hash>`: mount the root through dm-verity.
+    pub verity: Option<String>,
 }
 
 /// How long a bare `rootwait` waits: "forever", in practice.
@@ -246,6 +248,9 @@ pub fn parse(line: &str) -> (Overrides, Vec<String>) {
             "mkrootfs.rootwait" => {
                 o.rootwait_ms = parse_ms(&key, v, &mut warnings).or(o.rootwait_ms)
             }
+            // Checked when the root is set up: a bad value is fatal there,
+            // never a reason to mount the root unverified.
+            "mkrootfs.verity" => o.verity = Some(v.unwrap_or("").to_string()),
             "root" => o.root = v.filter(|s| !s.is_empty()).map(str::to_string),
             "rootfstype" => o.rootfstype = v.filter(|s| !s.is_empty()).map(str::to_string),
             "rootflags" => o.rootflags = v.map(str::to_string),
@@ -285,7 +290,7 @@ impl Overrides {
         }
         if let Some(argv) = &self.cmd {
             match cfg.main_service() {
-                Some(i) => cfg.services[i].argv = argv.clone(),
+                Some(i) => cfg.services[i].set_argv(argv.clone()),
                 None => cfg.services.push(ServiceConfig {
                     name: None,
                     argv: argv.clone(),
@@ -377,7 +382,7 @@ mod tests {
             "BOOT_IMAGE=/vmlinuz console=ttyS0 mkrootfs.cmd=\"/bin/sh -c 'exit 3'\" mkrootfs.debug \
              mkrootfs.shutdown=reboot mkrootfs.grace=250 mkrootfs.shell=/bin/sh \
              mkrootfs.restart=on-failure mkrootfs.debug_exit root=/dev/vda rootfstype=ext4 \
-             rootflags=noatime ro rootwait=5 mkrootfs.boot_timer=pio:0x3f0\n",
+             rootflags=noatime ro rootwait=5 mkrootfs.boot_timer=pio:0x3f0 mkrootfs.verity=ab12\n",
         );
         assert_eq!(w, Vec::<String>::new());
         assert_eq!(
@@ -399,6 +404,7 @@ mod tests {
                     port: 0x3f0,
                     value: 123
                 }),
+                verity: Some("ab12".into()),
             }
         );
     }
@@ -465,6 +471,21 @@ mod tests {
         assert_eq!(cfg.root.options, "a,b");
         assert!(cfg.root.readonly);
         assert_eq!(cfg.shutdown.grace_ms, 10);
+    }
+
+    /// Issue 20: `mkrootfs.cmd=` was ignored when the main service is a
+    /// container (it runs `container_plan.argv`).
+    #[test]
+    fn cmd_replaces_a_main_containers_program_too() {
+        let mut cfg: InitConfig = serde_json::from_str(
+            r#"{"services":[{"argv":["/bin/app"],"container_plan":{"root":"/","clone_flags":0,"uid_map":[],"gid_map":[],"mounts":[],"masked_paths":[],"readonly_paths":[],"cgroup":{"path":"mkrootfs/app"},"argv":["/bin/app"],"env":[],"cwd":"/","uid":0,"gid":0,"capabilities":{"bounding":0,"effective":0,"permitted":0,"inheritable":0,"ambient":0},"no_new_privs":true,"seccomp":null}}]}"#,
+        )
+        .unwrap();
+        let (o, _) = parse("mkrootfs.cmd=\"/bin/sh -c 'exit 3'\"");
+        o.apply(&mut cfg);
+        let want = s(&["/bin/sh", "-c", "exit 3"]);
+        assert_eq!(cfg.services[0].argv, want);
+        assert_eq!(cfg.services[0].container_plan.as_ref().unwrap().argv, want);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! Not running as PID 1, the binary refuses to touch the machine; it only
 //! offers `--check-config <file>`.
 
+mod acpi;
 mod agent;
 mod boot_timer;
 mod cmdline;
@@ -75,13 +76,13 @@ fn main() {
 fn host_mode(args: &[String]) -> i32 {
     match args.get(1).map(String::as_str) {
         Some("--check-config") => match args.get(2) {
-            Some(file) => match load_config(Path::new(file)) {
-                Ok(cfg) => {
-                    println!("{file}: ok ({} service(s))", cfg.services.len());
+            Some(file) => match check_config(file) {
+                Ok(line) => {
+                    println!("{line}");
                     0
                 }
-                Err(e) => {
-                    eprintln!("init: {e}");
+                Err(line) => {
+                    eprintln!("{line}");
                     1
                 }
             },
@@ -138,6 +139,16 @@ impl std::error::Error for ConfigError {
     }
 }
 
+/// `init --check-config FILE`: the line to print, on stdout when the file
+/// is good, on stderr with the whole error chain (as the FATAL lines print
+/// it: the parser's line, column and reason) when it is not.
+fn check_config(file: &str) -> Result<String, String> {
+    match load_config(Path::new(file)) {
+        Ok(cfg) => Ok(format!("{file}: ok ({} service(s))", cfg.services.len())),
+        Err(e) => Err(format!("init: {}", log::Chain(&e))),
+    }
+}
+
 /// Reads, parses and validates an init configuration.
 fn load_config(path: &Path) -> Result<InitConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.into(), e))?;
@@ -190,7 +201,9 @@ fn boot() -> ! {
     };
     // ctrl-alt-del then sends SIGINT to PID 1 instead of an immediate reboot.
     let cad = nix::sys::reboot::set_cad_enabled(false);
-    if let Err(e) = mounts::early() {
+    let early = mounts::early(&sys::seam::Real);
+    shutdown::note_power_off();
+    if let Err(e) = early {
         fatal_error("mount", &e);
     }
     t.mark("mounts");
@@ -248,12 +261,12 @@ fn boot() -> ! {
         loaded.names.extend(modules::coldplug());
     }
     t.mark("coldplug");
-    match root::enter(&cfg.root, &loaded) {
+    match root::enter(&cfg.root, &loaded, overrides.verity.as_deref()) {
         Ok(root::Entered::Initramfs) => {}
         Ok(root::Entered::Switched) => {
             // The root engineer moves /dev, /proc, /sys and /run along;
             // anything missing in the new root is mounted here.
-            if let Err(e) = mounts::early() {
+            if let Err(e) = mounts::early(&sys::seam::Real) {
                 fatal_error("mount", &e);
             }
         }
@@ -266,7 +279,7 @@ fn boot() -> ! {
         Err(e) => fatal_error("root", &e),
     }
     t.mark("root");
-    if let Err(e) = mounts::configured(&cfg.mounts) {
+    if let Err(e) = mounts::configured(&sys::seam::Real, &cfg.mounts) {
         fatal_error("mount", &e);
     }
     t.mark("mounts2");
@@ -404,20 +417,8 @@ impl shutdown::Ending for Ended<'_> {
         self.sup.reaped(pid, status);
     }
 
-    fn outcome(&mut self) -> (Status, u64) {
+    fn outcome(&mut self) -> shutdown::Outcome {
         self.sup.remove_containers();
-        if let Some((stats, memory_max, pids_max)) = self.sup.main_stats {
-            let mut extra = stats.fields();
-            if let Some(m) = memory_max {
-                extra.push_str(&format!(" memory_max={m}"));
-            }
-            if let Some(p) = pids_max {
-                extra.push_str(&format!(" pids_max={p}"));
-            }
-            shutdown::set_result_extra(extra);
-        }
-        let status = self.sup.main_status.unwrap_or(self.fallback);
-        agent::notify::send(&format!("EXIT_STATUS={}", status.code()));
         let service_ms = match self.sup.main_started {
             Some(start) => self
                 .sup
@@ -427,7 +428,13 @@ impl shutdown::Ending for Ended<'_> {
                 .as_millis() as u64,
             None => 0,
         };
-        (status, service_ms)
+        let status = self.sup.main_status.unwrap_or(self.fallback);
+        agent::notify::send(&format!("EXIT_STATUS={}", status.code()));
+        shutdown::Outcome {
+            status,
+            service_ms,
+            container: self.sup.main_stats.clone(),
+        }
     }
 }
 
@@ -458,6 +465,25 @@ mod tests {
         let want = format!("parse {}: unknown field `restrat`", f.path().display());
         assert!(e.starts_with(&want), "{e}");
         assert!(e.contains("line 1 column"), "{e}");
+    }
+
+    /// Issue 21: `init --check-config bad.json` printed `init: parse
+    /// bad.json` without the parser's line, column and reason.
+    #[test]
+    fn check_config_prints_the_whole_error_chain() {
+        let f = write("{\"services\": [}");
+        let file = f.path().display().to_string();
+        assert_eq!(
+            check_config(&file),
+            Err(format!(
+                "init: parse {file}: expected value at line 1 column 15"
+            ))
+        );
+        let missing = check_config("/nonexistent/init.json");
+        assert_eq!(
+            missing,
+            Err("init: read /nonexistent/init.json: No such file or directory (os error 2)".into())
+        );
     }
 
     #[test]

@@ -6,9 +6,10 @@
 //! Mounting a single-superblock file system again fails with EBUSY, which
 //! also means "already there".
 
+use crate::sys::seam::Sys;
 use mkrootfs_config::MountConfig;
 use nix::errno::Errno;
-use nix::mount::{mount, MsFlags};
+use nix::mount::MsFlags;
 use std::fmt;
 use std::path::Path;
 
@@ -177,6 +178,7 @@ fn mkdir_p(target: &str) -> Result<(), Errno> {
 /// Makes one mount unless its target is already a mount point. `Ok(false)`
 /// when it was already mounted.
 fn mount_one(
+    sys: &dyn Sys,
     source: &str,
     target: &str,
     fstype: &str,
@@ -195,7 +197,7 @@ fn mount_one(
     };
     mkdir_p(target).map_err(|e| err("create mount point for", e))?;
     let data = (!data.is_empty()).then_some(data);
-    match mount(Some(source), target, Some(fstype), flags, data) {
+    match sys.mount(Some(source), target, Some(fstype), flags, data) {
         Ok(()) => Ok(true),
         Err(Errno::EBUSY) => Ok(false),
         Err(e) => Err(err("mount", e)),
@@ -204,23 +206,33 @@ fn mount_one(
 
 /// Makes the early mounts and links. A failed required mount is returned;
 /// a failed optional one is logged.
-pub fn early() -> Result<(), MountError> {
+pub fn early(sys: &dyn Sys) -> Result<(), MountError> {
     // mountinfo is read once /proc is there; later mounts are added to the
     // list as they are made (each read of mountinfo costs a few ms under
     // emulation).
-    let mut mounted = current_mount_points();
+    early_mounts(sys, current_mount_points(), &current_mount_points)?;
+    for (link, target) in EARLY_LINKS {
+        if let Err(e) = ensure_symlink(Path::new(link), target) {
+            crate::warn!("symlink {link} -> {target}: {e}");
+        }
+    }
+    Ok(())
+}
+
+/// The [`EARLY`] table over what is `mounted`; `reread` gives the mount
+/// points again once proc is mounted.
+fn early_mounts(
+    sys: &dyn Sys,
+    mut mounted: Vec<String>,
+    reread: &dyn Fn() -> Vec<String>,
+) -> Result<(), MountError> {
     for m in EARLY {
-        match mount_one(m.source, m.target, m.fstype, m.flags, m.data, &mounted) {
-            Ok(true) if m.fstype == "proc" => mounted = current_mount_points(),
+        match mount_one(sys, m.source, m.target, m.fstype, m.flags, m.data, &mounted) {
+            Ok(true) if m.fstype == "proc" => mounted = reread(),
             Ok(true) => mounted.push(m.target.to_string()),
             Ok(false) => crate::debug!("{} already mounted", m.target),
             Err(e) if m.required => return Err(e),
             Err(e) => crate::warn!("{} (optional, continuing)", crate::log::Chain(&e)),
-        }
-    }
-    for (link, target) in EARLY_LINKS {
-        if let Err(e) = ensure_symlink(Path::new(link), target) {
-            crate::warn!("symlink {link} -> {target}: {e}");
         }
     }
     Ok(())
@@ -267,11 +279,11 @@ pub fn parse_options(options: &str) -> (MsFlags, String) {
 
 /// The `mounts` of the configuration. Sources such as `LABEL=` are passed to
 /// the kernel as written (the root engineer's resolver handles the root).
-pub fn configured(mounts: &[MountConfig]) -> Result<(), MountError> {
+pub fn configured(sys: &dyn Sys, mounts: &[MountConfig]) -> Result<(), MountError> {
     for m in mounts {
         let (flags, data) = parse_options(&m.options);
         let mounted = current_mount_points();
-        match mount_one(&m.source, &m.target, &m.fstype, flags, &data, &mounted) {
+        match mount_one(sys, &m.source, &m.target, &m.fstype, flags, &data, &mounted) {
             Ok(true) => crate::info!("mounted {} ({}) on {}", m.source, m.fstype, m.target),
             Ok(false) => crate::info!("{} already mounted", m.target),
             Err(e) if m.required => return Err(e),
@@ -284,6 +296,39 @@ pub fn configured(mounts: &[MountConfig]) -> Result<(), MountError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::seam::Recorder;
+
+    #[test]
+    fn early_mounts_in_table_order_skipping_what_is_mounted() {
+        let d = tempfile::tempdir().unwrap();
+        let sys = Recorder::new(d.path());
+        // After a switch root /dev, /proc, /sys and /run are already there.
+        let moved = || ["/proc", "/sys", "/dev", "/run"].map(String::from).to_vec();
+        early_mounts(&sys, moved(), &moved).unwrap();
+        assert_eq!(
+            sys.lines(),
+            [
+                "mount devpts /dev/pts devpts MsFlags(MS_NOSUID | MS_NOEXEC) newinstance,ptmxmode=0666,mode=0620",
+                "mount shm /dev/shm tmpfs MsFlags(MS_NOSUID | MS_NODEV) mode=1777",
+                "mount tmpfs /tmp tmpfs MsFlags(MS_NOSUID | MS_NODEV) mode=1777",
+                "mount cgroup2 /sys/fs/cgroup cgroup2 MsFlags(MS_NOSUID | MS_NODEV | MS_NOEXEC)",
+            ]
+        );
+        // EBUSY means "already there"; an optional mount's failure is
+        // logged and the rest goes on; a required one's is returned.
+        let sys = Recorder::new(d.path()).failing("mount devpts", Errno::EBUSY, 1);
+        early_mounts(&sys, moved(), &moved).unwrap();
+        assert_eq!(sys.lines().len(), 4);
+        let sys = Recorder::new(d.path()).failing("mount shm", Errno::ENODEV, 1);
+        early_mounts(&sys, moved(), &moved).unwrap();
+        assert_eq!(sys.lines().len(), 4);
+        let everything = || EARLY.iter().map(|m| m.target.to_string()).collect();
+        let sys = Recorder::new(d.path()).failing("mount proc", Errno::EPERM, 1);
+        let e = early_mounts(&sys, vec![], &everything).unwrap_err();
+        assert_eq!(e.to_string(), "mount proc (proc) on /proc");
+        assert_eq!(e.errno, Errno::EPERM);
+        assert_eq!(sys.lines().len(), 1);
+    }
 
     #[test]
     fn table_mounts_parents_first_and_requires_the_basics() {
@@ -346,7 +391,10 @@ mod tests {
     #[test]
     fn already_mounted_target_is_skipped_without_a_syscall() {
         // Not root on the host: a real mount would fail with EPERM.
+        let d = tempfile::tempdir().unwrap();
+        let sys = Recorder::new(d.path());
         let r = mount_one(
+            &sys,
             "proc",
             "/proc",
             "proc",
@@ -355,5 +403,6 @@ mod tests {
             &["/proc".to_string()],
         );
         assert_eq!(r, Ok(false));
+        assert!(sys.lines().is_empty());
     }
 }

@@ -6,11 +6,13 @@
 
 use crate::supervise::policy::Status;
 use crate::supervise::reap_all;
+use mkrootfs_config::result::{ContainerCounters, ResultLine};
 use mkrootfs_config::ShutdownAction;
 use nix::mount::{umount2, MntFlags, MsFlags};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::fmt::Display;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -53,23 +55,29 @@ pub fn set_debug_exit(port: Option<u16>) {
     }
 }
 
-static RESULT_EXTRA: OnceLock<String> = OnceLock::new();
-
-/// Fields appended to the RESULT line: the main container's counters
-/// (` oom_kill=… pids_max_hits=… memory_peak=… cpu_usec=…` and its limits).
-pub fn set_result_extra(fields: String) {
-    let _ = RESULT_EXTRA.set(fields);
+/// How the machine ended, for the RESULT line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub status: Status,
+    /// How long the main service ran (ms).
+    pub service_ms: u64,
+    /// The main container's counters and limits, for a container.
+    pub container: Option<ContainerCounters>,
 }
 
 /// The documented result line (docs/ARCHITECTURE.md, "The result protocol").
-pub fn result_line(status: Status, boot_ms: u64, service_ms: u64) -> String {
-    format!(
-        "{} RESULT status={} {} boot_ms={boot_ms} service_ms={service_ms}{}",
-        crate::log::PREFIX,
-        status.code(),
-        status.how(),
-        RESULT_EXTRA.get().map_or("", String::as_str)
-    )
+pub fn result_line(outcome: &Outcome, boot_ms: u64) -> String {
+    ResultLine {
+        code: outcome.status.code(),
+        signal: match outcome.status {
+            Status::Signaled(s) => Some(s.as_str().to_string()),
+            Status::Exited(_) => None,
+        },
+        boot_ms: Some(boot_ms),
+        service_ms: Some(outcome.service_ms),
+        container: outcome.container.clone(),
+    }
+    .to_string()
 }
 
 /// Reaps until no child is left or `deadline` passes; true when none is left.
@@ -146,9 +154,8 @@ pub fn unmount_all() {
 pub trait Ending {
     /// A child ended while every process was being stopped.
     fn reaped(&mut self, pid: Pid, status: Status);
-    /// Every process has ended: the status to report and how long the main
-    /// service ran (ms).
-    fn outcome(&mut self) -> (Status, u64);
+    /// Every process has ended: what to report.
+    fn outcome(&mut self) -> Outcome;
 }
 
 /// The end after a fatal error: no service to account for, status 1.
@@ -156,8 +163,12 @@ struct Failed;
 
 impl Ending for Failed {
     fn reaped(&mut self, _: Pid, _: Status) {}
-    fn outcome(&mut self) -> (Status, u64) {
-        (Status::Exited(1), 0)
+    fn outcome(&mut self) -> Outcome {
+        Outcome {
+            status: Status::Exited(1),
+            service_ms: 0,
+            container: None,
+        }
     }
 }
 
@@ -172,10 +183,10 @@ pub fn finish(boot_ms: u64, ending: &mut dyn Ending) -> ! {
             ending.reaped(pid, st)
         });
     }
-    let (status, service_ms) = ending.outcome();
-    report(status, boot_ms, service_ms);
+    let outcome = ending.outcome();
+    report(&outcome, boot_ms);
     if !pid1 {
-        std::process::exit(status.code());
+        std::process::exit(outcome.status.code());
     }
     nix::unistd::sync();
     unmount_all();
@@ -183,10 +194,10 @@ pub fn finish(boot_ms: u64, ending: &mut dyn Ending) -> ! {
 }
 
 /// Prints the RESULT line, once.
-fn report(status: Status, boot_ms: u64, service_ms: u64) {
+fn report(outcome: &Outcome, boot_ms: u64) {
     if !RESULT_PRINTED.swap(true, Ordering::Relaxed) {
-        RESULT_CODE.store(status.code(), Ordering::Relaxed);
-        crate::log::write_raw(&result_line(status, boot_ms, service_ms));
+        RESULT_CODE.store(outcome.status.code(), Ordering::Relaxed);
+        crate::log::write_raw(&result_line(outcome, boot_ms));
     }
 }
 
@@ -246,9 +257,28 @@ fn drain(fd: impl std::os::fd::AsFd, stall: Duration) {
 
 /// reboot(2) with the configured action; if that fails, wait forever rather
 /// than exit (an exiting PID 1 panics the kernel).
+/// Whether the firmware lets the kernel power off, read while `/sys` is
+/// still mounted (at boot, [`note_power_off`]): at the end it is not.
+static POWER_OFF: OnceLock<bool> = OnceLock::new();
+
+/// Reads the ACPI tables once, at boot, after the early mounts.
+pub fn note_power_off() {
+    let _ = POWER_OFF.get_or_init(|| crate::acpi::can_power_off(Path::new(crate::acpi::TABLES)));
+}
+
+fn power_off_works() -> bool {
+    *POWER_OFF.get_or_init(|| crate::acpi::can_power_off(Path::new(crate::acpi::TABLES)))
+}
+
 fn power_off() -> ! {
     use nix::sys::reboot::{reboot, RebootMode};
     let mode = if REBOOT.load(Ordering::Relaxed) == 1 {
+        RebootMode::RB_AUTOBOOT
+    } else if !power_off_works() {
+        // RB_POWER_OFF would halt the CPU for good: the VM would never end.
+        crate::info!(
+            "power-off is not available (no ACPI S5 sleep state): rebooting to end the machine"
+        );
         RebootMode::RB_AUTOBOOT
     } else {
         RebootMode::RB_POWER_OFF
@@ -274,9 +304,8 @@ pub fn fatal(step: &str, what: &dyn Display) -> ! {
         // A failure while already shutting down: report (unless done) and
         // power off without another round of stopping and unmounting.
         report(
-            Status::Exited(1),
+            &Failed.outcome(),
             crate::log::since_boot().as_millis() as u64,
-            0,
         );
         if std::process::id() != 1 {
             std::process::exit(1);
@@ -328,13 +357,33 @@ mod tests {
 
     #[test]
     fn result_line_format() {
+        let outcome = |status, container| Outcome {
+            status,
+            service_ms: 56,
+            container,
+        };
         assert_eq!(
-            result_line(Status::Exited(3), 1234, 56),
+            result_line(&outcome(Status::Exited(3), None), 1234),
             "mkrootfs-init: RESULT status=3 exited=3 boot_ms=1234 service_ms=56"
         );
-        assert_eq!(
-            result_line(Status::Signaled(Signal::SIGKILL), 900, 10),
-            "mkrootfs-init: RESULT status=137 signal=SIGKILL boot_ms=900 service_ms=10"
+        let line = result_line(
+            &outcome(
+                Status::Signaled(Signal::SIGKILL),
+                Some(ContainerCounters {
+                    oom_kill: 1,
+                    memory_max: Some(64),
+                    ..ContainerCounters::default()
+                }),
+            ),
+            900,
         );
+        assert_eq!(
+            line,
+            "mkrootfs-init: RESULT status=137 signal=SIGKILL boot_ms=900 service_ms=56 oom_kill=1 pids_max_hits=0 memory_peak=0 cpu_usec=0 memory_max=64"
+        );
+        // What the host reads back.
+        let back = ResultLine::parse(&line).unwrap();
+        assert_eq!((back.code, back.signal.as_deref()), (137, Some("SIGKILL")));
+        assert_eq!(back.container.unwrap().memory_max, Some(64));
     }
 }

@@ -6,6 +6,17 @@ use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
+/// The one return-code check of the raw calls here and in [`ns`] and
+/// [`bpf`]: a negative result means the errno is set. (Calls that return 0
+/// or -1 pass through it alike.)
+pub(crate) fn check<T: Copy + Into<i64>>(r: T) -> io::Result<T> {
+    if r.into() < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
 /// The fields of `/proc/<pid>/stat` the init needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProcStat {
@@ -74,9 +85,11 @@ pub mod child {
         unsafe {
             let mut set: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut set);
-            if libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) != 0 {
-                return Err(io::Error::last_os_error());
-            }
+            check(libc::sigprocmask(
+                libc::SIG_SETMASK,
+                &set,
+                std::ptr::null_mut(),
+            ))?;
             let mut sa: libc::sigaction = std::mem::zeroed();
             sa.sa_sigaction = libc::SIG_DFL;
             libc::sigemptyset(&mut sa.sa_mask);
@@ -93,9 +106,7 @@ pub mod child {
     /// apart from other processes by its session id, and can own a terminal.
     pub fn setsid() -> io::Result<()> {
         // SAFETY: setsid takes no arguments and only changes this process.
-        if unsafe { libc::setsid() } < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        check(unsafe { libc::setsid() })?;
         Ok(())
     }
 
@@ -106,17 +117,10 @@ pub mod child {
         // SAFETY: path is a valid NUL-terminated string; fd is checked
         // before use and only closed when it is not one of 0..=2.
         unsafe {
-            let fd = libc::open(path.as_ptr(), libc::O_RDWR);
-            if fd < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            if libc::ioctl(fd, libc::TIOCSCTTY, 1) < 0 {
-                return Err(io::Error::last_os_error());
-            }
+            let fd = check(libc::open(path.as_ptr(), libc::O_RDWR))?;
+            check(libc::ioctl(fd, libc::TIOCSCTTY, 1))?;
             for target in 0..=2 {
-                if libc::dup2(fd, target) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
+                check(libc::dup2(fd, target))?;
             }
             if fd > 2 {
                 libc::close(fd);
@@ -128,9 +132,7 @@ pub mod child {
     /// chdir(2) to the service's working directory.
     pub fn chdir(dir: &CStr) -> io::Result<()> {
         // SAFETY: dir is a valid NUL-terminated string.
-        if unsafe { libc::chdir(dir.as_ptr()) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        check(unsafe { libc::chdir(dir.as_ptr()) })?;
         Ok(())
     }
 
@@ -139,12 +141,9 @@ pub mod child {
     pub fn set_credentials(uid: u32, gid: u32, groups: &[u32]) -> io::Result<()> {
         // SAFETY: groups points at groups.len() valid gid_t values.
         unsafe {
-            if libc::setgroups(groups.len(), groups.as_ptr()) != 0
-                || libc::setgid(gid) != 0
-                || libc::setuid(uid) != 0
-            {
-                return Err(io::Error::last_os_error());
-            }
+            check(libc::setgroups(groups.len(), groups.as_ptr()))?;
+            check(libc::setgid(gid))?;
+            check(libc::setuid(uid))?;
         }
         Ok(())
     }
@@ -252,11 +251,9 @@ impl Exec {
 /// a file of the VM.
 pub fn sealed_copy(name: &CStr, path: &str) -> io::Result<OwnedFd> {
     // SAFETY: name is NUL-terminated; the descriptor returned is new.
-    let fd =
-        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let fd = check(unsafe {
+        libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
+    })?;
     // SAFETY: fd was just returned by memfd_create and is owned by nobody else.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let mut from = std::fs::File::open(path)?;
@@ -264,9 +261,7 @@ pub fn sealed_copy(name: &CStr, path: &str) -> io::Result<OwnedFd> {
     io::copy(&mut from, &mut to)?;
     let seals = libc::F_SEAL_WRITE | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
     // SAFETY: fcntl with integer arguments on a descriptor we own.
-    if unsafe { libc::fcntl(to.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    check(unsafe { libc::fcntl(to.as_raw_fd(), libc::F_ADD_SEALS, seals) })?;
     Ok(to.into())
 }
 
@@ -341,9 +336,7 @@ pub fn output_queued(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<usize> {
     let mut n: libc::c_int = 0;
     // SAFETY: TIOCOUTQ writes one int through the pointer, which points at
     // `n`; `fd` is a valid open descriptor for the call's duration.
-    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCOUTQ, &mut n) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCOUTQ, &mut n) })?;
     Ok(usize::try_from(n).unwrap_or(0))
 }
 
@@ -400,9 +393,7 @@ pub fn mmio_write_byte(addr: u64, value: u8) -> io::Result<()> {
 #[cfg(target_arch = "x86_64")]
 pub fn outb(port: u16, value: u8) -> io::Result<()> {
     // SAFETY: ioperm only changes this process's I/O permission bitmap.
-    if unsafe { libc::ioperm(libc::c_ulong::from(port), 1, 1) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    check(unsafe { libc::ioperm(libc::c_ulong::from(port), 1, 1) })?;
     // SAFETY: ioperm above granted access to `port`; a write to a port
     // without a device is ignored by the machine.
     unsafe {
@@ -411,9 +402,7 @@ pub fn outb(port: u16, value: u8) -> io::Result<()> {
     // The port access goes at once: fork and execve keep the I/O bitmap, and
     // every service and container started after this is a child of ours.
     // SAFETY: as above.
-    if unsafe { libc::ioperm(libc::c_ulong::from(port), 1, 0) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    check(unsafe { libc::ioperm(libc::c_ulong::from(port), 1, 0) })?;
     Ok(())
 }
 
@@ -428,9 +417,7 @@ pub fn outb(_port: u16, _value: u8) -> io::Result<()> {
 #[cfg(target_arch = "x86_64")]
 pub fn debug_exit(port: u16, value: u32) -> io::Result<()> {
     // SAFETY: ioperm only changes this process's I/O permission bitmap.
-    if unsafe { libc::ioperm(libc::c_ulong::from(port), 4, 1) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    check(unsafe { libc::ioperm(libc::c_ulong::from(port), 4, 1) })?;
     // SAFETY: ioperm above granted access to the four ports at `port`; an
     // `out` to a port without a device is ignored by the machine.
     unsafe {
@@ -485,4 +472,6 @@ mod tests {
 
 pub mod agent;
 pub mod bpf;
+pub mod dm;
 pub mod ns;
+pub mod seam;

@@ -4,7 +4,7 @@ use crate::compress::Compression;
 use crate::elf::{self, ElfError, Resolver, ResolverOptions};
 use crate::kmod::{self, KmodError};
 use crate::plan::{InitChoice, ModuleTree, Plan, PlanError};
-use crate::profile::{NodeKind, Profile, ProfileError};
+use crate::profile::{NodeKind, Profile, ProfileError, Seg};
 use crate::tree::{Meta, Node, Tree, TreeError};
 use mkrootfs_config::{InitConfig, RootMode, INIT_CONFIG_PATH};
 use std::fs;
@@ -12,22 +12,28 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 mod binaries;
+mod checks;
+mod disk;
 mod entries;
 mod init;
 mod modules;
+pub mod report;
 pub(crate) mod write;
 
 use binaries::add_busybox_links;
-pub use binaries::locate_binary;
+pub use binaries::{
+    locate_binary, locate_binary_in, locate_with_interpreters, Located as LocatedBinary,
+};
+pub use disk::DiskReport;
 use entries::add_profile_entries;
 pub use init::{find_init, INIT_IN_TARGET};
 use modules::add_modules;
 pub use write::write_atomically;
 
 /// Directories searched for binaries named without a path, inside the
-/// sysroot, when the sysroot is not `/` (for `/`, `$PATH` comes first):
-/// the init's own default `PATH`.
-use mkrootfs_config::DEFAULT_PATH;
+/// sysroot (whatever the sysroot, never the caller's `$PATH`), unless the
+/// profile's `image.binary_path` names others: the init's own default `PATH`.
+pub use mkrootfs_config::DEFAULT_PATH;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -45,7 +51,11 @@ pub enum BuildError {
     Container(#[from] crate::container::ContainerError),
     #[error(transparent)]
     Oci(#[from] crate::oci::OciError),
-    #[error("binary {name:?} (from profile {profile}) not found in {searched}")]
+    #[error(transparent)]
+    FsImage(#[from] crate::fsimage::FsImageError),
+    #[error(transparent)]
+    At(Box<Located>),
+    #[error("binary {name:?} (from {profile}) not found in {searched}")]
     BinaryNotFound {
         name: String,
         profile: String,
@@ -67,6 +77,8 @@ pub enum BuildError {
     NoInitConfig(String),
     #[error("profile {profile}: [modules] options: {message}")]
     ModuleOptions { profile: String, message: String },
+    #[error("profile {profile}: {message}")]
+    InitInvalid { profile: String, message: String },
     #[error("image.init {0} is not in the image")]
     InitMissing(String),
     #[error("[modules] asks for modules but names no kernel module tree (set modules.kernel or pass --kernel-modules)")]
@@ -160,10 +172,17 @@ pub struct BuildReport {
     pub elapsed: Duration,
     /// Warnings for the user, printed by the CLI.
     pub notes: Vec<String>,
+    /// A disk image's details (`image.format` other than cpio).
+    pub disk: Option<disk::DiskReport>,
+    /// Every entry of the image and where it came from.
+    pub sources: Vec<report::Source>,
 }
 
 impl std::fmt::Display for BuildReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(d) = &self.disk {
+            return disk::summary(f, self, d);
+        }
         write!(
             f,
             "{}: {} entries, {} bytes, {} bytes {}{} ({:.1}%), {:.2} s",
@@ -201,7 +220,12 @@ pub struct Assembled {
 pub fn build(profile: &Profile, opts: &BuildOptions) -> Result<BuildReport, BuildError> {
     let start = Instant::now();
     let plan = Plan::new(profile, opts)?;
+    if let Some(fs) = &plan.disk {
+        return disk::build(&plan, fs, start);
+    }
+    crate::progress::step(crate::progress::Step::Assemble);
     let assembled = assemble(&plan)?;
+    crate::progress::step(crate::progress::Step::Archive);
     let written = write::write_image(
         &assembled.tree,
         plan.mtime,
@@ -218,7 +242,9 @@ pub fn build(profile: &Profile, opts: &BuildOptions) -> Result<BuildReport, Buil
         level: plan.level,
         read_ahead_peak: written.read_ahead_peak,
         elapsed: start.elapsed(),
-        notes: assembled.notes.clone(),
+        notes: plan.notes.iter().chain(&assembled.notes).cloned().collect(),
+        disk: None,
+        sources: report::sources(&assembled.tree),
     })
 }
 
@@ -252,24 +278,33 @@ pub fn assemble(plan: &Plan) -> Result<Assembled, BuildError> {
     })?;
 
     let mut roots = Vec::new();
+    let mut notes = Vec::new();
     for name in &profile.binaries {
-        let path = locate_binary(&sysroot, name, &profile.name)?;
-        let copied = tree.add_from_sysroot(&path, &format!("binary {name}"))?;
-        let host = sysroot.join(copied.trim_start_matches('/'));
-        match elf::script_interpreter(&host) {
-            Ok(Some(interp)) => {
-                let interp_path = locate_binary(&sysroot, &interp, &profile.name)?;
-                tree.add_from_sysroot(&interp_path, &format!("interpreter of {name}"))?;
-                roots.push(PathBuf::from(interp_path));
-            }
-            _ => roots.push(PathBuf::from(path)),
+        // Where the profile named it, for its errors.
+        let origin = match profile.item_position("binaries", name) {
+            Some(at) => at.to_string(),
+            None => format!("profile {}", profile.name),
+        };
+        let found = locate_with_interpreters(&sysroot, name, &plan.binary_path, &origin)?;
+        notes.extend(found.note);
+        let (binary, interpreters) = found.paths.split_first().expect("the binary itself");
+        tree.add_from_sysroot(binary, &format!("binary {name}"))?;
+        for path in interpreters {
+            tree.add_from_sysroot(path, &format!("interpreter of {name}"))?;
+        }
+        // The closure starts from ELF files: a script's interpreters.
+        match interpreters {
+            [] => roots.push(PathBuf::from(binary)),
+            _ => roots.extend(interpreters.iter().map(PathBuf::from)),
         }
     }
     for lib in &profile.libraries {
         let path = if lib.starts_with('/') {
             PathBuf::from(lib)
         } else {
-            resolver.find_library(lib)?
+            resolver
+                .find_library(lib)
+                .map_err(|e| located(profile.item_position("libraries", lib), BuildError::Elf(e)))?
         };
         tree.add_from_sysroot(&path.to_string_lossy(), &format!("library {lib}"))?;
         roots.push(path);
@@ -286,7 +321,16 @@ pub fn assemble(plan: &Plan) -> Result<Assembled, BuildError> {
     }
 
     add_profile_entries(&mut tree, profile)?;
-    let module_names = add_modules(&mut tree, plan)?;
+    if plan.init == InitChoice::Mkrootfs {
+        checks::check_init_modules(profile, plan)?;
+    }
+    let module_names = add_modules(&mut tree, plan).map_err(|e| match &e {
+        BuildError::Kmod(KmodError::Unknown { name, .. }) => {
+            let at = profile.item_position("modules.load", name);
+            located(at, e)
+        }
+        _ => e,
+    })?;
 
     let mut oci = crate::oci::prepare::Prepared::default();
     let init = match &plan.init {
@@ -305,6 +349,18 @@ pub fn assemble(plan: &Plan) -> Result<Assembled, BuildError> {
                     profile: profile.path.display().to_string(),
                     message,
                 })?;
+            // The names are final once OCI images have filled argv in.
+            cfg.check_service_names()
+                .map_err(|e| match &profile.init_source {
+                    Some(source) => {
+                        let at: Vec<Seg> = Seg::path(&e.at).collect();
+                        BuildError::Profile(source.init_error(&at, e.message))
+                    }
+                    None => BuildError::InitInvalid {
+                        profile: profile.name.clone(),
+                        message: e.message,
+                    },
+                })?;
             let bin = match &plan.init_binary {
                 Some(p) => p.clone(),
                 None => find_init()?,
@@ -321,6 +377,8 @@ pub fn assemble(plan: &Plan) -> Result<Assembled, BuildError> {
             // The services and containers checked against the image, the
             // container plans resolved and their filters added.
             crate::container::resolve(&mut tree, profile, &mut cfg)?;
+            oci.notes
+                .extend(checks::bind_sources_missing(profile, &tree));
             tree.add(
                 "/init",
                 Node::File(data.into()),
@@ -348,12 +406,44 @@ pub fn assemble(plan: &Plan) -> Result<Assembled, BuildError> {
             None
         }
     };
+    notes.extend(oci.notes);
     Ok(Assembled {
         tree,
         init,
-        notes: oci.notes,
+        notes,
         scratch: oci.scratch,
     })
+}
+
+/// `error` at the profile's `file:line:column`, when known.
+fn located(at: Option<&crate::profile::Position>, error: BuildError) -> BuildError {
+    match at {
+        Some(at) => BuildError::At(Box::new(Located {
+            at: at.clone(),
+            error,
+        })),
+        None => error,
+    }
+}
+
+/// A build error at the place in the profile that caused it.
+#[derive(Debug)]
+pub struct Located {
+    pub at: crate::profile::Position,
+    pub error: BuildError,
+}
+
+impl std::fmt::Display for Located {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.at, self.error)
+    }
+}
+
+impl std::error::Error for Located {
+    // The error's own text is in the message; its cause comes next.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.source()
+    }
 }
 
 #[cfg(test)]

@@ -190,6 +190,7 @@ impl ImageBuilder {
                 mode,
                 uid: 0,
                 gid: 0,
+                at: None,
             },
         ));
         self
@@ -209,6 +210,7 @@ impl ImageBuilder {
                 mode: None,
                 uid: 0,
                 gid: 0,
+                at: None,
             },
         ));
         self
@@ -225,6 +227,9 @@ impl ImageBuilder {
             TreeSpec {
                 src: src.into(),
                 dest,
+                uid: 0,
+                gid: 0,
+                at: None,
             },
         ));
         self
@@ -242,6 +247,7 @@ impl ImageBuilder {
             mode,
             uid: 0,
             gid: 0,
+            at: None,
         });
         self
     }
@@ -254,6 +260,7 @@ impl ImageBuilder {
         self.profile.symlinks.push(SymlinkSpec {
             path,
             target: target.to_string(),
+            at: None,
         });
         self
     }
@@ -267,6 +274,31 @@ impl ImageBuilder {
     /// Compression of the archive. Default: zstd.
     pub fn compression(mut self, c: Compression) -> Self {
         self.profile.image.compression = Some(c);
+        self
+    }
+
+    /// What is written (`image.format`): a cpio initramfs (default) or an
+    /// erofs, squashfs or ext4 disk image (with [`ImageBuilder::build`] only).
+    pub fn format(mut self, format: crate::fsimage::Format) -> Self {
+        self.profile.image.format = Some(format);
+        self
+    }
+
+    /// A disk image's compression (`image.fs_compression`).
+    pub fn fs_compression(mut self, c: crate::fsimage::FsCompression) -> Self {
+        self.profile.image.fs_compression = Some(c);
+        self
+    }
+
+    /// Append a dm-verity hash tree to a disk image (`image.verity`).
+    pub fn verity(mut self, on: bool) -> Self {
+        self.profile.image.verity = Some(on);
+        self
+    }
+
+    /// Also write the initramfs that mounts a disk image (`image.split`).
+    pub fn split(mut self, on: bool) -> Self {
+        self.profile.image.split = Some(on);
         self
     }
 
@@ -405,6 +437,10 @@ impl ImageBuilder {
         let start = Instant::now();
         let profile = self.profile()?;
         let plan = Plan::new(&profile, &self.options).map_err(|source| self.build_error(source))?;
+        if plan.disk.is_some() {
+            let message = "a disk image is written to a file: use build(), not write_to()".into();
+            return Err(self.build_error(plan.error_at("image.format", message).into()));
+        }
         let assembled = build::assemble(&plan).map_err(|source| self.build_error(source))?;
         let (_, written) = build::write::write_stream(
             &assembled.tree,

@@ -1,6 +1,9 @@
 //! Compression of whole images (none, gzip, xz, zstd), detection of a
 //! segment's format from its magic bytes, and bounded decompression of one
-//! compressed segment the way the kernel's `init/initramfs.c` consumes it.
+//! compressed segment the way the kernel's `init/initramfs.c` consumes it:
+//! every format the kernel unpacks (also bzip2, lzma and lz4, which
+//! mkrootfs only reads) except lzo, for which no permissively licensed
+//! decoder is at hand (the one Rust port is GPL-2.0).
 //!
 //! Compression is deterministic: the same input and level give the same bytes
 //! on any machine, whatever its number of cores. That takes care with the
@@ -27,6 +30,9 @@ mod decode;
 mod encode;
 
 pub use decode::{decompress, DecompressError};
+pub(crate) use decode::{unlz4_legacy, Lz4Error};
+#[cfg(test)]
+pub(crate) use decode::{LZ4_LEGACY_BLOCK, LZ4_LEGACY_MAGIC};
 pub use encode::{compress, Encoder};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -47,6 +53,16 @@ pub enum Compression {
     /// fastest for its ratio, and boot time is what matters.
     #[default]
     Zstd,
+    /// bzip2 (`CONFIG_RD_BZIP2`): read only, never written.
+    #[serde(skip_deserializing)]
+    Bzip2,
+    /// The legacy `.lzma` format (`CONFIG_RD_LZMA`): read only.
+    #[serde(skip_deserializing)]
+    Lzma,
+    /// The lz4 legacy frame, `lz4 -l` (`CONFIG_RD_LZ4`; Ubuntu's default
+    /// for years): read only.
+    #[serde(skip_deserializing)]
+    Lz4,
 }
 
 impl Compression {
@@ -68,6 +84,7 @@ impl Compression {
             Compression::Gzip => 6,
             Compression::Xz => 6,
             Compression::Zstd => 3,
+            Compression::Bzip2 | Compression::Lzma | Compression::Lz4 => 0,
         }
     }
 }
@@ -108,18 +125,21 @@ pub struct Format {
     /// The magic numbers a segment in this format starts with (the kernel's
     /// lib/decompress.c table; a cpio header for none).
     pub magics: &'static [&'static [u8]],
-    /// The levels the encoder takes (`None`: the format has no level, and
-    /// one given is ignored).
+    /// Whether mkrootfs writes this format (the others it only reads).
+    pub writable: bool,
+    /// The levels the encoder takes (`None`: the format has no level; a
+    /// profile that gives one is refused by [`crate::plan`]).
     pub levels: Option<(u32, u32)>,
 }
 
-/// One row per format, in [`Compression::ALL`]'s order.
-pub const FORMATS: [Format; 4] = [
+/// One row per format, in [`Compression::READABLE`]'s order.
+pub const FORMATS: [Format; 7] = [
     Format {
         compression: Compression::None,
         name: "none",
         extension: "",
         magics: &[b"070701", b"070702"],
+        writable: true,
         levels: None,
     },
     Format {
@@ -128,6 +148,7 @@ pub const FORMATS: [Format; 4] = [
         extension: ".gz",
         // 1f 9e is the "old gzip" magic the kernel also accepts.
         magics: &[&[0x1f, 0x8b], &[0x1f, 0x9e]],
+        writable: true,
         levels: Some((0, 9)),
     },
     Format {
@@ -135,6 +156,7 @@ pub const FORMATS: [Format; 4] = [
         name: "xz",
         extension: ".xz",
         magics: &[&[0xfd, b'7', b'z', b'X', b'Z', 0x00]],
+        writable: true,
         levels: Some((0, 9)),
     },
     Format {
@@ -142,13 +164,40 @@ pub const FORMATS: [Format; 4] = [
         name: "zstd",
         extension: ".zst",
         magics: &[&[0x28, 0xb5, 0x2f, 0xfd]],
+        writable: true,
         // zstd's own maximum (ZSTD_maxCLevel), checked by a test.
         levels: Some((1, 22)),
+    },
+    Format {
+        compression: Compression::Bzip2,
+        name: "bzip2",
+        extension: ".bz2",
+        magics: &[b"BZh"],
+        writable: false,
+        levels: None,
+    },
+    Format {
+        compression: Compression::Lzma,
+        name: "lzma",
+        extension: ".lzma",
+        // lib/decompress.c's magic: the properties byte of `lzma -6` (lc=3,
+        // lp=0, pb=2), then the low byte of the dictionary size.
+        magics: &[&[0x5d, 0x00]],
+        writable: false,
+        levels: None,
+    },
+    Format {
+        compression: Compression::Lz4,
+        name: "lz4",
+        extension: ".lz4",
+        magics: &[&[0x02, 0x21, 0x4c, 0x18]],
+        writable: false,
+        levels: None,
     },
 ];
 
 impl Compression {
-    /// Every format, in the order of [`FORMATS`].
+    /// Every format mkrootfs writes, in the order of [`FORMATS`].
     pub const ALL: [Compression; 4] = [
         Compression::None,
         Compression::Gzip,
@@ -156,9 +205,21 @@ impl Compression {
         Compression::Zstd,
     ];
 
+    /// Every format mkrootfs reads: [`Compression::ALL`], then the formats
+    /// it only reads; the order of [`FORMATS`].
+    pub const READABLE: [Compression; 7] = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Xz,
+        Compression::Zstd,
+        Compression::Bzip2,
+        Compression::Lzma,
+        Compression::Lz4,
+    ];
+
     /// This format's row of [`FORMATS`].
     pub fn format(self) -> &'static Format {
-        // ALL and FORMATS share their order (checked by a test).
+        // READABLE and FORMATS share their order (checked by a test).
         &FORMATS[self as usize]
     }
 
@@ -188,15 +249,20 @@ pub fn detect(bytes: &[u8]) -> Option<Compression> {
         .map(|f| f.compression)
 }
 
-/// Names the formats the kernel can unpack but mkrootfs cannot read, so the
-/// error says which one it met (lib/decompress.c's magic table).
+/// Names the formats mkrootfs cannot read, so the error says which one it
+/// met: lzo, which the kernel unpacks (lib/decompress.c's magic table), and
+/// the lz4 frame format, which it does not (only the legacy frame).
 pub fn unsupported_name(bytes: &[u8]) -> Option<&'static str> {
-    const TABLE: [(&[u8], &str); 5] = [
-        (&[0x02, 0x21, 0x4c, 0x18], "lz4 (unsupported)"),
-        (&[0x04, 0x22, 0x4d, 0x18], "lz4 frame (unsupported)"),
-        (b"BZh", "bzip2 (unsupported)"),
-        (&[0x5d, 0x00, 0x00], "lzma (unsupported)"),
-        (&[0x89, b'L', b'Z', b'O'], "lzo (unsupported)"),
+    const TABLE: [(&[u8], &str); 2] = [
+        (
+            &[0x04, 0x22, 0x4d, 0x18],
+            "an lz4 frame: the kernel, and mkrootfs, read only lz4's legacy frame (`lz4 -l`)",
+        ),
+        (
+            &[0x89, b'L', b'Z', b'O'],
+            "lzo: mkrootfs reads every format the kernel unpacks except lzo (no permissively \
+             licensed decoder); unpack it with `lzop -d`",
+        ),
     ];
     TABLE
         .iter()

@@ -78,6 +78,70 @@ pub enum ExtractError {
     /// `chmod` or setting the times failed.
     #[error("cannot set mode or time of {0}")]
     SetAttr(PathBuf, #[source] io::Error),
+    /// Paths asked for by [`select`] that no entry has.
+    #[error("not in the image: {}", .0.join(", "))]
+    NotInImage(Vec<String>),
+}
+
+/// A name as the image's root sees it: no leading `./` or `/`, no trailing `/`.
+fn image_name(name: &str) -> &str {
+    let name = name.strip_prefix("./").unwrap_or(name);
+    name.trim_start_matches('/').trim_end_matches('/')
+}
+
+/// The entries of `segments` at `paths` (image paths, with or without a
+/// leading `/`) or under them, for `mkrootfs extract IMAGE DIR PATH...`:
+/// their parent directories are created by the extraction. Another name
+/// of a hard-linked file that is selected alone gets the file's data (a
+/// plain file then). A path no entry has is an error naming it.
+pub fn select(segments: &[Segment], paths: &[String]) -> Result<Vec<Segment>, ExtractError> {
+    let wanted: Vec<&str> = paths.iter().map(|p| image_name(p)).collect();
+    let picked = |name: &str| {
+        let name = image_name(name);
+        wanted.iter().any(|w| {
+            w.is_empty() || name == *w || name.strip_prefix(w).is_some_and(|r| r.starts_with('/'))
+        })
+    };
+    let mut found = vec![false; wanted.len()];
+    let mut out = Vec::new();
+    for seg in segments {
+        let mut entries = Vec::new();
+        for e in seg.entries.iter().filter(|e| picked(&e.name)) {
+            let mut e = e.clone();
+            if e.mode & S_IFMT == S_IFREG && e.nlink > 1 {
+                // The data may be on a name that is not selected.
+                let data = seg
+                    .entries
+                    .iter()
+                    .filter(|o| (o.dev, o.ino) == (e.dev, e.ino) && o.mode & S_IFMT == S_IFREG)
+                    .map(|o| &o.data)
+                    .max_by_key(|d| d.len());
+                if let Some(data) = data {
+                    e.data = data.clone();
+                }
+                e.nlink = 1;
+            }
+            let name = image_name(&e.name).to_string();
+            for (f, w) in found.iter_mut().zip(&wanted) {
+                *f |= w.is_empty() || name == *w || name.starts_with(&format!("{w}/"));
+            }
+            entries.push(e);
+        }
+        out.push(Segment {
+            entries,
+            ..seg.clone()
+        });
+    }
+    let missing: Vec<String> = paths
+        .iter()
+        .zip(found)
+        .filter(|(_, f)| !f)
+        .map(|(p, _)| p.clone())
+        .collect();
+    if !missing.is_empty() {
+        return Err(ExtractError::NotInImage(missing));
+    }
+    Ok(out)
 }
 
 /// Extracts every segment, in order, into `dir`, created (with its

@@ -10,8 +10,10 @@
 
 use crate::build::{default_output, source_date_epoch, AutoKernel, BuildError, BuildOptions};
 use crate::compress::Compression;
+use crate::fsimage::{Format, FsOptions};
 use crate::kmod::{self, ModuleCompression};
-use crate::profile::Profile;
+use crate::profile::{Profile, ProfileError, Seg, Source};
+use mkrootfs_config::RootMode;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
@@ -98,9 +100,14 @@ pub struct Plan {
     pub sysroot: PathBuf,
     /// Default false.
     pub dlopen_notes: bool,
+    /// Where binaries named without a path are looked up inside the
+    /// sysroot, `:`-separated. Default [`crate::build::DEFAULT_PATH`].
+    pub binary_path: String,
     /// Default: [`Compression`]'s `Default` (zstd).
     pub compression: Compression,
     /// Default: [`Compression::default_level`]; checked for the format.
+    /// With a disk format, `image.level` is the disk's (in [`Plan::disk`])
+    /// and this is the default (for the split initramfs).
     pub level: u32,
     pub init: InitChoice,
     pub modules: ModulesPlan,
@@ -112,6 +119,16 @@ pub struct Plan {
     pub init_binary: Option<PathBuf>,
     /// What [`ModuleTree::Auto`] stands for.
     pub auto_kernel: Option<AutoKernel>,
+    /// `image.format`; default cpio.
+    pub format: Format,
+    /// A disk format's writer options (`None` for cpio).
+    pub disk: Option<FsOptions>,
+    /// `image.split`: the small initramfs written next to the disk image,
+    /// at this path (`None` without split).
+    pub split: Option<PathBuf>,
+    /// Warnings for the user, each at the profile's file:line:column (or
+    /// naming the option): values that are legal but probably not meant.
+    pub notes: Vec<String>,
 }
 
 impl Plan {
@@ -126,19 +143,63 @@ impl Plan {
         };
         let img = &profile.image;
         let compression = img.compression.unwrap_or_default();
+        let format = img.format.unwrap_or_default();
         let level = match img.level {
-            Some(l) => {
+            Some(l) if format == Format::Cpio => {
                 compression
                     .check_level(l)
                     .map_err(|m| err("image.level", m))?;
                 l
             }
-            None => compression.default_level(),
+            _ => compression.default_level(),
         };
+        // A disk format's level is its writer's (checked below).
+        if let (Compression::None, Some(l), Format::Cpio) = (compression, img.level, format) {
+            return Err(err(
+                "image.level",
+                format!("level {l} means nothing without compression (compression = \"none\"): remove it"),
+            )
+            .into());
+        }
         let init = match img.init.as_deref() {
             None | Some("mkrootfs") => InitChoice::Mkrootfs,
             Some(path) => InitChoice::Own(path.to_string()),
         };
+        if let (InitChoice::Own(path), Some(source)) = (&init, &profile.init_source) {
+            // The image's own init never reads the [init] table.
+            let table = init_position(source, &[]);
+            return Err(err(
+                "image.init",
+                format!(
+                    "image.init = {path:?} runs the image's own program as PID 1, which never \
+                     reads the [init] table at {table}: remove one of them"
+                ),
+            )
+            .into());
+        }
+        let binary_path = match &img.binary_path {
+            None => crate::build::DEFAULT_PATH.to_string(),
+            Some(p) => {
+                if p.is_empty() || p.split(':').any(|d| !d.starts_with('/')) {
+                    return Err(err(
+                        "image.binary_path",
+                        format!("binary_path {p:?} must be absolute directories separated by `:`"),
+                    )
+                    .into());
+                }
+                p.clone()
+            }
+        };
+        let mut notes = Vec::new();
+        if let (Some(init), Some(source)) = (&profile.init, &profile.init_source) {
+            if init.root.mode == RootMode::Overlay && init.root.device.is_none() {
+                notes.push(format!(
+                    "{}: init.root.mode = \"overlay\" without a device: the lower layer must \
+                     then come from root= on the kernel command line, or the boot fails",
+                    init_position(source, &[Seg::Key("root"), Seg::Key("mode")])
+                ));
+            }
+        }
         if init == InitChoice::Mkrootfs && profile.init.is_none() {
             return Err(BuildError::NoInitConfig(profile.path.display().to_string()));
         }
@@ -171,14 +232,84 @@ impl Plan {
             Some(m) => m,
             None => source_date_epoch()?,
         };
-        let output = opts
-            .output
-            .clone()
-            .unwrap_or_else(|| default_output(profile, compression));
+        let only_disk = |key: &str, set: bool| -> Result<(), PlanError> {
+            if set && format == Format::Cpio {
+                let name = key.trim_start_matches("image.");
+                return Err(err(
+                    key,
+                    format!("image.{name} is for disk images: set image.format to erofs, squashfs or ext4"),
+                ));
+            }
+            Ok(())
+        };
+        only_disk("image.fs_compression", img.fs_compression.is_some())?;
+        only_disk("image.split", img.split.unwrap_or(false))?;
+        only_disk("image.verity", img.verity.unwrap_or(false))?;
+        only_disk("image.label", img.label.is_some())?;
+        if let Some(l) = &img.label {
+            if format != Format::Ext4 {
+                return Err(err(
+                    "image.label",
+                    format!("image.label: {format} images have no label here (ext4 only; mount erofs and squashfs by UUID or path)"),
+                )
+                .into());
+            }
+            if l.is_empty() || l.len() > 16 {
+                return Err(err("image.label", format!("image.label {l:?}: 1 to 16 bytes")).into());
+            }
+        }
+        let split = img.split.unwrap_or(false);
+        let disk = match format {
+            Format::Cpio => None,
+            f => {
+                let fs_compression = img.fs_compression.unwrap_or(f.compressions()[0]);
+                let key = if img.level.is_some() {
+                    "image.level"
+                } else {
+                    "image.fs_compression"
+                };
+                let level = fs_compression
+                    .check(f, img.level)
+                    .map_err(|m| err(key, m))?;
+                Some(FsOptions {
+                    format: f,
+                    compression: fs_compression,
+                    level,
+                    verity: img.verity.unwrap_or(false),
+                    label: img.label.clone(),
+                    mtime,
+                })
+            }
+        };
+        let output = opts.output.clone().unwrap_or_else(|| match format {
+            Format::Cpio => default_output(profile, compression),
+            f => PathBuf::from("out").join(format!("{}{}", profile.name, f.extension())),
+        });
+        if let (Format::Cpio, Some(named)) = (format, output_name_compression(&output)) {
+            if named != compression {
+                let why = match profile.positions.get("image.compression") {
+                    Some(p) => format!("image.compression at {p}"),
+                    None => "the default compression".to_string(),
+                };
+                notes.push(format!(
+                    "{}: the name says {named} but the image is {compression} ({why})",
+                    output.display()
+                ));
+            }
+        }
+        let split = split.then(|| {
+            let ext = format!("cpio{}", compression.extension());
+            match output.with_extension(&ext) {
+                // `-o root.cpio`: never the image's own name.
+                p if p == output => output.with_extension(format!("initramfs.{ext}")),
+                p => p,
+            }
+        });
         Ok(Plan {
             profile: profile.clone(),
             sysroot: img.sysroot.clone().unwrap_or_else(|| PathBuf::from("/")),
             dlopen_notes: img.dlopen_notes.unwrap_or(false),
+            binary_path,
             compression,
             level,
             init,
@@ -193,7 +324,48 @@ impl Plan {
             mtime,
             init_binary: opts.init_binary.clone(),
             auto_kernel: opts.auto_kernel.clone(),
+            format,
+            disk,
+            split,
+            notes,
         })
+    }
+}
+
+impl Plan {
+    /// An error about the value of `key` (`"image.format"`), at its
+    /// position in the profile.
+    pub fn error_at(&self, key: &str, message: String) -> PlanError {
+        PlanError {
+            at: match self.profile.positions.get(key) {
+                Some(p) => p.to_string(),
+                None => position_fallback(&self.profile),
+            },
+            message,
+        }
+    }
+}
+
+/// The compression an output file's name announces (`.cpio`, `.gz`,
+/// `.xz`, `.zst`); `None` for a name that says nothing (`initrd.img`).
+fn output_name_compression(path: &std::path::Path) -> Option<Compression> {
+    let name = path.file_name()?.to_str()?;
+    if name.ends_with(".cpio") {
+        return Some(Compression::None);
+    }
+    Compression::ALL
+        .into_iter()
+        .filter(|c| *c != Compression::None)
+        .find(|c| name.ends_with(c.extension()))
+}
+
+/// `file:line:column` of `init.<key>` in the file that wrote `[init]`.
+pub(crate) fn init_position(source: &Source, key: &[Seg]) -> String {
+    match source.init_error(key, String::new()) {
+        ProfileError::Invalid {
+            path, line, column, ..
+        } => format!("{}:{line}:{column}", path.display()),
+        other => other.to_string(),
     }
 }
 

@@ -116,6 +116,11 @@ pub struct ImageSection {
     /// symlink when it is elsewhere), or `"mkrootfs"` for the project's own
     /// init. Default: `"mkrootfs"`.
     pub init: Option<String>,
+    /// Where the names of `binaries` without a `/` are looked up, inside
+    /// the sysroot, `:`-separated absolute directories (never the caller's
+    /// `$PATH`). Default: the init's default `PATH`,
+    /// `/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`.
+    pub binary_path: Option<String>,
     /// Also add the libraries named by `.note.dlopen` ELF notes.
     /// Default: false.
     pub dlopen_notes: Option<bool>,
@@ -123,6 +128,20 @@ pub struct ImageSection {
     /// reports (`busybox --list-full`; only when the binary can run here).
     /// Default: none.
     pub busybox_links: Option<ImagePath>,
+    /// What is written: `cpio` (an initramfs), or a disk image `erofs`,
+    /// `squashfs` or `ext4` (docs/profiles.md, "Disk images"). Default: cpio.
+    pub format: Option<crate::fsimage::Format>,
+    /// A disk image's compression: erofs `none` (default), `lz4`, `lz4hc`;
+    /// squashfs `zstd` (default), `gzip`, `xz`, `lz4`, `none`; ext4 `none`.
+    pub fs_compression: Option<crate::fsimage::FsCompression>,
+    /// With a disk format: also write a small initramfs (the init, its
+    /// modules, `root.mode = "overlay"` on the image). Default: false.
+    pub split: Option<bool>,
+    /// With a disk format: append a dm-verity hash tree and report its root
+    /// hash. Default: false.
+    pub verity: Option<bool>,
+    /// The file system's label (ext4 only: up to 16 bytes). Default: none.
+    pub label: Option<String>,
 }
 
 /// `[[files]]`: a host file or inline contents.
@@ -130,6 +149,10 @@ pub struct ImageSection {
 #[serde(deny_unknown_fields)]
 pub struct FileSpec {
     pub dest: ImagePath,
+    /// Where the entry was written (its `dest`), for messages; none for
+    /// an entry made in code.
+    #[serde(skip)]
+    pub at: Option<Position>,
     /// Host path (relative to the profile's directory). Exactly one of
     /// `src` and `content`.
     pub src: Option<PathBuf>,
@@ -148,6 +171,14 @@ pub struct FileSpec {
 pub struct TreeSpec {
     pub src: PathBuf,
     pub dest: ImagePath,
+    /// Owner of every entry copied. Default: 0 (root), as `gid`.
+    #[serde(default)]
+    pub uid: u32,
+    #[serde(default)]
+    pub gid: u32,
+    /// Where the entry was written (its `dest`).
+    #[serde(skip)]
+    pub at: Option<Position>,
 }
 
 /// `[[dirs]]`.
@@ -155,6 +186,9 @@ pub struct TreeSpec {
 #[serde(deny_unknown_fields)]
 pub struct DirSpec {
     pub path: ImagePath,
+    /// Where the entry was written (its `path`).
+    #[serde(skip)]
+    pub at: Option<Position>,
     /// Default: `0755`.
     pub mode: Option<Mode>,
     #[serde(default)]
@@ -169,6 +203,9 @@ pub struct DirSpec {
 pub struct SymlinkSpec {
     pub path: ImagePath,
     pub target: String,
+    /// Where the entry was written (its `path`).
+    #[serde(skip)]
+    pub at: Option<Position>,
 }
 
 /// `[[hardlinks]]`: `path` is another name of the file at `target`.
@@ -177,6 +214,9 @@ pub struct SymlinkSpec {
 pub struct HardlinkSpec {
     pub path: ImagePath,
     pub target: ImagePath,
+    /// Where the entry was written (its `path`).
+    #[serde(skip)]
+    pub at: Option<Position>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -192,6 +232,9 @@ pub enum NodeKind {
 #[serde(deny_unknown_fields)]
 pub struct NodeSpec {
     pub path: ImagePath,
+    /// Where the entry was written (its `path`).
+    #[serde(skip)]
+    pub at: Option<Position>,
     #[serde(rename = "type")]
     pub kind: NodeKind,
     #[serde(default)]
@@ -292,6 +335,16 @@ pub struct Profile {
     /// file that set the merged value, line and column. Empty for a profile
     /// built in code.
     pub positions: BTreeMap<&'static str, Position>,
+    /// Where each name of `binaries`, `libraries` and `modules.load` was
+    /// written, by `"binaries:NAME"` (the last file that names it).
+    pub item_positions: BTreeMap<String, Position>,
+}
+
+impl Profile {
+    /// Where `list` (`binaries`, `libraries`, `modules.load`) names `name`.
+    pub fn item_position(&self, list: &str, name: &str) -> Option<&Position> {
+        self.item_positions.get(&format!("{list}:{name}"))
+    }
 }
 
 /// A place in a profile file.
@@ -309,8 +362,14 @@ impl fmt::Display for Position {
 }
 
 /// The keys whose positions are kept for the checks made after merging.
-const POSITIONED: [(&str, [&str; 2]); 5] = [
+const POSITIONED: [(&str, [&str; 2]); 11] = [
+    ("image.label", ["image", "label"]),
+    ("image.binary_path", ["image", "binary_path"]),
     ("image.compression", ["image", "compression"]),
+    ("image.format", ["image", "format"]),
+    ("image.fs_compression", ["image", "fs_compression"]),
+    ("image.split", ["image", "split"]),
+    ("image.verity", ["image", "verity"]),
     ("image.level", ["image", "level"]),
     ("image.init", ["image", "init"]),
     ("modules.kernel", ["modules", "kernel"]),
@@ -347,15 +406,13 @@ impl Source {
     }
 }
 
-/// Finds a profile: a path (one with a `/` or ending in `.toml`) as given
-/// if it exists, else `<name>.toml` in `./profiles`, then
-/// [`SYSTEM_PROFILE_DIR`]. A bare name is never taken as a file of the
-/// current directory, which may well hold a binary of that name.
+/// Finds a profile: a path (one with a `/` or ending in `.toml`) as given,
+/// or with `.toml` added when it has none (`-p profiles/shell`); a name
+/// that is not absolute is then also looked up as `<name>.toml` in
+/// `./profiles`, then [`SYSTEM_PROFILE_DIR`]. A bare name is never taken as
+/// a file of the current directory, which may well hold a binary of that
+/// name. The error lists every path tried, once each.
 pub fn locate(name: &str) -> Result<PathBuf, ProfileError> {
-    let direct = Path::new(name);
-    if (name.contains('/') || name.ends_with(".toml")) && direct.is_file() {
-        return Ok(direct.to_path_buf());
-    }
     let dirs = [PathBuf::from("profiles"), PathBuf::from(SYSTEM_PROFILE_DIR)];
     locate_in(name, None, &dirs)
 }
@@ -366,14 +423,30 @@ fn locate_in(name: &str, near: Option<&Path>, dirs: &[PathBuf]) -> Result<PathBu
     } else {
         format!("{name}.toml")
     };
-    let mut tried = Vec::new();
-    for dir in near.into_iter().chain(dirs.iter().map(|d| d.as_path())) {
-        let candidate = dir.join(&file);
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    // A path as given (on the command line: from the current directory;
+    // in `extends` only an absolute one, others being the file's own).
+    let path_like = name.contains('/') || name.ends_with(".toml");
+    if (path_like && near.is_none()) || Path::new(name).is_absolute() {
+        candidates.push(PathBuf::from(name));
+        candidates.push(PathBuf::from(&file));
+    }
+    if !Path::new(name).is_absolute() {
+        for dir in near.into_iter().chain(dirs.iter().map(|d| d.as_path())) {
+            candidates.push(dir.join(&file));
+        }
+    }
+    let mut tried: Vec<PathBuf> = Vec::new();
+    for candidate in candidates {
+        if tried.contains(&candidate) {
+            continue;
+        }
         if candidate.is_file() {
             return Ok(candidate);
         }
-        tried.push(candidate.display().to_string());
+        tried.push(candidate);
     }
+    let tried: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
     Err(ProfileError::NotFound {
         name: name.to_string(),
         searched: tried.join(", "),
@@ -408,15 +481,24 @@ pub fn load_path(path: &Path) -> Result<Profile, ProfileError> {
         let raw = parse_str(&p, &text)?;
         if let Some(parent) = &raw.0.extends {
             let dir = p.parent().unwrap_or(Path::new("."));
-            let parent_path = if Path::new(parent).is_absolute() {
-                PathBuf::from(parent)
-            } else {
-                locate_in(
-                    parent,
-                    Some(dir),
-                    &[PathBuf::from("profiles"), PathBuf::from(SYSTEM_PROFILE_DIR)],
-                )?
-            };
+            // Relative to the file that names it, then the search path;
+            // a parent not found is an error at its `extends`.
+            let parent_path = locate_in(
+                parent,
+                Some(dir),
+                &[PathBuf::from("profiles"), PathBuf::from(SYSTEM_PROFILE_DIR)],
+            )
+            .map_err(|e| {
+                let (line, column) = span_of(&text, &[Seg::Key("extends")])
+                    .map(|s| line_col(&text, s.start))
+                    .unwrap_or((1, 1));
+                ProfileError::Invalid {
+                    path: p.clone(),
+                    line,
+                    column,
+                    message: format!("extends: {e}"),
+                }
+            })?;
             next = Some(parent_path);
         }
         chain.push((canon, raw));
@@ -459,6 +541,7 @@ fn dir_or_dot(p: &Path) -> PathBuf {
 /// only values, and positions for checks made after deserializing come
 /// from the document's own spans ([`position`]), looked up by key path.
 pub fn parse_str(path: &Path, text: &str) -> Result<RawProfileChecked, ProfileError> {
+    let path_buf = path.to_path_buf();
     let invalid = |at: Option<std::ops::Range<usize>>, message: String| {
         let (line, column) = at.map(|s| line_col(text, s.start)).unwrap_or((1, 1));
         ProfileError::Invalid {
@@ -471,8 +554,11 @@ pub fn parse_str(path: &Path, text: &str) -> Result<RawProfileChecked, ProfileEr
     let raw: RawProfile =
         toml::from_str(text).map_err(|e| invalid(e.span(), e.message().to_string()))?;
     if let Some(init) = &raw.init {
-        init.validate()
-            .map_err(|message| invalid(span_of(text, &[Seg::Key("init")]), message))?;
+        init.validate_at().map_err(|e| {
+            let mut at = vec![Seg::Key("init")];
+            at.extend(Seg::path(&e.at));
+            invalid(span_of(text, &at), e.message)
+        })?;
     }
     for (i, f) in raw.files.iter().enumerate() {
         if f.src.is_some() == f.content.is_some() {
@@ -488,6 +574,57 @@ pub fn parse_str(path: &Path, text: &str) -> Result<RawProfileChecked, ProfileEr
             ));
         }
     }
+    let mut raw = raw;
+    let spans = position::Spans::new(text);
+    let at = |path: &[Seg]| {
+        spans.span_of(path).map(|s| {
+            let (line, column) = line_col(text, s.start);
+            Position {
+                path: path_buf.clone(),
+                line,
+                column,
+            }
+        })
+    };
+    for (i, f) in raw.files.iter_mut().enumerate() {
+        f.at = at(&[Seg::Key("files"), Seg::Index(i), Seg::Key("dest")]);
+    }
+    for (i, t) in raw.trees.iter_mut().enumerate() {
+        t.at = at(&[Seg::Key("trees"), Seg::Index(i), Seg::Key("dest")]);
+    }
+    for (i, d) in raw.dirs.iter_mut().enumerate() {
+        d.at = at(&[Seg::Key("dirs"), Seg::Index(i), Seg::Key("path")]);
+    }
+    for (i, l) in raw.symlinks.iter_mut().enumerate() {
+        l.at = at(&[Seg::Key("symlinks"), Seg::Index(i), Seg::Key("path")]);
+    }
+    for (i, h) in raw.hardlinks.iter_mut().enumerate() {
+        h.at = at(&[Seg::Key("hardlinks"), Seg::Index(i), Seg::Key("path")]);
+    }
+    for (i, n) in raw.nodes.iter_mut().enumerate() {
+        n.at = at(&[Seg::Key("nodes"), Seg::Index(i), Seg::Key("path")]);
+    }
+    let mut items = Vec::new();
+    for (list, keys, names) in [
+        ("binaries", &[Seg::Key("binaries")][..], &raw.binaries),
+        ("libraries", &[Seg::Key("libraries")][..], &raw.libraries),
+    ]
+    .into_iter()
+    .chain(raw.modules.as_ref().map(|m| {
+        (
+            "modules.load",
+            &[Seg::Key("modules"), Seg::Key("load")][..],
+            &m.load,
+        )
+    })) {
+        for (i, name) in names.iter().enumerate() {
+            let mut p = keys.to_vec();
+            p.push(Seg::Index(i));
+            if let Some(pos) = at(&p) {
+                items.push((format!("{list}:{name}"), pos));
+            }
+        }
+    }
     let mut positions = Vec::new();
     for (key, [table, field]) in POSITIONED {
         if let Some(at) = span_of(text, &[Seg::Key(table), Seg::Key(field)]) {
@@ -496,18 +633,27 @@ pub fn parse_str(path: &Path, text: &str) -> Result<RawProfileChecked, ProfileEr
             positions.push((key, Position { path, line, column }));
         }
     }
-    Ok(RawProfileChecked(raw, positions))
+    Ok(RawProfileChecked(raw, positions, items))
 }
 
 /// A parsed and checked profile file, before `extends` is merged, with
-/// the positions of its [`POSITIONED`] keys.
+/// the positions of its [`POSITIONED`] keys and of its list items.
 #[derive(Debug)]
-pub struct RawProfileChecked(RawProfile, Vec<(&'static str, Position)>);
+pub struct RawProfileChecked(
+    RawProfile,
+    Vec<(&'static str, Position)>,
+    Vec<(String, Position)>,
+);
 
-fn merge(p: &mut Profile, file: &Path, RawProfileChecked(raw, positions): RawProfileChecked) {
+fn merge(
+    p: &mut Profile,
+    file: &Path,
+    RawProfileChecked(raw, positions, items): RawProfileChecked,
+) {
     let dir = dir_or_dot(file.parent().unwrap_or(Path::new(".")));
     // A key this file sets overrides the parent's value, and its position.
     p.positions.extend(positions);
+    p.item_positions.extend(items);
     if raw.description.is_some() {
         p.description = raw.description;
     }
@@ -522,7 +668,13 @@ fn merge(p: &mut Profile, file: &Path, RawProfileChecked(raw, positions): RawPro
     }
     img.init = i.init.or(img.init.take());
     img.dlopen_notes = i.dlopen_notes.or(img.dlopen_notes);
+    img.binary_path = i.binary_path.or(img.binary_path.take());
     img.busybox_links = i.busybox_links.or(img.busybox_links.take());
+    img.format = i.format.or(img.format);
+    img.fs_compression = i.fs_compression.or(img.fs_compression);
+    img.split = i.split.or(img.split);
+    img.verity = i.verity.or(img.verity);
+    img.label = i.label.or(img.label.take());
     // A child's entry for a path replaces whatever its parents put there
     // (a base's /etc/hostname, say), as a child's `[image]` keys do;
     // otherwise the two would only meet later as a conflict in the tree.

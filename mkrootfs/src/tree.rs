@@ -197,6 +197,9 @@ struct Item {
 pub struct Tree {
     items: BTreeMap<String, Item>,
     sysroot: PathBuf,
+    /// Extended attributes by resolved path (name, value), kept by disk
+    /// image formats (cpio has no room for them).
+    xattrs: BTreeMap<String, Vec<(String, Vec<u8>)>>,
 }
 
 impl Tree {
@@ -205,7 +208,31 @@ impl Tree {
         Tree {
             items: BTreeMap::new(),
             sysroot: sysroot.into(),
+            xattrs: BTreeMap::new(),
         }
+    }
+
+    /// Sets an extended attribute of the entry at the resolved `path`
+    /// (replacing one of the same name).
+    pub fn set_xattr(&mut self, path: &str, name: &str, value: &[u8]) {
+        let list = self.xattrs.entry(path.to_string()).or_default();
+        list.retain(|(n, _)| n != name);
+        list.push((name.to_string(), value.to_vec()));
+        list.sort();
+    }
+
+    /// The extended attributes of the entry at `path`, sorted by name.
+    pub fn xattrs(&self, path: &str) -> impl Iterator<Item = (&str, &[u8])> {
+        self.xattrs
+            .get(path)
+            .into_iter()
+            .flatten()
+            .map(|(n, v)| (n.as_str(), v.as_slice()))
+    }
+
+    /// Whether any entry has extended attributes.
+    pub fn has_xattrs(&self) -> bool {
+        !self.xattrs.is_empty()
     }
 
     pub fn sysroot(&self) -> &Path {

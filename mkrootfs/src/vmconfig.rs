@@ -309,15 +309,16 @@ pub enum KernelCheckError {
 /// Hypervisor (direct kernel boot, PVH) need an ELF `vmlinux`; QEMU
 /// `microvm` boots a bzImage or a PVH ELF.
 pub fn check_kernel(target: Target, kernel: &Path) -> Result<(), KernelCheckError> {
-    let monitor = match target {
-        Target::Firecracker => "Firecracker",
-        Target::CloudHypervisor => "Cloud Hypervisor",
-        Target::QemuMicrovm => return Ok(()),
-    };
     let mut head = Vec::with_capacity(0x210);
     std::fs::File::open(kernel)
         .and_then(|f| f.take(0x210).read_to_end(&mut head))
         .map_err(|e| KernelCheckError::Read(kernel.to_path_buf(), e))?;
+    let monitor = match target {
+        Target::Firecracker => "Firecracker",
+        Target::CloudHypervisor => "Cloud Hypervisor",
+        // Any format QEMU boots; but the file must be there.
+        Target::QemuMicrovm => return Ok(()),
+    };
     let path = kernel.to_path_buf();
     match kernel_format(&head) {
         KernelFormat::Elf(_) => Ok(()),

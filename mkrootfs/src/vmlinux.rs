@@ -34,10 +34,8 @@ const MAX_VMLINUX: u64 = 1 << 30;
 const MAX_CANDIDATES: usize = 64;
 /// `XLF_KERNEL_64` in `xloadflags`: the kernel has a 64-bit entry point.
 const XLF_KERNEL_64: u16 = 1;
-/// The lz4 legacy frame's magic (`lz4 -l`, what the kernel build uses).
-const LZ4_LEGACY_MAGIC: u32 = 0x184c_2102;
-/// Largest uncompressed block of the lz4 legacy frame.
-const LZ4_LEGACY_BLOCK: usize = 8 << 20;
+#[cfg(test)]
+use crate::compress::{LZ4_LEGACY_BLOCK, LZ4_LEGACY_MAGIC};
 /// The Xen ELF note type of the 32-bit PVH entry point, which lets QEMU
 /// (`-kernel`) and Cloud Hypervisor boot the ELF directly.
 const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
@@ -379,45 +377,17 @@ fn decompress(
     }
 }
 
-/// The lz4 legacy frame: the magic, then blocks of a 4-byte little-endian
-/// compressed size and the block, each at most 8 MiB uncompressed; another
-/// magic may start a new frame (lib/decompress_unlz4.c). The stream ends
-/// where the input does, or where what follows cannot be a block (a size
-/// larger than the rest: the appended length, in the scan).
+/// The lz4 legacy frame (`CONFIG_KERNEL_LZ4`), as the initramfs reader
+/// reads it ([`compress::unlz4_legacy`]).
 fn unlz4_legacy(stream: &[u8]) -> Result<Vec<u8>, String> {
-    let mut rest = stream
-        .strip_prefix(&LZ4_LEGACY_MAGIC.to_le_bytes()[..])
-        .ok_or("no lz4 legacy frame magic")?;
-    let mut out = Vec::new();
-    let mut block = vec![0u8; LZ4_LEGACY_BLOCK];
-    while rest.len() >= 4 {
-        let size = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
-        if size == LZ4_LEGACY_MAGIC {
-            rest = &rest[4..];
-            continue;
-        }
-        let size = size as usize;
-        if size == 0 || size > rest.len() - 4 {
-            if out.is_empty() {
-                return Err(format!(
-                    "first block claims {size} bytes but only {} follow: truncated",
-                    rest.len() - 4
-                ));
+    compress::unlz4_legacy(stream, MAX_VMLINUX)
+        .map(|(out, _)| out)
+        .map_err(|e| match e {
+            compress::Lz4Error::Corrupt(m) => m,
+            compress::Lz4Error::TooLarge => {
+                format!("decompresses to more than {MAX_VMLINUX} bytes")
             }
-            break;
-        }
-        let n = lz4_flex::block::decompress_into(&rest[4..4 + size], &mut block)
-            .map_err(|e| format!("block at byte {}: {e}", stream.len() - rest.len()))?;
-        if out.len() as u64 + n as u64 > MAX_VMLINUX {
-            return Err(format!("decompresses to more than {MAX_VMLINUX} bytes"));
-        }
-        out.extend_from_slice(&block[..n]);
-        rest = &rest[4 + size..];
-    }
-    if out.is_empty() {
-        return Err("no blocks".to_string());
-    }
-    Ok(out)
+        })
 }
 
 /// Checks the ELF, trims what follows it, and notes the PVH entry.

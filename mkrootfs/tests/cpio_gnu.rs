@@ -1,5 +1,5 @@
 //! The cpio reader, writer and extractor against GNU cpio and the real
-//! gzip/xz/zstd tools: committed fixtures (see
+//! gzip/xz/zstd (and, read only, bzip2/lzma/lz4) tools: committed fixtures (see
 //! `fixtures/cpio/make-fixtures.sh`), then live round trips through the
 //! tools when they are installed.
 
@@ -26,20 +26,21 @@ fn read(bytes: &[u8]) -> Vec<Segment> {
     read_archive(bytes, &Limits::default()).unwrap()
 }
 
-/// `ls -l` of `fixtures/cpio/gnu.cpio`, as `cpio -itv` shows it too.
+/// `ls -l` of `fixtures/cpio/gnu.cpio`, as `cpio -itv` shows it too (with
+/// mtimes in seconds, and the hard link shown as one).
 const GNU_LISTING: &str = "\
-drwxr-xr-x     0     0          0 .
-drwxr-xr-x     0     0          0 bin
-lrwxrwxrwx     0     0          5 bin/hi -> hello
-drwxr-xr-x     0     0          0 etc
--rw-r--r--     0     0          0 etc/empty
--rw-------     0     0          6 etc/motd
-drwx------     0     0          0 run
-prw--w----     0     0          0 run/initctl
-drwxr-xr-x     0     0          0 usr
-drwxr-xr-x     0     0          0 usr/lib
--rwxr-xr-x     0     0          0 bin/hello
--rwxr-xr-x     0     0         18 usr/lib/hello-hardlink
+drwxr-xr-x     0     0          0 1700000000 .
+drwxr-xr-x     0     0          0 1700000000 bin
+lrwxrwxrwx     0     0          5 1700000000 bin/hi -> hello
+drwxr-xr-x     0     0          0 1700000000 etc
+-rw-r--r--     0     0          0 1700000000 etc/empty
+-rw-------     0     0          6 1700000000 etc/motd
+drwx------     0     0          0 1700000000 run
+prw--w----     0     0          0 1700000000 run/initctl
+drwxr-xr-x     0     0          0 1700000000 usr
+drwxr-xr-x     0     0          0 1700000000 usr/lib
+-rwxr-xr-x     0     0         18 1700000000 bin/hello
+-rwxr-xr-x     0     0         18 1700000000 usr/lib/hello-hardlink link to bin/hello
 ";
 
 #[test]
@@ -64,6 +65,10 @@ fn gnu_fixture_in_every_format_has_the_same_entries() {
         ("gnu.cpio.gz", Compression::Gzip),
         ("gnu.cpio.xz", Compression::Xz),
         ("gnu.cpio.zst", Compression::Zstd),
+        // Issue 21: formats the kernel unpacks that `ls` refused.
+        ("gnu.cpio.bz2", Compression::Bzip2),
+        ("gnu.cpio.lzma", Compression::Lzma),
+        ("gnu.cpio.lz4", Compression::Lz4),
     ] {
         let bytes = fixture(name);
         let segs = read(&bytes);
@@ -82,11 +87,11 @@ fn early_microcode_layout_reads_as_two_segments() {
     let text = format_long(&segs);
     let expect_head = "\
 # segment 1: offset 0, uncompressed, 5 entries
-drwxr-xr-x     0     0          0 .
-drwxr-xr-x     0     0          0 kernel
-drwxr-xr-x     0     0          0 kernel/x86
-drwxr-xr-x     0     0          0 kernel/x86/microcode
--rw-r--r--     0     0          5 kernel/x86/microcode/GenuineIntel.bin
+drwxr-xr-x     0     0          0 1700000000 .
+drwxr-xr-x     0     0          0 1700000000 kernel
+drwxr-xr-x     0     0          0 1700000000 kernel/x86
+drwxr-xr-x     0     0          0 1700000000 kernel/x86/microcode
+-rw-r--r--     0     0          5 1700000000 kernel/x86/microcode/GenuineIntel.bin
 # segment 2: offset 1024, zstd, 252 bytes, 12 entries
 ";
     assert_eq!(text, format!("{expect_head}{GNU_LISTING}"));

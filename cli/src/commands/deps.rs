@@ -1,14 +1,15 @@
 //! `mkrootfs deps [--why] ELF...` and `mkrootfs deps --module NAME...`.
 
 use super::Out;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
-use mkrootfs::{elf, kmod};
+use mkrootfs::{build, elf, kmod};
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 pub struct DepsArgs {
-    /// ELF files (paths inside the sysroot), or module names with --module.
+    /// ELF files or `#!` scripts (paths inside the sysroot, or names looked up
+    /// as `binaries` names are), or module names with --module.
     #[arg(required = true)]
     pub items: Vec<String>,
     /// Explain which object needed each file and through which search rule.
@@ -21,10 +22,12 @@ pub struct DepsArgs {
     #[arg(long)]
     pub dlopen: bool,
     /// The items are kernel module names or aliases: show the module closure.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["why", "dlopen", "sysroot"])]
     pub module: bool,
-    /// Module tree for --module. Default: /lib/modules/$(uname -r).
-    #[arg(long)]
+    /// Module tree for --module. Default: the tree of the kernel `mkrootfs run`
+    /// boots without --kernel ($MKROOTFS_KERNEL, the running kernel's, or the
+    /// cached Debian cloud kernel).
+    #[arg(long, requires = "module")]
     pub kernel_modules: Option<PathBuf>,
 }
 
@@ -32,7 +35,7 @@ pub fn run(args: DepsArgs) -> Result<u8> {
     if args.module {
         let tree = match args.kernel_modules {
             Some(t) => t,
-            None => PathBuf::from("/lib/modules").join(kernel_release()?),
+            None => run_kernel_modules()?,
         };
         let closure = kmod::resolve(&tree, &args.items)?;
         let mut out = Out::new();
@@ -45,19 +48,52 @@ pub fn run(args: DepsArgs) -> Result<u8> {
         dlopen_notes: args.dlopen,
         arch: None,
     })?;
-    // With the host as sysroot, `deps ./prog` means the file here, as for
-    // ldd; inside another sysroot a relative path has no meaning.
+    // With the host as sysroot, `deps ./prog` (or `deps prog` for a file
+    // here) means that file, as for ldd; otherwise a bare name is looked up
+    // as `binaries` names are (the default PATH inside the sysroot), and a
+    // `#!` script stands for its interpreter (and env's program).
     let host = args.sysroot == std::path::Path::new("/");
-    let roots: Vec<PathBuf> = args
-        .items
-        .iter()
-        .map(|item| match std::path::absolute(item) {
-            Ok(abs) if host => abs,
-            _ => PathBuf::from(item),
-        })
-        .collect();
+    let mut roots: Vec<PathBuf> = Vec::new();
+    let mut interpreters: Vec<(String, String)> = Vec::new();
+    for item in &args.items {
+        let name = match std::path::absolute(item) {
+            Ok(abs) if host && abs.is_file() => abs.display().to_string(),
+            _ => item.clone(),
+        };
+        if !name.starts_with('/') && name.contains('/') {
+            // A relative path inside another sysroot: as written.
+            roots.push(PathBuf::from(&name));
+            continue;
+        }
+        let found = build::locate_with_interpreters(
+            &args.sysroot,
+            &name,
+            build::DEFAULT_PATH,
+            "the command line",
+        )?;
+        if let Some(note) = found.note {
+            eprintln!("mkrootfs: warning: {note}");
+        }
+        match found.paths.split_first() {
+            Some((binary, [])) => roots.push(PathBuf::from(binary)),
+            Some((_, interps)) => {
+                for i in interps {
+                    interpreters.push((i.clone(), item.clone()));
+                    roots.push(PathBuf::from(i));
+                }
+            }
+            None => {}
+        }
+    }
     let closure = resolver.closure(&roots)?;
     let mut out = Out::new();
+    for (path, script) in &interpreters {
+        if args.why {
+            out.line(format_args!("{path} (interpreter of {script})"))?;
+        } else {
+            out.line(path)?;
+        }
+    }
     if args.why {
         out.text(&elf::format_why(&closure))?;
     } else {
@@ -69,11 +105,18 @@ pub fn run(args: DepsArgs) -> Result<u8> {
     Ok(0)
 }
 
-fn kernel_release() -> Result<String> {
-    let r = std::fs::read_to_string("/proc/sys/kernel/osrelease")?;
-    let r = r.trim();
-    if r.is_empty() {
-        bail!("cannot tell the running kernel's release; pass --kernel-modules");
+/// The module tree of the kernel `mkrootfs run` boots without `--kernel`
+/// (`$MKROOTFS_KERNEL`, the running kernel's, or the cached Debian one).
+fn run_kernel_modules() -> Result<PathBuf> {
+    let kernel = mkrootfs_qemu::find_kernel()
+        .context("find the kernel `mkrootfs run` boots (or pass --kernel-modules DIR)")?;
+    match kernel.modules {
+        Some(tree) => Ok(tree),
+        None => bail!(
+            "kernel {} (version {}, {}) has no module tree: pass --kernel-modules DIR",
+            kernel.vmlinuz.display(),
+            kernel.version,
+            kernel.source
+        ),
     }
-    Ok(r.to_string())
 }

@@ -1,9 +1,9 @@
-//! `mkrootfs extract IMAGE DIR`.
+//! `mkrootfs extract IMAGE DIR [PATH...]`.
 
 use super::Out;
 use anyhow::{Context, Result};
 use clap::Args;
-use mkrootfs::{cpio, extract};
+use mkrootfs::extract;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -11,13 +11,17 @@ pub struct ExtractArgs {
     pub image: PathBuf,
     /// Target directory (created if missing); nothing is ever written outside it.
     pub dir: PathBuf,
+    /// Only these image paths (a directory with everything under it).
+    /// Default: the whole image.
+    pub paths: Vec<String>,
 }
 
 pub fn run(args: ExtractArgs) -> Result<u8> {
-    let bytes =
-        std::fs::read(&args.image).with_context(|| format!("read {}", args.image.display()))?;
-    let segments = cpio::read_archive(&bytes, &cpio::Limits::default())
-        .with_context(|| format!("read image {}", args.image.display()))?;
+    let mut segments = super::read_image(&args.image)?;
+    if !args.paths.is_empty() {
+        segments = extract::select(&segments, &args.paths)
+            .with_context(|| format!("extract from {}", args.image.display()))?;
+    }
     let report = extract::extract(&segments, &args.dir).with_context(|| {
         format!(
             "extract {} into {}",

@@ -1,9 +1,9 @@
 //! `mkrootfs ls IMAGE [--json]`.
 
 use super::Out;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
-use mkrootfs::{cpio, list};
+use mkrootfs::list;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -16,10 +16,7 @@ pub struct LsArgs {
 }
 
 pub fn run(args: LsArgs) -> Result<u8> {
-    let bytes =
-        std::fs::read(&args.image).with_context(|| format!("read {}", args.image.display()))?;
-    let segments = cpio::read_archive(&bytes, &cpio::Limits::default())
-        .with_context(|| format!("read image {}", args.image.display()))?;
+    let segments = super::read_image(&args.image)?;
     let mut out = Out::new();
     if args.json {
         out.line(list::to_json(&segments))?;

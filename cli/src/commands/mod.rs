@@ -9,13 +9,17 @@ pub mod exec;
 pub mod extract;
 pub mod kernel;
 pub mod ls;
+pub mod progress;
 pub mod run;
 pub mod vsock;
 pub mod wait_ready;
 
+use anyhow::Context;
 use mkrootfs::build::AutoKernel;
+use mkrootfs::cpio;
 use std::fmt::Display;
 use std::io::{self, BufWriter, StdoutLock, Write};
+use std::path::Path;
 
 /// Standard output of a subcommand: buffered, and every write checked.
 /// When the reader goes away (`mkrootfs ls IMAGE | head -1`) the write
@@ -45,6 +49,20 @@ impl Out {
         writeln!(self.0, "{value}").map_err(stdout_error)
     }
 
+    /// Copies everything `from` reads.
+    pub fn copy(&mut self, from: &mut impl io::Read) -> anyhow::Result<()> {
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(anyhow::Error::new(e).context("read the image")),
+            };
+            self.0.write_all(&buf[..n]).map_err(stdout_error)?;
+        }
+    }
+
     /// Flushes what is buffered; call it before returning success, since
     /// a flush on drop cannot report its error.
     pub fn finish(mut self) -> anyhow::Result<()> {
@@ -60,6 +78,16 @@ fn stdout_error(e: io::Error) -> anyhow::Error {
     }
 }
 pub mod vm_config;
+
+/// Reads and checks a whole image as the kernel's unpacker would walk it:
+/// what `ls` and `extract` read, and what `run` and `vm-config` check
+/// before handing the image to a monitor, so that a damaged image is
+/// refused with the same error everywhere.
+pub fn read_image(path: &Path) -> anyhow::Result<Vec<cpio::Segment>> {
+    let bytes = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
+    cpio::read_archive(&bytes, &cpio::Limits::default())
+        .with_context(|| format!("read image {}", path.display()))
+}
 
 /// What `modules.kernel = "auto"` stands for when `kernel` boots the image:
 /// its own module tree, or (when it has none) an error at build time naming

@@ -26,6 +26,8 @@ pub enum MachineArg {
 }
 
 #[derive(Args, Debug)]
+// Exactly one of them: neither, or both, is a usage error (status 2).
+#[command(group(clap::ArgGroup::new("what").required(true).args(["profile", "image"])))]
 pub struct RunArgs {
     /// Build this profile first, then boot it.
     #[arg(long, short)]
@@ -35,7 +37,8 @@ pub struct RunArgs {
     /// Kernel image. Default: the running kernel's if readable, else a Debian cloud kernel fetched once into the cache.
     #[arg(long)]
     pub kernel: Option<PathBuf>,
-    /// Extra kernel command line.
+    /// Extra kernel parameters, after the harness's own (panic=-1, console=ttyS0…):
+    /// the kernel takes the last value of a parameter given twice.
     #[arg(long, default_value = "")]
     pub append: String,
     /// Give up (and fail) after this many seconds.
@@ -49,12 +52,18 @@ pub struct RunArgs {
     /// The first disk is the root device (root=/dev/vda rw).
     #[arg(long)]
     pub root_disk: bool,
-    /// Guest memory in MiB.
-    #[arg(long, default_value_t = 512)]
+    /// Guest memory in MiB (1 or more).
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
     pub memory: u32,
-    /// Output image when building a profile.
-    #[arg(long, short)]
+    /// Virtual CPUs (1 or more).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub cpus: u32,
+    /// Output image when building a profile (only with --profile).
+    #[arg(long, short, conflicts_with = "image")]
     pub output: Option<PathBuf>,
+    /// What to build, overriding image.format (a disk format needs image.split = true to boot).
+    #[arg(long)]
+    pub format: Option<mkrootfs::fsimage::Format>,
     /// Show every kernel message and the QEMU command line. Default: the
     /// init's and the services' lines and the kernel's errors only (the
     /// whole console log is printed if the boot fails or times out).
@@ -71,6 +80,15 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> Result<u8> {
+    if args.output.as_deref() == Some(std::path::Path::new("-")) {
+        anyhow::bail!("-o -: run boots the image from a file: name one, or leave -o out");
+    }
+    if let Some(image) = &args.image {
+        // A damaged image would boot into "Initramfs unpacking failed",
+        // buried in the log, then a FATAL of the init: refuse it here, with
+        // the error `mkrootfs ls` gives.
+        super::read_image(image)?;
+    }
     if let (true, Some(uds)) = (args.wait_ready, &args.vsock) {
         let argv: Vec<String> = std::env::args().collect();
         return super::wait_ready::detach(uds, &argv, Duration::from_secs(args.timeout));
@@ -80,9 +98,12 @@ pub fn run(args: RunArgs) -> Result<u8> {
         None => qemu::find_kernel()?,
     };
     eprintln!("mkrootfs: kernel {} ({})", kernel.version, kernel.source);
+    // A split build's root image, attached as the first disk.
+    let mut root_image = None;
     let image = match (&args.profile, &args.image) {
         (Some(name), None) => {
-            let p = profile::load(name)?;
+            let mut p = profile::load(name)?;
+            super::build::override_format(&mut p, args.format);
             let opts = build::BuildOptions {
                 output: args.output.clone(),
                 // "auto" is the kernel booted below, whether it came from
@@ -92,24 +113,46 @@ pub fn run(args: RunArgs) -> Result<u8> {
             };
             let report = build::build(&p, &opts)?;
             eprintln!("mkrootfs: built {report}");
-            report.path
+            match report.disk.as_ref().map(|d| d.initramfs.clone()) {
+                None => report.path,
+                Some(Some((initramfs, _))) => {
+                    root_image = Some(report.path.clone());
+                    initramfs
+                }
+                Some(None) => bail!(
+                    "{} is a disk image: boot it with an initramfs that mounts it (mkrootfs run INITRAMFS --disk {0}), or build it with image.split = true",
+                    report.path.display()
+                ),
+            }
         }
         (None, Some(img)) => img.clone(),
-        _ => bail!("give exactly one of --profile PROFILE and IMAGE"),
+        _ => unreachable!("clap requires exactly one of --profile and IMAGE"),
     };
     // One description of the guest for every machine, shared with `vm-config`.
     let mut guest = Guest::new(kernel.vmlinuz.clone(), image);
     guest.append = args.append.clone();
     guest.memory_mib = args.memory;
+    guest.cpus = args.cpus;
     guest.root_disk = args.root_disk;
-    guest.disks = args
-        .disk
+    guest.disks = root_image
         .iter()
         .map(|p| GuestDisk {
             path: p.clone(),
-            read_only: false,
+            read_only: true,
         })
+        .chain(args.disk.iter().map(|p| GuestDisk {
+            path: p.clone(),
+            read_only: false,
+        }))
         .collect();
+    // A verity image's root hash (written next to it by the build).
+    if let Some(param) = guest
+        .disks
+        .iter()
+        .find_map(|d| mkrootfs::fsimage::verity::kernel_param(&d.path))
+    {
+        guest.append = format!("{param} {}", guest.append).trim().to_string();
+    }
     let mut cfg = match args.machine {
         MachineArg::Pc => guest.qemu(qemu::Machine::Pc),
         MachineArg::Microvm => guest.qemu(qemu::Machine::Microvm),
@@ -127,6 +170,15 @@ pub fn run(args: RunArgs) -> Result<u8> {
     // A terminal on stdin can type into the guest (a rescue shell);
     // otherwise keep QEMU away from our stdin.
     cfg.interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
+    // Resolved once here (the probe's verdict is kept), so that a boot
+    // many times slower than under KVM is explained, once.
+    cfg.accel = qemu::resolved_accel(cfg.accel);
+    if cfg.accel == qemu::Accel::Tcg && !tcg_asked() {
+        eprintln!(
+            "mkrootfs: KVM is not usable here (no /dev/kvm, or its probe boot failed): \
+             emulating with TCG, much slower (MKROOTFS_ACCEL=tcg says this is wanted)"
+        );
+    }
     let _vsock = match &args.vsock {
         Some(uds) => {
             let backend = super::vsock::attach(&mut cfg, uds)?;
@@ -161,4 +213,9 @@ pub fn run(args: RunArgs) -> Result<u8> {
         eprintln!("mkrootfs: QEMU said: {}", outcome.stderr.trim());
     }
     Ok(outcome.exit_code().clamp(0, 255) as u8)
+}
+
+/// Whether the user asked for TCG (`MKROOTFS_ACCEL=tcg`): then it is no news.
+fn tcg_asked() -> bool {
+    std::env::var("MKROOTFS_ACCEL").as_deref() == Ok("tcg")
 }

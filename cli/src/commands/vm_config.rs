@@ -1,7 +1,7 @@
 //! `mkrootfs vm-config --target firecracker|cloud-hypervisor|qemu-microvm
 //! IMAGE --kernel K`: print what each monitor needs to boot the image.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use mkrootfs::vmconfig::{self, Guest, GuestDisk, GuestVsock, Target};
 use mkrootfs_cli::qemu::GuestOnQemu;
@@ -18,7 +18,7 @@ pub enum TargetArg {
 pub struct VmConfigArgs {
     #[arg(long, value_enum)]
     pub target: TargetArg,
-    /// The image (loaded as the initramfs).
+    /// The image (loaded as the initramfs); read and checked as `mkrootfs ls` reads it.
     pub image: PathBuf,
     /// The kernel: an ELF vmlinux for firecracker and cloud-hypervisor
     /// (`mkrootfs kernel extract-vmlinux` makes one from a bzImage).
@@ -28,26 +28,31 @@ pub struct VmConfigArgs {
     #[arg(long)]
     pub disk: Vec<PathBuf>,
     /// The first disk is the root device (root=/dev/vda; Firecracker's is_root_device).
-    #[arg(long)]
+    #[arg(long, requires = "disk")]
     pub root_disk: bool,
-    /// Attach the disks read-only.
-    #[arg(long)]
+    /// Attach every disk read-only (root=/dev/vda ro with --root-disk).
+    #[arg(long, requires = "disk")]
     pub read_only: bool,
-    /// Guest memory in MiB.
-    #[arg(long, default_value_t = 512)]
+    /// Guest memory in MiB (1 or more).
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
     pub memory: u32,
-    /// Virtual CPUs.
-    #[arg(long, default_value_t = 1)]
+    /// Virtual CPUs (1 or more).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub cpus: u32,
-    /// Extra kernel parameters, after the monitor's own.
+    /// Extra kernel parameters, after the monitor's own (the kernel takes the
+    /// last value of a parameter given twice; every console= is a console,
+    /// the last one /dev/console).
     #[arg(long, default_value = "")]
     pub append: String,
-    /// Add a vsock device with this guest context id (3 or more).
+    /// Add a vsock device with this guest context id (3 or more). For
+    /// qemu-microvm a vhost-vsock device: the host reaches the guest through
+    /// AF_VSOCK at this CID, with no Unix socket.
     #[arg(long, value_parser = clap::value_parser!(u32).range(3..))]
     pub vsock: Option<u32>,
-    /// The host Unix socket of the vsock device.
-    #[arg(long, default_value = "vsock.sock", requires = "vsock")]
-    pub vsock_socket: PathBuf,
+    /// The host Unix socket of the vsock device (firecracker and
+    /// cloud-hypervisor). Default: vsock.sock.
+    #[arg(long, requires = "vsock")]
+    pub vsock_socket: Option<PathBuf>,
 }
 
 /// Absolute, so that the configuration works from any directory.
@@ -61,7 +66,14 @@ pub fn run(args: VmConfigArgs) -> Result<u8> {
         TargetArg::CloudHypervisor => Target::CloudHypervisor,
         TargetArg::QemuMicrovm => Target::QemuMicrovm,
     };
+    if target == Target::QemuMicrovm && args.vsock_socket.is_some() {
+        bail!(
+            "--vsock-socket: QEMU's vhost-vsock device has no Unix socket \
+             (the host connects to the guest's CID over AF_VSOCK)"
+        );
+    }
     vmconfig::check_kernel(target, &args.kernel)?;
+    super::read_image(&args.image)?;
     let mut guest = Guest::new(absolute(&args.kernel)?, absolute(&args.image)?);
     for d in &args.disk {
         guest.disks.push(GuestDisk {
@@ -73,10 +85,22 @@ pub fn run(args: VmConfigArgs) -> Result<u8> {
     guest.memory_mib = args.memory;
     guest.cpus = args.cpus;
     guest.append = args.append.clone();
+    // A verity image's root hash (written next to it by the build).
+    if let Some(param) = args
+        .disk
+        .iter()
+        .find_map(|d| mkrootfs::fsimage::verity::kernel_param(d))
+    {
+        guest.append = format!("{param} {}", guest.append).trim().to_string();
+    }
     if let Some(cid) = args.vsock {
         guest.vsock = Some(GuestVsock {
             cid,
-            socket: absolute(&args.vsock_socket)?,
+            socket: absolute(
+                args.vsock_socket
+                    .as_deref()
+                    .unwrap_or(Path::new("vsock.sock")),
+            )?,
         });
     }
     let mut out = super::Out::new();
@@ -88,7 +112,12 @@ pub fn run(args: VmConfigArgs) -> Result<u8> {
             out.line(quoted(&words))?;
         }
         Target::QemuMicrovm => {
-            let cmd = guest.qemu(mkrootfs_qemu::Machine::Microvm).command();
+            let mut cfg = guest.qemu(mkrootfs_qemu::Machine::Microvm);
+            // A line for a KVM host, like the other monitors' configurations,
+            // not this host's accelerator choice (nor the TSC rate that
+            // only an emulated microvm needs).
+            cfg.accel = mkrootfs_qemu::Accel::Kvm;
+            let cmd = cfg.command();
             let mut words = vec![cmd.get_program().to_string_lossy().into_owned()];
             words.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
             out.line(quoted(&words))?;

@@ -454,7 +454,7 @@ fn sequence(
         }
     };
     load(false)?;
-    container::caps::apply(plan, last_cap)?;
+    container::caps::apply(&crate::sys::seam::Real, plan, last_cap)?;
     if plan.no_new_privs {
         ns::no_new_privs().map_err(|e| StepError::new("no_new_privs", "", errno(&e)))?;
     }

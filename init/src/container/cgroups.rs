@@ -12,50 +12,22 @@ use std::path::{Path, PathBuf};
 /// Where the cgroup2 hierarchy is (mounted by the init when missing).
 pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
-/// A failed cgroup step: the operation and the file.
-#[derive(Debug)]
-pub struct CgroupError {
-    pub step: &'static str,
-    pub path: PathBuf,
-    pub error: io::Error,
-}
-
-impl std::fmt::Display for CgroupError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.step, self.path.display(), self.error)
-    }
-}
+/// A failed cgroup step: the operation, the file and the errno (the
+/// launcher's one error shape).
+pub use crate::launch::StepError as CgroupError;
 
 fn err<'a>(step: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> CgroupError + 'a {
-    move |error| CgroupError {
-        step,
-        path: path.to_path_buf(),
-        error,
-    }
-}
-
-/// The counters read when a container ends.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// `oom_kill` of memory.events.
-    pub oom_kill: u64,
-    /// `max` of pids.events: forks refused at pids.max.
-    pub pids_max_hits: u64,
-    /// memory.peak in bytes (Linux 5.19+; 0 when missing).
-    pub memory_peak: u64,
-    /// `usage_usec` of cpu.stat.
-    pub cpu_usec: u64,
-}
-
-impl Stats {
-    /// ` oom_kill=… pids_max_hits=… memory_peak=… cpu_usec=…` for the RESULT line.
-    pub fn fields(&self) -> String {
-        format!(
-            " oom_kill={} pids_max_hits={} memory_peak={} cpu_usec={}",
-            self.oom_kill, self.pids_max_hits, self.memory_peak, self.cpu_usec
+    move |e| {
+        CgroupError::new(
+            step,
+            &path.display().to_string(),
+            e.raw_os_error().unwrap_or(libc::EIO),
         )
     }
 }
+
+/// The counters read when a container ends (the limits are the plan's).
+pub use mkrootfs_config::result::ContainerCounters as Stats;
 
 /// The value of `key` in a flat-keyed cgroup file (`memory.events`,
 /// `cpu.stat`): lines `key value`.
@@ -99,11 +71,7 @@ pub fn ensure_mounted(root: &Path) -> Result<(), CgroupError> {
             | nix::mount::MsFlags::MS_NOEXEC,
         None::<&str>,
     )
-    .map_err(|e| CgroupError {
-        step: "mount cgroup2",
-        path: root.to_path_buf(),
-        error: e.into(),
-    })
+    .map_err(|e| CgroupError::new("mount cgroup2", &root.display().to_string(), e as i32))
 }
 
 /// Whether the cgroup `dir` (or one below it) has a process
@@ -191,6 +159,8 @@ impl Cgroup {
             pids_max_hits: keyed(&read("pids.events"), "max").unwrap_or(0),
             memory_peak: read("memory.peak").trim().parse().unwrap_or(0),
             cpu_usec: keyed(&read("cpu.stat"), "usage_usec").unwrap_or(0),
+            memory_max: None,
+            pids_max: None,
         }
     }
 
@@ -292,7 +262,9 @@ mod tests {
                 oom_kill: 1,
                 pids_max_hits: 181,
                 memory_peak: 67108864,
-                cpu_usec: 600123
+                cpu_usec: 600123,
+                memory_max: None,
+                pids_max: None,
             }
         );
         // Without limits only memory and pids are enabled (for the counters).
@@ -339,20 +311,6 @@ mod tests {
                 "enable controllers in {}/cgroup.subtree_control: Is a directory (os error 21)",
                 d.path().display()
             )
-        );
-    }
-
-    #[test]
-    fn stats_fields_for_the_result_line() {
-        let s = Stats {
-            oom_kill: 1,
-            pids_max_hits: 2,
-            memory_peak: 67108864,
-            cpu_usec: 5,
-        };
-        assert_eq!(
-            s.fields(),
-            " oom_kill=1 pids_max_hits=2 memory_peak=67108864 cpu_usec=5"
         );
     }
 }

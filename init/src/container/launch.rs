@@ -166,12 +166,13 @@ fn sequence(c: &Container, io: &ChildIo<'_>) -> Result<std::convert::Infallible,
         let _ = nix::unistd::close(null);
         let _ = nix::unistd::close(out);
     }
-    namespaces::enter(p)?;
+    let sys = &crate::sys::seam::Real;
+    namespaces::enter(sys, p)?;
     if p.clone_flags & CLONE_NEWNS != 0 {
-        rootfs::enter(p, &c.staging, &c.vm_staging)?;
-        rootfs::finish(p)?;
+        rootfs::enter(sys, p, &c.staging, &c.vm_staging)?;
+        rootfs::finish(sys, p)?;
     }
-    namespaces::identity(p)?;
+    namespaces::identity(sys, p)?;
     nix::unistd::setsid().map_err(|e| StepError::new("setsid", "", e as i32))?;
     if let Some(sock) = io.tty {
         super::terminal::attach(sock)?;
@@ -205,7 +206,7 @@ fn sequence(c: &Container, io: &ChildIo<'_>) -> Result<std::convert::Infallible,
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
     // while the capabilities are still there (runc does the same).
     load(false)?;
-    caps::apply(p, c.last_cap)?;
+    caps::apply(sys, p, c.last_cap)?;
     if p.no_new_privs {
         ns::no_new_privs().map_err(|e| StepError::new("no_new_privs", "", errno(&e)))?;
     }

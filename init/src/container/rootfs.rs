@@ -6,9 +6,10 @@
 //! and the read-only paths.
 
 use super::StepError;
+use crate::sys::seam::Sys;
 use mkrootfs_config::container::{ContainerPlan, PlanMount, MS_BIND, MS_REC};
 use nix::errno::Errno;
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::mount::{MntFlags, MsFlags};
 use nix::sys::stat::{Mode, SFlag};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
@@ -109,12 +110,12 @@ fn is_dir(path: &str) -> bool {
 }
 
 /// One plan mount inside `root` (a descriptor of the staging directory).
-fn mount_one(root: BorrowedFd<'_>, m: &PlanMount) -> Result<()> {
+fn mount_one(sys: &dyn Sys, root: BorrowedFd<'_>, m: &PlanMount) -> Result<()> {
     let bind = m.flags & MS_BIND != 0;
     let target = ensure_in_root(root, &m.target, bind && !is_dir(&m.source))?;
     let at = fd_path(&target);
     if bind {
-        mount(
+        sys.mount(
             Some(m.source.as_str()),
             at.as_str(),
             None::<&str>,
@@ -124,12 +125,12 @@ fn mount_one(root: BorrowedFd<'_>, m: &PlanMount) -> Result<()> {
         .map_err(step("mount", &m.target))?;
         let extra = flags(m.flags & !(MS_BIND | MS_REC));
         if !extra.is_empty() {
-            // mount(2) ignores the other flags on a new bind: remount the
+            // sys.mount(2) ignores the other flags on a new bind: remount the
             // new mount (opened again, the old descriptor is beneath it).
             let top = ensure_in_root(root, &m.target, false)?;
             let at = fd_path(&top);
             let keep = locked_flags(&at);
-            mount(
+            sys.mount(
                 None::<&str>,
                 at.as_str(),
                 None::<&str>,
@@ -156,7 +157,7 @@ fn mount_one(root: BorrowedFd<'_>, m: &PlanMount) -> Result<()> {
         }
     }
     let data = (!m.data.is_empty()).then_some(m.data.as_str());
-    match mount(
+    match sys.mount(
         Some(m.source.as_str()),
         at.as_str(),
         Some(m.fstype.as_str()),
@@ -167,7 +168,7 @@ fn mount_one(root: BorrowedFd<'_>, m: &PlanMount) -> Result<()> {
         // Without a network namespace of its own, a user namespace may not
         // mount sysfs: bind the VM's read-only instead, as runc does.
         Err(Errno::EPERM) if m.fstype == "sysfs" => {
-            mount(
+            sys.mount(
                 Some("/sys"),
                 at.as_str(),
                 None::<&str>,
@@ -178,7 +179,7 @@ fn mount_one(root: BorrowedFd<'_>, m: &PlanMount) -> Result<()> {
             let top = ensure_in_root(root, &m.target, false)?;
             let at = fd_path(&top);
             let keep = locked_flags(&at);
-            mount(
+            sys.mount(
                 None::<&str>,
                 at.as_str(),
                 None::<&str>,
@@ -208,10 +209,10 @@ fn symlink_one(root: BorrowedFd<'_>, target: &str, link: &str) -> Result<()> {
 /// Everything up to and including the pivot. `staging` is an empty
 /// directory of the VM for the container root, `vm_staging` another for
 /// the initramfs workaround; both made by the init before the clone.
-pub fn enter(plan: &ContainerPlan, staging: &str, vm_staging: &str) -> Result<()> {
+pub fn enter(sys: &dyn Sys, plan: &ContainerPlan, staging: &str, vm_staging: &str) -> Result<()> {
     // Nothing we mount may propagate back to the VM, while the VM's later
     // mounts still reach us (rslave, not rprivate: runc's default).
-    mount(
+    sys.mount(
         None::<&str>,
         "/",
         None::<&str>,
@@ -222,7 +223,7 @@ pub fn enter(plan: &ContainerPlan, staging: &str, vm_staging: &str) -> Result<()
     // pivot_root needs the new root to be a mount point: bind the container
     // root (recursively, so what is mounted beneath it comes along) onto
     // the staging directory.
-    mount(
+    sys.mount(
         Some(plan.root.as_str()),
         staging,
         None::<&str>,
@@ -234,7 +235,7 @@ pub fn enter(plan: &ContainerPlan, staging: &str, vm_staging: &str) -> Result<()
         .map_err(step_io("open", staging))?
         .into();
     for m in &plan.mounts {
-        mount_one(root.as_fd(), m)?;
+        mount_one(sys, root.as_fd(), m)?;
     }
     for [target, link] in &plan.symlinks {
         symlink_one(root.as_fd(), target, link)?;
@@ -246,9 +247,9 @@ pub fn enter(plan: &ContainerPlan, staging: &str, vm_staging: &str) -> Result<()
     if plan.readonly_root {
         f |= MsFlags::MS_RDONLY;
     }
-    mount(None::<&str>, staging, None::<&str>, f, None::<&str>)
+    sys.mount(None::<&str>, staging, None::<&str>, f, None::<&str>)
         .map_err(step("remount root", &plan.root))?;
-    pivot(staging, vm_staging)
+    pivot(sys, staging, vm_staging)
 }
 
 /// pivot_root into `staging` and detach the old root. The kernel's
@@ -256,12 +257,12 @@ pub fn enter(plan: &ContainerPlan, staging: &str, vm_staging: &str) -> Result<()
 /// it has no parent mount); crun's workaround, without copying: bind the
 /// whole `/` onto a directory, move that over `/`, chroot into it: the
 /// current root is then a mount with a parent, and pivot_root works.
-fn pivot(staging: &str, vm_staging: &str) -> Result<()> {
-    nix::unistd::chdir(staging).map_err(step("chdir", staging))?;
-    match nix::unistd::pivot_root(".", ".") {
+fn pivot(sys: &dyn Sys, staging: &str, vm_staging: &str) -> Result<()> {
+    sys.chdir(staging).map_err(step("chdir", staging))?;
+    match sys.pivot_root(".", ".") {
         Ok(()) => {}
         Err(Errno::EINVAL) => {
-            mount(
+            sys.mount(
                 Some("/"),
                 vm_staging,
                 None::<&str>,
@@ -269,8 +270,8 @@ fn pivot(staging: &str, vm_staging: &str) -> Result<()> {
                 None::<&str>,
             )
             .map_err(step("bind / onto", vm_staging))?;
-            nix::unistd::chdir(vm_staging).map_err(step("chdir", vm_staging))?;
-            mount(
+            sys.chdir(vm_staging).map_err(step("chdir", vm_staging))?;
+            sys.mount(
                 Some(vm_staging),
                 "/",
                 None::<&str>,
@@ -278,18 +279,20 @@ fn pivot(staging: &str, vm_staging: &str) -> Result<()> {
                 None::<&str>,
             )
             .map_err(step("move over /", vm_staging))?;
-            nix::unistd::chroot(".").map_err(step("chroot", vm_staging))?;
+            sys.chroot(".").map_err(step("chroot", vm_staging))?;
             // The same path in the copy holds the container root with its
             // mounts (the bind was recursive).
-            nix::unistd::chdir(staging).map_err(step("chdir", staging))?;
-            nix::unistd::pivot_root(".", ".").map_err(step("pivot_root", staging))?;
+            sys.chdir(staging).map_err(step("chdir", staging))?;
+            sys.pivot_root(".", ".")
+                .map_err(step("pivot_root", staging))?;
         }
         Err(e) => return Err(step("pivot_root", staging)(e)),
     }
     // The old root is now stacked on "."; detach it (and everything under
     // it) so nothing of the VM stays reachable.
-    umount2(".", MntFlags::MNT_DETACH).map_err(step("detach old root", "/"))?;
-    nix::unistd::chdir("/").map_err(step("chdir", "/"))?;
+    sys.umount2(".", MntFlags::MNT_DETACH)
+        .map_err(step("detach old root", "/"))?;
+    sys.chdir("/").map_err(step("chdir", "/"))?;
     Ok(())
 }
 
@@ -385,7 +388,7 @@ fn checked_proc(root: BorrowedFd<'_>) -> Result<OwnedFd> {
 /// After the pivot: sysctls, then masked and read-only paths, each through
 /// a descriptor opened beneath the root or the checked procfs, so that
 /// neither a link in the image nor an earlier mount can redirect them.
-pub fn finish(plan: &ContainerPlan) -> Result<()> {
+pub fn finish(sys: &dyn Sys, plan: &ContainerPlan) -> Result<()> {
     let root: OwnedFd = std::fs::File::open("/")
         .map_err(step_io("open", "/"))?
         .into();
@@ -402,17 +405,17 @@ pub fn finish(plan: &ContainerPlan) -> Result<()> {
         std::io::Write::write_all(&mut f, value.as_bytes()).map_err(step_io("write", &path))?;
     }
     for p in plan.masked_paths.iter().flat_map(|p| expand(p)) {
-        mask(root.as_fd(), &p)?;
+        mask(sys, root.as_fd(), &p)?;
     }
     for p in plan.readonly_paths.iter().flat_map(|p| expand(p)) {
-        readonly(root.as_fd(), &p)?;
+        readonly(sys, root.as_fd(), &p)?;
     }
     Ok(())
 }
 
 /// Hides `path`: an empty read-only tmpfs over a directory, the
 /// container's `/dev/null` (checked to be the real 1:3) over anything else.
-fn mask(root: BorrowedFd<'_>, path: &str) -> Result<()> {
+fn mask(sys: &dyn Sys, root: BorrowedFd<'_>, path: &str) -> Result<()> {
     let Some(fd) = open_existing(root, path)? else {
         return Ok(());
     };
@@ -420,14 +423,15 @@ fn mask(root: BorrowedFd<'_>, path: &str) -> Result<()> {
     let st = nix::sys::stat::fstat(fd.as_fd()).map_err(step("stat", path))?;
     let at = fd_path(&fd);
     if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
-        return mount(
-            Some("tmpfs"),
-            at.as_str(),
-            Some("tmpfs"),
-            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-            Some("size=0,mode=0555"),
-        )
-        .map_err(step("mask", path));
+        return sys
+            .mount(
+                Some("tmpfs"),
+                at.as_str(),
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                Some("size=0,mode=0555"),
+            )
+            .map_err(step("mask", path));
     }
     // The source may be reached through the image's own links (resolved
     // inside the root, as the mounts were): what makes it safe is the check
@@ -449,7 +453,7 @@ fn mask(root: BorrowedFd<'_>, path: &str) -> Result<()> {
             libc::EPERM,
         ));
     }
-    mount(
+    sys.mount(
         Some(fd_path(&null).as_str()),
         at.as_str(),
         None::<&str>,
@@ -460,13 +464,13 @@ fn mask(root: BorrowedFd<'_>, path: &str) -> Result<()> {
 }
 
 /// Makes `path` read-only: bound onto itself, then remounted.
-fn readonly(root: BorrowedFd<'_>, path: &str) -> Result<()> {
+fn readonly(sys: &dyn Sys, root: BorrowedFd<'_>, path: &str) -> Result<()> {
     let Some(fd) = open_existing(root, path)? else {
         return Ok(());
     };
     check_fs(&fd, path)?;
     let at = fd_path(&fd);
-    mount(
+    sys.mount(
         Some(at.as_str()),
         at.as_str(),
         None::<&str>,
@@ -479,7 +483,7 @@ fn readonly(root: BorrowedFd<'_>, path: &str) -> Result<()> {
     };
     let at = fd_path(&top);
     let keep = locked_flags(&at);
-    mount(
+    sys.mount(
         None::<&str>,
         at.as_str(),
         None::<&str>,
@@ -490,45 +494,4 @@ fn readonly(root: BorrowedFd<'_>, path: &str) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn star_components_expand_to_every_entry() {
-        let d = tempfile::tempdir().unwrap();
-        for c in ["cpu0", "cpu1"] {
-            std::fs::create_dir_all(d.path().join(c).join("thermal_throttle")).unwrap();
-        }
-        let base = d.path().display().to_string();
-        assert_eq!(
-            expand(&format!("{base}/*/thermal_throttle")),
-            [
-                format!("{base}/cpu0/thermal_throttle"),
-                format!("{base}/cpu1/thermal_throttle")
-            ]
-        );
-        assert_eq!(expand("/proc/kcore"), ["/proc/kcore"]);
-        assert_eq!(expand("/nonexistent/*/x"), Vec::<String>::new());
-    }
-
-    #[test]
-    fn targets_are_created_and_resolved_inside_the_root() {
-        let d = tempfile::tempdir().unwrap();
-        // A hostile root: /proc -> / and /dev -> /etc (absolute symlinks).
-        std::os::unix::fs::symlink("/", d.path().join("proc")).unwrap();
-        std::fs::create_dir(d.path().join("etc")).unwrap();
-        std::os::unix::fs::symlink("/etc", d.path().join("dev")).unwrap();
-        let root: OwnedFd = std::fs::File::open(d.path()).unwrap().into();
-        let fd = ensure_in_root(root.as_fd(), "/dev/null", true).unwrap();
-        // Created in the root's /etc, not the host's.
-        assert!(d.path().join("etc/null").is_file());
-        let link = std::fs::read_link(fd_path(&fd)).unwrap();
-        assert_eq!(link, d.path().join("etc/null"));
-        let fd = ensure_in_root(root.as_fd(), "/proc/../../x/y", false).unwrap();
-        assert_eq!(
-            std::fs::read_link(fd_path(&fd)).unwrap(),
-            d.path().join("x/y")
-        );
-        assert!(d.path().join("x/y").is_dir());
-    }
-}
+mod tests;

@@ -8,6 +8,7 @@
 
 pub mod probe;
 pub mod switch_root;
+pub mod verity;
 pub mod wait;
 
 use mkrootfs_config::{RootConfig, RootMode};
@@ -66,6 +67,12 @@ pub enum RootError {
         errno: Errno,
     },
     ExecMissing(PathBuf),
+    /// dm-verity could not be set up, or the image does not match the root
+    /// hash (`mkrootfs.verity=`).
+    Verity {
+        device: String,
+        message: String,
+    },
 }
 
 fn list(v: &[String]) -> String {
@@ -107,6 +114,7 @@ impl fmt::Display for RootError {
                 target.display()
             ),
             RootError::Step { step, path, .. } => write!(f, "{step} {}", path.display()),
+            RootError::Verity { device, message } => write!(f, "verity: {device}: {message}"),
             RootError::ExecMissing(p) => {
                 write!(f, "root.exec {}: no such program in the new root", p.display())
             }
@@ -123,39 +131,55 @@ impl std::error::Error for RootError {
     }
 }
 
-/// Mounts and enters the configured root.
-pub fn enter(root: &RootConfig, loaded: &crate::modules::Loaded) -> Result<Entered, RootError> {
+/// Mounts and enters the configured root; with `verity` (a root hash from
+/// `mkrootfs.verity=`), through a dm-verity device over the root device.
+pub fn enter(
+    root: &RootConfig,
+    loaded: &crate::modules::Loaded,
+    verity: Option<&str>,
+) -> Result<Entered, RootError> {
     let start = Instant::now();
     let newroot = Path::new(NEWROOT);
+    let verity = match root.mode {
+        RootMode::Device | RootMode::Overlay => {
+            verity::root_hash(verity, Path::new(verity::ROOT_HASH_FILE))?
+        }
+        _ => None,
+    };
+    let verity = verity.as_deref();
     let what = match root.mode {
         RootMode::Initramfs => return Ok(Entered::Initramfs),
         RootMode::Tmpfs => {
-            make_private()?;
+            make_private(&crate::sys::seam::Real)?;
             mkdir_p(newroot)?;
             mount_checked("tmpfs", newroot, "tmpfs", MsFlags::empty(), "mode=0755")?;
             copy_tree(Path::new("/"), newroot)?;
             "a tmpfs copy of the initramfs".to_owned()
         }
         RootMode::Device => {
-            let (dev, fstype) = root_device(root, loaded)?;
-            let ro = root.readonly || matches!(fstype.as_str(), "erofs" | "squashfs");
+            let (dev, fstype) = root_device(root, loaded, verity)?;
+            // A verity device is read-only whatever the file system.
+            let ro = root.readonly
+                || verity.is_some()
+                || matches!(fstype.as_str(), "erofs" | "squashfs");
             let flags = if ro {
                 MsFlags::MS_RDONLY
             } else {
                 MsFlags::empty()
             };
-            make_private()?;
+            make_private(&crate::sys::seam::Real)?;
             mkdir_p(newroot)?;
-            mount_checked(&dev, newroot, &fstype, flags, &root.options)?;
+            mount_verified(&dev, newroot, &fstype, flags, &root.options, verity)?;
             format!("{dev} ({fstype}, {})", if ro { "ro" } else { "rw" })
         }
         RootMode::Overlay => {
-            let (dev, fstype) = root_device(root, loaded)?;
-            make_private()?;
+            let (dev, fstype) = root_device(root, loaded, verity)?;
+            make_private(&crate::sys::seam::Real)?;
             ensure_run_mounted()?;
             let (lower, rw) = (Path::new(OVERLAY_LOWER), Path::new(OVERLAY_RW));
             mkdir_p(lower)?;
-            mount_checked(&dev, lower, &fstype, MsFlags::MS_RDONLY, &root.options)?;
+            let ro = MsFlags::MS_RDONLY;
+            mount_verified(&dev, lower, &fstype, ro, &root.options, verity)?;
             mkdir_p(rw)?;
             mount_checked("tmpfs", rw, "tmpfs", MsFlags::empty(), "mode=0755")?;
             let (upper, work) = (rw.join("upper"), rw.join("work"));
@@ -173,8 +197,8 @@ pub fn enter(root: &RootConfig, loaded: &crate::modules::Loaded) -> Result<Enter
             format!("an overlay of {dev} ({fstype}) and a tmpfs")
         }
     };
-    move_api_mounts(newroot)?;
-    switch(newroot)?;
+    move_api_mounts(&crate::sys::seam::Real, newroot)?;
+    switch(&crate::sys::seam::Real, newroot)?;
     crate::info!(
         "switched root to {what} in {} ms",
         start.elapsed().as_millis()
@@ -190,10 +214,12 @@ pub fn enter(root: &RootConfig, loaded: &crate::modules::Loaded) -> Result<Enter
     Ok(Entered::Exec(program, argv))
 }
 
-/// Waits for the configured device and works out its file-system type.
+/// Waits for the configured device and works out its file-system type;
+/// with a root hash, returns the verity device over it instead.
 fn root_device(
     root: &RootConfig,
     loaded: &crate::modules::Loaded,
+    verity: Option<&str>,
 ) -> Result<(String, String), RootError> {
     let spec = root
         .device
@@ -208,7 +234,41 @@ fn root_device(
     };
     crate::info!("root device {spec} is {}", wait::describe(&found));
     ensure_fs(&fstype, &dev)?;
-    Ok((dev, fstype))
+    match verity {
+        Some(hash) => {
+            let node = verity::setup(&found.path, hash)?;
+            Ok((node.display().to_string(), fstype))
+        }
+        None => Ok((dev, fstype)),
+    }
+}
+
+/// Mounts the root; on a verity device an I/O error is the image not
+/// matching its root hash, reported with the first block that fails.
+fn mount_verified(
+    dev: &str,
+    target: &Path,
+    fstype: &str,
+    flags: MsFlags,
+    data: &str,
+    verity: Option<&str>,
+) -> Result<(), RootError> {
+    match mount_checked(dev, target, fstype, flags, data) {
+        Err(RootError::Mount { errno, .. }) if verity.is_some() && errno == Errno::EIO => {
+            let block = match verity::first_bad_block(Path::new(dev)) {
+                Some(b) => format!("block {b} fails verification"),
+                None => "no block fails verification now".to_string(),
+            };
+            Err(RootError::Verity {
+                device: verity::describe(dev),
+                message: format!(
+                    "the image does not match root hash {}: {block} (mount {fstype}: EIO)",
+                    verity.unwrap_or_default()
+                ),
+            })
+        }
+        other => other,
+    }
 }
 
 /// Whether `/proc/filesystems` lists `fstype`.

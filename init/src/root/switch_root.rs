@@ -9,12 +9,13 @@
 //! `chroot .`.
 
 use super::RootError;
+use crate::sys::seam::Sys;
 use nix::errno::Errno;
 use nix::fcntl::AtFlags;
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::mount::{MntFlags, MsFlags};
 use nix::sys::stat::{lstat, mknod, utimensat, Mode, SFlag, UtimensatFlags};
 use nix::sys::time::TimeSpec;
-use nix::unistd::{chdir, chroot, fchownat, pivot_root, Gid, Uid};
+use nix::unistd::{fchownat, Gid, Uid};
 use std::collections::HashMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -37,8 +38,8 @@ fn step<'a>(step: &'static str, path: &'a Path) -> impl FnOnce(Errno) -> RootErr
 
 /// `mount --make-rprivate /`: MS_MOVE (and pivot_root) refuse mounts whose
 /// parent is shared, and propagation would copy our mounts elsewhere.
-pub fn make_private() -> Result<(), RootError> {
-    mount(
+pub fn make_private(sys: &dyn Sys) -> Result<(), RootError> {
+    sys.mount(
         None::<&str>,
         "/",
         None::<&str>,
@@ -73,7 +74,7 @@ fn is_mount_point(path: &Path) -> bool {
 /// mount whose target directory the (read-only) new root lacks is detached
 /// instead, with a warning: the init core mounts a fresh one after the
 /// switch where it can.
-pub fn move_api_mounts(newroot: &Path) -> Result<(), RootError> {
+pub fn move_api_mounts(sys: &dyn Sys, newroot: &Path) -> Result<(), RootError> {
     for m in API_MOUNTS {
         let from = Path::new(m);
         if !is_mount_point(from) {
@@ -85,12 +86,13 @@ pub fn move_api_mounts(newroot: &Path) -> Result<(), RootError> {
                 "{} is missing in the new root: {m} is unmounted",
                 to.display()
             );
-            umount2(from, MntFlags::MNT_DETACH).map_err(step("detach", from))?;
+            sys.umount2(m, MntFlags::MNT_DETACH)
+                .map_err(step("detach", from))?;
             continue;
         }
-        mount(
-            Some(from),
-            &to,
+        sys.mount(
+            Some(m),
+            &to.to_string_lossy(),
             None::<&str>,
             MsFlags::MS_MOVE,
             None::<&str>,
@@ -100,7 +102,8 @@ pub fn move_api_mounts(newroot: &Path) -> Result<(), RootError> {
     for m in DROPPED_MOUNTS {
         let path = Path::new(m);
         if is_mount_point(path) {
-            umount2(path, MntFlags::MNT_DETACH).map_err(step("detach", path))?;
+            sys.umount2(m, MntFlags::MNT_DETACH)
+                .map_err(step("detach", path))?;
         }
     }
     Ok(())
@@ -157,8 +160,9 @@ fn holds_mount(dir: &Path, dev: u64) -> bool {
 
 /// Makes `newroot` the root: frees the initramfs, then `pivot_root` or,
 /// where the kernel refuses it on the initial rootfs, MS_MOVE + chroot.
-pub fn switch(newroot: &Path) -> Result<(), RootError> {
-    chdir(newroot).map_err(step("chdir", newroot))?;
+pub fn switch(sys: &dyn Sys, newroot: &Path) -> Result<(), RootError> {
+    let at = newroot.to_string_lossy();
+    sys.chdir(&at).map_err(step("chdir", newroot))?;
     // Like busybox switch_root, only ever delete a RAM-backed root: an init
     // started on a disk root must not wipe it.
     if root_is_ram() {
@@ -168,22 +172,27 @@ pub fn switch(newroot: &Path) -> Result<(), RootError> {
     } else {
         crate::warn!("/ is not a ramfs or tmpfs: its files are left in place");
     }
+    enter(sys, newroot)
+}
+
+/// From the new root as working directory: it becomes `/`.
+fn enter(sys: &dyn Sys, newroot: &Path) -> Result<(), RootError> {
     // pivot_root(".", "."): the old root ends up stacked on the new one and
     // is detached right away (pivot_root(2), "NOTES").
-    match pivot_root(".", ".") {
+    match sys.pivot_root(".", ".") {
         Ok(()) => {
-            umount2(".", MntFlags::MNT_DETACH)
+            sys.umount2(".", MntFlags::MNT_DETACH)
                 .map_err(step("detach the old root", Path::new("/")))?;
         }
         Err(Errno::EINVAL) => {
             // The initial rootfs: move the new root over it and chroot.
-            mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
+            sys.mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
                 .map_err(step("move the new root onto / (MS_MOVE)", newroot))?;
-            chroot(".").map_err(step("chroot", newroot))?;
+            sys.chroot(".").map_err(step("chroot", newroot))?;
         }
         Err(e) => return Err(step("pivot_root", newroot)(e)),
     }
-    chdir("/").map_err(step("chdir", Path::new("/")))
+    sys.chdir("/").map_err(step("chdir", Path::new("/")))
 }
 
 /// Whether `/` is ramfs or tmpfs (the initramfs is one of them).
@@ -293,6 +302,68 @@ fn io_step(step: &'static str, path: &Path, e: std::io::Error) -> RootError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::seam::Recorder;
+    use nix::mount::{mount, umount2};
+
+    #[test]
+    fn the_new_root_becomes_slash_by_pivot_root_or_by_move_and_chroot() {
+        let d = tempfile::tempdir().unwrap();
+        let new = d.path().join("sysroot");
+        let sys = Recorder::new(d.path());
+        enter(&sys, &new).unwrap();
+        assert_eq!(
+            sys.lines(),
+            [
+                "pivot_root . .",
+                "umount2 . MntFlags(MNT_DETACH)",
+                "chdir /"
+            ]
+        );
+        // The initial rootfs refuses pivot_root (before Linux 7.0).
+        let sys = Recorder::new(d.path()).failing("pivot_root", Errno::EINVAL, 1);
+        enter(&sys, &new).unwrap();
+        assert_eq!(
+            sys.lines(),
+            [
+                "pivot_root . .",
+                "mount . / - MsFlags(MS_MOVE)",
+                "chroot .",
+                "chdir /"
+            ]
+        );
+        // Each failure names its step and the path.
+        for (prefix, errno, want) in [
+            (
+                "pivot_root",
+                Errno::EPERM,
+                "pivot_root ROOT/sysroot: EPERM: Operation not permitted",
+            ),
+            (
+                "umount2",
+                Errno::EBUSY,
+                "detach the old root /: EBUSY: Device or resource busy",
+            ),
+            (
+                "chdir /",
+                Errno::ENOENT,
+                "chdir /: ENOENT: No such file or directory",
+            ),
+        ] {
+            let sys = Recorder::new(d.path()).failing(prefix, errno, 1);
+            let e = enter(&sys, &new).unwrap_err();
+            let shown = crate::log::Chain(&e).to_string().replacen(
+                &d.path().display().to_string(),
+                "ROOT",
+                1,
+            );
+            assert_eq!(shown, want, "{prefix}");
+        }
+        assert_eq!(
+            make_private(&Recorder::new(d.path()).failing("mount", Errno::EINVAL, 1))
+                .map_err(|e| crate::log::Chain(&e).to_string()),
+            Err("make mounts private (MS_REC|MS_PRIVATE) /: EINVAL: Invalid argument".into())
+        );
+    }
     use std::fs;
     use std::os::unix::fs::symlink;
 

@@ -19,39 +19,37 @@ use std::fmt;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-/// The main service could not be started; Display names it and the program,
-/// the errno is the source.
+/// The main service could not be started: which, what it runs, and the
+/// step that failed (its path and errno), for plain services and
+/// containers alike.
 #[derive(Debug)]
 pub struct SpawnError {
     pub service: String,
     pub program: String,
-    pub error: std::io::Error,
-    /// The failed step of a container.
-    pub container: Option<crate::container::StepError>,
+    pub step: crate::launch::StepError,
+    pub container: bool,
 }
 
 impl fmt::Display for SpawnError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(step) = &self.container {
-            return write!(f, "container {}: {step}", self.service);
+        if self.container {
+            return write!(f, "container {}: {}", self.service, self.step);
         }
         write!(
             f,
-            "service {}: cannot execute {}",
+            "service {}: cannot execute {}: ",
             self.service, self.program
-        )
-    }
-}
-
-impl std::error::Error for SpawnError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        // A container's failed step names its errno itself.
-        match &self.container {
-            Some(_) => None,
-            None => Some(&self.error),
+        )?;
+        if self.step.step == "exec" {
+            // The program is already named: only the errno.
+            write!(f, "{}", std::io::Error::from_raw_os_error(self.step.errno))
+        } else {
+            write!(f, "{}", self.step)
         }
     }
 }
+
+impl std::error::Error for SpawnError {}
 
 /// Why supervision stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,8 +66,8 @@ struct Service {
     pid: Option<Pid>,
     started: Option<Instant>,
     restart_at: Option<Instant>,
-    /// The running container's cgroup and stop signal.
-    container: Option<crate::container::Running>,
+    /// What the running workload's end needs.
+    running: Option<spawn::Started>,
 }
 
 /// The supervisor's state.
@@ -89,7 +87,7 @@ pub struct Supervisor {
     pub main_status: Option<Status>,
     /// The main container's counters when it last ended, with its plan's
     /// memory.max and pids.max, for the RESULT line.
-    pub main_stats: Option<(crate::container::cgroups::Stats, Option<u64>, Option<u64>)>,
+    pub main_stats: Option<crate::container::cgroups::Stats>,
     /// Time spent launching the main container (clone to exec), for the
     /// timings line.
     pub container_ms: Option<u128>,
@@ -106,7 +104,7 @@ impl Supervisor {
                 pid: None,
                 started: None,
                 restart_at: None,
-                container: None,
+                running: None,
             })
             .collect();
         Supervisor {
@@ -136,34 +134,13 @@ impl Supervisor {
         let s = &mut self.services[i];
         s.restart_at = None;
         let t0 = Instant::now();
-        let spawned = match &s.prep.container {
-            Some(plan) => match crate::container::spawn(&s.prep.name, plan) {
-                Ok(running) => {
-                    let pid = running.pid;
-                    s.container = Some(running);
-                    if is_main && self.container_ms.is_none() {
-                        self.container_ms = Some(t0.elapsed().as_millis());
-                    }
-                    Ok(pid)
+        match s.prep.start() {
+            Ok(started) => {
+                let pid = started.pid;
+                if is_main && self.container_ms.is_none() && started.stop_signal().is_some() {
+                    self.container_ms = Some(t0.elapsed().as_millis());
                 }
-                Err(step) => {
-                    if is_main {
-                        return Err(SpawnError {
-                            service: s.prep.name.clone(),
-                            program: s.prep.argv.first().cloned().unwrap_or_default(),
-                            error: std::io::Error::from_raw_os_error(step.errno),
-                            container: Some(step),
-                        });
-                    }
-                    crate::warn!("container {}: {step}", s.prep.name);
-                    self.ended(i, Status::Exited(127));
-                    return Ok(());
-                }
-            },
-            None => spawn::spawn(&s.prep),
-        };
-        match spawned {
-            Ok(pid) => {
+                s.running = Some(started);
                 if is_main && self.main_started.is_none() {
                     // The main service has exec'd: the guest has booted.
                     crate::boot_timer::fire();
@@ -180,18 +157,17 @@ impl Supervisor {
                 }
                 Ok(())
             }
-            Err(error) if is_main => Err(SpawnError {
-                service: s.prep.name.clone(),
-                program: s.prep.argv.first().cloned().unwrap_or_default(),
-                error,
-                container: None,
-            }),
-            Err(e) => {
-                crate::warn!(
-                    "service {}: cannot execute {}: {e}",
-                    s.prep.name,
-                    s.prep.argv.first().map_or("", String::as_str)
-                );
+            Err(step) => {
+                let e = SpawnError {
+                    service: s.prep.name.clone(),
+                    program: s.prep.program().to_string(),
+                    step,
+                    container: s.prep.container.is_some(),
+                };
+                if is_main {
+                    return Err(e);
+                }
+                crate::warn!("{e}");
                 self.ended(i, Status::Exited(127));
                 Ok(())
             }
@@ -212,18 +188,10 @@ impl Supervisor {
         let is_main = i == self.main;
         let s = &mut self.services[i];
         s.pid = None;
-        if let Some(c) = s.container.take() {
-            // Counters first: cgroup.kill and rmdir end them.
-            let stats = c.cgroup.stats();
-            c.cgroup.destroy();
-            crate::info!("container {}:{}", s.prep.name, stats.fields());
+        if let Some(stats) = s.running.take().and_then(spawn::Started::end) {
+            crate::info!("container {}: {stats}", s.prep.name);
             if is_main {
-                let plan = s.prep.container.as_ref().map(|l| &l.plan.cgroup);
-                self.main_stats = Some((
-                    stats,
-                    plan.and_then(|c| c.memory_max),
-                    plan.and_then(|c| c.pids_max),
-                ));
+                self.main_stats = Some(stats);
             }
         }
         let ran = s.started.map(|t| t.elapsed().as_millis()).unwrap_or(0);
@@ -297,8 +265,9 @@ impl Supervisor {
     /// nothing; the grace period and SIGKILL follow).
     pub fn stop_containers(&self) {
         for s in &self.services {
-            if let (Some(c), Some(pid)) = (&s.container, s.pid) {
-                let Ok(sig) = Signal::try_from(c.stop_signal) else {
+            let stop = s.running.as_ref().and_then(spawn::Started::stop_signal);
+            if let (Some(stop), Some(pid)) = (stop, s.pid) {
+                let Ok(sig) = Signal::try_from(stop) else {
                     continue;
                 };
                 crate::info!("container {}: sending {}", s.prep.name, sig.as_str());
@@ -312,8 +281,8 @@ impl Supervisor {
     /// Kills and removes the cgroups of containers still recorded as running.
     pub fn remove_containers(&mut self) {
         for s in &mut self.services {
-            if let Some(c) = s.container.take() {
-                c.cgroup.destroy();
+            if let Some(r) = s.running.take() {
+                r.end();
             }
         }
     }

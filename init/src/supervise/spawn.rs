@@ -1,6 +1,7 @@
 //! Turning a service's configuration into a process: its environment, its
 //! credentials, and the fork/exec with the child-side setup.
 
+use crate::launch::StepError;
 use crate::sys::child;
 use crate::sys::Exec;
 use crate::users::{self, Credentials, Group, Passwd};
@@ -150,46 +151,44 @@ pub fn lookup(program: &str, path: Option<&str>) -> std::io::Result<String> {
 /// takes the console as controlling terminal if asked, changes directory
 /// and drops privileges. An exec failure (missing program…) comes back as
 /// the error ([`crate::launch::launch`]).
-pub fn spawn(p: &Prepared) -> std::io::Result<Pid> {
+pub fn spawn(p: &Prepared) -> Result<Pid, StepError> {
     let Some(program) = p.argv.first() else {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "empty argv",
-        ));
+        return Err(StepError::new("exec", "", libc::EINVAL));
     };
+    let errno = |e: &std::io::Error| e.raw_os_error().unwrap_or(libc::EINVAL);
     // A failed chdir in the child would read like a missing program: name it.
     if let Err(e) = std::fs::metadata(&p.cwd) {
-        return Err(std::io::Error::new(
-            e.kind(),
-            format!("working directory {}: {e}", p.cwd),
-        ));
+        return Err(StepError::new("working directory", &p.cwd, errno(&e)));
     }
     // Likewise a missing console device.
     if let Some(t) = &p.tty {
         if let Err(e) = std::fs::metadata(t) {
-            return Err(std::io::Error::new(
-                e.kind(),
-                format!("controlling terminal {}: {e}", t.display()),
-            ));
+            let t = t.display().to_string();
+            return Err(StepError::new("controlling terminal", &t, errno(&e)));
         }
     }
     // The agent is the init's own binary under another name.
     let path = if program == crate::agent::ARGV0 {
         "/proc/self/exe".to_string()
     } else {
-        lookup(program, p.env.get("PATH").map(String::as_str))?
+        lookup(program, p.env.get("PATH").map(String::as_str))
+            .map_err(|e| StepError::new("exec", program, errno(&e)))?
     };
     let exe = Exec::new(
         &path,
         p.argv.iter().map(String::as_str),
         p.env.iter().map(|(k, v)| format!("{k}={v}")),
-    )?;
-    let cstring = |s: &[u8]| {
-        CString::new(s).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+    )
+    .map_err(|e| StepError::new("exec", program, errno(&e)))?;
+    let cstring = |s: &[u8], what: &'static str| {
+        CString::new(s).map_err(|_| StepError::new(what, &String::from_utf8_lossy(s), libc::EINVAL))
     };
-    let cwd = cstring(p.cwd.as_bytes())?;
+    let cwd = cstring(p.cwd.as_bytes(), "working directory")?;
     let tty = match &p.tty {
-        Some(t) => Some(cstring(t.as_os_str().as_encoded_bytes())?),
+        Some(t) => Some(cstring(
+            t.as_os_str().as_encoded_bytes(),
+            "controlling terminal",
+        )?),
         None => None,
     };
     let Credentials {
@@ -218,9 +217,60 @@ pub fn spawn(p: &Prepared) -> std::io::Result<Pid> {
             Ok(()) => exe.exec(),
             Err(e) => e,
         };
-        crate::launch::StepError::new("exec", &path, err.raw_os_error().unwrap_or(libc::EINVAL))
+        StepError::new("exec", &path, err.raw_os_error().unwrap_or(libc::EINVAL))
     })
-    .map_err(|e| std::io::Error::from_raw_os_error(e.errno))
+}
+
+/// A started workload, plain or container: its pid and, for a container,
+/// what the end of it needs (the cgroup, the stop signal).
+#[derive(Debug)]
+pub struct Started {
+    pub pid: Pid,
+    container: Option<crate::container::Running>,
+}
+
+impl Started {
+    /// The signal a shutdown sends first: a container's PID 1 ignores the
+    /// signals it does not handle, so it gets its own stop signal. `None`:
+    /// the usual SIGTERM to everyone is enough.
+    pub fn stop_signal(&self) -> Option<i32> {
+        self.container.as_ref().map(|c| c.stop_signal)
+    }
+
+    /// After the process ended: for a container, its cgroup's counters,
+    /// read before the cgroup is killed and removed.
+    pub fn end(self) -> Option<crate::container::cgroups::Stats> {
+        let c = self.container?;
+        let stats = c.cgroup.stats();
+        c.cgroup.destroy();
+        Some(crate::container::cgroups::Stats {
+            memory_max: c.limits.memory_max,
+            pids_max: c.limits.pids_max,
+            ..stats
+        })
+    }
+}
+
+impl Prepared {
+    /// Starts the workload through the one launcher; returns once it has
+    /// exec'd, or the step that failed.
+    pub fn start(&self) -> Result<Started, StepError> {
+        match &self.container {
+            Some(loaded) => crate::container::spawn(&self.name, loaded).map(|r| Started {
+                pid: r.pid,
+                container: Some(r),
+            }),
+            None => spawn(self).map(|pid| Started {
+                pid,
+                container: None,
+            }),
+        }
+    }
+
+    /// The program, as the log and errors name it.
+    pub fn program(&self) -> &str {
+        self.argv.first().map_or("", String::as_str)
+    }
 }
 
 #[cfg(test)]

@@ -3,25 +3,10 @@
 //! up, close_range. Each returns the errno as an `io::Error`; the caller
 //! names the step and the path.
 
+use super::check;
 use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-
-fn check(r: libc::c_long) -> io::Result<libc::c_long> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
-}
-
-fn check_int(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
-}
 
 /// `struct clone_args` of linux/sched.h (version 2, with `cgroup`).
 #[repr(C)]
@@ -158,7 +143,7 @@ pub fn fs_magic(fd: BorrowedFd<'_>) -> io::Result<i64> {
     // SAFETY: statfs is plain data, filled by the kernel on success.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
     // SAFETY: fd is a valid descriptor and st a valid statfs to fill.
-    check_int(unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) })?;
+    check(unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) })?;
     Ok(st.f_type as i64)
 }
 
@@ -200,7 +185,7 @@ pub fn is_open(fd: RawFd) -> bool {
 /// its `/proc/<pid>` files (CVE-2019-5736). execve sets it again.
 pub fn not_dumpable() -> io::Result<()> {
     // SAFETY: prctl with integer arguments only.
-    check_int(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) })?;
+    check(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) })?;
     Ok(())
 }
 
@@ -219,7 +204,7 @@ pub fn getcwd_raw() -> io::Result<Vec<u8>> {
 /// is not close-on-exec.
 pub fn dup_onto(from: RawFd, to: RawFd) -> io::Result<()> {
     // SAFETY: dup2 only changes this process's descriptor table.
-    check_int(unsafe { libc::dup2(from, to) })?;
+    check(unsafe { libc::dup2(from, to) })?;
     Ok(())
 }
 
@@ -237,7 +222,7 @@ pub fn cloexec_from(first: u32) -> io::Result<()> {
 /// prctl(PR_CAPBSET_DROP, cap).
 pub fn capbset_drop(cap: u32) -> io::Result<()> {
     // SAFETY: prctl with integer arguments only.
-    check_int(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) })?;
+    check(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) })?;
     Ok(())
 }
 
@@ -245,14 +230,14 @@ pub fn capbset_drop(cap: u32) -> io::Result<()> {
 /// non-root uid (cleared again after it).
 pub fn keepcaps(on: bool) -> io::Result<()> {
     // SAFETY: prctl with integer arguments only.
-    check_int(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, libc::c_ulong::from(on), 0, 0, 0) })?;
+    check(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, libc::c_ulong::from(on), 0, 0, 0) })?;
     Ok(())
 }
 
 /// Clears the ambient set, then raises each bit of `ambient`.
 pub fn set_ambient(ambient: u64) -> io::Result<()> {
     // SAFETY: prctl with integer arguments only.
-    check_int(unsafe {
+    check(unsafe {
         libc::prctl(
             libc::PR_CAP_AMBIENT,
             libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
@@ -263,7 +248,7 @@ pub fn set_ambient(ambient: u64) -> io::Result<()> {
     })?;
     for cap in (0..64).filter(|c| ambient & (1u64 << c) != 0) {
         // SAFETY: prctl with integer arguments only.
-        check_int(unsafe {
+        check(unsafe {
             libc::prctl(
                 libc::PR_CAP_AMBIENT,
                 libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
@@ -317,7 +302,7 @@ pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> io::Result<()
 /// prctl(PR_SET_NO_NEW_PRIVS, 1).
 pub fn no_new_privs() -> io::Result<()> {
     // SAFETY: prctl with integer arguments only.
-    check_int(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })?;
+    check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })?;
     Ok(())
 }
 
@@ -364,7 +349,7 @@ pub fn interface_up(name: &[u8]) -> io::Result<()> {
     // SAFETY: ifreq is plain data, zero is a valid value; the name is copied
     // with room for the NUL; the socket is closed by OwnedFd.
     unsafe {
-        let s = check_int(libc::socket(
+        let s = check(libc::socket(
             libc::AF_INET,
             libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
             0,
@@ -377,13 +362,13 @@ pub fn interface_up(name: &[u8]) -> io::Result<()> {
         for (d, s) in req.ifr_name.iter_mut().zip(name) {
             *d = *s as libc::c_char;
         }
-        check_int(libc::ioctl(
+        check(libc::ioctl(
             sock.as_raw_fd(),
             libc::SIOCGIFFLAGS as _,
             &mut req,
         ))?;
         req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-        check_int(libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS as _, &req))?;
+        check(libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS as _, &req))?;
     }
     Ok(())
 }
@@ -396,7 +381,7 @@ pub fn prlimit(pid: i32, resource: u32, soft: u64, hard: u64) -> io::Result<()> 
         rlim_max: hard as libc::rlim_t,
     };
     // SAFETY: `new` is a valid rlimit; the old value is not asked for.
-    check_int(unsafe {
+    check(unsafe {
         libc::prlimit(
             pid,
             resource as _,
@@ -420,9 +405,11 @@ pub fn block_all_signals() -> io::Result<()> {
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut set);
-        if libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        check(libc::sigprocmask(
+            libc::SIG_SETMASK,
+            &set,
+            std::ptr::null_mut(),
+        ))?;
     }
     Ok(())
 }
@@ -431,7 +418,7 @@ pub fn block_all_signals() -> io::Result<()> {
 pub fn fork() -> io::Result<Cloned> {
     // SAFETY: the container's process is single-threaded (it was cloned from
     // the single-threaded init and started no thread).
-    match check_int(unsafe { libc::fork() })? {
+    match check(unsafe { libc::fork() })? {
         0 => Ok(Cloned::Child),
         pid => Ok(Cloned::Parent(pid)),
     }
@@ -444,7 +431,7 @@ pub fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
     // SAFETY: fds has room for the two descriptors; both are new and owned
     // by nobody else once the call succeeded.
     unsafe {
-        check_int(libc::socketpair(
+        check(libc::socketpair(
             libc::AF_UNIX,
             libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
             0,
@@ -530,12 +517,12 @@ pub fn pty_unlock(master: BorrowedFd<'_>) -> io::Result<u32> {
     let mut n: libc::c_uint = 0;
     // SAFETY: both ioctls take a pointer to an int of ours.
     unsafe {
-        check_int(libc::ioctl(
+        check(libc::ioctl(
             master.as_raw_fd(),
             libc::TIOCSPTLCK as _,
             &mut unlock,
         ))?;
-        check_int(libc::ioctl(master.as_raw_fd(), libc::TIOCGPTN as _, &mut n))?;
+        check(libc::ioctl(master.as_raw_fd(), libc::TIOCGPTN as _, &mut n))?;
     }
     Ok(n)
 }

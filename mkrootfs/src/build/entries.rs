@@ -2,6 +2,16 @@
 //! trees) added to the tree.
 
 use super::*;
+use crate::profile::Position;
+
+/// `"files entry /etc/x"`, and where it was written when known, so that
+/// two entries for one path (and a missing `src`) are told apart.
+fn origin(what: &str, path: &impl std::fmt::Display, at: &Option<Position>) -> String {
+    match at {
+        Some(at) => format!("{what} {path} at {at}"),
+        None => format!("{what} {path}"),
+    }
+}
 
 pub(super) fn add_profile_entries(tree: &mut Tree, profile: &Profile) -> Result<(), BuildError> {
     for d in &profile.dirs {
@@ -13,11 +23,11 @@ pub(super) fn add_profile_entries(tree: &mut Tree, profile: &Profile) -> Result<
                 uid: d.uid,
                 gid: d.gid,
             },
-            "dirs",
+            &origin("dirs entry", &d.path, &d.at),
         )?;
     }
     for (dir, f) in &profile.files {
-        let origin = format!("files entry {}", f.dest);
+        let origin = origin("files entry", &f.dest, &f.at);
         match (&f.src, &f.content) {
             (Some(src), _) => {
                 let host = dir.join(src);
@@ -35,17 +45,26 @@ pub(super) fn add_profile_entries(tree: &mut Tree, profile: &Profile) -> Result<
         }
     }
     for (dir, t) in &profile.trees {
-        tree.add_host_tree(
+        tree.add_host_tree_owned(
             &dir.join(&t.src),
             &t.dest.0,
-            &format!("trees entry {}", t.dest),
+            (t.uid, t.gid),
+            &origin("trees entry", &t.dest, &t.at),
         )?;
     }
     for s in &profile.symlinks {
-        tree.add_symlink(&s.path.0, &s.target, "symlinks")?;
+        tree.add_symlink(
+            &s.path.0,
+            &s.target,
+            &origin("symlinks entry", &s.path, &s.at),
+        )?;
     }
     for h in &profile.hardlinks {
-        tree.add_hardlink(&h.path.0, &h.target.0, "hardlinks")?;
+        tree.add_hardlink(
+            &h.path.0,
+            &h.target.0,
+            &origin("hardlinks entry", &h.path, &h.at),
+        )?;
     }
     for n in &profile.nodes {
         let node = match n.kind {
@@ -62,7 +81,7 @@ pub(super) fn add_profile_entries(tree: &mut Tree, profile: &Profile) -> Result<
                 uid: n.uid,
                 gid: n.gid,
             },
-            "nodes",
+            &origin("nodes entry", &n.path, &n.at),
         )?;
     }
     Ok(())

@@ -79,7 +79,7 @@ fn binary_behind_an_absolute_symlink_in_the_sysroot_is_found() {
     assert_eq!(
         e.to_string(),
         format!(
-            "binary \"/etc/mkrootfs-alt\" (from profile p) not found in {}",
+            "binary \"/etc/mkrootfs-alt\" (from p) not found in {}",
             root.join("etc/mkrootfs-alt").display()
         )
     );

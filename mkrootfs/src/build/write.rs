@@ -177,6 +177,7 @@ fn write_entries<W: Write>(
     let mut next_ahead = 0;
     let mut buf = Vec::new();
     for (entry, data) in plan {
+        crate::progress::advance(1, data.map_or(0, |d| d.len()));
         match data {
             None => writer.entry(entry).map_err(out_err)?,
             Some(Data::Bytes(bytes)) => {

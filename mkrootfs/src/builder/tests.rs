@@ -144,3 +144,17 @@ fn build_errors_name_the_image_and_keep_the_cause() {
     let cause = std::error::Error::source(&err).unwrap().to_string();
     assert!(cause.contains("/nonexistent/prog"), "{cause}");
 }
+
+#[test]
+fn a_disk_format_is_built_to_a_file_not_streamed() {
+    let b = ImageBuilder::new("disk")
+        .command(["/bin/true"])
+        .format(crate::fsimage::Format::Erofs);
+    let mut chain = String::new();
+    let mut cur: Option<&dyn std::error::Error> = Some(&b.write_to(Vec::new()).unwrap_err());
+    while let Some(c) = cur {
+        chain.push_str(&c.to_string());
+        cur = c.source();
+    }
+    assert!(chain.contains("use build(), not write_to()"), "{chain}");
+}

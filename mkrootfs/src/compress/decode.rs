@@ -50,7 +50,94 @@ pub fn decompress(
         Compression::Gzip => gunzip(bytes, limit),
         Compression::Xz => unxz(bytes, limit),
         Compression::Zstd => unzstd(bytes, limit),
+        Compression::Bzip2 => bunzip2(bytes, limit),
+        Compression::Lzma => unlzma(bytes, limit),
+        Compression::Lz4 => unlz4_legacy(bytes, limit).map_err(|e| match e {
+            Lz4Error::TooLarge => DecompressError::TooLarge {
+                compression: Compression::Lz4,
+                limit,
+            },
+            Lz4Error::Corrupt(m) => DecompressError::Corrupt(Compression::Lz4, io::Error::other(m)),
+        }),
     }
+}
+
+fn bunzip2(bytes: &[u8], limit: u64) -> Result<(Vec<u8>, usize), DecompressError> {
+    let mut rest = bytes;
+    let mut out = Vec::new();
+    {
+        // One stream, as the kernel's bunzip2 reads it; the `bufread`
+        // decoder consumes exactly that stream.
+        let dec = bzip2::bufread::BzDecoder::new(&mut rest);
+        dec.take(limit.saturating_add(1))
+            .read_to_end(&mut out)
+            .map_err(|e| DecompressError::Corrupt(Compression::Bzip2, e))?;
+    }
+    if let Some(e) = too_large(Compression::Bzip2, &out, limit) {
+        return Err(e);
+    }
+    Ok((out, bytes.len() - rest.len()))
+}
+
+fn unlzma(bytes: &[u8], limit: u64) -> Result<(Vec<u8>, usize), DecompressError> {
+    let stream = Stream::new_lzma_decoder(limit.saturating_add(XZ_MEMLIMIT_EXTRA))
+        .map_err(|e| DecompressError::Init(Compression::Lzma, e.into()))?;
+    run_lzma(stream, Compression::Lzma, bytes, limit)
+}
+
+/// The largest block of the lz4 legacy frame, uncompressed.
+pub(crate) const LZ4_LEGACY_BLOCK: usize = 8 << 20;
+/// The lz4 legacy frame's magic (`lz4 -l`).
+pub(crate) const LZ4_LEGACY_MAGIC: u32 = 0x184C_2102;
+
+/// Why an lz4 legacy frame could not be read.
+#[derive(Debug)]
+pub(crate) enum Lz4Error {
+    Corrupt(String),
+    TooLarge,
+}
+
+/// The lz4 legacy frame: the magic, then blocks of a 4-byte little-endian
+/// compressed size and the block, each at most 8 MiB uncompressed; another
+/// magic may start a new frame (lib/decompress_unlz4.c). The format has no
+/// end mark: the kernel reads to the end of the input. Here the stream also
+/// ends where what follows cannot be a block (a size of 0, as zero padding
+/// gives, or larger than the rest). Returns the output and the bytes used.
+pub(crate) fn unlz4_legacy(stream: &[u8], limit: u64) -> Result<(Vec<u8>, usize), Lz4Error> {
+    let mut rest = stream
+        .strip_prefix(&LZ4_LEGACY_MAGIC.to_le_bytes()[..])
+        .ok_or_else(|| Lz4Error::Corrupt("no lz4 legacy frame magic".into()))?;
+    let mut out = Vec::new();
+    let mut block = vec![0u8; LZ4_LEGACY_BLOCK];
+    while rest.len() >= 4 {
+        let size = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
+        if size == LZ4_LEGACY_MAGIC {
+            rest = &rest[4..];
+            continue;
+        }
+        let size = size as usize;
+        if size == 0 || size > rest.len() - 4 {
+            if out.is_empty() {
+                return Err(Lz4Error::Corrupt(format!(
+                    "first block claims {size} bytes but only {} follow: truncated",
+                    rest.len() - 4
+                )));
+            }
+            break;
+        }
+        let n = lz4_flex::block::decompress_into(&rest[4..4 + size], &mut block).map_err(|e| {
+            Lz4Error::Corrupt(format!("block at byte {}: {e}", stream.len() - rest.len()))
+        })?;
+        if out.len() as u64 + n as u64 > limit {
+            return Err(Lz4Error::TooLarge);
+        }
+        out.extend_from_slice(&block[..n]);
+        rest = &rest[4 + size..];
+    }
+    if out.is_empty() {
+        return Err(Lz4Error::Corrupt("no blocks".to_string()));
+    }
+    Ok((out, stream.len() - rest.len()))
 }
 
 /// Grows `out` for the next decoder call, by doubling but never beyond
@@ -88,10 +175,20 @@ fn gunzip(bytes: &[u8], limit: u64) -> Result<(Vec<u8>, usize), DecompressError>
 }
 
 fn unxz(bytes: &[u8], limit: u64) -> Result<(Vec<u8>, usize), DecompressError> {
-    let corrupt = |e: xz2::stream::Error| DecompressError::Corrupt(Compression::Xz, e.into());
     // No LZMA_CONCATENATED: the stream ends where the kernel's xz_dec stops.
-    let mut stream = Stream::new_stream_decoder(limit.saturating_add(XZ_MEMLIMIT_EXTRA), 0)
+    let stream = Stream::new_stream_decoder(limit.saturating_add(XZ_MEMLIMIT_EXTRA), 0)
         .map_err(|e| DecompressError::Init(Compression::Xz, e.into()))?;
+    run_lzma(stream, Compression::Xz, bytes, limit)
+}
+
+/// Runs a liblzma decoder (xz or the legacy lzma format) to its stream end.
+fn run_lzma(
+    mut stream: Stream,
+    c: Compression,
+    bytes: &[u8],
+    limit: u64,
+) -> Result<(Vec<u8>, usize), DecompressError> {
+    let corrupt = |e: xz2::stream::Error| DecompressError::Corrupt(c, e.into());
     let mut out = Vec::new();
     loop {
         grow(&mut out, limit);
@@ -101,14 +198,14 @@ fn unxz(bytes: &[u8], limit: u64) -> Result<(Vec<u8>, usize), DecompressError> {
         let status = stream
             .process_vec(rest, &mut out, Action::Run)
             .map_err(corrupt)?;
-        if let Some(e) = too_large(Compression::Xz, &out, limit) {
+        if let Some(e) = too_large(c, &out, limit) {
             return Err(e);
         }
         if status == Status::StreamEnd {
             break;
         }
         if before == (stream.total_in(), out.len()) && out.len() < out.capacity() {
-            return Err(DecompressError::Corrupt(Compression::Xz, truncated()));
+            return Err(DecompressError::Corrupt(c, truncated()));
         }
     }
     let used = usize::try_from(stream.total_in()).unwrap_or(bytes.len());

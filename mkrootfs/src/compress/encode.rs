@@ -83,6 +83,12 @@ impl<W: Write> Encoder<W> {
             Compression::Gzip => Inner::Gzip(gzip(out, level)?),
             Compression::Xz => Inner::Xz(xz(out, level, input_len, threads)?),
             Compression::Zstd => Inner::Zstd(zstd(out, level, input_len, threads)?),
+            Compression::Bzip2 | Compression::Lzma | Compression::Lz4 => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("mkrootfs reads {c} but does not write it"),
+                ))
+            }
         };
         Ok(Encoder {
             inner,

@@ -121,11 +121,18 @@ pub enum Problem {
     #[error("cpio header at unaligned offset (the kernel reads headers only at multiples of 4)")]
     Unaligned,
     /// A compressed segment in a format mkrootfs cannot read.
-    #[error("{0} compressed segment: mkrootfs reads only gzip, xz and zstd")]
+    #[error("compressed segment in {0}")]
     Unsupported(&'static str),
     /// Neither a cpio header nor a known compression magic.
-    #[error("unrecognised data {0}: not a cpio header nor gzip/xz/zstd")]
+    #[error("unrecognised data {0}: not a cpio header nor compressed data the kernel unpacks (gzip, bzip2, lzma, xz, lzo, lz4, zstd)")]
     UnknownFormat(String),
+    /// No archive at all: an empty file, or only zero bytes.
+    #[error("no cpio archive: {0}")]
+    NoArchive(&'static str),
+    /// A compressed stream, first in the image, holding only zero bytes:
+    /// the kernel reads them as a header ("no cpio magic").
+    #[error("the compressed data holds only zero bytes, no cpio archive")]
+    OnlyZeros,
     /// The compressed stream could not be decompressed.
     #[error(transparent)]
     Decompress(DecompressError),
@@ -217,6 +224,11 @@ pub fn read_archive(bytes: &[u8], limits: &Limits) -> Result<Vec<Segment>, CpioE
                 let (data, used) = compress::decompress(rest, c, remaining)
                     .map_err(|e| fail(c, Problem::Decompress(e)))?;
                 budget.total += data.len() as u64;
+                // The kernel skips zeros at the start of a stream only
+                // after another archive (its state is then Reset).
+                if segments.is_empty() && !data.is_empty() && data.iter().all(|b| *b == 0) {
+                    return Err(fail(c, Problem::OnlyZeros));
+                }
                 let entries = read_stream(&data, &mut budget).map_err(|p| fail(c, p))?;
                 segments.push(Segment {
                     offset: pos as u64,
@@ -235,6 +247,19 @@ pub fn read_archive(bytes: &[u8], limits: &Limits) -> Result<Vec<Segment>, CpioE
                 return Err(fail(Compression::None, problem));
             }
         }
+    }
+    if segments.is_empty() {
+        let why = if bytes.is_empty() {
+            "the image is empty"
+        } else {
+            "the image holds only zero bytes"
+        };
+        return Err(CpioError {
+            segment: 1,
+            offset: 0,
+            compression: Compression::None,
+            problem: Problem::NoArchive(why),
+        });
     }
     Ok(segments)
 }

@@ -171,6 +171,92 @@ fn hard_links_share_the_inode_and_only_the_last_has_data() {
     assert_eq!(read_back, &entries);
 }
 
+/// The lz4 legacy frame (`lz4 -l`), as the kernel's build writes it.
+fn lz4_legacy(data: &[u8]) -> Vec<u8> {
+    let mut out = crate::compress::LZ4_LEGACY_MAGIC.to_le_bytes().to_vec();
+    for chunk in data.chunks(crate::compress::LZ4_LEGACY_BLOCK) {
+        let block = lz4_flex::block::compress(chunk);
+        out.extend_from_slice(&(block.len() as u32).to_le_bytes());
+        out.extend_from_slice(&block);
+    }
+    out
+}
+
+/// The legacy `.lzma` format (`lzma -6`), through liblzma.
+fn lzma_alone(data: &[u8]) -> Vec<u8> {
+    let opts = xz2::stream::LzmaOptions::new_preset(6).unwrap();
+    let stream = xz2::stream::Stream::new_lzma_encoder(&opts).unwrap();
+    let mut enc = xz2::write::XzEncoder::new_stream(Vec::new(), stream);
+    std::io::Write::write_all(&mut enc, data).unwrap();
+    enc.finish().unwrap()
+}
+
+fn bzip2(data: &[u8]) -> Vec<u8> {
+    let mut enc = ::bzip2::write::BzEncoder::new(Vec::new(), ::bzip2::Compression::best());
+    std::io::Write::write_all(&mut enc, data).unwrap();
+    enc.finish().unwrap()
+}
+
+/// Issue 21: `ls` said "any compression" but refused bzip2, lzma and lz4
+/// (the legacy frame, the kernel's format and Ubuntu's default for
+/// years). Every format the kernel unpacks is read, except lzo, which is
+/// named exactly.
+#[test]
+fn every_compression_the_kernel_unpacks_is_read_but_lzo_which_is_named() {
+    let main = archive(&sample());
+    for (c, packed) in [
+        (Compression::Bzip2, bzip2(&main)),
+        (Compression::Lzma, lzma_alone(&main)),
+        (Compression::Lz4, lz4_legacy(&main)),
+    ] {
+        let mut img = GOLDEN.to_vec();
+        img.extend_from_slice(&packed);
+        let segs = read(&img).unwrap_or_else(|e| panic!("{c}: {e}"));
+        assert_eq!(segs.len(), 2, "{c}");
+        assert_eq!(segs[1].offset, GOLDEN.len() as u64, "{c}");
+        assert_eq!(segs[1].compression, c);
+        assert_eq!(segs[1].compressed_len, packed.len() as u64, "{c}");
+        assert_eq!(segs[1].entries, sample(), "{c}");
+        // The same format again after it (lz4 runs to a size it cannot
+        // take as a block, such as zero padding's).
+        img.resize(img.len().next_multiple_of(4) + 4, 0);
+        img.extend_from_slice(&packed);
+        assert_eq!(read(&img).unwrap().len(), 3, "{c}");
+    }
+    let mut img = GOLDEN.to_vec();
+    img.extend_from_slice(b"\x89LZO\0\r\n\x1a\n");
+    assert_eq!(
+        err(&img),
+        "segment 2 at byte 356: compressed segment in lzo: mkrootfs reads every format the kernel \
+         unpacks except lzo (no permissively licensed decoder); unpack it with `lzop -d`"
+    );
+}
+
+/// Issue 21: an empty file was listed as an image with nothing in it, and a
+/// compressed segment holding only zeros (which the kernel, first in an
+/// image, reads as a header without cpio magic) too.
+#[test]
+fn empty_file_and_compressed_zeros_are_not_images() {
+    assert_eq!(
+        err(b""),
+        "segment 1 at byte 0: no cpio archive: the image is empty"
+    );
+    assert_eq!(
+        err(&[0; 512]),
+        "segment 1 at byte 0: no cpio archive: the image holds only zero bytes"
+    );
+    let zeros = compress(&[0; 1024], Compression::Gzip, None).unwrap();
+    assert_eq!(
+        err(&zeros),
+        "segment 1 at byte 0 (gzip, offsets decompressed): the compressed data holds only zero \
+         bytes, no cpio archive"
+    );
+    // After an archive the kernel's state skips zeros: accepted, as there.
+    let mut img = GOLDEN.to_vec();
+    img.extend_from_slice(&zeros);
+    assert_eq!(read(&img).unwrap()[1].entries, vec![]);
+}
+
 #[test]
 fn segments_follow_padding_and_compressed_streams() {
     let early = archive(&[file("kernel/x86/microcode/GenuineIntel.bin", b"ucode")]);
@@ -287,13 +373,14 @@ fn errors_in_later_segments_name_the_segment() {
     img.extend_from_slice(&[0x02, 0x21, 0x4c, 0x18, 1, 2, 3, 4]);
     assert_eq!(
         err(&img),
-        "segment 2 at byte 356: lz4 (unsupported) compressed segment: mkrootfs reads only gzip, xz and zstd"
+        "segment 2 at byte 356 (lz4, offsets decompressed): lz4 data is corrupt or truncated"
     );
     let mut img = GOLDEN.to_vec();
     img.extend_from_slice(b"\0\0junk");
     assert_eq!(
         err(&img),
-        "segment 2 at byte 358: unrecognised data 6a 75 6e 6b: not a cpio header nor gzip/xz/zstd"
+        "segment 2 at byte 358: unrecognised data 6a 75 6e 6b: not a cpio header nor compressed \
+         data the kernel unpacks (gzip, bzip2, lzma, xz, lzo, lz4, zstd)"
     );
     let mut img = GOLDEN.to_vec();
     img.extend_from_slice(b"\x00\x00070701");

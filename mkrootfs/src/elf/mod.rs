@@ -30,7 +30,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use object::{script_interpreter, Arch};
+pub use object::{env_program, script_interpreter, script_shebang, Arch};
 
 use search::Layout;
 

@@ -278,17 +278,92 @@ pub fn script_interpreter(path_on_host: &Path) -> io::Result<Option<String>> {
 }
 
 fn parse_shebang(bytes: &[u8]) -> Option<String> {
+    parse_shebang_line(bytes).map(|(interp, _)| interp)
+}
+
+/// The `#!` line of the script at `path_on_host`: the interpreter and the
+/// rest of the line (the kernel passes it as one argument), if any.
+pub fn script_shebang(path_on_host: &Path) -> io::Result<Option<(String, Option<String>)>> {
+    let mut head = Vec::with_capacity(256);
+    std::fs::File::open(path_on_host)?
+        .take(256)
+        .read_to_end(&mut head)?;
+    Ok(parse_shebang_line(&head))
+}
+
+fn parse_shebang_line(bytes: &[u8]) -> Option<(String, Option<String>)> {
     let rest = bytes.strip_prefix(b"#!")?;
     let line = rest.split(|&b| b == b'\n').next().unwrap_or(rest);
     let line = String::from_utf8_lossy(line);
-    line.split([' ', '\t'])
-        .find(|s| !s.is_empty())
+    let line = line.trim_matches([' ', '\t', '\r']);
+    let (interp, arg) = match line.split_once([' ', '\t']) {
+        Some((interp, arg)) => (interp, Some(arg.trim_matches([' ', '\t']).to_string())),
+        None => (line, None),
+    };
+    (!interp.is_empty()).then(|| (interp.to_string(), arg.filter(|a| !a.is_empty())))
+}
+
+/// The program a `#!/usr/bin/env ARG` line runs: `ARG` (after `-S` and
+/// `NAME=VALUE` assignments), or `None` when the line is not `env`'s or
+/// names no program (`env -i`: an option this cannot follow).
+pub fn env_program(interp: &str, arg: Option<&str>) -> Option<String> {
+    if interp.rsplit('/').next() != Some("env") {
+        return None;
+    }
+    let mut words = arg?.split_whitespace().peekable();
+    if words.peek() == Some(&"-S") {
+        words.next();
+    } else if let Some(rest) = words.peek().and_then(|w| w.strip_prefix("-S")) {
+        let rest = rest.to_string();
+        words.next();
+        if !rest.is_empty() {
+            return (!rest.contains('=')).then_some(rest);
+        }
+    }
+    words
+        .find(|w| !w.contains('='))
+        .filter(|w| !w.starts_with('-'))
         .map(str::to_string)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 21: a `#!/usr/bin/env bash` script brought `env` but not
+    /// `bash`. What env runs is found from the line.
+    #[test]
+    fn env_shebang_names_its_program() {
+        let line = |b: &[u8]| parse_shebang_line(b);
+        assert_eq!(
+            line(b"#!/usr/bin/env bash\n"),
+            Some(("/usr/bin/env".into(), Some("bash".into())))
+        );
+        assert_eq!(
+            line(b"#!/bin/sh -e \r\n"),
+            Some(("/bin/sh".into(), Some("-e".into())))
+        );
+        assert_eq!(line(b"#!/bin/sh\n"), Some(("/bin/sh".into(), None)));
+        assert_eq!(
+            env_program("/usr/bin/env", Some("bash")).as_deref(),
+            Some("bash")
+        );
+        assert_eq!(
+            env_program("/usr/bin/env", Some("-S python3 -u")).as_deref(),
+            Some("python3")
+        );
+        assert_eq!(
+            env_program("/usr/bin/env", Some("-Sperl")).as_deref(),
+            Some("perl")
+        );
+        assert_eq!(
+            env_program("/bin/env", Some("LC_ALL=C awk -f")).as_deref(),
+            Some("awk")
+        );
+        assert_eq!(env_program("/usr/bin/env", Some("-i bash")), None);
+        assert_eq!(env_program("/usr/bin/env", None), None);
+        assert_eq!(env_program("/bin/sh", Some("bash")), None);
+    }
 
     #[test]
     fn shebang_takes_the_first_word() {

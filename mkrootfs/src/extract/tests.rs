@@ -252,3 +252,52 @@ fn destination_under_a_file_names_the_directory() {
     let e = extract(&[], &dest).unwrap_err();
     assert_eq!(e.to_string(), format!("cannot inspect {}", dest.display()));
 }
+
+/// Issue 21 (conveniences): `extract IMAGE DIR PATH...` for single files:
+/// only those paths (a directory with what is under it), parents created;
+/// a hard link's other name gets the file's data; a missing path is named.
+#[test]
+fn select_keeps_the_paths_asked_for() {
+    let link = |name: &str, data: &[u8]| Entry {
+        ino: 9,
+        nlink: 2,
+        ..entry(name, S_IFREG | 0o755, data)
+    };
+    let segs = vec![seg(vec![
+        entry("./etc", S_IFDIR | 0o755, b""),
+        entry("./etc/motd", S_IFREG | 0o644, b"hi\n"),
+        entry("./etc/motdx", S_IFREG | 0o644, b"no\n"),
+        entry("./usr/lib/x/a", S_IFREG | 0o644, b"a"),
+        link("./bin/a", b""),
+        link("./bin/b", b"#!x\n"),
+    ])];
+    let names = |paths: &[&str]| -> Vec<(String, Vec<u8>)> {
+        let paths: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
+        select(&segs, &paths).unwrap()[0]
+            .entries
+            .iter()
+            .map(|e| (e.name.clone(), e.data.clone()))
+            .collect()
+    };
+    assert_eq!(
+        names(&["/etc/motd", "usr/lib/"]),
+        [
+            ("./etc/motd".to_string(), b"hi\n".to_vec()),
+            ("./usr/lib/x/a".to_string(), b"a".to_vec())
+        ]
+    );
+    assert_eq!(
+        names(&["bin/a"]),
+        [("./bin/a".to_string(), b"#!x\n".to_vec())]
+    );
+    let paths = ["/etc/nosuch".to_string(), "/etc/motd".to_string()];
+    assert_eq!(
+        select(&segs, &paths).unwrap_err().to_string(),
+        "not in the image: /etc/nosuch"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let picked = select(&segs, &["/usr/lib/x/a".to_string()]).unwrap();
+    extract(&picked, tmp.path()).unwrap();
+    assert_eq!(fs::read(tmp.path().join("usr/lib/x/a")).unwrap(), b"a");
+    assert!(!tmp.path().join("etc").exists());
+}

@@ -58,6 +58,9 @@ pub struct Rootfs {
     spilled: u64,
     /// Files with extended attributes, which cpio cannot carry.
     pub xattrs: Vec<(String, String)>,
+    /// The extended attributes themselves (name, value) by path, which
+    /// disk images keep.
+    pub xattr_values: BTreeMap<String, Vec<(String, Vec<u8>)>>,
 }
 
 /// Why one member could not be applied; the caller names the layer.
@@ -164,6 +167,7 @@ impl Rootfs {
             scratch: scratch.to_path_buf(),
             spilled: 0,
             xattrs: Vec::new(),
+            xattr_values: BTreeMap::new(),
         }
     }
 
@@ -323,15 +327,17 @@ impl Rootfs {
                     at: 0,
                     detail: tar_detail(&e),
                 })?;
-                let (Ok(key), Ok(value)) = (ext.key(), ext.value()) else {
+                let Ok(key) = ext.key() else {
                     continue;
                 };
+                // Values are bytes: a capability set is rarely UTF-8.
+                let value = std::str::from_utf8(ext.value_bytes()).unwrap_or("");
                 match key {
                     "uid" => uid = value.parse().unwrap_or(uid),
                     "gid" => gid = value.parse().unwrap_or(gid),
                     k => {
                         if let Some(x) = k.strip_prefix("SCHILY.xattr.") {
-                            xattrs.push(x.to_string());
+                            xattrs.push((x.to_string(), ext.value_bytes().to_vec()));
                         }
                     }
                 }
@@ -414,7 +420,12 @@ impl Rootfs {
                 })
             }
         };
-        for x in xattrs {
+        // A later layer's entry replaces the file and its attributes.
+        self.xattr_values.remove(&path);
+        if !xattrs.is_empty() {
+            self.xattr_values.insert(path.clone(), xattrs.clone());
+        }
+        for (x, _) in xattrs {
             self.xattrs.push((format!("/{path}"), x));
         }
         match self.nodes.get(&path) {
@@ -546,6 +557,9 @@ impl Rootfs {
                 Kind::Fifo => tree.add(&want, Node::Fifo, s.meta, origin)?,
             };
             check_landed(&landed, &want)?;
+            for (name, value) in self.xattr_values.get(p).into_iter().flatten() {
+                tree.set_xattr(&landed, name, value);
+            }
         }
         Ok(())
     }

@@ -67,4 +67,28 @@ pub enum OciError {
         #[source]
         source: std::io::Error,
     },
+    /// An error of the input a profile key names, at that key.
+    #[error(transparent)]
+    At(Box<At>),
+}
+
+/// An [`OciError`] at the profile's `file:line:column` of the key that
+/// named the input (`container.image.layout`, `container.bundle`).
+#[derive(Debug)]
+pub struct At {
+    pub at: String,
+    pub error: OciError,
+}
+
+impl std::fmt::Display for At {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.at, self.error)
+    }
+}
+
+impl std::error::Error for At {
+    // The error's own text is in the message; its cause comes next.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.source()
+    }
 }

@@ -46,6 +46,27 @@ fn written_keys(profile: &Profile, i: usize) -> (BTreeSet<String>, BTreeSet<Stri
     (keys(svc), keys(container))
 }
 
+/// `error` at `init.services[i].container.<keys>` of the profile, when it
+/// has a file: a missing or unreadable input (errors that name a place in
+/// the input, a JSON line or a blob, are kept as they are).
+fn at_key(profile: &Profile, i: usize, keys: &[&str], error: OciError) -> OciError {
+    let (Some(source), OciError::Read { .. } | OciError::Invalid { .. }) =
+        (&profile.init_source, &error)
+    else {
+        return error;
+    };
+    let mut path = vec![
+        crate::profile::Seg::Key("services"),
+        crate::profile::Seg::Index(i),
+        crate::profile::Seg::Key("container"),
+    ];
+    path.extend(keys.iter().map(|k| crate::profile::Seg::Key(k)));
+    OciError::At(Box::new(super::At {
+        at: crate::plan::init_position(source, &path),
+        error,
+    }))
+}
+
 /// Fills `cfg`'s OCI-backed services and adds their roots to `tree`.
 pub fn prepare(
     tree: &mut Tree,
@@ -93,7 +114,8 @@ pub fn prepare(
                         path: std::env::temp_dir(),
                         source,
                     })?;
-                let image = load_image(&dir, img.reference.as_deref(), scratch.path())?;
+                let image = load_image(&dir, img.reference.as_deref(), scratch.path())
+                    .map_err(|e| at_key(profile, i, &["image", "layout"], e))?;
                 image.root.add_to_tree(tree, &root, &origin)?;
                 out.scratch.push(scratch);
                 out.notes.extend(image.notes);
@@ -101,7 +123,8 @@ pub fn prepare(
             }
             (None, Some(b)) => {
                 let dir = base.join(b);
-                let mut bundle = load_bundle(&dir)?;
+                let mut bundle =
+                    load_bundle(&dir).map_err(|e| at_key(profile, i, &["bundle"], e))?;
                 if let Some(policy) = bundle.settings.seccomp_policy.take() {
                     let scratch = tempfile::Builder::new()
                         .prefix("mkrootfs-oci.")

@@ -102,11 +102,14 @@ fn defaults_are_applied_and_magic_strings_typed() {
     assert_eq!(plan.modules.preset, Some(Preset::Microvm));
     assert_eq!(plan.modules.compressed, ModuleCompression::Decompress);
 
-    let own = load(
-        dir.path(),
-        "own",
-        "[image]\ninit = \"/sbin/app\"\ncompression = \"none\"\nlevel = 99\n",
-    );
+    // The image's own init: no [init] table (it would never be read).
+    let own_path = dir.path().join("own.toml");
+    std::fs::write(
+        &own_path,
+        "[image]\ninit = \"/sbin/app\"\ncompression = \"none\"\n",
+    )
+    .unwrap();
+    let own = profile::load_path(&own_path).unwrap();
     let plan = Plan::new(&own, &opts()).unwrap();
     assert_eq!(plan.init, InitChoice::Own("/sbin/app".to_string()));
     assert_eq!(plan.output, PathBuf::from("out/own.cpio"));
@@ -138,4 +141,64 @@ fn profile_without_positions_is_named() {
         plan_err(&p),
         "profile inline: zstd level 0 is out of range 1-22"
     );
+}
+
+#[test]
+fn a_split_initramfs_is_named_after_the_image_and_never_is_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.toml");
+    std::fs::write(
+        &path,
+        "[image]\nformat = \"erofs\"\nsplit = true\ncompression = \"none\"\n[init]\n[[init.services]]\nargv = [\"/bin/true\"]\n",
+    )
+    .unwrap();
+    let p = crate::profile::load_path(&path).unwrap();
+    for (out, want) in [
+        ("out/r.erofs", "out/r.cpio"),
+        ("r.cpio", "r.initramfs.cpio"),
+    ] {
+        let mut o = opts();
+        o.output = Some(PathBuf::from(out));
+        let plan = Plan::new(&p, &o).unwrap();
+        assert_eq!(plan.split, Some(PathBuf::from(want)), "{out}");
+    }
+}
+
+/// Issue 21: `-o x.cpio` wrote a zstd image under a name that says
+/// uncompressed, and an overlay root without a device was accepted
+/// silently: warnings, at the option or at the profile's line.
+#[test]
+fn output_name_and_overlay_without_device_are_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = load(
+        dir.path(),
+        "w",
+        "[image]\ncompression = \"zstd\"\n[init.root]\nmode = \"overlay\"\n",
+    );
+    let mut o = opts();
+    o.output = Some("x.cpio".into());
+    let plan = Plan::new(&p, &o).unwrap();
+    let file = dir.path().join("w.toml");
+    let file = file.display();
+    assert_eq!(
+        plan.notes,
+        [
+            format!(
+                "{file}:4:8: init.root.mode = \"overlay\" without a device: the lower layer must \
+                 then come from root= on the kernel command line, or the boot fails"
+            ),
+            format!("x.cpio: the name says none but the image is zstd (image.compression at {file}:2:15)"),
+        ]
+    );
+    // A name that says nothing, or the right thing: no warning.
+    for name in ["initrd.img", "x.cpio.zst", "-"] {
+        let p = load(dir.path(), "q", "");
+        let mut o = opts();
+        o.output = Some(name.into());
+        assert_eq!(
+            Plan::new(&p, &o).unwrap().notes,
+            Vec::<String>::new(),
+            "{name}"
+        );
+    }
 }

@@ -84,19 +84,37 @@ impl Tree {
     /// hard links as hard links, device nodes and fifos as nodes), in sorted
     /// order so that the result does not depend on directory order.
     pub fn add_host_tree(&mut self, src: &Path, dest: &str, origin: &str) -> Result<(), TreeError> {
+        self.add_host_tree_owned(src, dest, (0, 0), origin)
+    }
+
+    /// [`Tree::add_host_tree`] with every entry (symlinks included) owned
+    /// by `owner` (uid, gid) instead of root.
+    pub fn add_host_tree_owned(
+        &mut self,
+        src: &Path,
+        dest: &str,
+        owner: (u32, u32),
+        origin: &str,
+    ) -> Result<(), TreeError> {
         let mut seen_inodes: BTreeMap<(u64, u64), String> = BTreeMap::new();
-        self.copy_dir(src, dest, origin, &mut seen_inodes)
+        self.copy_dir(src, dest, owner, origin, &mut seen_inodes)
     }
 
     fn copy_dir(
         &mut self,
         src: &Path,
         dest: &str,
+        owner: (u32, u32),
         origin: &str,
         seen: &mut BTreeMap<(u64, u64), String>,
     ) -> Result<(), TreeError> {
+        let owned = |perm: u32| Meta {
+            perm,
+            uid: owner.0,
+            gid: owner.1,
+        };
         let md = fs::symlink_metadata(src).map_err(read_err(src, origin))?;
-        self.add_dir(dest, Meta::root(md.permissions().mode() & 0o7777), origin)?;
+        self.add_dir(dest, owned(md.permissions().mode() & 0o7777), origin)?;
         let mut names: Vec<_> = fs::read_dir(src)
             .map_err(read_err(src, origin))?
             .map(|e| e.map(|e| e.file_name()))
@@ -108,13 +126,14 @@ impl Tree {
             let child = format!("{}/{}", dest.trim_end_matches('/'), name.to_string_lossy());
             let md = fs::symlink_metadata(&host).map_err(read_err(&host, origin))?;
             let ft = md.file_type();
-            let meta = Meta::root(md.permissions().mode() & 0o7777);
+            let meta = owned(md.permissions().mode() & 0o7777);
             use std::os::unix::fs::FileTypeExt;
             if ft.is_dir() {
-                self.copy_dir(&host, &child, origin, seen)?;
+                self.copy_dir(&host, &child, owner, origin, seen)?;
             } else if ft.is_symlink() {
                 let target = fs::read_link(&host).map_err(read_err(&host, origin))?;
-                self.add_symlink(&child, &target.to_string_lossy(), origin)?;
+                let link = Node::Symlink(target.to_string_lossy().into_owned());
+                self.add(&child, link, owned(0o777), origin)?;
             } else if ft.is_file() {
                 let key = (md.dev(), md.ino());
                 if md.nlink() > 1 {

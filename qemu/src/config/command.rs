@@ -21,48 +21,48 @@ impl VmConfig {
         self.cmdline(resolved_accel(self.accel), host_tsc_khz())
     }
 
-    /// `append` plus `panic=-1`, `console=ttyS0`, for the microvm machines under TCG
-    /// `tsc_early_khz=<tsc_khz>`, and for microvm with `debug_exit`
-    /// `mkrootfs.debug_exit=0xf4`, each unless the parameter is already there; then
-    /// for [`Machine::FirecrackerLegacyLike`] one `virtio_mmio.device=` per device.
+    /// `panic=-1`, `console=ttyS0`, for the microvm machines under TCG
+    /// `tsc_early_khz=<tsc_khz>`, under emulation `no_timer_check`, for microvm with
+    /// `debug_exit` `mkrootfs.debug_exit=0xf4`, with `quiet_console`
+    /// `console_msg_format=syslog`; then `append`, so that a parameter given there
+    /// comes after the harness's own and wins where the kernel takes the last value
+    /// (`panic=`, `tsc_early_khz=`; every `console=` is a console, the last one
+    /// `/dev/console`). A parameter of the harness that `append` has word for word
+    /// is left out. Then for [`Machine::FirecrackerLegacyLike`] one
+    /// `virtio_mmio.device=` per device.
     ///
     /// Why the TSC rate: microvm has no port 0x61, so the kernel cannot calibrate the TSC
     /// against PIT channel 2; without kvmclock (TCG) the Debian 6.1 kernel then hangs
     /// after "tsc: Marking TSC unstable". Under TCG the guest TSC is the host's.
     pub(super) fn cmdline(&self, accel: Accel, tsc_khz: u64) -> String {
-        let mut line = self.append.trim().to_string();
-        let has = |prefix: &str| {
-            self.append
-                .split_whitespace()
-                .any(|w| w.starts_with(prefix))
-        };
         let tsc = format!("tsc_early_khz={tsc_khz}");
-        let mut params = vec![("panic=", "panic=-1"), ("console=", "console=ttyS0")];
+        let mut params = vec!["panic=-1", "console=ttyS0"];
         let microvm = self.machine != Machine::Pc;
         if microvm && accel != Accel::Kvm {
-            params.push(("tsc_early_khz=", &tsc));
+            params.push(&tsc);
         }
         // Under emulation on a loaded host the kernel's check that the
         // timer interrupt reaches the IO-APIC can time out and panic the
         // boot ("IO-APIC + timer doesn't work!"): skip the check there.
         if accel != Accel::Kvm {
-            params.push(("no_timer_check", "no_timer_check"));
+            params.push("no_timer_check");
         }
         // The mkrootfs init finds isa-debug-exit by itself only on machines
         // with QEMU's DMI tables; microvm has none, so tell it where it is.
         if self.machine == Machine::Microvm && self.debug_exit {
-            params.push(("mkrootfs.debug_exit", "mkrootfs.debug_exit=0xf4"));
+            params.push("mkrootfs.debug_exit=0xf4");
         }
         if self.quiet_console {
-            params.push(("console_msg_format=", "console_msg_format=syslog"));
+            params.push("console_msg_format=syslog");
         }
-        for (prefix, param) in params {
-            if !has(prefix) {
-                if !line.is_empty() {
-                    line.push(' ');
-                }
-                line.push_str(param);
+        let user: Vec<&str> = self.append.split_whitespace().collect();
+        params.retain(|p| !user.contains(p));
+        let mut line = params.join(" ");
+        for word in user {
+            if !line.is_empty() {
+                line.push(' ');
             }
+            line.push_str(word);
         }
         // Firecracker announces its devices this way; QEMU's own
         // auto-kernel-cmdline is off, so the same parameters come from here.

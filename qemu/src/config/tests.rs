@@ -84,7 +84,7 @@ fn pc_command_line_with_disks_net_and_extras() {
             "-initrd",
             "/i",
             "-append",
-            "root=/dev/vda quiet panic=-1 console=ttyS0",
+            "panic=-1 console=ttyS0 root=/dev/vda quiet",
             "-drive",
             "file=/img/a,,b.raw,format=raw,if=none,id=disk0",
             "-device",
@@ -134,7 +134,8 @@ fn microvm_command_line() {
             "-initrd",
             "/i",
             "-append",
-            "console=hvc0 panic=5 tsc_early_khz=2100000 no_timer_check mkrootfs.debug_exit=0xf4",
+            "panic=-1 console=ttyS0 tsc_early_khz=2100000 no_timer_check mkrootfs.debug_exit=0xf4 \
+             console=hvc0 panic=5",
             "-device",
             "isa-debug-exit,iobase=0xf4,iosize=0x04",
             "-drive",
@@ -162,7 +163,7 @@ fn microvm_cmdline_gets_the_tsc_rate_only_without_kvm() {
     cfg.append = "tsc_early_khz=9".to_string();
     assert_eq!(
         cfg.cmdline(Accel::Tcg, 1_500),
-        "tsc_early_khz=9 panic=-1 console=ttyS0 no_timer_check"
+        "panic=-1 console=ttyS0 tsc_early_khz=1500 no_timer_check tsc_early_khz=9"
     );
     cfg.machine = Machine::Pc;
     cfg.append = String::new();
@@ -206,7 +207,7 @@ fn firecracker_legacy_like_announces_each_mmio_device_and_has_no_debug_exit() {
             "-initrd",
             "/i",
             "-append",
-            "console=ttyS0 reboot=k panic=1 pci=off tsc_early_khz=2100000 no_timer_check \
+            "panic=-1 tsc_early_khz=2100000 no_timer_check console=ttyS0 reboot=k panic=1 pci=off \
              virtio_mmio.device=512@0xfeb00000:5 virtio_mmio.device=512@0xfeb00200:6 \
              virtio_mmio.device=512@0xfeb00400:7",
             "-drive",
@@ -245,7 +246,7 @@ fn firecracker_like_has_acpi_an_i8042_and_no_cmdline_devices() {
         &args[23..],
         [
             "-append",
-            "console=ttyS0 reboot=k panic=1 pci=off tsc_early_khz=2100000 no_timer_check",
+            "panic=-1 tsc_early_khz=2100000 no_timer_check console=ttyS0 reboot=k panic=1 pci=off",
             "-drive",
             "file=/root.ext4,format=raw,if=none,id=disk0",
             "-device",
@@ -290,6 +291,26 @@ fn cloud_hypervisor_like_uses_pcie_and_acpi_and_adds_nothing_to_the_cmdline() {
             "-device",
             "virtio-blk-pci,drive=disk0",
         ]
+    );
+}
+
+/// Issue 21: `vm-config --append console=tty0` lost `console=ttyS0`: a
+/// parameter given in `append` replaced the harness's same-named one,
+/// and came first. The harness's own come first and stay; the user's
+/// follow (the kernel takes the last `panic=`; every `console=` is one).
+#[test]
+fn append_goes_after_the_harness_parameters_and_replaces_none() {
+    let mut cfg = VmConfig::new("/k", "/i");
+    cfg.append = "console=tty0 panic=3".to_string();
+    assert_eq!(
+        cfg.cmdline(Accel::Kvm, 1_500),
+        "panic=-1 console=ttyS0 console=tty0 panic=3"
+    );
+    // The very same word is not written twice.
+    cfg.append = "console=ttyS0 quiet".to_string();
+    assert_eq!(
+        cfg.cmdline(Accel::Kvm, 1_500),
+        "panic=-1 console=ttyS0 quiet"
     );
 }
 

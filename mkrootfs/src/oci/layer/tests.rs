@@ -300,3 +300,22 @@ fn truncated_and_flipped_layers_never_panic() {
         let _ = root.add_to_tree(&mut Tree::new("/"), "/c", "t");
     }
 }
+
+/// A capability set is binary (here CAP_SETUID's bit 7 gives 0x80): its
+/// bytes are kept, and reach the tree for the disk image formats.
+#[test]
+fn binary_xattr_values_are_kept_for_the_tree() {
+    let cap: &[u8] =
+        b"\x01\x00\x00\x02\x80\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00";
+    let mut ping = file("bin/ping", b"P");
+    ping.pax = vec![("SCHILY.xattr.security.capability", cap)];
+    let (_s, root) = apply_all(&[tar_of(&[ping])]);
+    assert_eq!(
+        root.xattr_values.get("bin/ping"),
+        Some(&vec![("security.capability".to_string(), cap.to_vec())])
+    );
+    let mut tree = Tree::new("/");
+    root.add_to_tree(&mut tree, "/c", "t").unwrap();
+    let got: Vec<_> = tree.xattrs("/c/bin/ping").collect();
+    assert_eq!(got, [("security.capability", cap)]);
+}

@@ -1,0 +1,220 @@
+//! `mkrootfs vm-config` as a user runs it: what it prints, and what it
+//! refuses (issue 21, item 7).
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn mkrootfs(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mkrootfs"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("MKROOTFS_QEMU")
+        .env_remove("MKROOTFS_ACCEL")
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A directory with a valid (empty) image and an ELF "kernel" (the
+/// monitors' configurations only need its first bytes to be an ELF).
+fn setup() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut image = Vec::new();
+    mkrootfs::cpio::write_archive(&mut image, &[]).unwrap();
+    fs::write(tmp.path().join("image.cpio"), image).unwrap();
+    fs::copy("/bin/true", tmp.path().join("vmlinux")).unwrap();
+    fs::write(tmp.path().join("disk.raw"), [0u8; 512]).unwrap();
+    tmp
+}
+
+const TARGETS: [&str; 3] = ["firecracker", "cloud-hypervisor", "qemu-microvm"];
+
+/// A missing image printed a configuration with status 0.
+#[test]
+fn vm_config_refuses_a_missing_or_damaged_image() {
+    let tmp = setup();
+    let dir = tmp.path();
+    fs::write(dir.join("junk.cpio"), b"not an image").unwrap();
+    for target in TARGETS {
+        let o = mkrootfs(
+            dir,
+            &[
+                "vm-config",
+                "--target",
+                target,
+                "missing.cpio",
+                "--kernel",
+                "vmlinux",
+            ],
+        );
+        assert_eq!(o.status.code(), Some(1), "{target}: {}", stderr(&o));
+        assert_eq!(stdout(&o), "", "{target}");
+        assert!(
+            stderr(&o).starts_with("mkrootfs: read missing.cpio: "),
+            "{target}: {}",
+            stderr(&o)
+        );
+        let o = mkrootfs(
+            dir,
+            &[
+                "vm-config",
+                "--target",
+                target,
+                "junk.cpio",
+                "--kernel",
+                "vmlinux",
+            ],
+        );
+        assert_eq!(o.status.code(), Some(1), "{target}: {}", stderr(&o));
+        assert!(
+            stderr(&o).starts_with("mkrootfs: read image junk.cpio: "),
+            "{target}: {}",
+            stderr(&o)
+        );
+        let o = mkrootfs(
+            dir,
+            &[
+                "vm-config",
+                "--target",
+                target,
+                "image.cpio",
+                "--kernel",
+                "nokernel",
+            ],
+        );
+        assert_eq!(o.status.code(), Some(1), "{target}: {}", stderr(&o));
+        assert!(
+            stderr(&o).starts_with("mkrootfs: read kernel nokernel: "),
+            "{target}: {}",
+            stderr(&o)
+        );
+    }
+}
+
+/// `--cpus 0` became 1, `--memory 0` was written as `mem_size_mib: 0`, and
+/// `--root-disk` / `--read-only` without `--disk` were ignored: usage errors.
+#[test]
+fn vm_config_zero_cpus_zero_memory_and_root_disk_without_disk_are_usage_errors() {
+    let tmp = setup();
+    let dir = tmp.path();
+    let base = [
+        "vm-config",
+        "--target",
+        "firecracker",
+        "image.cpio",
+        "--kernel",
+        "vmlinux",
+    ];
+    for extra in [
+        &["--cpus", "0"][..],
+        &["--memory", "0"],
+        &["--root-disk"],
+        &["--read-only"],
+        &["--vsock-socket", "v.sock"],
+    ] {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        let o = mkrootfs(dir, &args);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", stderr(&o));
+        assert_eq!(stdout(&o), "", "{extra:?}");
+    }
+}
+
+/// The QEMU line carried this host's `-accel` choice and `tsc_early_khz`,
+/// dropped `--vsock`, and put `--append` first, replacing same-named
+/// parameters (`console=tty0` lost `console=ttyS0`).
+#[test]
+fn vm_config_qemu_microvm_line_is_for_a_kvm_host_with_vsock_and_append_last() {
+    let tmp = setup();
+    let dir = tmp.path();
+    let o = mkrootfs(
+        dir,
+        &[
+            "vm-config",
+            "--target",
+            "qemu-microvm",
+            "image.cpio",
+            "--kernel",
+            "vmlinux",
+            "--cpus",
+            "2",
+            "--append",
+            "console=tty0",
+            "--vsock",
+            "7",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let d = dir.canonicalize().unwrap();
+    let d = d.display();
+    assert_eq!(
+        stdout(&o),
+        format!(
+            "qemu-system-x86_64 -nodefaults -no-user-config -machine microvm,x-option-roms=off,rtc=on \
+             -accel kvm -cpu host -m 512 -smp 2 -display none -serial stdio -no-reboot \
+             -kernel {d}/vmlinux -initrd {d}/image.cpio \
+             -append 'panic=-1 console=ttyS0 mkrootfs.debug_exit=0xf4 console=tty0' \
+             -device isa-debug-exit,iobase=0xf4,iosize=0x04 -device vhost-vsock-device,guest-cid=7\n"
+        )
+    );
+    // QEMU's vhost-vsock has no Unix socket to name.
+    let o = mkrootfs(
+        dir,
+        &[
+            "vm-config",
+            "--target",
+            "qemu-microvm",
+            "image.cpio",
+            "--kernel",
+            "vmlinux",
+            "--vsock",
+            "7",
+            "--vsock-socket",
+            "v.sock",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        "mkrootfs: --vsock-socket: QEMU's vhost-vsock device has no Unix socket \
+         (the host connects to the guest's CID over AF_VSOCK)\n"
+    );
+}
+
+/// Firecracker's boot arguments keep its own parameters first, the user's after.
+#[test]
+fn vm_config_firecracker_append_goes_after_the_monitor_parameters() {
+    let tmp = setup();
+    let dir = tmp.path();
+    let o = mkrootfs(
+        dir,
+        &[
+            "vm-config",
+            "--target",
+            "firecracker",
+            "image.cpio",
+            "--kernel",
+            "vmlinux",
+            "--append",
+            "console=tty0",
+            "--disk",
+            "disk.raw",
+            "--root-disk",
+            "--read-only",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let cfg = mkrootfs::vmconfig::FirecrackerConfig::from_json(&stdout(&o)).unwrap();
+    assert_eq!(
+        cfg.boot_source.boot_args.as_deref(),
+        Some("console=ttyS0 reboot=k panic=1 pci=off mkrootfs.shutdown=reboot console=tty0")
+    );
+    assert!(cfg.drives[0].is_root_device && cfg.drives[0].is_read_only);
+}
