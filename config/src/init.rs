@@ -61,6 +61,11 @@ pub struct InitConfig {
     pub emergency_shell: Option<String>,
     /// Verbose init messages. Default: false.
     pub debug: bool,
+    /// The guest agent on vsock ([`crate::agent::AgentConfig`],
+    /// docs/agent.md). Default: none (no agent). Left out of the JSON when
+    /// absent, so that images without it stay byte-identical.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<crate::agent::AgentConfig>,
 }
 
 fn yes() -> bool {
@@ -415,6 +420,15 @@ impl InitConfig {
                 ));
             }
             _ => {}
+        }
+        if let Some(a) = &self.agent {
+            let field = if a.port == u32::MAX {
+                "port"
+            } else {
+                "copy_dirs"
+            };
+            a.validate()
+                .map_err(|e| invalid(&[key("agent"), key(field)], e))?;
         }
         if self.services.is_empty() && r.exec.is_none() {
             return Err(invalid(

@@ -11,6 +11,7 @@
 //! modalias matching, used by the builder to compute closures and by the init
 //! to load modules and coldplug devices.
 
+pub mod agent;
 pub mod container;
 pub mod exec;
 pub mod init;

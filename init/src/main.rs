@@ -10,6 +10,7 @@
 //! offers `--check-config <file>`.
 
 mod acpi;
+mod agent;
 mod boot_timer;
 mod cmdline;
 mod console;
@@ -25,6 +26,7 @@ mod supervise;
 mod sys;
 mod users;
 
+use mkrootfs_config::Restart;
 use mkrootfs_config::{InitConfig, INIT_CONFIG_PATH};
 use shutdown::{fatal, fatal_error};
 use std::fmt;
@@ -46,6 +48,13 @@ fn main() {
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
         reaper::main(&args)
+    }
+    // The guest agent: a separate process the init starts (docs/agent.md).
+    if std::env::args_os()
+        .next()
+        .is_some_and(|a| a == agent::ARGV0)
+    {
+        agent::main()
     }
     // Blocked before anything else: a handled signal that arrives before the
     // signalfd exists stays pending instead of being lost.
@@ -361,6 +370,14 @@ fn supervise_and_end(cfg: &InitConfig, mut t: Timings) -> ! {
     let Some(main) = cfg.main_service() else {
         fatal("service", &"no main service")
     };
+    if cfg.agent.is_some() {
+        // After the configured services (the main index stays), restarted
+        // whenever it ends.
+        services.push((
+            agent_service(),
+            Backoff::new(Restart::Always, 100, u32::MAX),
+        ));
+    }
     let sigfd = supervise::signals::signalfd().unwrap_or_else(|e| fatal("signalfd", &e));
     let mut sup = Supervisor::new(services, main, sigfd);
     if let Err(e) = sup.start_all() {
@@ -389,6 +406,12 @@ fn supervise_and_end(cfg: &InitConfig, mut t: Timings) -> ! {
     )
 }
 
+/// The agent as a service: this binary under [`agent::ARGV0`] (spawn
+/// execs `/proc/self/exe` for that name), as root in `/`.
+fn agent_service() -> spawn::Prepared {
+    spawn::Prepared::as_root("agent", vec![agent::ARGV0.into()], None)
+}
+
 /// The supervisor at the machine's end: [`shutdown::finish`] stops every
 /// process (the services' ends recorded here), then asks for the outcome.
 struct Ended<'a> {
@@ -413,8 +436,10 @@ impl shutdown::Ending for Ended<'_> {
                 .as_millis() as u64,
             None => 0,
         };
+        let status = self.sup.main_status.unwrap_or(self.fallback);
+        agent::notify::send(&format!("EXIT_STATUS={}", status.code()));
         shutdown::Outcome {
-            status: self.sup.main_status.unwrap_or(self.fallback),
+            status,
             service_ms,
             container: self.sup.main_stats.clone(),
         }

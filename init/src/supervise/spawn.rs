@@ -149,8 +149,13 @@ pub fn spawn(p: &Prepared) -> Result<Pid, StepError> {
             return Err(StepError::new("controlling terminal", &t, errno(&e)));
         }
     }
-    let path = lookup(program, p.env.get("PATH").map(String::as_str))
-        .map_err(|e| StepError::new("exec", program, errno(&e)))?;
+    // The agent is the init's own binary under another name.
+    let path = if program == crate::agent::ARGV0 {
+        "/proc/self/exe".to_string()
+    } else {
+        lookup(program, p.env.get("PATH").map(String::as_str))
+            .map_err(|e| StepError::new("exec", program, errno(&e)))?
+    };
     let exe = Exec::new(
         &path,
         p.argv.iter().map(String::as_str),
