@@ -446,6 +446,14 @@ impl shutdown::Ending for Ended<'_> {
     }
 }
 
+/// The tests' one CI-aware skip (a test that cannot run here says why, and
+/// fails under `CI=true`), the test crates' own file: the init's tests
+/// cannot depend on the builder's test crate.
+#[cfg(test)]
+#[allow(dead_code)]
+#[path = "../../tests/util/require.rs"]
+mod require;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -103,7 +103,7 @@ mod tests {
     fn plan_round_trips_as_json_with_defaults() {
         let json = r#"{"root":"/","clone_flags":1879179392,"argv":["/probe"],"env":["PATH=/bin"],
             "capabilities":{"bounding":1,"effective":1,"permitted":1,"inheritable":0,"ambient":0},
-            "seccomp":null}"#;
+            "seccomp":null,"cgroup":{"path":"mkrootfs/box"}}"#;
         let p: ContainerPlan = serde_json::from_str(json).unwrap();
         assert_eq!(p.cwd, "/");
         assert_eq!(p.stop_signal, 15);
@@ -130,6 +130,15 @@ mod tests {
             bad.validate(),
             Err("clone_flags 0x1 has bits other than CLONE_NEW*".into())
         );
+        // The builder writes the cgroup path; the init has no default.
+        bad.clone_flags = 0;
+        for path in ["", "/mkrootfs/box", "mkrootfs/../x", "mkrootfs//x"] {
+            bad.cgroup.path = path.into();
+            assert_eq!(
+                bad.validate(),
+                Err(format!("cgroup path {path:?} must be a relative path below the cgroup root (mkrootfs/<name>)"))
+            );
+        }
         let mounts = docker_mounts();
         assert_eq!(mounts[0].target, "/proc");
         assert_eq!(mounts.len(), 7 + DOCKER_DEVICES.len());

@@ -143,6 +143,17 @@ impl ContainerPlan {
         };
         abs("root", &self.root)?;
         abs("cwd", &self.cwd)?;
+        // The builder writes it (mkrootfs/<name>): the init has no default.
+        let cg = &self.cgroup.path;
+        if cg.is_empty()
+            || cg.starts_with('/')
+            || cg.contains('\0')
+            || cg.split('/').any(|c| c.is_empty() || c == "." || c == "..")
+        {
+            return Err(format!(
+                "cgroup path {cg:?} must be a relative path below the cgroup root (mkrootfs/<name>)"
+            ));
+        }
         for m in &self.mounts {
             abs("mounts target", &m.target)?;
         }

@@ -113,19 +113,17 @@ pub fn prepare(
 
 /// The file execve(2) should open for `program`: itself when it has a `/`,
 /// else the first regular file of that name in the directories of `path`
-/// (the service's `PATH`), as execvp(3) searches. Not found: ENOENT.
+/// (the service's `PATH`), as execvp(3) searches
+/// ([`mkrootfs_config::exec_candidates`], the builder's rule too). Not
+/// found: ENOENT.
 pub fn lookup(program: &str, path: Option<&str>) -> std::io::Result<String> {
     if program.contains('/') {
         return Ok(program.to_string());
     }
-    for dir in path.unwrap_or("").split(':') {
-        let dir = if dir.is_empty() { "." } else { dir };
-        let candidate = format!("{dir}/{program}");
-        if std::fs::metadata(&candidate).is_ok_and(|m| m.is_file()) {
-            return Ok(candidate);
-        }
-    }
-    Err(std::io::Error::from_raw_os_error(libc::ENOENT))
+    mkrootfs_config::exec_candidates(program, path)
+        .into_iter()
+        .find(|c| std::fs::metadata(c).is_ok_and(|m| m.is_file()))
+        .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ENOENT))
 }
 
 /// Forks and execs the service. The child resets its signals, starts a new
@@ -303,6 +301,7 @@ mod tests {
             Some(libc::ENOENT)
         );
         assert_eq!(lookup("./x/y", None).unwrap(), "./x/y");
+        // No PATH: the default one, as the builder checked.
         assert_eq!(
             lookup("prog", None).unwrap_err().raw_os_error(),
             Some(libc::ENOENT)

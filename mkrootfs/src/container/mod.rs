@@ -54,6 +54,15 @@ pub fn resolve(
             message,
         },
     };
+    // The plan is the builder's output: one written by the profile (or
+    // an ImageBuilder's service) would skip every check below.
+    if let Some(i) = cfg.services.iter().position(|s| s.container_plan.is_some()) {
+        return Err(at(
+            &[Seg::Key("services"), Seg::Index(i), Seg::Key("container_plan")],
+            format!("init.services[{i}].container_plan is what the builder writes, not a profile: describe the container with `container = {{ … }}`"),
+        )
+        .into());
+    }
     check::check(tree, cfg, &at)?;
     let policy_dir = source
         .as_ref()

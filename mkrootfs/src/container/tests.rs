@@ -462,3 +462,17 @@ fn nested_roots_with_the_same_maps_are_shifted_once() {
         assert_eq!(owner("/srv/c/var/www"), Some((100033, 100033)), "{order:?}");
     }
 }
+
+#[test]
+fn a_profile_cannot_write_a_container_plan() {
+    let mut t = image();
+    let err = resolve_text(
+        &mut t,
+        "[init]\n[[init.services]]\nname = \"web\"\nargv = [\"app\"]\n[init.services.container_plan]\nroot = \"/\"\nargv = [\"app\"]\n",
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        "DIR/p.toml:5:1: init.services[0].container_plan is what the builder writes, not a profile: describe the container with `container = { … }`"
+    );
+}

@@ -786,6 +786,10 @@ fn profiles_md_documents_every_init_key() {
         ("[init]", schema_keys::<InitConfig>("")),
         ("[init.root]", schema_keys::<RootConfig>("")),
         ("[init.shutdown]", schema_keys::<ShutdownConfig>("")),
+        (
+            "[init.agent]",
+            schema_keys::<mkrootfs_config::agent::AgentConfig>(""),
+        ),
         ("[[init.services]]", schema_keys::<ServiceConfig>("")),
         ("[[init.mounts]]", schema_keys::<MountConfig>("")),
     ];
