@@ -3,6 +3,7 @@
 
 use super::position::{span_of, Seg};
 use super::*;
+use crate::compress::Compression;
 use mkrootfs_config::line_col;
 use toml::{Table, Value};
 
