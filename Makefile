@@ -48,6 +48,7 @@ test-host:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	python3 .ci/cycles.py
 
 bench: init mkrootfs
 	bench/run
