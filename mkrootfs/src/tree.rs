@@ -200,6 +200,9 @@ pub struct Tree {
     /// Extended attributes by resolved path (name, value), kept by disk
     /// image formats (cpio has no room for them).
     xattrs: BTreeMap<String, Vec<(String, Vec<u8>)>>,
+    /// The OCI layer (its digest) each entry of a container root came
+    /// from, for the build report.
+    layers: BTreeMap<String, String>,
 }
 
 impl Tree {
@@ -209,7 +212,19 @@ impl Tree {
             items: BTreeMap::new(),
             sysroot: sysroot.into(),
             xattrs: BTreeMap::new(),
+            layers: BTreeMap::new(),
         }
+    }
+
+    /// Records that the entry at the resolved `path` came from the OCI
+    /// layer `digest`.
+    pub fn set_layer(&mut self, path: &str, digest: &str) {
+        self.layers.insert(path.to_string(), digest.to_string());
+    }
+
+    /// The OCI layer the entry at `path` came from, if it came from one.
+    pub fn layer(&self, path: &str) -> Option<&str> {
+        self.layers.get(path).map(String::as_str)
     }
 
     /// Sets an extended attribute of the entry at the resolved `path`

@@ -1115,6 +1115,71 @@ fn an_image_build_is_byte_identical_across_builds() {
     );
 }
 
+/// Issue 19: the build report named a container root's entries only as
+/// "container root of service app"; each names the layer (its manifest
+/// digest) that last wrote it, and nothing else claims a layer.
+#[test]
+fn the_report_names_the_layer_of_each_container_entry() {
+    let (d, layout, _) = fresh();
+    let (_, manifest, _) = image_docs(&layout);
+    let layers: Vec<String> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(layers.len(), 3);
+    let p = d.path().join("p.toml");
+    fs::write(
+        &p,
+        "[image]\ncompression = \"none\"\n[[init.services]]\nname = \"app\"\ncontainer = { image = { layout = \"layout\", ref = \"t\" } }\n",
+    )
+    .unwrap();
+    let profile = mkrootfs::profile::load_path(&p).unwrap();
+    let opts = mkrootfs::build::BuildOptions {
+        output: Some(d.path().join("img.cpio")),
+        init_binary: Some("/bin/busybox".into()),
+        ..Default::default()
+    };
+    let report = mkrootfs::build::build(&profile, &opts).unwrap();
+    let layer_of = |path: &str| {
+        report
+            .sources
+            .iter()
+            .find(|s| s.path == path)
+            .unwrap_or_else(|| panic!("{path} not in the report"))
+            .layer
+            .clone()
+    };
+    let root = "/containers/app";
+    assert_eq!(
+        layer_of(&format!("{root}/bin/busybox")),
+        Some(layers[0].clone())
+    );
+    assert_eq!(
+        layer_of(&format!("{root}/etc/passwd")),
+        Some(layers[0].clone())
+    );
+    assert_eq!(
+        layer_of(&format!("{root}/bin/suid")),
+        Some(layers[1].clone())
+    );
+    assert_eq!(layer_of(&format!("{root}/opt")), Some(layers[1].clone()));
+    assert_eq!(
+        layer_of(&format!("{root}/srv/data")),
+        Some(layers[2].clone())
+    );
+    assert_eq!(layer_of("/init"), None);
+    let json: Value = serde_json::from_str(&report.to_json()).unwrap();
+    let entry = json["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["path"] == format!("{root}/srv/data"))
+        .unwrap();
+    assert_eq!(entry["layer"], layers[2].as_str());
+}
+
 #[test]
 fn the_example_profile_parses_and_names_its_layout() {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/oci-busybox.toml");

@@ -19,6 +19,9 @@ pub struct Source {
     pub host: Option<PathBuf>,
     /// Bytes, for regular files.
     pub size: Option<u64>,
+    /// The OCI layer (manifest digest) an entry of a container root came
+    /// from: the last layer that wrote the path.
+    pub layer: Option<String>,
 }
 
 /// Every entry of `tree`, sorted by path.
@@ -49,6 +52,7 @@ pub fn sources(tree: &Tree) -> Vec<Source> {
                     _ => None,
                 },
                 size: data.map(Data::len),
+                layer: tree.layer(path).map(str::to_string),
             }
         })
         .collect()

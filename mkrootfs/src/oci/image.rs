@@ -162,6 +162,10 @@ fn apply_layer(
         .decoder(BufReader::new(file))
         .map_err(|e| err(format!("cannot decompress: {e}")))?;
     let mut hashing = HashingReader::new(decoded, hasher);
+    if root.layer_digests.len() <= index {
+        root.layer_digests.resize(index + 1, String::new());
+    }
+    root.layer_digests[index] = desc.digest().to_string();
     root.apply(&mut hashing, index)
         .map_err(|e| err(mkrootfs_config::error_chain(&e)))?;
     let (_, hex) = hashing

@@ -61,6 +61,9 @@ pub struct Rootfs {
     /// The extended attributes themselves (name, value) by path, which
     /// disk images keep.
     pub xattr_values: BTreeMap<String, Vec<(String, Vec<u8>)>>,
+    /// The digest of each layer applied, by index (its manifest
+    /// descriptor's), for the build report.
+    pub layer_digests: Vec<String>,
 }
 
 /// Why one member could not be applied; the caller names the layer.
@@ -168,6 +171,7 @@ impl Rootfs {
             spilled: 0,
             xattrs: Vec::new(),
             xattr_values: BTreeMap::new(),
+            layer_digests: Vec::new(),
         }
     }
 
@@ -557,6 +561,9 @@ impl Rootfs {
                 Kind::Fifo => tree.add(&want, Node::Fifo, s.meta, origin)?,
             };
             check_landed(&landed, &want)?;
+            if let Some(digest) = self.layer_digests.get(s.layer) {
+                tree.set_layer(&landed, digest);
+            }
             for (name, value) in self.xattr_values.get(p).into_iter().flatten() {
                 tree.set_xattr(&landed, name, value);
             }
