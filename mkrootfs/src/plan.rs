@@ -250,7 +250,10 @@ impl Plan {
             }
         }
         names.dedup();
-        let tree = match (names.is_empty(), &opts.modules_dir, m.kernel.as_deref()) {
+        // A disk image's format is judged against a named tree even when no
+        // module is asked for (build/disk.rs, check_mountable).
+        let wants_tree = !names.is_empty() || (named && format != Format::Cpio);
+        let tree = match (!wants_tree, &opts.modules_dir, m.kernel.as_deref()) {
             (true, _, _) => None,
             (false, Some(dir), _) => Some(dir.clone()),
             (false, None, Some("auto")) => match &opts.auto_kernel {

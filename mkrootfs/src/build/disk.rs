@@ -160,10 +160,20 @@ fn write_split(
     }
     user.root.fstype = fs.format.fstype().map(str::to_string);
     p.profile.init = Some(user.clone());
+    // The drivers of what the split init mounts: the overlay, the image's
+    // file system and, for a verity image, device-mapper's target.
+    let mut drivers = vec!["overlay"];
+    drivers.extend(fs.format.fstype());
     if fs.verity {
+        drivers.extend(["dm_mod", "dm_verity"]);
         p.modules
             .load
             .extend(["dm_mod".to_string(), "dm_verity".to_string()]);
+    }
+    for d in drivers {
+        if !p.modules.names.iter().any(|n| n == d) {
+            p.modules.names.push(d.to_string());
+        }
     }
     crate::progress::step(crate::progress::Step::Initramfs);
     let mut tree = Tree::new(&plan.sysroot);
