@@ -210,9 +210,11 @@ pub struct ServiceConfig {
     #[serde(default)]
     pub main: bool,
     /// Run the service as a container ([`crate::container`]). Written in
-    /// profiles; the builder resolves it into `container_plan` and the init
-    /// never reads it. Default: none (a plain service).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// profiles; the builder resolves it into `container_plan` and never
+    /// writes it into `init.json`: the init neither reads nor compiles it
+    /// (the `profile` feature). Default: none (a plain service).
+    #[cfg(feature = "profile")]
+    #[serde(default, skip_serializing)]
     pub container: Option<crate::ContainerConfig>,
     /// The resolved container plan the init executes. Written only by the
     /// builder (from `container` or an OCI bundle), never in a profile; when
@@ -231,6 +233,27 @@ fn default_max_restarts() -> u32 {
 }
 
 impl ServiceConfig {
+    /// A plain main service running `argv`, every other key at its default
+    /// (what `mkrootfs.cmd=` starts in an image without services).
+    pub fn main_command(argv: Vec<String>) -> ServiceConfig {
+        ServiceConfig {
+            name: None,
+            argv,
+            env: BTreeMap::new(),
+            cwd: None,
+            user: None,
+            group: None,
+            tty: false,
+            restart: Restart::No,
+            restart_delay_ms: default_restart_delay(),
+            max_restarts: default_max_restarts(),
+            main: true,
+            #[cfg(feature = "profile")]
+            container: None,
+            container_plan: None,
+        }
+    }
+
     /// The name used in messages.
     pub fn display_name(&self) -> &str {
         match &self.name {
@@ -368,10 +391,13 @@ impl InitConfig {
         for (i, s) in self.services.iter().enumerate() {
             let at = |k: &str| vec![key("services"), KeyStep::Index(i), key(k)];
             // An OCI image or bundle fills argv in at build time.
+            #[cfg(feature = "profile")]
             let from_oci = s
                 .container
                 .as_ref()
                 .is_some_and(|c| c.image.is_some() || c.bundle.is_some());
+            #[cfg(not(feature = "profile"))]
+            let from_oci = false;
             if (s.argv.is_empty() && !from_oci) || s.argv.first().is_some_and(|a| a.is_empty()) {
                 return Err(invalid(
                     &at("argv"),

@@ -22,7 +22,9 @@ pub mod rlimit;
 pub mod text;
 pub mod users;
 
-pub use container::{ContainerConfig, ContainerPlan};
+#[cfg(feature = "profile")]
+pub use container::ContainerConfig;
+pub use container::ContainerPlan;
 pub use exec::{exec_candidates, service_environment};
 pub use init::*;
 pub use mode::Mode;

@@ -9,7 +9,6 @@
 
 use crate::boot_timer::{self, BootTimer};
 use mkrootfs_config::{InitConfig, Restart, RootMode, ServiceConfig, ShutdownAction};
-use std::collections::BTreeMap;
 
 /// The isa-debug-exit port used when `mkrootfs.debug_exit` has no value.
 pub const DEFAULT_DEBUG_EXIT_PORT: u16 = 0xf4;
@@ -291,21 +290,7 @@ impl Overrides {
         if let Some(argv) = &self.cmd {
             match cfg.main_service() {
                 Some(i) => cfg.services[i].set_argv(argv.clone()),
-                None => cfg.services.push(ServiceConfig {
-                    name: None,
-                    argv: argv.clone(),
-                    env: BTreeMap::new(),
-                    cwd: None,
-                    user: None,
-                    group: None,
-                    tty: false,
-                    restart: Restart::No,
-                    restart_delay_ms: 100,
-                    max_restarts: 5,
-                    main: true,
-                    container: None,
-                    container_plan: None,
-                }),
+                None => cfg.services.push(ServiceConfig::main_command(argv.clone())),
             }
         }
         if let (Some(r), Some(i)) = (self.restart, cfg.main_service()) {

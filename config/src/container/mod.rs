@@ -34,10 +34,12 @@
 
 pub mod linux;
 pub mod plan;
+#[cfg(feature = "profile")]
 pub mod schema;
 
 pub use linux::*;
 pub use plan::*;
+#[cfg(feature = "profile")]
 pub use schema::*;
 
 #[cfg(test)]
