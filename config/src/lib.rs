@@ -15,6 +15,7 @@ pub mod container;
 pub mod init;
 pub mod kmod;
 pub mod mode;
+pub mod network;
 pub mod result;
 pub mod users;
 
