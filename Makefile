@@ -6,7 +6,7 @@ TARGET  := x86_64-unknown-linux-musl
 INIT    := target/$(TARGET)/release/init
 MKROOTFS := target/release/mkrootfs
 
-.PHONY: all init probe mkrootfs image run test lint bench
+.PHONY: all init probe mkrootfs image run test test-host lint bench
 
 all: image
 
@@ -37,8 +37,13 @@ image: init mkrootfs
 run: init mkrootfs
 	$(MKROOTFS) run --profile $(PROFILE)
 
+# Everything: the host tests, the init's, and the boot tests under QEMU
+# (tests/). `cargo test` alone runs the fast host tests (default-members).
 test: init
 	$(CARGO) test --workspace
+
+test-host:
+	$(CARGO) test
 
 lint:
 	$(CARGO) fmt --all -- --check

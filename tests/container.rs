@@ -1,13 +1,13 @@
 //! Boot tests of containers started by the init (issue 10): the probe
-//! (`probe/`, static) runs inside a container whose plan the test writes
-//! directly into the profile's `[init]` table (the builder's `container`
-//! table resolves to the same plan), and prints `PROBE key=value` lines;
+//! (`probe/`, static) runs inside a container whose plan the test writes by
+//! hand and gives the built image (`with_plans`; the builder's `container`
+//! table resolves to the same plans, tests/container_build.rs), and prints `PROBE key=value` lines;
 //! the assertions are on those lines, the init's log and the RESULT line.
 
 use mkrootfs_config::container::*;
 use mkrootfs_qemu::Outcome;
 use mkrootfs_tests::{
-    assert_console, boot, build_image, probe_binary, toml_inline, work_dir, BUSYBOX_IMAGE,
+    assert_console, boot, build_image, probe_binary, with_plans, work_dir, BUSYBOX_IMAGE,
     SECCOMP_ESCAPES,
 };
 use std::path::PathBuf;
@@ -114,14 +114,25 @@ fn docker_plan(args: &[&str]) -> ContainerPlan {
     }
 }
 
-/// A `[[init.services]]` entry running `plan`.
+thread_local! {
+    /// The plans of the services [`service`] wrote for this test (each
+    /// test runs on its own thread), given to the image after the build.
+    static PLANS: std::cell::RefCell<Vec<(String, ContainerPlan)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A `[[init.services]]` entry that will run `plan`: the profile names a
+/// plain service, and [`build`] gives it the plan after the build
+/// ([`with_plans`]: a profile cannot write a plan).
 fn service(name: &str, plan: &ContainerPlan, extra: &str) -> String {
-    let json = serde_json::to_value(plan).unwrap();
-    format!(
-        "[[init.services]]\nname = \"{name}\"\nargv = {}\ncontainer_plan = {}\n{extra}\n",
-        toml_inline(&json["argv"]),
-        toml_inline(&json)
-    )
+    PLANS.with(|p| p.borrow_mut().push((name.to_string(), plan.clone())));
+    format!("[[init.services]]\nname = \"{name}\"\nargv = [\"/bin/sh\"]\n{extra}\n")
+}
+
+/// Builds `profile`, then gives its services the plans [`service`] noted.
+fn build(name: &str, profile: &str) -> PathBuf {
+    let img = build_image(name, profile);
+    with_plans(&img, &PLANS.with(|p| p.take()));
+    img
 }
 
 /// Busybox, the probe and the filter, plus `extra` profile text; `init`
@@ -148,7 +159,7 @@ mode = "1777"
         probe = probe_binary().display(),
         bpf = seccomp_bpf().display(),
     );
-    build_image(name, &profile)
+    build(name, &profile)
 }
 
 /// The value of `PROBE key=…`, the last one printed.
@@ -778,7 +789,7 @@ fn the_probe_sees_the_same_container_under_crun_and_under_the_init() {
     let profile = format!(
         "binaries = [\"busybox\", \"crun\"]\n[image]\nbusybox_links = \"/bin/busybox\"\ncompression = \"none\"\n{files}\n[init]\n{init}\n"
     );
-    let img = build_image("container-crun", &profile);
+    let img = build("container-crun", &profile);
     let out = boot(&img, APPEND);
     assert_eq!(out.exit_code(), 0, "console:\n{}", out.console);
     let lines = |crun: bool| -> std::collections::BTreeMap<String, String> {

@@ -43,6 +43,10 @@ enum Command {
     Kernel(commands::kernel::KernelArgs),
     /// Print the configuration a microVM monitor needs to boot an image.
     VmConfig(commands::vm_config::VmConfigArgs),
+    /// Run a command in a running guest's container, through its agent.
+    Exec(commands::exec::ExecArgs),
+    /// Copy a file into or out of a running guest, through its agent.
+    Cp(commands::cp::CpArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +59,8 @@ fn main() -> ExitCode {
         Some(Command::Run(a)) => commands::run::run(a),
         Some(Command::Kernel(a)) => commands::kernel::run(a),
         Some(Command::VmConfig(a)) => commands::vm_config::run(a),
+        Some(Command::Exec(a)) => commands::exec::run(a),
+        Some(Command::Cp(a)) => commands::cp::run(a),
         None => match &cli.build.profile {
             Some(p) => commands::build::run(p, cli.build.opts),
             None => {

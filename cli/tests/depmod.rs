@@ -2,8 +2,7 @@
 //! test kernel's package tree indexed by the real `depmod` (kmod), built
 //! into an image, and its module closure compared with modprobe's own.
 
-#[path = "../../mkrootfs/tests/util/mod.rs"]
-mod util;
+use mkrootfs_tests as util;
 
 use mkrootfs::cpio::{read_archive, Limits};
 use std::collections::BTreeSet;

@@ -23,8 +23,8 @@ pub struct InitConfig {
     /// umask for the init and its services. Default: `0022`.
     pub umask: Option<Mode>,
     /// Resource limits set on the init (inherited by services), by name
-    /// without the `RLIMIT_` prefix, lower case: `nofile`, `nproc`, `core`,
-    /// `memlock`, `stack`, `as`, `fsize`, `data`, `cpu`. Each value sets both
+    /// without the `RLIMIT_` prefix, lower case: `nofile`, `nproc`, `core`…
+    /// ([`crate::RLIMITS`], the table containers share). Each value sets both
     /// soft and hard limits; `-1` means unlimited. Default: the kernel's.
     pub rlimits: BTreeMap<String, i64>,
     /// Interfaces to configure before services start (`[[init.network]]`,
@@ -67,6 +67,11 @@ pub struct InitConfig {
     pub emergency_shell: Option<String>,
     /// Verbose init messages. Default: false.
     pub debug: bool,
+    /// The guest agent on vsock ([`crate::agent::AgentConfig`],
+    /// docs/agent.md). Default: none (no agent). Left out of the JSON when
+    /// absent, so that images without it stay byte-identical.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<crate::agent::AgentConfig>,
 }
 
 fn yes() -> bool {
@@ -284,11 +289,6 @@ impl Default for ShutdownConfig {
     }
 }
 
-/// Resource-limit names accepted in `rlimits`.
-pub const RLIMIT_NAMES: &[&str] = &[
-    "as", "core", "cpu", "data", "fsize", "memlock", "nofile", "nproc", "stack",
-];
-
 /// One step of the key path of a failed check, from the `[init]` table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KeyStep {
@@ -335,12 +335,12 @@ impl InitConfig {
             }
         }
         for name in self.rlimits.keys() {
-            if !RLIMIT_NAMES.contains(&name.as_str()) {
+            if crate::rlimit_number(name).is_none() {
                 return Err(invalid(
                     &[key("rlimits"), key(name)],
                     format!(
                         "init.rlimits: unknown limit {name:?} (known: {})",
-                        RLIMIT_NAMES.join(", ")
+                        crate::RLIMIT_NAMES.join(", ")
                     ),
                 ));
             }
@@ -432,6 +432,15 @@ impl InitConfig {
                 ));
             }
             _ => {}
+        }
+        if let Some(a) = &self.agent {
+            let field = if a.port == u32::MAX {
+                "port"
+            } else {
+                "copy_dirs"
+            };
+            a.validate()
+                .map_err(|e| invalid(&[key("agent"), key(field)], e))?;
         }
         if self.services.is_empty() && r.exec.is_none() {
             return Err(invalid(

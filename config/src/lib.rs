@@ -11,17 +11,24 @@
 //! modalias matching, used by the builder to compute closures and by the init
 //! to load modules and coldplug devices.
 
+pub mod agent;
 pub mod container;
+pub mod exec;
 pub mod init;
 pub mod kmod;
 pub mod mode;
 pub mod network;
 pub mod result;
+pub mod rlimit;
+pub mod text;
 pub mod users;
 
 pub use container::{ContainerConfig, ContainerPlan};
+pub use exec::{exec_candidates, service_environment};
 pub use init::*;
 pub use mode::Mode;
+pub use rlimit::{rlimit_number, RLIMITS, RLIMIT_NAMES};
+pub use text::{error_chain, line_col, Chain};
 
 /// The `PATH` every service starts with (unless the configuration sets
 /// one), and the directories the builder searches for a service's

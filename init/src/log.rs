@@ -14,21 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-/// An error and its causes, `what: cause: cause…` (the errno of an init
-/// error is its `source()`, not part of its own text).
-pub struct Chain<'a>(pub &'a dyn std::error::Error);
-
-impl fmt::Display for Chain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut cause = self.0.source();
-        while let Some(c) = cause {
-            write!(f, ": {c}")?;
-            cause = c.source();
-        }
-        Ok(())
-    }
-}
+/// An error and its causes, `what: cause: cause…` (one formatter for both
+/// sides).
+pub use mkrootfs_config::Chain;
 
 /// Every line starts with this, so the host can grep the console.
 pub const PREFIX: &str = "mkrootfs-init:";

@@ -10,6 +10,7 @@
 //! offers `--check-config <file>`.
 
 mod acpi;
+mod agent;
 mod boot_timer;
 mod cmdline;
 mod console;
@@ -26,6 +27,7 @@ mod supervise;
 mod sys;
 mod users;
 
+use mkrootfs_config::Restart;
 use mkrootfs_config::{InitConfig, INIT_CONFIG_PATH};
 use shutdown::{fatal, fatal_error};
 use std::fmt;
@@ -47,6 +49,13 @@ fn main() {
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
         reaper::main(&args)
+    }
+    // The guest agent: a separate process the init starts (docs/agent.md).
+    if std::env::args_os()
+        .next()
+        .is_some_and(|a| a == agent::ARGV0)
+    {
+        agent::main()
     }
     // Blocked before anything else: a handled signal that arrives before the
     // signalfd exists stays pending instead of being lost.
@@ -330,21 +339,31 @@ fn system_setup(cfg: &InitConfig) {
     }
 }
 
-/// The resource for a name of `mkrootfs_config::RLIMIT_NAMES`.
+/// The resource for a name of `mkrootfs_config::RLIMITS` (the names are
+/// there; this is nix's type for each resource number, in order).
 fn rlimit_resource(name: &str) -> Option<nix::sys::resource::Resource> {
     use nix::sys::resource::Resource as R;
-    Some(match name {
-        "as" => R::RLIMIT_AS,
-        "core" => R::RLIMIT_CORE,
-        "cpu" => R::RLIMIT_CPU,
-        "data" => R::RLIMIT_DATA,
-        "fsize" => R::RLIMIT_FSIZE,
-        "memlock" => R::RLIMIT_MEMLOCK,
-        "nofile" => R::RLIMIT_NOFILE,
-        "nproc" => R::RLIMIT_NPROC,
-        "stack" => R::RLIMIT_STACK,
-        _ => return None,
-    })
+    const BY_NUMBER: [R; 16] = [
+        R::RLIMIT_CPU,
+        R::RLIMIT_FSIZE,
+        R::RLIMIT_DATA,
+        R::RLIMIT_STACK,
+        R::RLIMIT_CORE,
+        R::RLIMIT_RSS,
+        R::RLIMIT_NPROC,
+        R::RLIMIT_NOFILE,
+        R::RLIMIT_MEMLOCK,
+        R::RLIMIT_AS,
+        R::RLIMIT_LOCKS,
+        R::RLIMIT_SIGPENDING,
+        R::RLIMIT_MSGQUEUE,
+        R::RLIMIT_NICE,
+        R::RLIMIT_RTPRIO,
+        R::RLIMIT_RTTIME,
+    ];
+    BY_NUMBER
+        .get(mkrootfs_config::rlimit_number(name)? as usize)
+        .copied()
 }
 
 /// Hands PID 1 over to the new root's init (`root.exec`): same pid, the
@@ -378,6 +397,14 @@ fn supervise_and_end(cfg: &InitConfig, mut t: Timings) -> ! {
     let Some(main) = cfg.main_service() else {
         fatal("service", &"no main service")
     };
+    if cfg.agent.is_some() {
+        // After the configured services (the main index stays), restarted
+        // whenever it ends.
+        services.push((
+            agent_service(),
+            Backoff::new(Restart::Always, 100, u32::MAX),
+        ));
+    }
     let sigfd = supervise::signals::signalfd().unwrap_or_else(|e| fatal("signalfd", &e));
     let mut sup = Supervisor::new(services, main, sigfd);
     if let Err(e) = sup.start_all() {
@@ -406,6 +433,12 @@ fn supervise_and_end(cfg: &InitConfig, mut t: Timings) -> ! {
     )
 }
 
+/// The agent as a service: this binary under [`agent::ARGV0`] (spawn
+/// execs `/proc/self/exe` for that name), as root in `/`.
+fn agent_service() -> spawn::Prepared {
+    spawn::Prepared::as_root("agent", vec![agent::ARGV0.into()], None)
+}
+
 /// The supervisor at the machine's end: [`shutdown::finish`] stops every
 /// process (the services' ends recorded here), then asks for the outcome.
 struct Ended<'a> {
@@ -430,13 +463,23 @@ impl shutdown::Ending for Ended<'_> {
                 .as_millis() as u64,
             None => 0,
         };
+        let status = self.sup.main_status.unwrap_or(self.fallback);
+        agent::notify::send(&format!("EXIT_STATUS={}", status.code()));
         shutdown::Outcome {
-            status: self.sup.main_status.unwrap_or(self.fallback),
+            status,
             service_ms,
             container: self.sup.main_stats.clone(),
         }
     }
 }
+
+/// The tests' one CI-aware skip (a test that cannot run here says why, and
+/// fails under `CI=true`), the test crates' own file: the init's tests
+/// cannot depend on the builder's test crate.
+#[cfg(test)]
+#[allow(dead_code)]
+#[path = "../../tests/util/require.rs"]
+mod require;
 
 #[cfg(test)]
 mod tests {

@@ -470,6 +470,7 @@ mod tests {
     }
 }
 
+pub mod agent;
 pub mod bpf;
 pub mod dm;
 pub mod ns;

@@ -3,7 +3,8 @@
 use crate::compress::Compression;
 use crate::elf::{self, ElfError, Resolver, ResolverOptions};
 use crate::kmod::{self, KmodError};
-use crate::plan::{InitChoice, ModuleTree, Plan, PlanError};
+pub use crate::plan::{default_output, source_date_epoch, AutoKernel, BuildOptions};
+use crate::plan::{InitChoice, Plan, PlanError};
 use crate::profile::{NodeKind, Profile, ProfileError, Seg};
 use crate::tree::{Meta, Node, Tree, TreeError};
 use mkrootfs_config::{InitConfig, RootMode};
@@ -28,7 +29,7 @@ pub use disk::DiskReport;
 use entries::add_profile_entries;
 pub use init::{find_init, INIT_IN_TARGET};
 use modules::add_modules;
-pub use write::write_atomically;
+pub use write::{write_atomically, WriteError};
 
 /// Directories searched for binaries named without a path, inside the
 /// sysroot (whatever the sysroot, never the caller's `$PATH`), unless the
@@ -73,87 +74,22 @@ pub enum BuildError {
         #[source]
         source: std::io::Error,
     },
-    #[error("profile {0} uses the mkrootfs init but has no [init] table (add [[init.services]] or set image.init)")]
-    NoInitConfig(String),
     #[error("profile {profile}: [modules] options: {message}")]
     ModuleOptions { profile: String, message: String },
     #[error("profile {profile}: {message}")]
     InitInvalid { profile: String, message: String },
     #[error("image.init {0} is not in the image")]
     InitMissing(String),
-    #[error("[modules] asks for modules but names no kernel module tree (set modules.kernel or pass --kernel-modules)")]
-    NoModuleTree,
-    #[error("modules.kernel = \"auto\" stands for the kernel that boots the image, and none was given (pass --kernel-modules DIR)")]
-    AutoKernelUnknown,
-    #[error("modules.kernel = \"auto\": kernel {kernel} (version {version}) has no module tree {expected} (nor under usr/); its modules cannot come from another kernel's tree: pass --kernel-modules DIR for this kernel's modules")]
-    AutoKernelNoModules {
-        kernel: PathBuf,
-        version: String,
-        expected: PathBuf,
-    },
     #[error("busybox_links: run {path} --list-full")]
     Busybox {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("SOURCE_DATE_EPOCH={0:?} is not a number of seconds between 0 and 4294967295 (the newc mtime field)")]
-    SourceDateEpoch(String),
     #[error("serialize the init configuration")]
     InitJson(#[source] serde_json::Error),
-    #[error("{op} {path}")]
-    Write {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-/// Inputs that are not in the profile.
-#[derive(Clone, Debug, Default)]
-pub struct BuildOptions {
-    /// Default: `out/<profile>.cpio[.gz|.xz|.zst]`.
-    pub output: Option<PathBuf>,
-    /// The static init to use; default: see [`find_init`].
-    pub init_binary: Option<PathBuf>,
-    /// Overrides the profile's `modules.kernel`.
-    pub modules_dir: Option<PathBuf>,
-    /// The kernel `modules.kernel = "auto"` stands for, resolved by the caller
-    /// (the CLI: the kernel `mkrootfs run` boots, or the harness's default
-    /// kernel for `mkrootfs build`). Without it, `"auto"` is an error.
-    pub auto_kernel: Option<AutoKernel>,
-    /// mtime of every entry; default: `$SOURCE_DATE_EPOCH`, else 0.
-    pub mtime: Option<u32>,
-}
-
-/// A kernel the caller chose for `modules.kernel = "auto"`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AutoKernel {
-    /// The kernel image, for messages.
-    pub vmlinuz: PathBuf,
-    /// Its release (`uname -r`), the name of its `lib/modules/<version>` tree.
-    pub version: String,
-    /// Its module tree, `None` when it has none: then `"auto"` is an error
-    /// naming the kernel and the tree looked for, never another kernel's tree.
-    pub modules: Option<PathBuf>,
-}
-
-impl AutoKernel {
-    /// The module tree, or the error that names the kernel and the tree missing.
-    pub fn module_tree(&self) -> Result<PathBuf, BuildError> {
-        self.modules.clone().ok_or_else(|| {
-            let root = match self.vmlinuz.parent().and_then(Path::parent) {
-                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-                _ => PathBuf::from("."),
-            };
-            BuildError::AutoKernelNoModules {
-                kernel: self.vmlinuz.clone(),
-                version: self.version.clone(),
-                expected: root.join("lib/modules").join(&self.version),
-            }
-        })
-    }
+    #[error(transparent)]
+    Write(#[from] WriteError),
 }
 
 /// What a build produced.
@@ -248,23 +184,6 @@ pub fn build(profile: &Profile, opts: &BuildOptions) -> Result<BuildReport, Buil
     })
 }
 
-/// `out/<name>.cpio` plus the compression's extension.
-pub fn default_output(profile: &Profile, c: Compression) -> PathBuf {
-    PathBuf::from("out").join(format!("{}.cpio{}", profile.name, c.extension()))
-}
-
-/// `$SOURCE_DATE_EPOCH`, else 0. A malformed value, or one past the
-/// 32-bit newc mtime field, is an error, as reproducible-builds.org asks.
-pub fn source_date_epoch() -> Result<u32, BuildError> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Err(_) => Ok(0),
-        Ok(v) => v
-            .trim()
-            .parse::<u32>()
-            .map_err(|_| BuildError::SourceDateEpoch(v)),
-    }
-}
-
 /// Assembles the tree of a validated plan without archiving it.
 pub fn assemble(plan: &Plan) -> Result<Assembled, BuildError> {
     let profile = &plan.profile;
@@ -338,29 +257,18 @@ pub fn assemble(plan: &Plan) -> Result<Assembled, BuildError> {
             let mut cfg = profile
                 .init
                 .clone()
-                .ok_or_else(|| BuildError::NoInitConfig(profile.path.display().to_string()))?;
+                .ok_or_else(|| PlanError::NoInitConfig(profile.path.display().to_string()))?;
             cfg.modules.extend(module_names);
             cfg.module_options.extend(plan.modules.options.clone());
             // OCI images and bundles: their roots into the tree, their
             // settings into the services, under the profile's own keys.
             oci = crate::oci::prepare::prepare(&mut tree, profile, &mut cfg)?;
-            cfg.validate()
-                .map_err(|message| BuildError::ModuleOptions {
-                    profile: profile.path.display().to_string(),
-                    message,
-                })?;
-            // The names are final once OCI images have filled argv in.
-            cfg.check_service_names()
-                .map_err(|e| match &profile.init_source {
-                    Some(source) => {
-                        let at: Vec<Seg> = Seg::path(&e.at).collect();
-                        BuildError::Profile(source.init_error(&at, e.message))
-                    }
-                    None => BuildError::InitInvalid {
-                        profile: profile.name.clone(),
-                        message: e.message,
-                    },
-                })?;
+            // Checked again now that [modules] options and the OCI inputs
+            // are merged in; the names are final once OCI images have
+            // filled argv in.
+            cfg.validate_at()
+                .and_then(|()| cfg.check_service_names())
+                .map_err(|e| init_invalid(plan, e))?;
             let bin = match &plan.init_binary {
                 Some(p) => p.clone(),
                 None => find_init()?,
@@ -374,12 +282,15 @@ pub fn assemble(plan: &Plan) -> Result<Assembled, BuildError> {
                 Ok(elf) if elf.interpreter.is_some() => return Err(BuildError::InitNotStatic(bin)),
                 Ok(_) => {}
             }
+            // The builder's own entries first, so that the services are
+            // checked against the finished tree (`/init --check-config`).
+            init::add_binary(&mut tree, data)?;
             // The services and containers checked against the image, the
             // container plans resolved and their filters added.
-            crate::container::resolve(&mut tree, profile, &mut cfg)?;
+            crate::container::resolve(&mut tree, profile, &mut cfg, &oci.seccomp)?;
             oci.notes
                 .extend(checks::bind_sources_missing(profile, &tree));
-            init::add(&mut tree, data, &cfg)?;
+            init::add_config(&mut tree, &cfg)?;
             Some(cfg)
         }
         InitChoice::Own(path) => {
@@ -401,6 +312,31 @@ pub fn assemble(plan: &Plan) -> Result<Assembled, BuildError> {
         notes,
         scratch: oci.scratch,
     })
+}
+
+/// A failure of the merged `[init]` table: at its `file:line:column` in the
+/// profile, or named for `[modules] options` when the key came from there.
+fn init_invalid(plan: &Plan, e: mkrootfs_config::InvalidInit) -> BuildError {
+    use mkrootfs_config::KeyStep;
+    let profile = &plan.profile;
+    if let [KeyStep::Key(table), KeyStep::Key(name), ..] = e.at.as_slice() {
+        if table == "module_options" && plan.modules.options.contains_key(name) {
+            return BuildError::ModuleOptions {
+                profile: profile.path.display().to_string(),
+                message: e.message,
+            };
+        }
+    }
+    match &profile.init_source {
+        Some(source) => {
+            let at: Vec<Seg> = Seg::path(&e.at).collect();
+            BuildError::Profile(source.init_error(&at, e.message))
+        }
+        None => BuildError::InitInvalid {
+            profile: profile.name.clone(),
+            message: e.message,
+        },
+    }
 }
 
 /// `error` at the profile's `file:line:column`, when known.

@@ -436,7 +436,8 @@ impl ImageBuilder {
     pub fn write_to(&self, mut out: impl Write) -> Result<Built, BuilderError> {
         let start = Instant::now();
         let profile = self.profile()?;
-        let plan = Plan::new(&profile, &self.options).map_err(|source| self.build_error(source))?;
+        let plan =
+            Plan::new(&profile, &self.options).map_err(|source| self.build_error(source.into()))?;
         if plan.disk.is_some() {
             let message = "a disk image is written to a file: use build(), not write_to()".into();
             return Err(self.build_error(plan.error_at("image.format", message).into()));

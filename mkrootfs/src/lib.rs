@@ -6,6 +6,7 @@
 //! [`tree::Tree`] is the image being assembled, which Rust code can also fill
 //! directly.
 
+pub mod agent;
 pub mod build;
 pub mod builder;
 pub mod compress;

@@ -3,12 +3,12 @@
 //!
 //! Every default is applied here and nowhere else, and every magic string of
 //! the profile becomes a type: `image.init` an [`InitChoice`],
-//! `modules.kernel` a [`ModuleTree`], `modules.preset` a [`Preset`], and the
+//! `modules.kernel` a module tree (`"auto"` resolved), `modules.preset` a [`Preset`], and the
 //! compression level is checked against its format. An error names the
 //! profile file, line and column of the value at fault.
-//! [`crate::build::assemble`] takes only a [`Plan`].
+//! [`crate::build::assemble`] takes only a [`Plan`]. The plan imports
+//! nothing from the build: its inputs are here ([`options`]).
 
-use crate::build::{default_output, source_date_epoch, AutoKernel, BuildError, BuildOptions};
 use crate::compress::Compression;
 use crate::fsimage::{Format, FsOptions};
 use crate::kmod::{self, ModuleCompression};
@@ -18,13 +18,34 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
-/// A value of the profile that does not validate, and where it was written.
+mod options;
+pub use options::{default_output, source_date_epoch, AutoKernel, BuildOptions};
+
+/// A plan that cannot be made: a profile value or an option that does not
+/// validate.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{at}: {message}")]
-pub struct PlanError {
-    /// `file:line:column`, or `profile NAME` for a profile built in code.
-    pub at: String,
-    pub message: String,
+pub enum PlanError {
+    /// A value of the profile, and where it was written.
+    #[error("{at}: {message}")]
+    Invalid {
+        /// `file:line:column`, or `profile NAME` for a profile built in code.
+        at: String,
+        message: String,
+    },
+    #[error("profile {0} uses the mkrootfs init but has no [init] table (add [[init.services]] or set image.init)")]
+    NoInitConfig(String),
+    #[error("SOURCE_DATE_EPOCH={0:?} is not a number of seconds between 0 and 4294967295 (the newc mtime field)")]
+    SourceDateEpoch(String),
+    #[error("[modules] asks for modules but names no kernel module tree (set modules.kernel or pass --kernel-modules)")]
+    NoModuleTree,
+    #[error("modules.kernel = \"auto\" stands for the kernel that boots the image, and none was given (pass --kernel-modules DIR)")]
+    AutoKernelUnknown,
+    #[error("modules.kernel = \"auto\": kernel {kernel} (version {version}) has no module tree {expected} (nor under usr/); its modules cannot come from another kernel's tree: pass --kernel-modules DIR for this kernel's modules")]
+    AutoKernelNoModules {
+        kernel: PathBuf,
+        version: String,
+        expected: PathBuf,
+    },
 }
 
 /// What runs as PID 1 (`image.init`).
@@ -35,16 +56,6 @@ pub enum InitChoice {
     Mkrootfs,
     /// The image's own program at this path (`/init` links to it).
     Own(String),
-}
-
-/// Where kernel modules come from (`modules.kernel`, or `--kernel-modules`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ModuleTree {
-    /// `"auto"`: the tree of the kernel that boots the image, as the caller
-    /// resolved it ([`BuildOptions::auto_kernel`]).
-    Auto,
-    /// A `lib/modules/<version>` directory.
-    Path(PathBuf),
 }
 
 /// A named list of modules (`modules.preset`).
@@ -81,9 +92,15 @@ impl fmt::Display for Preset {
 /// `[modules]`, validated.
 #[derive(Clone, Debug)]
 pub struct ModulesPlan {
-    /// `None`: no tree named (modules asked for are then an error).
-    pub tree: Option<ModuleTree>,
+    /// The `lib/modules/<version>` directory the modules come from
+    /// (`--kernel-modules`, else `modules.kernel`, `"auto"` resolved through
+    /// [`BuildOptions::auto_kernel`]); `None` when no module is asked for.
+    pub tree: Option<PathBuf>,
     pub preset: Option<Preset>,
+    /// The modules asked for: `load`, the preset's, and the drivers of what
+    /// the init's root step mounts (overlay, `root.fstype`) when a tree is
+    /// named; in that order.
+    pub names: Vec<String>,
     pub load: Vec<String>,
     pub compressed: ModuleCompression,
     pub options: BTreeMap<String, String>,
@@ -101,7 +118,7 @@ pub struct Plan {
     /// Default false.
     pub dlopen_notes: bool,
     /// Where binaries named without a path are looked up inside the
-    /// sysroot, `:`-separated. Default [`crate::build::DEFAULT_PATH`].
+    /// sysroot, `:`-separated. Default [`mkrootfs_config::DEFAULT_PATH`].
     pub binary_path: String,
     /// Default: [`Compression`]'s `Default` (zstd).
     pub compression: Compression,
@@ -117,8 +134,6 @@ pub struct Plan {
     pub mtime: u32,
     /// The static init binary; `None`: found by [`crate::build::find_init`].
     pub init_binary: Option<PathBuf>,
-    /// What [`ModuleTree::Auto`] stands for.
-    pub auto_kernel: Option<AutoKernel>,
     /// `image.format`; default cpio.
     pub format: Format,
     /// A disk format's writer options (`None` for cpio).
@@ -133,8 +148,8 @@ pub struct Plan {
 
 impl Plan {
     /// Validates `profile` and `opts` into a plan.
-    pub fn new(profile: &Profile, opts: &BuildOptions) -> Result<Plan, BuildError> {
-        let err = |key: &str, message: String| PlanError {
+    pub fn new(profile: &Profile, opts: &BuildOptions) -> Result<Plan, PlanError> {
+        let err = |key: &str, message: String| PlanError::Invalid {
             at: match profile.positions.get(key) {
                 Some(p) => p.to_string(),
                 None => position_fallback(profile),
@@ -158,8 +173,7 @@ impl Plan {
             return Err(err(
                 "image.level",
                 format!("level {l} means nothing without compression (compression = \"none\"): remove it"),
-            )
-            .into());
+            ));
         }
         let init = match img.init.as_deref() {
             None | Some("mkrootfs") => InitChoice::Mkrootfs,
@@ -174,18 +188,16 @@ impl Plan {
                     "image.init = {path:?} runs the image's own program as PID 1, which never \
                      reads the [init] table at {table}: remove one of them"
                 ),
-            )
-            .into());
+            ));
         }
         let binary_path = match &img.binary_path {
-            None => crate::build::DEFAULT_PATH.to_string(),
+            None => mkrootfs_config::DEFAULT_PATH.to_string(),
             Some(p) => {
                 if p.is_empty() || p.split(':').any(|d| !d.starts_with('/')) {
                     return Err(err(
                         "image.binary_path",
                         format!("binary_path {p:?} must be absolute directories separated by `:`"),
-                    )
-                    .into());
+                    ));
                 }
                 p.clone()
             }
@@ -201,7 +213,7 @@ impl Plan {
             }
         }
         if init == InitChoice::Mkrootfs && profile.init.is_none() {
-            return Err(BuildError::NoInitConfig(profile.path.display().to_string()));
+            return Err(PlanError::NoInitConfig(profile.path.display().to_string()));
         }
         let m = &profile.modules;
         let preset = match m.preset.as_deref() {
@@ -222,11 +234,31 @@ impl Plan {
                     })?,
             ),
         };
-        let tree = match (&opts.modules_dir, m.kernel.as_deref()) {
-            (Some(dir), _) => Some(ModuleTree::Path(dir.clone())),
-            (None, Some("auto")) => Some(ModuleTree::Auto),
-            (None, Some(path)) => Some(ModuleTree::Path(PathBuf::from(path))),
-            (None, None) => None,
+        let named = opts.modules_dir.is_some() || m.kernel.is_some();
+        let mut names: Vec<String> = m.load.clone();
+        if let Some(preset) = preset {
+            names.extend(preset.modules().iter().map(|s| s.to_string()));
+        }
+        // What the init's root step will mount needs its driver in the image;
+        // a built-in one is simply recorded as such by the closure.
+        if let (Some(init), true) = (&profile.init, named) {
+            if init.root.mode == RootMode::Overlay {
+                names.push("overlay".to_string());
+            }
+            if let Some(fstype) = &init.root.fstype {
+                names.push(fstype.clone());
+            }
+        }
+        names.dedup();
+        let tree = match (names.is_empty(), &opts.modules_dir, m.kernel.as_deref()) {
+            (true, _, _) => None,
+            (false, Some(dir), _) => Some(dir.clone()),
+            (false, None, Some("auto")) => match &opts.auto_kernel {
+                Some(k) => Some(k.module_tree()?),
+                None => return Err(PlanError::AutoKernelUnknown),
+            },
+            (false, None, Some(path)) => Some(PathBuf::from(path)),
+            (false, None, None) => return Err(PlanError::NoModuleTree),
         };
         let mtime = match opts.mtime {
             Some(m) => m,
@@ -251,11 +283,13 @@ impl Plan {
                 return Err(err(
                     "image.label",
                     format!("image.label: {format} images have no label here (ext4 only; mount erofs and squashfs by UUID or path)"),
-                )
-                .into());
+                ));
             }
             if l.is_empty() || l.len() > 16 {
-                return Err(err("image.label", format!("image.label {l:?}: 1 to 16 bytes")).into());
+                return Err(err(
+                    "image.label",
+                    format!("image.label {l:?}: 1 to 16 bytes"),
+                ));
             }
         }
         let split = img.split.unwrap_or(false);
@@ -316,6 +350,7 @@ impl Plan {
             modules: ModulesPlan {
                 tree,
                 preset,
+                names,
                 load: m.load.clone(),
                 compressed: m.compressed.unwrap_or_default(),
                 options: m.options.clone(),
@@ -323,7 +358,6 @@ impl Plan {
             output,
             mtime,
             init_binary: opts.init_binary.clone(),
-            auto_kernel: opts.auto_kernel.clone(),
             format,
             disk,
             split,
@@ -336,7 +370,7 @@ impl Plan {
     /// An error about the value of `key` (`"image.format"`), at its
     /// position in the profile.
     pub fn error_at(&self, key: &str, message: String) -> PlanError {
-        PlanError {
+        PlanError::Invalid {
             at: match self.profile.positions.get(key) {
                 Some(p) => p.to_string(),
                 None => position_fallback(&self.profile),

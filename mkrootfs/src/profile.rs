@@ -31,8 +31,9 @@ mod position;
 #[cfg(test)]
 mod tests;
 
+use mkrootfs_config::line_col;
+use position::span_of;
 pub use position::Seg;
-use position::{line_col, span_of};
 
 /// Where bare profile names are looked up after `./profiles`.
 pub const SYSTEM_PROFILE_DIR: &str = "/usr/share/mkrootfs/profiles";
@@ -533,6 +534,32 @@ fn dir_or_dot(p: &Path) -> PathBuf {
     }
 }
 
+/// A container plan is the builder's output (`mkrootfs::container`): one
+/// written in a profile would skip every check the builder makes. Refused
+/// before the fields are read, so that a partial plan is not reported as a
+/// missing field. A text that is not TOML is left to the parser's error.
+fn refuse_plans(text: &str) -> Result<(), (Vec<Seg<'static>>, String)> {
+    let Ok(doc) = text.parse::<toml::Table>() else {
+        return Ok(());
+    };
+    let services = doc
+        .get("init")
+        .and_then(|i| i.get("services"))
+        .and_then(|s| s.as_array());
+    for (i, s) in services.into_iter().flatten().enumerate() {
+        if s.get("container_plan").is_some() {
+            let at = vec![
+                Seg::Key("init"),
+                Seg::Key("services"),
+                Seg::Index(i),
+                Seg::Key("container_plan"),
+            ];
+            return Err((at, format!("init.services[{i}].container_plan is what the builder writes, not a profile: describe the container with `container = {{ … }}`")));
+        }
+    }
+    Ok(())
+}
+
 /// Parses one profile file's text; `path` is only used in messages.
 /// Public so that fuzzing and tests can reach it without files.
 ///
@@ -551,6 +578,7 @@ pub fn parse_str(path: &Path, text: &str) -> Result<RawProfileChecked, ProfileEr
             message,
         }
     };
+    refuse_plans(text).map_err(|(at, message)| invalid(span_of(text, &at), message))?;
     let raw: RawProfile =
         toml::from_str(text).map_err(|e| invalid(e.span(), e.message().to_string()))?;
     if let Some(init) = &raw.init {

@@ -214,7 +214,7 @@ pub enum VmlinuxError {
     },
     /// The output could not be written.
     #[error(transparent)]
-    Write(#[from] crate::build::BuildError),
+    Write(#[from] crate::build::WriteError),
 }
 
 /// A kernel taken out of its bzImage.
@@ -363,7 +363,7 @@ fn decompress(
     let common = |c: Compression| {
         compress::decompress(stream, c, MAX_VMLINUX)
             .map(|(out, _)| out)
-            .map_err(|e: DecompressError| failed(chain(&e)))
+            .map_err(|e: DecompressError| failed(mkrootfs_config::error_chain(&e)))
     };
     match codec {
         Codec::Gzip => common(Compression::Gzip),
@@ -463,17 +463,6 @@ pub fn extract_file(input: &Path, output: &Path) -> Result<Vmlinux, VmlinuxError
     let v = extract(input, &bytes)?;
     crate::build::write_atomically(output, &v.elf)?;
     Ok(v)
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 #[cfg(test)]

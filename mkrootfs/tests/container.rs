@@ -33,8 +33,7 @@ container = {}
 
 #[test]
 fn empty_container_table_builds_the_plan_the_init_reads() {
-    if std::env::var_os("CI").is_none() && !std::path::Path::new(STATIC_ELF).exists() {
-        eprintln!("skipped: no {STATIC_ELF} (busybox-static)");
+    if !mkrootfs_tests::require_file(STATIC_ELF) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -105,4 +104,35 @@ fn empty_container_table_builds_the_plan_the_init_reads() {
     assert_eq!(owner("dev/console"), (100000, 100000));
     assert_eq!(owner("init"), (0, 0));
     assert_eq!(owner("etc/mkrootfs/init.json"), (0, 0));
+}
+
+/// The argv[0] check runs against the finished tree: a service may run
+/// the image's own `/init` (which the builder adds), e.g. to check the
+/// configuration, and was refused as "not a file of the image".
+#[test]
+fn a_service_may_run_the_init_the_builder_adds() {
+    if !mkrootfs_tests::require_file(STATIC_ELF) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let profile = tmp.path().join("check.toml");
+    fs::write(
+        &profile,
+        "[image]\ncompression = \"none\"\n[init]\n[[init.services]]\n\
+         argv = [\"/init\", \"--check-config\", \"/etc/mkrootfs/init.json\"]\n",
+    )
+    .unwrap();
+    let p = mkrootfs::profile::load_path(&profile).unwrap();
+    let out = tmp.path().join("check.cpio");
+    build(
+        &p,
+        &BuildOptions {
+            output: Some(out.clone()),
+            init_binary: Some(STATIC_ELF.into()),
+            mtime: Some(0),
+            ..BuildOptions::default()
+        },
+    )
+    .unwrap();
+    assert!(out.exists());
 }

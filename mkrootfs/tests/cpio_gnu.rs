@@ -3,7 +3,7 @@
 //! `fixtures/cpio/make-fixtures.sh`), then live round trips through the
 //! tools when they are installed.
 
-mod util;
+use mkrootfs_tests as util;
 
 use mkrootfs::compress::{compress, Compression};
 use mkrootfs::cpio::{read_archive, write_archive, Entry, Limits, Segment, S_IFMT};

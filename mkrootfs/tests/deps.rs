@@ -4,7 +4,7 @@
 //! runs it. Fixtures are C sources compiled with gcc by
 //! `fixtures/elf/build.sh` into a fresh directory once per test run.
 
-mod util;
+use mkrootfs_tests as util;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

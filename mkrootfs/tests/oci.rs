@@ -695,6 +695,7 @@ fn assemble(profile_text: &str, dir: &Path) -> Result<mkrootfs::build::Assembled
         ..Default::default()
     };
     mkrootfs::plan::Plan::new(&profile, &opts)
+        .map_err(mkrootfs::build::BuildError::from)
         .and_then(|plan| mkrootfs::build::assemble(&plan))
         .map_err(|e| {
             let mut s = e.to_string();

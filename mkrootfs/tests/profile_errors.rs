@@ -75,8 +75,7 @@ fn unknown_preset_names_file_line_column() {
 
 #[test]
 fn missing_argv0_names_file_line_column() {
-    if std::env::var_os("CI").is_none() && !Path::new("/bin/busybox").exists() {
-        eprintln!("skipped: no /bin/busybox (busybox-static)");
+    if !mkrootfs_tests::require_file("/bin/busybox") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -179,8 +178,7 @@ fn silent_acceptances_are_errors_at_file_line_column() {
 /// silently; it is a warning at its line (an earlier mount may bring it).
 #[test]
 fn bind_mount_source_not_in_the_image_is_a_warning_at_its_line() {
-    if std::env::var_os("CI").is_none() && !Path::new("/bin/busybox").exists() {
-        eprintln!("skipped: no /bin/busybox (busybox-static)");
+    if !mkrootfs_tests::require_file("/bin/busybox") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

@@ -226,12 +226,7 @@ mod tests {
 
     #[test]
     fn probe_firmware_reaches_long_mode_under_tcg() {
-        if !crate::qemu_available() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "qemu-system-x86_64 missing in CI"
-            );
-            eprintln!("skipped: qemu-system-x86_64 not found");
+        if !mkrootfs_tests::require("qemu-system-x86_64", crate::qemu_available()) {
             return;
         }
         let dir = tempfile::tempdir().unwrap();

@@ -1,9 +1,14 @@
-//! Helpers shared by the boot tests: build an image from profile text with
-//! the mkrootfs library, and boot it under QEMU with the Debian cloud kernel.
+//! The one test-helper crate (the boot tests here, and the integration tests
+//! of mkrootfs, mkrootfs-cli and mkrootfs-qemu): build an image from profile
+//! text with the mkrootfs library, boot it under QEMU with the Debian cloud
+//! kernel, [`require`] what the machine may lack.
 //!
 //! Boot tests decide pass/fail from what the guest printed and reported
 //! (the init's RESULT line); every boot has a timeout, and QEMU's own slot
 //! limit keeps at most one guest per core running.
+
+mod require;
+pub use require::{have, require, require_file, require_tool, test_kernel_package};
 
 use mkrootfs::build::{self, BuildError, BuildOptions, BuildReport};
 use mkrootfs::profile;
@@ -97,38 +102,20 @@ pub fn probe_binary() -> &'static Path {
     })
 }
 
-/// `value` as a TOML inline value (tables `{ k = v }`, arrays, JSON-escaped
-/// strings, which TOML basic strings accept); null fields are left out.
-pub fn toml_inline(value: &serde_json::Value) -> String {
-    use serde_json::Value;
-    match value {
-        Value::Null => "\"\"".into(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => Value::String(s.clone()).to_string(),
-        Value::Array(a) => format!(
-            "[{}]",
-            a.iter().map(toml_inline).collect::<Vec<_>>().join(", ")
-        ),
-        Value::Object(o) => format!(
-            "{{ {} }}",
-            o.iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| format!("{k} = {}", toml_inline(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
+/// The repository's root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The `mkrootfs` command, built on first use.
+/// The `mkrootfs` command (the CLI package, `mkrootfs-cli`), built on first
+/// use: never a stale binary.
 pub fn mkrootfs_cli() -> &'static Path {
     static CLI: OnceLock<PathBuf> = OnceLock::new();
     CLI.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let root = repo();
         let status = Command::new(env!("CARGO"))
             .current_dir(&root)
-            .args(["build", "-q", "-p", "mkrootfs"])
+            .args(["build", "-q", "-p", "mkrootfs-cli"])
             .status()
             .expect("run cargo to build mkrootfs");
         assert!(status.success(), "building mkrootfs failed");
@@ -162,16 +149,54 @@ pub fn build_image(name: &str, profile_toml: &str) -> PathBuf {
     }
 }
 
-/// `err: cause: cause`.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
+/// `err: cause: cause` (the one formatter, from mkrootfs-config).
+pub use mkrootfs_config::error_chain as chain;
+
+/// Gives services of a built `image` hand-written container plans. The
+/// init's own boot tests run plans the builder would not write (a test
+/// filter, the twin of a crun bundle), but a profile cannot carry a plan:
+/// the builder refuses `container_plan`. So the image's `init.json` is read
+/// back, each named service gets its plan (and runs the plan's argv), and
+/// the result is appended as a later, uncompressed cpio segment, which the
+/// kernel unpacks over the first one (at a 4-byte boundary, as its
+/// unpacker requires).
+pub fn with_plans(image: &Path, plans: &[(String, mkrootfs_config::ContainerPlan)]) {
+    use mkrootfs::cpio::{read_archive, write_archive, Entry, Limits, S_IFREG};
+    let mut bytes = std::fs::read(image).expect("read the built image");
+    let segments = read_archive(&bytes, &Limits::default()).expect("read the built image");
+    let json = segments
+        .iter()
+        .flat_map(|s| &s.entries)
+        .rfind(|e| e.name == mkrootfs_config::INIT_CONFIG_PATH.trim_start_matches('/'))
+        .expect("the image has an init.json");
+    let mut cfg: mkrootfs_config::InitConfig =
+        serde_json::from_slice(&json.data).expect("the image's init.json");
+    for (name, plan) in plans {
+        let svc = cfg
+            .services
+            .iter_mut()
+            .find(|s| s.name.as_deref() == Some(name.as_str()))
+            .unwrap_or_else(|| panic!("no service {name} in {}", image.display()));
+        let mut plan = plan.clone();
+        if plan.cgroup.path.is_empty() {
+            // What the builder writes: the init resolves no defaults.
+            plan.cgroup.path = format!("mkrootfs/{name}");
+        }
+        svc.argv = plan.argv.clone();
+        svc.container_plan = Some(plan);
     }
-    s
+    let entry = Entry {
+        name: json.name.clone(),
+        mode: S_IFREG | 0o644,
+        nlink: 1,
+        mtime: json.mtime,
+        ino: 1,
+        data: serde_json::to_vec_pretty(&cfg).expect("serialize init.json"),
+        ..Entry::default()
+    };
+    bytes.resize(bytes.len().next_multiple_of(4), 0);
+    write_archive(&mut bytes, &[entry]).expect("write the plans' segment");
+    std::fs::write(image, bytes).expect("write the image back");
 }
 
 /// Boots `image` on a PC machine with no disks.

@@ -3,12 +3,16 @@
 //! writes there.
 
 pub mod build;
+pub mod cp;
 pub mod deps;
+pub mod exec;
 pub mod extract;
 pub mod kernel;
 pub mod ls;
 pub mod progress;
 pub mod run;
+pub mod vsock;
+pub mod wait_ready;
 
 use anyhow::Context;
 use mkrootfs::build::AutoKernel;

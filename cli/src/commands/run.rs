@@ -69,6 +69,14 @@ pub struct RunArgs {
     /// whole console log is printed if the boot fails or times out).
     #[arg(long, short)]
     pub verbose: bool,
+    /// Expose the guest's vsock as this hybrid-vsock Unix socket (through
+    /// vhost-device-vsock), for `mkrootfs exec SOCKET …` while it runs.
+    #[arg(long)]
+    pub vsock: Option<PathBuf>,
+    /// With --vsock: run the guest detached (console in SOCKET.log) and
+    /// return once it says READY=1 over vsock (its agent listens).
+    #[arg(long, requires = "vsock")]
+    pub wait_ready: bool,
 }
 
 pub fn run(args: RunArgs) -> Result<u8> {
@@ -80,6 +88,10 @@ pub fn run(args: RunArgs) -> Result<u8> {
         // buried in the log, then a FATAL of the init: refuse it here, with
         // the error `mkrootfs ls` gives.
         super::read_image(image)?;
+    }
+    if let (true, Some(uds)) = (args.wait_ready, &args.vsock) {
+        let argv: Vec<String> = std::env::args().collect();
+        return super::wait_ready::detach(uds, &argv, Duration::from_secs(args.timeout));
     }
     let kernel = match &args.kernel {
         Some(k) => qemu::kernel_from_path(k)?,
@@ -167,6 +179,14 @@ pub fn run(args: RunArgs) -> Result<u8> {
              emulating with TCG, much slower (MKROOTFS_ACCEL=tcg says this is wanted)"
         );
     }
+    let _vsock = match &args.vsock {
+        Some(uds) => {
+            let backend = super::vsock::attach(&mut cfg, uds)?;
+            eprintln!("mkrootfs: guest vsock at {}", uds.display());
+            Some(backend)
+        }
+        None => None,
+    };
     if args.verbose {
         eprintln!("mkrootfs: {:?}", cfg.command());
     }

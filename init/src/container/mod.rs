@@ -86,20 +86,9 @@ pub struct Container {
 /// Where the init makes the staging directories (a tmpfs of the VM).
 pub const STAGING_DIR: &str = "/run/mkrootfs/containers";
 
-/// The paths execve should try for `argv0`, as execvp(3) searches `path`,
-/// but inside the container (decided when the child is in its root).
-pub fn exec_candidates(argv0: &str, path: Option<&str>) -> Vec<String> {
-    if argv0.contains('/') {
-        return vec![argv0.to_string()];
-    }
-    path.unwrap_or(mkrootfs_config::DEFAULT_PATH)
-        .split(':')
-        .map(|d| {
-            let d = if d.is_empty() { "." } else { d };
-            format!("{}/{argv0}", d.trim_end_matches('/'))
-        })
-        .collect()
-}
+/// The paths execve should try for `argv0`: execvp(3)'s search, the rule
+/// the builder checks with too, decided when the child is in its root.
+pub use mkrootfs_config::exec_candidates;
 
 impl Container {
     /// Builds the exec candidates and makes the staging directories.
@@ -170,12 +159,8 @@ pub fn spawn(name: &str, loaded: &Loaded) -> Result<Running, StepError> {
     let plan = &loaded.plan;
     let root = std::path::Path::new(cgroups::CGROUP_ROOT);
     cgroups::ensure_mounted(root)?;
-    let rel = if plan.cgroup.path.is_empty() {
-        format!("mkrootfs/{name}")
-    } else {
-        plan.cgroup.path.clone()
-    };
-    let cgroup = cgroups::Cgroup::create(root, &rel, &plan.cgroup)?;
+    // The builder writes the path (`mkrootfs/<name>`): no default here.
+    let cgroup = cgroups::Cgroup::create(root, &plan.cgroup.path, &plan.cgroup)?;
     let started = Container::prepare(name, loaded, STAGING_DIR).and_then(|c| {
         if c.filter.is_none() {
             crate::info!("container {name}: seccomp none: no system call filter");
@@ -374,13 +359,7 @@ mod tests {
 
     #[test]
     fn launch_in_a_throwaway_namespace() {
-        if !nix::unistd::geteuid().is_root() {
-            // A test that cannot run says why, and fails under CI=true.
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "needs root for namespaces"
-            );
-            eprintln!("skipped: needs root for namespaces");
+        if !crate::require::require("root (for namespaces)", nix::unistd::geteuid().is_root()) {
             return;
         }
         let out = std::process::Command::new(std::env::current_exe().unwrap())
@@ -437,14 +416,5 @@ mod tests {
                 "missing {want:?} in:\n{stdout}\n{stderr}"
             );
         }
-    }
-
-    #[test]
-    fn exec_candidates_follow_path() {
-        assert_eq!(exec_candidates("/bin/sh", Some("/x")), ["/bin/sh"]);
-        assert_eq!(
-            exec_candidates("probe", Some("/usr/bin:/bin/:")),
-            ["/usr/bin/probe", "/bin/probe", "./probe"]
-        );
     }
 }

@@ -88,14 +88,14 @@ mod tests {
 
     const UUID: &str = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
 
-    /// Runs a mkfs tool; `None` (skip) when it is not installed, unless CI
-    /// is set, where a missing tool fails the test.
+    /// Runs a mkfs tool; `None` (skip) when it is not installed, unless
+    /// `CI=true`, where a missing tool fails the test.
     fn run(tool: &str, args: &[&str]) -> Option<()> {
         match Command::new(tool).args(args).output() {
             Ok(o) if o.status.success() => Some(()),
             Ok(o) => panic!("{tool} {args:?}: {}", String::from_utf8_lossy(&o.stderr)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                assert!(std::env::var_os("CI").is_none(), "{tool} is not installed");
+                crate::require::require(&format!("the `{tool}` program"), false);
                 None
             }
             Err(e) => panic!("{tool}: {e}"),

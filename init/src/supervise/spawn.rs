@@ -58,24 +58,6 @@ pub fn default_env() -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Builds a service's environment from scratch: the defaults, `HOME` of its
-/// user, the global `env`, then its own. Nothing comes from the init's own
-/// environment, which holds whatever the kernel passed (`HOME=/`,
-/// `TERM=linux`, unknown `k=v` boot parameters).
-pub fn environment(
-    cfg: &InitConfig,
-    svc: &ServiceConfig,
-    creds: &Credentials,
-) -> BTreeMap<String, String> {
-    let mut env = default_env();
-    if let Some(home) = &creds.home {
-        env.insert("HOME".into(), home.clone());
-    }
-    env.extend(cfg.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-    env.extend(svc.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-    env
-}
-
 /// Why a service cannot be prepared.
 #[derive(Debug, PartialEq, Eq)]
 pub enum PrepareError {
@@ -121,7 +103,7 @@ pub fn prepare(
     Ok(Prepared {
         name: svc.display_name().to_string(),
         argv: svc.argv.clone(),
-        env: environment(cfg, svc, &creds),
+        env: mkrootfs_config::service_environment(cfg, svc, creds.home.as_deref()),
         cwd: svc.cwd.clone().unwrap_or_else(|| "/".into()),
         creds,
         tty: if svc.tty { console } else { None },
@@ -131,19 +113,17 @@ pub fn prepare(
 
 /// The file execve(2) should open for `program`: itself when it has a `/`,
 /// else the first regular file of that name in the directories of `path`
-/// (the service's `PATH`), as execvp(3) searches. Not found: ENOENT.
+/// (the service's `PATH`), as execvp(3) searches
+/// ([`mkrootfs_config::exec_candidates`], the builder's rule too). Not
+/// found: ENOENT.
 pub fn lookup(program: &str, path: Option<&str>) -> std::io::Result<String> {
     if program.contains('/') {
         return Ok(program.to_string());
     }
-    for dir in path.unwrap_or("").split(':') {
-        let dir = if dir.is_empty() { "." } else { dir };
-        let candidate = format!("{dir}/{program}");
-        if std::fs::metadata(&candidate).is_ok_and(|m| m.is_file()) {
-            return Ok(candidate);
-        }
-    }
-    Err(std::io::Error::from_raw_os_error(libc::ENOENT))
+    mkrootfs_config::exec_candidates(program, path)
+        .into_iter()
+        .find(|c| std::fs::metadata(c).is_ok_and(|m| m.is_file()))
+        .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ENOENT))
 }
 
 /// Forks and execs the service. The child resets its signals, starts a new
@@ -167,8 +147,13 @@ pub fn spawn(p: &Prepared) -> Result<Pid, StepError> {
             return Err(StepError::new("controlling terminal", &t, errno(&e)));
         }
     }
-    let path = lookup(program, p.env.get("PATH").map(String::as_str))
-        .map_err(|e| StepError::new("exec", program, errno(&e)))?;
+    // The agent is the init's own binary under another name.
+    let path = if program == crate::agent::ARGV0 {
+        "/proc/self/exe".to_string()
+    } else {
+        lookup(program, p.env.get("PATH").map(String::as_str))
+            .map_err(|e| StepError::new("exec", program, errno(&e)))?
+    };
     let exe = Exec::new(
         &path,
         p.argv.iter().map(String::as_str),
@@ -284,7 +269,8 @@ mod tests {
             groups: vec![1000],
             home: Some("/home/u".into()),
         };
-        let env = environment(&cfg, &cfg.services[0], &creds);
+        let env =
+            mkrootfs_config::service_environment(&cfg, &cfg.services[0], creds.home.as_deref());
         let got: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         assert_eq!(
             got,
@@ -315,6 +301,7 @@ mod tests {
             Some(libc::ENOENT)
         );
         assert_eq!(lookup("./x/y", None).unwrap(), "./x/y");
+        // No PATH: the default one, as the builder checked.
         assert_eq!(
             lookup("prog", None).unwrap_err().raw_os_error(),
             Some(libc::ENOENT)

@@ -105,10 +105,8 @@ pub(super) fn summary(
 /// With a module tree to judge by, the file system (and dm-verity, and
 /// overlay for a split build) must be built in or a module of it.
 fn check_mountable(plan: &Plan, fs: &FsOptions) -> Result<(), BuildError> {
-    let dir = match (&plan.modules.tree, &plan.auto_kernel) {
-        (Some(ModuleTree::Path(p)), _) => p.clone(),
-        (Some(ModuleTree::Auto), Some(k)) => k.module_tree()?,
-        _ => return Ok(()),
+    let Some(dir) = &plan.modules.tree else {
+        return Ok(());
     };
     let fstype = fs.format.fstype().unwrap_or_default();
     let mut needs = vec![("image.format", fstype)];
@@ -119,7 +117,7 @@ fn check_mountable(plan: &Plan, fs: &FsOptions) -> Result<(), BuildError> {
         needs.extend([("image.verity", "dm_mod"), ("image.verity", "dm_verity")]);
     }
     for (key, module) in needs {
-        if kmod::resolve(&dir, &[module.to_string()]).is_err() {
+        if kmod::resolve(dir, &[module.to_string()]).is_err() {
             return Err(plan
                 .error_at(
                     key,
@@ -144,7 +142,11 @@ fn write_split(
     written: &fsimage::Written,
     path: &Path,
 ) -> Result<(PathBuf, u64), BuildError> {
-    let no_init = || BuildError::NoInitConfig(plan.profile.path.display().to_string());
+    let no_init = || {
+        BuildError::from(PlanError::NoInitConfig(
+            plan.profile.path.display().to_string(),
+        ))
+    };
     let mut cfg = assembled.init.clone().ok_or_else(no_init)?;
     let mut p = plan.clone();
     let mut user = p.profile.init.clone().ok_or_else(no_init)?;

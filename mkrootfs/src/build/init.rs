@@ -11,12 +11,24 @@ pub const INIT_IN_TARGET: &str = "x86_64-unknown-linux-musl/release/init";
 
 /// Adds the init binary at `/init` and `cfg` as its `init.json`.
 pub(super) fn add(tree: &mut Tree, init: Vec<u8>, cfg: &InitConfig) -> Result<(), BuildError> {
+    add_binary(tree, init)?;
+    add_config(tree, cfg)
+}
+
+/// Adds the init binary at `/init`: before the services are checked, so
+/// that they are checked against the finished tree (`/init --check-config`).
+pub(super) fn add_binary(tree: &mut Tree, init: Vec<u8>) -> Result<(), BuildError> {
     tree.add(
         "/init",
         Node::File(init.into()),
         Meta::root(0o755),
         "the mkrootfs init",
     )?;
+    Ok(())
+}
+
+/// Adds `cfg` as the init's `init.json`, once the container plans are in it.
+pub(super) fn add_config(tree: &mut Tree, cfg: &InitConfig) -> Result<(), BuildError> {
     let json = serde_json::to_vec_pretty(cfg).map_err(BuildError::InitJson)?;
     tree.add(
         INIT_CONFIG_PATH,

@@ -50,7 +50,10 @@ fn auto_kernel_not_given_is_an_error() {
         ..Default::default()
     };
     let err = build(&p, &opts).unwrap_err();
-    assert!(matches!(err, BuildError::AutoKernelUnknown), "{err}");
+    assert!(
+        matches!(err, BuildError::Plan(PlanError::AutoKernelUnknown)),
+        "{err}"
+    );
 }
 
 #[test]

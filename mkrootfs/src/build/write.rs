@@ -77,7 +77,7 @@ pub(crate) fn write_stream<W: Write>(
     out_name: &Path,
 ) -> Result<(W, Written), BuildError> {
     let out_err = |op: &'static str| {
-        move |source| BuildError::Write {
+        move |source| WriteError {
             op,
             path: out_name.to_path_buf(),
             source,
@@ -169,7 +169,7 @@ fn write_entries<W: Write>(
     prefetch: &Prefetch<'_>,
     out_name: &Path,
 ) -> Result<(), BuildError> {
-    let out_err = |source| BuildError::Write {
+    let out_err = |source| WriteError {
         op: "write",
         path: out_name.to_path_buf(),
         source,
@@ -345,6 +345,16 @@ fn read_file(path: &Path, len: u64) -> io::Result<Vec<u8>> {
     Ok(data)
 }
 
+/// A step of writing an output file that failed, and the file.
+#[derive(Debug, thiserror::Error)]
+#[error("{op} {path}")]
+pub struct WriteError {
+    pub op: &'static str,
+    pub path: PathBuf,
+    #[source]
+    pub source: io::Error,
+}
+
 /// `.NAME.tmpPID` next to the output, removed unless committed.
 struct TempFile {
     path: PathBuf,
@@ -353,12 +363,12 @@ struct TempFile {
 }
 
 impl TempFile {
-    fn create(out: &Path) -> Result<TempFile, BuildError> {
+    fn create(out: &Path) -> Result<TempFile, WriteError> {
         let dir = match out.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        fs::create_dir_all(&dir).map_err(|source| BuildError::Write {
+        fs::create_dir_all(&dir).map_err(|source| WriteError {
             op: "create directory",
             path: dir.clone(),
             source,
@@ -373,7 +383,7 @@ impl TempFile {
             .create(true)
             .truncate(true)
             .open(&path)
-            .map_err(|source| BuildError::Write {
+            .map_err(|source| WriteError {
                 op: "create",
                 path: path.clone(),
                 source,
@@ -386,16 +396,16 @@ impl TempFile {
     }
 
     /// The open file (once).
-    fn file(&mut self) -> Result<fs::File, BuildError> {
-        self.file.take().ok_or_else(|| BuildError::Write {
+    fn file(&mut self) -> Result<fs::File, WriteError> {
+        self.file.take().ok_or_else(|| WriteError {
             op: "reopen",
             path: self.path.clone(),
             source: io::Error::other("temporary file already taken"),
         })
     }
 
-    fn write_err(&self, op: &'static str, source: io::Error) -> BuildError {
-        BuildError::Write {
+    fn write_err(&self, op: &'static str, source: io::Error) -> WriteError {
+        WriteError {
             op,
             path: self.path.clone(),
             source,
@@ -403,10 +413,10 @@ impl TempFile {
     }
 
     /// Syncs `file` (this temporary file) and renames it over `out`.
-    fn commit(mut self, file: fs::File, out: &Path) -> Result<(), BuildError> {
+    fn commit(mut self, file: fs::File, out: &Path) -> Result<(), WriteError> {
         file.sync_all().map_err(|e| self.write_err("sync", e))?;
         drop(file);
-        fs::rename(&self.path, out).map_err(|source| BuildError::Write {
+        fs::rename(&self.path, out).map_err(|source| WriteError {
             op: "rename into place",
             path: out.to_path_buf(),
             source,
@@ -426,7 +436,7 @@ impl Drop for TempFile {
 
 /// Writes `data` to a temporary file next to `path`, syncs it and renames it
 /// over `path`, so a failed write never leaves a partial file behind.
-pub fn write_atomically(path: &Path, data: &[u8]) -> Result<(), BuildError> {
+pub fn write_atomically(path: &Path, data: &[u8]) -> Result<(), WriteError> {
     let mut tmp = TempFile::create(path)?;
     let mut file = tmp.file()?;
     file.write_all(data)

@@ -1,7 +1,7 @@
 //! Containers, the builder's half, and the init's configuration checked
 //! against the image. A service's `container` table is checked against the
 //! image and resolved into the [`ContainerPlan`] the init executes
-//! ([`plan`]); its seccomp policy is compiled to BPF here ([`seccomp`]) and
+//! ([`resolve`]); its seccomp policy is compiled to BPF here ([`seccomp`]) and
 //! stored in the image; the owners of the container root's files are
 //! shifted by its user-namespace map ([`idmap`]). Plain services are
 //! checked too ([`check`]). Every error names the profile's file, line and
@@ -13,7 +13,7 @@ pub mod caps;
 pub mod check;
 pub mod devices;
 pub mod idmap;
-pub mod plan;
+pub mod resolve;
 pub mod seccomp;
 pub mod syscalls;
 pub mod sysctl;
@@ -36,11 +36,13 @@ pub enum ContainerError {
 
 /// Checks `cfg` against the assembled `tree`, resolves every container
 /// table into its plan (in `cfg`), adds the compiled seccomp filters and
-/// shifts the owners of container roots by their maps.
+/// shifts the owners of container roots by their maps. `policies`: the
+/// seccomp policies bundles brought, by service index.
 pub fn resolve(
     tree: &mut Tree,
     profile: &Profile,
     cfg: &mut InitConfig,
+    policies: &std::collections::BTreeMap<usize, seccomp::BundlePolicy>,
 ) -> Result<(), ContainerError> {
     let source = profile.init_source.clone();
     let at = |key: &[Seg], message: String| match &source {
@@ -52,6 +54,15 @@ pub fn resolve(
             message,
         },
     };
+    // The plan is the builder's output: one written by the profile (or
+    // an ImageBuilder's service) would skip every check below.
+    if let Some(i) = cfg.services.iter().position(|s| s.container_plan.is_some()) {
+        return Err(at(
+            &[Seg::Key("services"), Seg::Index(i), Seg::Key("container_plan")],
+            format!("init.services[{i}].container_plan is what the builder writes, not a profile: describe the container with `container = {{ … }}`"),
+        )
+        .into());
+    }
     check::check(tree, cfg, &at)?;
     let policy_dir = source
         .as_ref()
@@ -63,7 +74,11 @@ pub fn resolve(
     for i in 0..cfg.services.len() {
         let svc = &cfg.services[i];
         let Some(c) = &svc.container else { continue };
-        let r = plan::resolve(tree, cfg, i, svc, c, &policy_dir, &at)?;
+        let from = resolve::Policies {
+            dir: &policy_dir,
+            bundle: policies.get(&i),
+        };
+        let r = resolve::resolve(tree, cfg, i, svc, c, from, &at)?;
         let p = &r.plan;
         if let (Some(path), Some(bpf)) = (&p.seccomp, r.bpf) {
             bpfs.push((
@@ -119,7 +134,7 @@ pub fn resolve(
     }
     if cfg.services.iter().any(|s| s.container_plan.is_some()) {
         tree.add(
-            plan::DEVICES_BPF,
+            resolve::DEVICES_BPF,
             Node::File(devices::compile(&devices::docker_default_rules()).into()),
             Meta::root(0o644),
             "device policy of the containers",

@@ -471,7 +471,36 @@ pub fn compile_file(path: &Path, caps: u64) -> Result<Vec<u8>, SeccompError> {
             path: path.to_path_buf(),
             source,
         })?;
-    compile_profile(&profile, caps).map_err(|f| match f {
+    compile_docker_form(&profile, path, caps)
+}
+
+/// A bundle's `linux.seccomp`, in the profile form `container.seccomp`
+/// takes, compiled by [`compile_value`] without touching the disk.
+#[derive(Clone, Debug)]
+pub struct BundlePolicy {
+    /// The bundle's `config.json`: what the container's `seccomp` then
+    /// says, and what errors name.
+    pub origin: std::path::PathBuf,
+    pub policy: serde_json::Value,
+}
+
+/// A policy in Docker's form already in memory (a bundle's `linux.seccomp`,
+/// [`crate::oci`]); `origin` names where it was read, for errors.
+pub fn compile_value(
+    policy: &serde_json::Value,
+    origin: &Path,
+    caps: u64,
+) -> Result<Vec<u8>, SeccompError> {
+    let profile: Profile =
+        serde_json::from_value(policy.clone()).map_err(|source| SeccompError::ProfileParse {
+            path: origin.to_path_buf(),
+            source,
+        })?;
+    compile_docker_form(&profile, origin, caps)
+}
+
+fn compile_docker_form(profile: &Profile, path: &Path, caps: u64) -> Result<Vec<u8>, SeccompError> {
+    compile_profile(profile, caps).map_err(|f| match f {
         Fault::Rule(message) => SeccompError::ProfileRule {
             path: path.to_path_buf(),
             message,

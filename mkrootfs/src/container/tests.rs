@@ -69,7 +69,7 @@ fn resolve_text(tree: &mut Tree, text: &str) -> Result<InitConfig, String> {
     let shown = |e: String| e.replace(&dir.path().display().to_string(), "DIR");
     let p = profile::load_path(&path).map_err(|e| shown(e.to_string()))?;
     let mut cfg = p.init.clone().unwrap();
-    resolve(tree, &p, &mut cfg)
+    resolve(tree, &p, &mut cfg, &Default::default())
         .map(|()| cfg)
         .map_err(|e| shown(e.to_string()))
 }
@@ -106,7 +106,10 @@ fn empty_container_table_is_docker_isolation() {
             .map(|s| s.to_string())
             .collect(),
         sysctls: vec![],
-        cgroup: CgroupPlan::default(),
+        cgroup: CgroupPlan {
+            path: "mkrootfs/web".into(),
+            ..CgroupPlan::default()
+        },
         rlimits: vec![],
         oom_score_adj: None,
         argv: vec!["app".into(), "-v".into()],
@@ -458,4 +461,18 @@ fn nested_roots_with_the_same_maps_are_shifted_once() {
         assert_eq!(owner("/srv/c/bin/app"), Some((100000, 100000)), "{order:?}");
         assert_eq!(owner("/srv/c/var/www"), Some((100033, 100033)), "{order:?}");
     }
+}
+
+#[test]
+fn a_profile_cannot_write_a_container_plan() {
+    let mut t = image();
+    let err = resolve_text(
+        &mut t,
+        "[init]\n[[init.services]]\nname = \"web\"\nargv = [\"app\"]\n[init.services.container_plan]\nroot = \"/\"\nargv = [\"app\"]\n",
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        "DIR/p.toml:5:1: init.services[0].container_plan is what the builder writes, not a profile: describe the container with `container = { … }`"
+    );
 }

@@ -55,17 +55,13 @@ impl View<'_> {
         Some(String::from_utf8_lossy(&data).into_owned())
     }
 
-    /// The file execve(2) would run for `argv0`: itself when it has a `/`,
-    /// else the first regular file of that name in `path`'s directories, as
-    /// the init searches. Relative directories are skipped: the cwd is not
-    /// known here.
+    /// The file execve(2) would run for `argv0`, as the init searches
+    /// ([`mkrootfs_config::exec_candidates`]). Candidates in relative
+    /// directories of `path` are skipped: the cwd is not known here.
     pub fn lookup(&self, argv0: &str, path: &str) -> Option<String> {
-        if argv0.contains('/') {
-            return self.is_file(argv0).then(|| argv0.to_string());
-        }
-        path.split(':')
-            .filter(|d| d.starts_with('/'))
-            .map(|d| format!("{}/{argv0}", d.trim_end_matches('/')))
+        mkrootfs_config::exec_candidates(argv0, Some(path))
+            .into_iter()
+            .filter(|c| argv0.contains('/') || c.starts_with('/'))
             .find(|c| self.is_file(c))
     }
 

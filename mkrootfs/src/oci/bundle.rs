@@ -93,7 +93,8 @@ impl Mapper<'_> {
     }
 
     fn note(&self, notes: &mut Vec<String>, at: &[Seg], what: &str) {
-        let (line, col) = json::line_col(self.text, json::offset_of(self.text, at).unwrap_or(0));
+        let (line, col) =
+            mkrootfs_config::line_col(self.text, json::offset_of(self.text, at).unwrap_or(0));
         notes.push(format!("{}:{line}:{col}: {what}", self.path.display()));
     }
 
@@ -334,8 +335,10 @@ impl Mapper<'_> {
             let mut names = Vec::new();
             for name in sys.names() {
                 if crate::container::syscalls::number(name).is_none() {
-                    let (line, col) =
-                        json::line_col(self.text, json::offset_of(self.text, &at).unwrap_or(0));
+                    let (line, col) = mkrootfs_config::line_col(
+                        self.text,
+                        json::offset_of(self.text, &at).unwrap_or(0),
+                    );
                     notes.push(format!(
                         "{}:{line}:{col}: seccomp rule for {name:?} skipped: not an x86_64 system call",
                         self.path.display()

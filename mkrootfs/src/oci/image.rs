@@ -163,7 +163,7 @@ fn apply_layer(
         .map_err(|e| err(format!("cannot decompress: {e}")))?;
     let mut hashing = HashingReader::new(decoded, hasher);
     root.apply(&mut hashing, index)
-        .map_err(|e| err(error_chain(&e)))?;
+        .map_err(|e| err(mkrootfs_config::error_chain(&e)))?;
     let (_, hex) = hashing
         .finish()
         .map_err(|e| err(format!("cannot decompress: {e}")))?;
@@ -175,18 +175,6 @@ fn apply_layer(
         )));
     }
     Ok(())
-}
-
-/// `error: cause: cause`, on one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
 }
 
 fn defaults_of(sel: &Selected, notes: &mut Vec<String>) -> ImageDefaults {

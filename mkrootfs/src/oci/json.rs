@@ -3,6 +3,7 @@
 //! refused field of a `config.json` is reported at its line and column.
 
 use super::OciError;
+use mkrootfs_config::line_col;
 use serde::de::DeserializeOwned;
 use std::path::Path;
 
@@ -51,18 +52,6 @@ pub fn error_at_path(path: &Path, text: &str, at: &[Seg], message: String) -> Oc
         column,
         message,
     }
-}
-
-/// 1-based line and column (in characters) of a byte offset.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let mut end = offset.min(text.len());
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    let before = &text[..end];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
 }
 
 /// Byte offset where the value at `path` was written: the key of an object

@@ -7,10 +7,11 @@
 use super::bundle::load_bundle;
 use super::settings::{self, Settings};
 use super::{load_image, OciError};
+use crate::container::seccomp::BundlePolicy;
 use crate::profile::Profile;
 use crate::tree::Tree;
 use mkrootfs_config::InitConfig;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -21,6 +22,8 @@ pub struct Prepared {
     /// the image is written.
     pub scratch: Vec<tempfile::TempDir>,
     pub notes: Vec<String>,
+    /// The seccomp policies of bundles, by service index.
+    pub seccomp: BTreeMap<usize, BundlePolicy>,
 }
 
 /// Keys written in the profile under `init.services[i]` and under its
@@ -126,22 +129,11 @@ pub fn prepare(
                 let mut bundle =
                     load_bundle(&dir).map_err(|e| at_key(profile, i, &["bundle"], e))?;
                 if let Some(policy) = bundle.settings.seccomp_policy.take() {
-                    let scratch = tempfile::Builder::new()
-                        .prefix("mkrootfs-oci.")
-                        .tempdir()
-                        .map_err(|source| OciError::Scratch {
-                            path: std::env::temp_dir(),
-                            source,
-                        })?;
-                    let file = scratch.path().join("seccomp.json");
-                    std::fs::write(&file, policy.to_string()).map_err(|source| {
-                        OciError::Scratch {
-                            path: file.clone(),
-                            source,
-                        }
-                    })?;
-                    bundle.settings.container.seccomp = file.to_string_lossy().into_owned();
-                    out.scratch.push(scratch);
+                    // Passed on in memory; the container's `seccomp` names
+                    // where it came from (unless the profile's own key wins).
+                    let origin = dir.join("config.json");
+                    bundle.settings.container.seccomp = origin.to_string_lossy().into_owned();
+                    out.seccomp.insert(i, BundlePolicy { origin, policy });
                 }
                 add_host_root(tree, &bundle.root, &root, &origin)?;
                 out.notes.extend(bundle.settings.notes.iter().cloned());

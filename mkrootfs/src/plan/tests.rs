@@ -91,14 +91,24 @@ fn defaults_are_applied_and_magic_strings_typed() {
         "plain",
         "[modules]\nkernel = \"auto\"\npreset = \"microvm\"\n",
     );
-    let plan = Plan::new(&p, &opts()).unwrap();
+    // "auto" is resolved in the plan: to the tree of the kernel given.
+    let auto = BuildOptions {
+        auto_kernel: Some(AutoKernel {
+            vmlinuz: PathBuf::from("/k/boot/vmlinuz-1"),
+            version: "1".to_string(),
+            modules: Some(PathBuf::from("/k/lib/modules/1")),
+        }),
+        ..opts()
+    };
+    let plan = Plan::new(&p, &auto).unwrap();
     assert_eq!(plan.compression, Compression::Zstd);
     assert_eq!(plan.level, Compression::Zstd.default_level());
     assert_eq!(plan.output, PathBuf::from("out/plain.cpio.zst"));
     assert_eq!(plan.sysroot, PathBuf::from("/"));
     assert!(!plan.dlopen_notes);
     assert_eq!(plan.init, InitChoice::Mkrootfs);
-    assert_eq!(plan.modules.tree, Some(ModuleTree::Auto));
+    assert_eq!(plan.modules.tree, Some(PathBuf::from("/k/lib/modules/1")));
+    assert_eq!(plan.modules.names, kmod::MICROVM_PRESET);
     assert_eq!(plan.modules.preset, Some(Preset::Microvm));
     assert_eq!(plan.modules.compressed, ModuleCompression::Decompress);
 
@@ -121,10 +131,7 @@ fn defaults_are_applied_and_magic_strings_typed() {
         ..opts()
     };
     let plan = Plan::new(&p, &o).unwrap();
-    assert_eq!(
-        plan.modules.tree,
-        Some(ModuleTree::Path(PathBuf::from("/m")))
-    );
+    assert_eq!(plan.modules.tree, Some(PathBuf::from("/m")));
 }
 
 /// A profile built in code has no positions: the error names the profile.

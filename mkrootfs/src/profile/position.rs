@@ -71,21 +71,3 @@ fn span_in(doc: &Spanned<DeTable>, path: &[Seg]) -> Option<Range<usize>> {
     }
     best
 }
-
-/// 1-based line and column (in characters) of a byte offset; an offset
-/// inside a character counts as that character.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let mut end = offset.min(text.len());
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    let before = &text[..end];
-    let line = before.matches('\n').count() + 1;
-    let col = before
-        .rsplit('\n')
-        .next()
-        .map(|l| l.chars().count())
-        .unwrap_or(0)
-        + 1;
-    (line, col)
-}

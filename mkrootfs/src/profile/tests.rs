@@ -1,8 +1,9 @@
 //! Unit tests of profile parsing: errors with positions, `extends`, and the
 //! same result from every TOML spelling of a profile.
 
-use super::position::{line_col, span_of, Seg};
+use super::position::{span_of, Seg};
 use super::*;
+use mkrootfs_config::line_col;
 use toml::{Table, Value};
 
 fn err(text: &str) -> String {
@@ -785,6 +786,10 @@ fn profiles_md_documents_every_init_key() {
         ("[init]", schema_keys::<InitConfig>("")),
         ("[init.root]", schema_keys::<RootConfig>("")),
         ("[init.shutdown]", schema_keys::<ShutdownConfig>("")),
+        (
+            "[init.agent]",
+            schema_keys::<mkrootfs_config::agent::AgentConfig>(""),
+        ),
         ("[[init.services]]", schema_keys::<ServiceConfig>("")),
         ("[[init.mounts]]", schema_keys::<MountConfig>("")),
     ];

@@ -1,34 +1,15 @@
 //! `mkrootfs run` as a user sees it: real boots of the test kernel under
 //! QEMU (TCG), asserting on what the command prints.
 
-#[path = "../../mkrootfs/tests/util/mod.rs"]
-mod util;
-
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The static init, built by the Makefile's one recipe (a no-op when it is
-/// up to date).
-fn init_binary() -> PathBuf {
-    let status = Command::new("make")
-        .current_dir(repo())
-        .env("CARGO", env!("CARGO"))
-        .args(["-s", "init"])
-        .status()
-        .expect("run make to build the init");
-    assert!(status.success(), "building the static init failed");
-    repo().join("target").join(mkrootfs::build::INIT_IN_TARGET)
-}
+use mkrootfs_tests::{init_binary, mkrootfs_cli, repo};
 
 fn run(args: &[&str]) -> Output {
     let kernel = mkrootfs_qemu::debian_cloud_kernel()
         .unwrap_or_else(|e| panic!("test kernel: {e}"))
         .vmlinuz;
-    Command::new(env!("CARGO_BIN_EXE_mkrootfs"))
+    Command::new(mkrootfs_cli())
         .current_dir(repo())
         .env("MKROOTFS_INIT", init_binary())
         .args(["run", "--timeout", "180", "--kernel"])

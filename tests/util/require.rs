@@ -1,6 +1,6 @@
-//! Helpers shared by the integration tests (each test file includes this
-//! module with `mod util;`).
-#![allow(dead_code)]
+//! What a test needs from the machine: the one CI-aware `require`. A test
+//! that cannot run says why and passes, except under `CI=true`, where
+//! `.ci/run` has installed everything and it fails instead.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,6 +19,11 @@ pub fn require(what: &str, available: bool) -> bool {
     );
     eprintln!("skipped: {what} is missing");
     false
+}
+
+/// [`require`] for a file (`/bin/busybox`: busybox-static).
+pub fn require_file(path: &str) -> bool {
+    require(path, Path::new(path).exists())
 }
 
 /// Whether `tool` can be run (`tool --version` or `tool --help` starts).
