@@ -4,6 +4,8 @@
 //! Shared by the builder (checked at the profile's line and column) and the
 //! init (the `ip=` of `/proc/cmdline`, and the same checks again).
 
+pub mod dhcp;
+
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};

@@ -301,10 +301,8 @@ fn network(cfg: &InitConfig, cmdline: &str, t: &mut Timings) {
     match net::configure(&entries, hostname) {
         Ok(c) => {
             if let Some(at) = c.address_at {
-                t.extra.push((
-                    "address",
-                    at.saturating_sub(t.start).as_millis(),
-                ));
+                t.extra
+                    .push(("address", at.saturating_sub(t.start).as_millis()));
             }
         }
         Err(e) => fatal_error("network", &e),

@@ -6,7 +6,8 @@
 //! flag asks the server to answer by broadcast, which that socket receives.
 //! No raw packet socket is needed.
 
-pub mod wire;
+/// The message codec, shared with the fuzz target: `mkrootfs_config::network::dhcp`.
+pub use mkrootfs_config::network::dhcp as wire;
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -35,7 +36,9 @@ impl fmt::Display for DhcpError {
             DhcpError::Timeout(ifname, d) => {
                 write!(f, "dhcp: no answer on {ifname} in {} ms", d.as_millis())
             }
-            DhcpError::Nak(ifname, server) => write!(f, "dhcp: {server} refused the lease on {ifname}"),
+            DhcpError::Nak(ifname, server) => {
+                write!(f, "dhcp: {server} refused the lease on {ifname}")
+            }
         }
     }
 }
@@ -162,7 +165,12 @@ pub fn acquire(ifname: &str, mac: [u8; 6], timeout: Duration) -> Result<Reply, D
             addr: offer.addr,
             server,
         };
-        match client.exchange(Ipv4Addr::BROADCAST, Some(request), &[wire::ACK, wire::NAK], deadline)? {
+        match client.exchange(
+            Ipv4Addr::BROADCAST,
+            Some(request),
+            &[wire::ACK, wire::NAK],
+            deadline,
+        )? {
             Some(r) if r.kind == wire::ACK => return Ok(r),
             Some(_) => crate::warn!("network: {ifname}: DHCP NAK from {server}: starting over"),
             None => return Err(timed_out()),
@@ -185,9 +193,17 @@ pub fn renew(
         _ => Ipv4Addr::BROADCAST,
     };
     let request = Request::Renewing { addr: lease.addr };
-    match client.exchange(to, Some(request), &[wire::ACK, wire::NAK], Instant::now() + timeout)? {
+    match client.exchange(
+        to,
+        Some(request),
+        &[wire::ACK, wire::NAK],
+        Instant::now() + timeout,
+    )? {
         Some(r) if r.kind == wire::ACK => Ok(r),
-        Some(_) => Err(DhcpError::Nak(ifname.to_string(), lease.server.unwrap_or(to))),
+        Some(_) => Err(DhcpError::Nak(
+            ifname.to_string(),
+            lease.server.unwrap_or(to),
+        )),
         None => Err(DhcpError::Timeout(ifname.to_string(), timeout)),
     }
 }
@@ -212,7 +228,9 @@ pub fn schedule(lease: &Reply, at: Instant) -> Option<(Instant, Instant, Instant
 /// A transaction id: from the kernel's random pool, else the clock.
 fn random_u32() -> u32 {
     let mut b = [0u8; 4];
-    match std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b)) {
+    match std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+    {
         Ok(()) => u32::from_ne_bytes(b),
         Err(_) => crate::log::since_boot().subsec_nanos(),
     }

@@ -279,7 +279,9 @@ pub fn describe(a: &Applied) -> String {
 /// The next time a lease wants renewing, if any.
 pub fn next_renewal() -> Option<Instant> {
     let all = APPLIED.lock().ok()?;
-    all.iter().filter_map(|a| a.lease.as_ref().map(|l| l.2)).min()
+    all.iter()
+        .filter_map(|a| a.lease.as_ref().map(|l| l.2))
+        .min()
 }
 
 /// Renews the leases that are due (called from the supervisor's loop).

@@ -137,7 +137,11 @@ impl Netlink {
     /// `/proc/<pid>/ns/net`); its addresses and routes stay behind.
     pub fn move_to(&mut self, link: &Link, netns: &OwnedFd) -> Result<(), NetlinkError> {
         let mut body = ifinfo(link.index, 0, 0);
-        attr(&mut body, IFLA_NET_NS_FD, &(netns.as_raw_fd() as u32).to_ne_bytes());
+        attr(
+            &mut body,
+            IFLA_NET_NS_FD,
+            &(netns.as_raw_fd() as u32).to_ne_bytes(),
+        );
         let what = format!("move {} into the container's network namespace", link.name);
         self.request(RTM_NEWLINK, 0, &body, &what)
     }
@@ -160,7 +164,10 @@ impl Netlink {
         to: Option<&Cidr>,
         via: Option<IpAddr>,
     ) -> Result<(), NetlinkError> {
-        let family = to.map(|c| c.addr).or(via).map_or(IpAddr::V4(0.into()), |a| a);
+        let family = to
+            .map(|c| c.addr)
+            .or(via)
+            .map_or(IpAddr::V4(0.into()), |a| a);
         let what = format!(
             "add route {} via {} on {}",
             to.map_or("default".to_string(), Cidr::to_string),
@@ -185,7 +192,13 @@ impl Netlink {
     }
 
     /// Sends a request with NLM_F_ACK and reads its acknowledgement.
-    fn request(&mut self, kind: u16, flags: u16, body: &[u8], what: &str) -> Result<(), NetlinkError> {
+    fn request(
+        &mut self,
+        kind: u16,
+        flags: u16,
+        body: &[u8],
+        what: &str,
+    ) -> Result<(), NetlinkError> {
         let msg = self.message(kind, NLM_F_REQUEST | NLM_F_ACK | flags, body);
         self.send(&msg).map_err(|e| err(what, e))?;
         let mut buf = [0u8; 4096];
@@ -357,7 +370,12 @@ mod tests {
     #[test]
     fn address_message_bytes() {
         let a: Cidr = "10.0.2.15/24".parse().unwrap();
-        let m = message(RTM_NEWADDR, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, 7, &address_body(2, &a));
+        let m = message(
+            RTM_NEWADDR,
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+            7,
+            &address_body(2, &a),
+        );
         assert_eq!(
             m,
             [

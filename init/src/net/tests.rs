@@ -33,8 +33,11 @@ fn ip_on_the_command_line_replaces_the_profile() {
     let (list, host) = entries(&profile, "console=ttyS0 quiet").unwrap();
     assert_eq!(list, profile);
     assert_eq!(host, None);
-    let (list, host) =
-        entries(&profile, "ip=10.0.2.21::10.0.2.2:255.255.255.0:web:eth0:off quiet").unwrap();
+    let (list, host) = entries(
+        &profile,
+        "ip=10.0.2.21::10.0.2.2:255.255.255.0:web:eth0:off quiet",
+    )
+    .unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].addresses, vec!["10.0.2.21/24".parse().unwrap()]);
     assert_eq!(host.as_deref(), Some("web"));
@@ -50,7 +53,10 @@ fn bad_ip_is_the_fatal_message() {
         "ip=10.0.2.300: client address \"10.0.2.300\" is not an IPv4 address"
     );
     let e = entries(&[], "ip=eth0:dhcp ip=10.0.0.2:::255.0.0.0::eth0").unwrap_err();
-    assert_eq!(e.to_string(), "eth0 has two entries (network[0] and network[1])");
+    assert_eq!(
+        e.to_string(),
+        "eth0 has two entries (network[0] and network[1])"
+    );
 }
 
 #[test]
@@ -83,7 +89,7 @@ fn one_line_per_interface() {
         "eth0 52:54:00:12:34:02: 10.0.2.15/24 via 10.0.2.2 dns 10.0.2.3 (static)"
     );
     let mut a = applied("eth0");
-    let reply = dhcp::wire::decode(&dhcp::tests::slirp_ack(1)).unwrap();
+    let reply = dhcp::tests::slirp_lease();
     a.lease = Some((reply, Instant::now(), Instant::now()));
     a.mtu = Some(1500);
     assert_eq!(
@@ -98,7 +104,7 @@ fn a_lease_adds_to_the_entry() {
     a.addresses.clear();
     a.gateway = None;
     a.dns = vec!["192.0.2.53".parse().unwrap()];
-    let mut reply = dhcp::wire::decode(&dhcp::tests::slirp_ack(1)).unwrap();
+    let mut reply = dhcp::tests::slirp_lease();
     reply.domain = Some("lan".into());
     adopt(&mut a, &reply);
     assert_eq!(a.addresses, vec!["10.0.2.15/24".parse().unwrap()]);
@@ -129,8 +135,11 @@ fn resolv_conf_and_hosts_text() {
 #[test]
 fn files_are_written_under_etc_replacing_a_symlink() {
     let dir = tempfile::tempdir().unwrap();
-    std::os::unix::fs::symlink("/nonexistent/stub-resolv.conf", dir.path().join("resolv.conf"))
-        .unwrap();
+    std::os::unix::fs::symlink(
+        "/nonexistent/stub-resolv.conf",
+        dir.path().join("resolv.conf"),
+    )
+    .unwrap();
     resolv::write_files(dir.path(), &[applied("eth0")], Some("web"));
     let conf = dir.path().join("resolv.conf");
     assert!(!conf.is_symlink());

@@ -6,8 +6,9 @@
 //! quarter of the init's 1 MiB budget, for the dozen fields a guest needs.
 //! The decoder reads untrusted bytes: every length is checked, nothing
 //! panics, and a reply that is malformed is an error naming what is wrong
-//! (fuzzed by `fuzz/fuzz_targets/dhcp_reply.rs`, which includes this file:
-//! it depends on nothing but std).
+//! (fuzzed by `fuzz/fuzz_targets/dhcp_reply.rs`). It lives here, beside the
+//! profile's schema, so that the fuzz crate reaches it; the client that
+//! sends and receives these messages is the init's `net/dhcp.rs`.
 
 use std::net::Ipv4Addr;
 
@@ -111,7 +112,10 @@ pub fn decode(b: &[u8]) -> Result<Reply, String> {
         return Err(format!("op {} is not a reply", b[0]));
     }
     if b[1] != 1 || b[2] != 6 {
-        return Err(format!("hardware type {} length {}, not Ethernet", b[1], b[2]));
+        return Err(format!(
+            "hardware type {} length {}, not Ethernet",
+            b[1], b[2]
+        ));
     }
     if b[236..240] != MAGIC {
         return Err("no DHCP magic cookie".into());
@@ -226,3 +230,6 @@ fn text(code: u8, v: &[u8]) -> Result<String, String> {
         .ok_or_else(|| format!("option {code}: not a printable name"))?;
     Ok(s.to_string())
 }
+
+#[cfg(test)]
+mod tests;
