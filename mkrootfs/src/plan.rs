@@ -248,6 +248,11 @@ impl Plan {
             if let Some(fstype) = &init.root.fstype {
                 names.push(fstype.clone());
             }
+            // The interfaces [[init.network]] configures are virtio-net
+            // ones on every monitor; Debian builds its driver as a module.
+            if !init.network.is_empty() {
+                names.push("virtio_net".to_string());
+            }
         }
         names.dedup();
         let tree = match (names.is_empty(), &opts.modules_dir, m.kernel.as_deref()) {

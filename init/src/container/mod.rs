@@ -33,6 +33,9 @@ pub struct Loaded {
     /// The device policy's program (`plan.device_filter`), loaded into the
     /// kernel at each start.
     pub devices: Option<Vec<u8>>,
+    /// The VM's interface `plan.interface` names, as the init configured
+    /// it ([`Loaded::take_interface`]).
+    pub net: Option<crate::net::Applied>,
 }
 
 impl Loaded {
@@ -62,7 +65,24 @@ impl Loaded {
             plan: plan.clone(),
             filter,
             devices,
+            net: None,
         })
+    }
+
+    /// Takes the interface the plan names from the VM
+    /// ([`crate::net::take`]): the init, which configured it, only.
+    pub fn take_interface(mut self) -> Result<Loaded, StepError> {
+        if let Some(name) = &self.plan.interface {
+            let a = crate::net::take(name).ok_or_else(|| {
+                StepError::new(
+                    "take interface (not configured by the init)",
+                    name,
+                    libc::ENODEV,
+                )
+            })?;
+            self.net = Some(a);
+        }
+        Ok(self)
     }
 }
 
@@ -81,6 +101,8 @@ pub struct Container {
     /// initramfs workaround, the whole `/`'s.
     pub staging: String,
     pub vm_staging: String,
+    /// The interface moved into the container's network namespace.
+    pub net: Option<crate::net::Applied>,
 }
 
 /// Where the init makes the staging directories (a tmpfs of the VM).
@@ -131,14 +153,53 @@ impl Container {
         for d in [&staging, &vm_staging] {
             std::fs::create_dir_all(d).map_err(io("mkdir", d))?;
         }
+        let mut plan = plan.clone();
+        if let Some(a) = &loaded.net {
+            // The container's name service files, from its interface, bound
+            // read-only over the root's (as Docker does).
+            let hostname = match &plan.hostname {
+                Some(h) => h.clone(),
+                None => nix::unistd::gethostname()
+                    .map(|h| h.to_string_lossy().into_owned())
+                    .unwrap_or_else(|_| name.to_string()),
+            };
+            let files = [
+                (
+                    "resolv.conf",
+                    crate::net::resolv::resolv_conf(std::slice::from_ref(a)),
+                ),
+                (
+                    "hosts",
+                    Some(crate::net::resolv::hosts(
+                        "",
+                        &hostname,
+                        std::slice::from_ref(a),
+                    )),
+                ),
+            ];
+            for (file, text) in files {
+                let Some(text) = text else { continue };
+                let path = format!("{base}/{file}");
+                std::fs::write(&path, text).map_err(io("write", &path))?;
+                plan.mounts.push(mkrootfs_config::container::PlanMount {
+                    source: path,
+                    target: format!("/etc/{file}"),
+                    fstype: String::new(),
+                    flags: mkrootfs_config::container::MS_BIND
+                        | mkrootfs_config::container::MS_RDONLY,
+                    data: String::new(),
+                });
+            }
+        }
         Ok(Container {
-            plan: plan.clone(),
+            plan,
             filter: loaded.filter.clone(),
             execs,
             reaper,
             last_cap: caps::last_cap(),
             staging,
             vm_staging,
+            net: loaded.net.clone(),
         })
     }
 }
@@ -242,6 +303,7 @@ mod tests {
             terminal: false,
             init: false,
             stop_signal: 15,
+            interface: None,
         }
     }
 

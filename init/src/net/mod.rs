@@ -79,7 +79,7 @@ pub fn entries(
 }
 
 /// What one interface got.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Applied {
     pub link: Link,
     pub addresses: Vec<Cidr>,
@@ -332,16 +332,84 @@ pub fn renew_due(now: Instant) {
     }
 }
 
-/// Hands the interface `name` over to a container: its configuration,
-/// no longer renewed or counted as the VM's.
+/// Interfaces handed to containers ([`take`]): a restarted container
+/// takes its interface again.
+static TAKEN: Mutex<Vec<Applied>> = Mutex::new(Vec::new());
+
+/// Hands the interface `name` over to a container: its configuration, no
+/// longer renewed or counted as the VM's. Taking it again (a restart)
+/// gives the same configuration.
 pub fn take(name: &str) -> Option<Applied> {
+    let mut taken = TAKEN.lock().ok()?;
+    if let Some(a) = taken.iter().find(|a| a.link.name == name) {
+        return Some(a.clone());
+    }
     let mut all = APPLIED.lock().ok()?;
     let i = all.iter().position(|a| a.link.name == name)?;
     let a = all.remove(i);
     if a.lease.is_some() {
         crate::warn!("network: {name}: its DHCP lease is not renewed inside the container");
     }
+    taken.push(a.clone());
     Some(a)
+}
+
+/// Moves the interface of `a` from the VM's namespace into the network
+/// namespace of process `pid` (the container's first process, not yet
+/// released). When a container's namespace goes away the kernel gives a
+/// physical interface back to the VM's namespace, bare: a restart waits
+/// for it to be back.
+pub fn move_into(a: &Applied, pid: i32) -> Result<(), NetError> {
+    let path = format!("/proc/{pid}/ns/net");
+    let ns: std::os::fd::OwnedFd = std::fs::File::open(&path)
+        .map_err(|e| {
+            NetError::Netlink(netlink::NetlinkError {
+                what: format!("open {path}"),
+                errno: nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+            })
+        })?
+        .into();
+    let mut nl = Netlink::open()?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let link = loop {
+        if let Some(l) = nl.links()?.into_iter().find(|l| l.name == a.link.name) {
+            break l;
+        }
+        if Instant::now() >= deadline {
+            return Err(NetError::Missing(a.link.name.clone(), 5000));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    nl.move_to(&link, &ns)?;
+    Ok(())
+}
+
+/// In the container's network namespace (the child, before it drops its
+/// capabilities): the interface up with its MTU, its addresses and routes,
+/// through a netlink socket opened here, so that it speaks to this
+/// namespace.
+pub fn configure_inside(a: &Applied) -> Result<(), NetError> {
+    let mut nl = Netlink::open()?;
+    let link = nl
+        .links()?
+        .into_iter()
+        .find(|l| l.name == a.link.name)
+        .ok_or_else(|| NetError::Missing(a.link.name.clone(), 0))?;
+    nl.set_up(&link, a.mtu)?;
+    let mut inside = a.clone();
+    inside.link = link;
+    apply(&mut nl, &inside)
+}
+
+impl NetError {
+    /// The errno for a container step's error.
+    pub fn errno(&self) -> i32 {
+        match self {
+            NetError::Netlink(e) => e.errno as i32,
+            NetError::Missing(..) => libc::ENODEV,
+            _ => libc::EINVAL,
+        }
+    }
 }
 
 #[cfg(test)]

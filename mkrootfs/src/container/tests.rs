@@ -136,6 +136,7 @@ fn empty_container_table_is_docker_isolation() {
         terminal: false,
         init: false,
         stop_signal: 15,
+        interface: None,
     };
     assert_eq!(cfg.services[0].container_plan.as_ref(), Some(&expected));
     // The filter in the image is Docker's for these capabilities.
