@@ -249,9 +249,14 @@ impl Plan {
                 names.push(fstype.clone());
             }
             // The interfaces [[init.network]] configures are virtio-net
-            // ones on every monitor; Debian builds its driver as a module.
+            // ones on every monitor, on PCI (QEMU pc, Cloud Hypervisor) or
+            // MMIO (microvm, Firecracker); Debian builds all three as modules.
             if !init.network.is_empty() {
-                names.push("virtio_net".to_string());
+                for m in ["virtio_pci", "virtio_mmio", "virtio_net"] {
+                    if !names.iter().any(|n| n == m) {
+                        names.push(m.to_string());
+                    }
+                }
             }
         }
         names.dedup();
