@@ -200,14 +200,18 @@ fn configure_one(
 }
 
 /// The address, router, DNS and search domain of a lease, after the
-/// entry's own DNS and search.
+/// entry's own gateway, DNS and search.
 fn adopt(a: &mut Applied, lease: &Reply) {
     let prefix = lease.prefix.unwrap_or(24);
     a.addresses = vec![Cidr {
         addr: IpAddr::V4(lease.addr),
         prefix,
     }];
-    a.gateway = lease.routers.first().copied().map(IpAddr::V4);
+    // The entry's own gateway wins; the server's router otherwise (QEMU's
+    // user network sends none with restrict=on).
+    if a.gateway.is_none() {
+        a.gateway = lease.routers.first().copied().map(IpAddr::V4);
+    }
     a.dns.extend(lease.dns.iter().copied().map(IpAddr::V4));
     if let Some(d) = &lease.domain {
         a.search.push(d.clone());

@@ -112,6 +112,19 @@ fn a_lease_adds_to_the_entry() {
     let dns: Vec<String> = a.dns.iter().map(|d| d.to_string()).collect();
     assert_eq!(dns, ["192.0.2.53", "10.0.2.3"]);
     assert_eq!(a.search, ["example.test", "lan"]);
+    // The entry's gateway wins over the server's router; without a router
+    // (QEMU's restricted user network sends none) it stays.
+    let mut b = applied("eth0");
+    b.gateway = Some("10.0.2.9".parse().unwrap());
+    adopt(&mut b, &reply);
+    assert_eq!(b.gateway, Some("10.0.2.9".parse().unwrap()));
+    let mut c = applied("eth0");
+    reply.routers.clear();
+    adopt(&mut c, &reply);
+    assert_eq!(c.gateway, Some("10.0.2.2".parse().unwrap()));
+    c.gateway = None;
+    adopt(&mut c, &reply);
+    assert_eq!(c.gateway, None);
 }
 
 #[test]

@@ -219,7 +219,10 @@ fn network_entries_bring_the_virtio_net_driver_and_its_transports() {
     let dir = tempfile::tempdir().unwrap();
     let tree = dir.path().join("lib/modules/6.1.0-test");
     std::fs::create_dir_all(&tree).unwrap();
-    let modules = format!("[modules]\nkernel = \"{}\"\nload = [\"ext4\"]\n", tree.display());
+    let modules = format!(
+        "[modules]\nkernel = \"{}\"\nload = [\"ext4\"]\n",
+        tree.display()
+    );
     let net = "[[init.network]]\nname = \"eth0\"\ndhcp = true\n";
     let with = load(dir.path(), "net", &format!("{modules}{net}"));
     let plan = Plan::new(&with, &opts()).unwrap();
@@ -234,8 +237,15 @@ fn network_entries_bring_the_virtio_net_driver_and_its_transports() {
     );
     let names = Plan::new(&preset, &opts()).unwrap().modules.names;
     for m in ["virtio_pci", "virtio_mmio", "virtio_net"] {
-        assert_eq!(names.iter().filter(|n| *n == m).count(), 1, "{m}: {names:?}");
+        assert_eq!(
+            names.iter().filter(|n| *n == m).count(),
+            1,
+            "{m}: {names:?}"
+        );
     }
     let without = load(dir.path(), "plain", &modules);
-    assert_eq!(Plan::new(&without, &opts()).unwrap().modules.names, ["ext4"]);
+    assert_eq!(
+        Plan::new(&without, &opts()).unwrap().modules.names,
+        ["ext4"]
+    );
 }
