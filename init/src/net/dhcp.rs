@@ -19,7 +19,6 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 use wire::{Reply, Request};
 
-#[derive(Debug)]
 pub enum DhcpError {
     /// A socket call failed: the operation and the interface.
     Socket(&'static str, String, Errno),
@@ -40,6 +39,12 @@ impl fmt::Display for DhcpError {
                 write!(f, "dhcp: {server} refused the lease on {ifname}")
             }
         }
+    }
+}
+
+impl fmt::Debug for DhcpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 

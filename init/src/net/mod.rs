@@ -18,7 +18,6 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-#[derive(Debug)]
 pub enum NetError {
     /// A bad `ip=` on the kernel command line: its value and what is wrong.
     IpParam(String, String),
@@ -39,6 +38,14 @@ impl fmt::Display for NetError {
             NetError::Netlink(e) => e.fmt(f),
             NetError::Dhcp(e) => e.fmt(f),
         }
+    }
+}
+
+/// As Display: a derived Debug would link Duration's and Errno's
+/// formatters into PID 1 for messages nobody reads.
+impl fmt::Debug for NetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 
