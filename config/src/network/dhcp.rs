@@ -42,7 +42,8 @@ pub enum Request {
 /// A DISCOVER (`request` none) or a REQUEST, with the broadcast flag set
 /// (the client has no address to receive unicast on) except when renewing.
 pub fn encode(xid: u32, mac: [u8; 6], secs: u16, request: Option<Request>) -> Vec<u8> {
-    let mut m = vec![0u8; HEADER_LEN];
+    let mut m = Vec::with_capacity(HEADER_LEN + 40);
+    m.resize(HEADER_LEN, 0);
     m[0] = 1; // BOOTREQUEST
     m[1] = 1; // Ethernet
     m[2] = 6;
@@ -57,22 +58,27 @@ pub fn encode(xid: u32, mac: [u8; 6], secs: u16, request: Option<Request>) -> Ve
     m[28..34].copy_from_slice(&mac);
     m[236..240].copy_from_slice(&MAGIC);
     let kind = if request.is_some() { REQUEST } else { DISCOVER };
-    m.extend([53, 1, kind]);
-    m.extend([61, 7, 1]);
-    m.extend(mac);
+    // One call per option (not inlined): the init is size-bound.
+    option(&mut m, 53, &[kind]);
+    let mut id = [1u8; 7];
+    id[1..].copy_from_slice(&mac);
+    option(&mut m, 61, &id);
     if let Some(Request::Selecting { addr, server }) = request {
-        m.extend([50, 4]);
-        m.extend(addr.octets());
-        m.extend([54, 4]);
-        m.extend(server.octets());
+        option(&mut m, 50, &addr.octets());
+        option(&mut m, 54, &server.octets());
     }
-    m.extend([57, 2]);
-    m.extend((MAX_REPLY as u16).to_be_bytes());
-    m.push(55);
-    m.push(PARAMS.len() as u8);
-    m.extend(PARAMS);
+    option(&mut m, 57, &(MAX_REPLY as u16).to_be_bytes());
+    option(&mut m, 55, &PARAMS);
     m.push(255);
     m
+}
+
+/// Appends option `code` with `value` (at most 255 bytes).
+#[inline(never)]
+fn option(m: &mut Vec<u8>, code: u8, value: &[u8]) {
+    m.push(code);
+    m.push(value.len() as u8);
+    m.extend_from_slice(value);
 }
 
 /// The fields of a server's reply a guest uses.

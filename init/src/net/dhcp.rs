@@ -69,7 +69,6 @@ impl<'a> Client<'a> {
             None,
         )
         .map_err(e("open a UDP socket"))?;
-        socket::setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(e("set SO_REUSEADDR"))?;
         socket::setsockopt(&fd, sockopt::Broadcast, &true).map_err(e("set SO_BROADCAST"))?;
         socket::setsockopt(&fd, sockopt::BindToDevice, &OsString::from(ifname))
             .map_err(e("set SO_BINDTODEVICE"))?;
@@ -230,15 +229,12 @@ pub fn schedule(lease: &Reply, at: Instant) -> Option<(Instant, Instant, Instant
     Some((s(t1), s(t2), s(total)))
 }
 
-/// A transaction id: from the kernel's random pool, else the clock.
+/// A transaction id from the kernel's random pool: std's hash seed
+/// (getrandom(2)), whose code the init already has for its HashMaps.
 fn random_u32() -> u32 {
-    let mut b = [0u8; 4];
-    match std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
-    {
-        Ok(()) => u32::from_ne_bytes(b),
-        Err(_) => crate::log::since_boot().subsec_nanos(),
-    }
+    use std::hash::{BuildHasher, Hasher};
+    let h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.finish() as u32
 }
 
 #[cfg(test)]

@@ -254,33 +254,41 @@ fn find(links: &[Link], entry: &NetworkConfig, claimed: &[u32]) -> Option<Link> 
 /// `eth0 52:54:00:12:34:56: 10.0.2.15/24 via 10.0.2.2 dns 10.0.2.3 mtu
 /// 1500 (dhcp from 10.0.2.2, lease 86400 s)`
 pub fn describe(a: &Applied) -> String {
+    use std::fmt::Write;
+    // write! into one String: no temporary String per piece.
     let mut s = a.link.name.clone();
     if let Some(m) = a.link.mac {
-        s.push_str(&format!(" {m}"));
+        let _ = write!(s, " {m}");
     }
     s.push(':');
     for addr in &a.addresses {
-        s.push_str(&format!(" {addr}"));
+        let _ = write!(s, " {addr}");
     }
     if a.addresses.is_empty() {
         s.push_str(" up, no address");
     }
     if let Some(gw) = a.gateway {
-        s.push_str(&format!(" via {gw}"));
+        let _ = write!(s, " via {gw}");
     }
     for d in &a.dns {
-        s.push_str(&format!(" dns {d}"));
+        let _ = write!(s, " dns {d}");
     }
     if let Some(m) = a.mtu {
-        s.push_str(&format!(" mtu {m}"));
+        let _ = write!(s, " mtu {m}");
     }
     match &a.lease {
         Some((r, ..)) => {
-            let server = r.server.map_or("?".to_string(), |s| s.to_string());
-            match r.lease {
-                Some(l) => s.push_str(&format!(" (dhcp from {server}, lease {l} s)")),
-                None => s.push_str(&format!(" (dhcp from {server})")),
+            s.push_str(" (dhcp from ");
+            match r.server {
+                Some(server) => {
+                    let _ = write!(s, "{server}");
+                }
+                None => s.push('?'),
             }
+            if let Some(l) = r.lease {
+                let _ = write!(s, ", lease {l} s");
+            }
+            s.push(')');
         }
         None => s.push_str(" (static)"),
     }

@@ -11,7 +11,7 @@
 use mkrootfs_config::network::{Cidr, Mac};
 use nix::errno::Errno;
 use nix::sys::socket::{self, AddressFamily, NetlinkAddr, SockFlag, SockProtocol, SockType};
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -168,12 +168,18 @@ impl Netlink {
             .map(|c| c.addr)
             .or(via)
             .map_or(IpAddr::V4(0.into()), |a| a);
-        let what = format!(
-            "add route {} via {} on {}",
-            to.map_or("default".to_string(), Cidr::to_string),
-            via.map_or("the link".to_string(), |v| v.to_string()),
-            link.name
-        );
+        // `add route default via 10.0.2.2 on eth0`, `add route 10.1.0.0/16 on eth0`
+        let mut what = String::from("add route ");
+        match to {
+            Some(c) => {
+                let _ = write!(what, "{c}");
+            }
+            None => what.push_str("default"),
+        }
+        if let Some(v) = via {
+            let _ = write!(what, " via {v}");
+        }
+        let _ = write!(what, " on {}", link.name);
         self.request(
             RTM_NEWROUTE,
             NLM_F_CREATE | NLM_F_EXCL,

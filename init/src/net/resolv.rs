@@ -78,7 +78,9 @@ pub fn write_files(etc: &Path, applied: &[Applied], hostname: Option<&str>) {
 }
 
 fn replace(path: &Path, text: &str) {
-    let tmp = path.with_extension("mkrootfs-new");
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".mkrootfs-new");
+    let tmp = std::path::PathBuf::from(tmp);
     let r = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path));
     if let Err(e) = r {
         crate::warn!("network: write {}: {e}", path.display());
