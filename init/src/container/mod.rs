@@ -181,6 +181,14 @@ impl Container {
                 let Some(text) = text else { continue };
                 let path = format!("{base}/{file}");
                 std::fs::write(&path, text).map_err(io("write", &path))?;
+                // The bind needs a target: in a container root of its own
+                // (owners shifted to the container's ids) the child makes
+                // it; in the VM's own root, whose /etc the mapped root may
+                // not write, the init does.
+                let target = format!("/etc/{file}");
+                if plan.root == "/" && std::fs::symlink_metadata(&target).is_err() {
+                    std::fs::write(&target, "").map_err(io("create", &target))?;
+                }
                 plan.mounts.push(mkrootfs_config::container::PlanMount {
                     source: path,
                     target: format!("/etc/{file}"),
@@ -305,6 +313,52 @@ mod tests {
             stop_signal: 15,
             interface: None,
         }
+    }
+
+    /// A container that takes an interface gets the interface's
+    /// resolv.conf and hosts, written beside its staging directories and
+    /// bound read-only over the root's, after the plan's own mounts.
+    #[test]
+    fn an_interface_brings_resolv_conf_and_hosts_binds() {
+        let d = tempfile::tempdir().unwrap();
+        let staging = d.path().to_str().unwrap().to_string();
+        let mut plan = docker_plan("/srv/c", &["/bin/sh"]);
+        plan.interface = Some("eth0".into());
+        let n = plan.mounts.len();
+        let mut loaded = Loaded::read(&plan).unwrap();
+        loaded.net = Some(crate::net::tests::applied("eth0"));
+        let c = Container::prepare("web", &loaded, &staging).unwrap();
+        assert_eq!(c.net, loaded.net);
+        let added: Vec<(&str, &str, u64)> = c.plan.mounts[n..]
+            .iter()
+            .map(|m| (m.source.as_str(), m.target.as_str(), m.flags))
+            .collect();
+        let resolv = format!("{staging}/web/resolv.conf");
+        let hosts = format!("{staging}/web/hosts");
+        let ro_bind = mkrootfs_config::container::MS_BIND | mkrootfs_config::container::MS_RDONLY;
+        assert_eq!(
+            added,
+            [
+                (resolv.as_str(), "/etc/resolv.conf", ro_bind),
+                (hosts.as_str(), "/etc/hosts", ro_bind)
+            ]
+        );
+        assert_eq!(
+            std::fs::read_to_string(&resolv).unwrap(),
+            "# written by mkrootfs-init\nnameserver 10.0.2.3\nsearch example.test\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&hosts).unwrap(),
+            "127.0.0.1 localhost\n::1 localhost\n10.0.2.15 box\n"
+        );
+        // Without an interface, nothing is added.
+        let plain = Container::prepare(
+            "plain",
+            &Loaded::read(&docker_plan("/srv/c", &["/bin/sh"])).unwrap(),
+            &staging,
+        )
+        .unwrap();
+        assert_eq!(plain.plan.mounts.len(), n);
     }
 
     /// The body, run only in a re-executed single-threaded test process

@@ -432,4 +432,4 @@ impl NetError {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

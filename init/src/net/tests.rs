@@ -10,7 +10,7 @@ fn link(name: &str, index: u32) -> Link {
     }
 }
 
-fn applied(name: &str) -> Applied {
+pub(crate) fn applied(name: &str) -> Applied {
     Applied {
         link: link(name, 2),
         addresses: vec!["10.0.2.15/24".parse().unwrap()],
