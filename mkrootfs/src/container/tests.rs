@@ -506,10 +506,19 @@ fn network_interface_needs_an_entry_a_namespace_and_one_taker() {
         .map(|s| s.container_plan.as_ref().unwrap())
         .collect();
     assert_eq!(plans[0].interface.as_deref(), Some("eth0"));
-    assert_ne!(plans[0].clone_flags & mkrootfs_config::container::CLONE_NEWNET, 0);
+    assert_ne!(
+        plans[0].clone_flags & mkrootfs_config::container::CLONE_NEWNET,
+        0
+    );
     assert_eq!(plans[1].interface, None);
-    assert_ne!(plans[1].clone_flags & mkrootfs_config::container::CLONE_NEWNET, 0);
-    assert_eq!(plans[2].clone_flags & mkrootfs_config::container::CLONE_NEWNET, 0);
+    assert_ne!(
+        plans[1].clone_flags & mkrootfs_config::container::CLONE_NEWNET,
+        0
+    );
+    assert_eq!(
+        plans[2].clone_flags & mkrootfs_config::container::CLONE_NEWNET,
+        0
+    );
     let err = |text: String| resolve_text(&mut image(), &text).unwrap_err();
     assert_eq!(
         err(format!("[init]\n{}", svc("a", take))),
