@@ -56,7 +56,7 @@ impl GuestOnQemu for Guest {
 /// The virtio-net device of a guest's interface: the device model the
 /// machine has (virtio-net-pci on `pc` and Cloud Hypervisor's shape,
 /// virtio-net-device on the microvm shapes) is the harness's choice.
-fn qemu_nic(n: &GuestNet) -> Nic {
+pub fn qemu_nic(n: &GuestNet) -> Nic {
     let backend = match &n.backend {
         NetBackend::Tap(t) => Net::Tap(t.clone()),
         NetBackend::User { hostfwd } => Net::User {

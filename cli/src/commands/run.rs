@@ -181,6 +181,11 @@ pub fn run(args: RunArgs) -> Result<u8> {
         }
         MachineArg::CloudHypervisorLike => guest.cloud_hypervisor_qemu(),
     };
+    // Firecracker's configuration lists tap interfaces only: QEMU user
+    // networking is attached to its QEMU shape here.
+    if cfg.net.is_none() {
+        cfg.net = guest.net.as_ref().map(mkrootfs_cli::qemu::qemu_nic);
+    }
     cfg.timeout = Duration::from_secs(args.timeout);
     cfg.echo_console = true;
     cfg.quiet_console = !args.verbose;
