@@ -14,9 +14,11 @@ all: image
 # crt-static with an explicit --target, so the flag does not reach
 # proc-macros and build scripts (docs/ARCHITECTURE.md); non-PIE, which saves
 # 60 KB of relocations in a binary nobody relocates; segments not padded to
-# page boundaries (-z noseparate-code: 10 KB). The target's std is
-# added once when rustup manages the toolchain and lacks it.
-INIT_RUSTFLAGS := -C target-feature=+crt-static -C relocation-model=static -C link-arg=-Wl,-z,noseparate-code
+# page boundaries (-z noseparate-code: 10 KB); no .eh_frame_hdr
+# (--no-eh-frame-hdr: 16 KB), the unwinder's index, which a panic=abort
+# binary whose panic hook prints no backtrace never consults. The target's
+# std is added once when rustup manages the toolchain and lacks it.
+INIT_RUSTFLAGS := -C target-feature=+crt-static -C relocation-model=static -C link-arg=-Wl,-z,noseparate-code -C link-arg=-Wl,--no-eh-frame-hdr
 init:
 	@if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx $(TARGET); then \
 		rustup target add $(TARGET); fi

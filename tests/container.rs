@@ -111,6 +111,7 @@ fn docker_plan(args: &[&str]) -> ContainerPlan {
         terminal: false,
         init: false,
         stop_signal: 15,
+        interface: None,
     }
 }
 

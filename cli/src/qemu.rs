@@ -5,9 +5,10 @@
 //! library does not depend on it (`cargo tree -p mkrootfs -e normal`).
 
 use mkrootfs::vmconfig::{
-    join_args, FirecrackerConfig, FirecrackerDrive, Guest, GuestDisk, CLOUD_HYPERVISOR_CMDLINE,
+    join_args, FirecrackerConfig, FirecrackerDrive, Guest, GuestDisk, GuestNet, NetBackend,
+    CLOUD_HYPERVISOR_CMDLINE,
 };
-use mkrootfs_qemu::{Disk, Machine, VmConfig};
+use mkrootfs_qemu::{Disk, HostFwd, Machine, Net, Nic, VmConfig};
 
 /// A [`Guest`] booted by QEMU.
 pub trait GuestOnQemu {
@@ -47,7 +48,30 @@ impl GuestOnQemu for Guest {
                 format!("{device},guest-cid={}", v.cid),
             ]);
         }
+        cfg.net = self.net.as_ref().map(qemu_nic);
         cfg
+    }
+}
+
+/// The virtio-net device of a guest's interface: the device model the
+/// machine has (virtio-net-pci on `pc` and Cloud Hypervisor's shape,
+/// virtio-net-device on the microvm shapes) is the harness's choice.
+pub fn qemu_nic(n: &GuestNet) -> Nic {
+    let backend = match &n.backend {
+        NetBackend::Tap(t) => Net::Tap(t.clone()),
+        NetBackend::User { hostfwd } => Net::User {
+            hostfwd: hostfwd
+                .iter()
+                .map(|&(host_port, guest_port)| HostFwd {
+                    host_port,
+                    guest_port,
+                })
+                .collect(),
+        },
+    };
+    Nic {
+        backend,
+        mac: Some(n.mac.to_string()),
     }
 }
 
@@ -94,6 +118,10 @@ impl FirecrackerOnQemu for FirecrackerConfig {
             })
             .collect();
         cfg.debug_exit = false;
+        cfg.net = self.network_interfaces.first().map(|n| Nic {
+            backend: Net::Tap(n.host_dev_name.clone()),
+            mac: n.guest_mac.clone(),
+        });
         cfg
     }
 }

@@ -218,3 +218,68 @@ fn vm_config_firecracker_append_goes_after_the_monitor_parameters() {
     );
     assert!(cfg.drives[0].is_root_device && cfg.drives[0].is_read_only);
 }
+
+/// `--tap` on each monitor: the same MAC (derived from the image's name)
+/// in each configuration, `ip=` in the boot args, and a bad `--ip` refused
+/// by the init's own parser before anything is printed.
+#[test]
+fn vm_config_attaches_a_tap_with_a_stable_mac_and_ip_in_the_boot_args() {
+    let tmp = setup();
+    let dir = tmp.path();
+    let mac = mkrootfs::vmconfig::mac_for("image").to_string();
+    let args = |target: &'static str| {
+        [
+            "vm-config",
+            "--target",
+            target,
+            "image.cpio",
+            "--kernel",
+            "vmlinux",
+            "--tap",
+            "tap7",
+            "--ip",
+            "172.16.0.2/24",
+            "--gateway",
+            "172.16.0.1",
+        ]
+    };
+    let ip = "ip=172.16.0.2::172.16.0.1:255.255.255.0::eth0:off";
+    let fc = mkrootfs(dir, &args("firecracker"));
+    assert_eq!(fc.status.code(), Some(0), "{}", stderr(&fc));
+    let cfg = mkrootfs::vmconfig::FirecrackerConfig::from_json(&stdout(&fc)).unwrap();
+    assert_eq!(cfg.network_interfaces.len(), 1);
+    let nic = &cfg.network_interfaces[0];
+    assert_eq!(nic.iface_id, "eth0");
+    assert_eq!(nic.host_dev_name, "tap7");
+    assert_eq!(nic.guest_mac.as_deref(), Some(mac.as_str()));
+    assert!(cfg.boot_source.boot_args.unwrap().contains(ip));
+    let ch = stdout(&mkrootfs(dir, &args("cloud-hypervisor")));
+    assert!(ch.contains(&format!(" --net tap=tap7,mac={mac}")), "{ch}");
+    assert!(ch.contains(ip), "{ch}");
+    let q = stdout(&mkrootfs(dir, &args("qemu-microvm")));
+    assert!(
+        q.contains(" -netdev tap,id=net0,ifname=tap7,script=no,downscript=no "),
+        "{q}"
+    );
+    assert!(
+        q.contains(&format!(" -device virtio-net-device,netdev=net0,mac={mac}")),
+        "{q}"
+    );
+    assert!(q.contains(ip), "{q}");
+    // A MAC given wins; a gateway outside the subnet is what the init
+    // would refuse at boot.
+    let mut with_mac = args("cloud-hypervisor").to_vec();
+    with_mac.extend(["--mac", "02:00:00:00:00:07"]);
+    let ch = stdout(&mkrootfs(dir, &with_mac));
+    assert!(ch.contains("--net tap=tap7,mac=02:00:00:00:00:07"), "{ch}");
+    let mut bad = args("firecracker").to_vec();
+    bad[11] = "10.9.9.9";
+    let o = mkrootfs(dir, &bad);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stdout(&o), "");
+    assert!(
+        stderr(&o).contains("outside every subnet"),
+        "{}",
+        stderr(&o)
+    );
+}

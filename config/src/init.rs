@@ -27,6 +27,12 @@ pub struct InitConfig {
     /// ([`crate::RLIMITS`], the table containers share). Each value sets both
     /// soft and hard limits; `-1` means unlimited. Default: the kernel's.
     pub rlimits: BTreeMap<String, i64>,
+    /// Interfaces to configure before services start (`[[init.network]]`,
+    /// [`crate::network`]); the kernel's `ip=` replaces them. Default: none
+    /// (left out of the JSON when empty, so images without it stay
+    /// byte-identical).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub network: Vec<crate::network::NetworkConfig>,
     /// Extra mounts made after the early ones (and, when the root is switched,
     /// inside the new root). Default: none.
     pub mounts: Vec<MountConfig>,
@@ -380,6 +386,12 @@ impl InitConfig {
                 ));
             }
         }
+        crate::network::check_all(&self.network).map_err(|(i, k, m)| {
+            invalid(
+                &[key("network"), KeyStep::Index(i), key(k)],
+                format!("init.network[{i}]: {m}"),
+            )
+        })?;
         for (i, m) in self.mounts.iter().enumerate() {
             if !m.target.starts_with('/') {
                 return Err(invalid(

@@ -17,6 +17,7 @@ pub mod exec;
 pub mod init;
 pub mod kmod;
 pub mod mode;
+pub mod network;
 pub mod result;
 pub mod rlimit;
 pub mod text;

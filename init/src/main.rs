@@ -19,6 +19,7 @@ mod launch;
 mod log;
 mod modules;
 mod mounts;
+mod net;
 mod reaper;
 mod root;
 mod shutdown;
@@ -281,8 +282,32 @@ fn boot() -> ! {
         fatal_error("mount", &e);
     }
     t.mark("mounts2");
+    network(&cfg, &line, &mut t);
 
     supervise_and_end(&cfg, t)
+}
+
+/// The interfaces, before services start; `address` in the timings is
+/// the time from the init's start to the last address in place.
+fn network(cfg: &InitConfig, cmdline: &str, t: &mut Timings) {
+    let (entries, ip_hostname) =
+        net::entries(&cfg.network, cmdline).unwrap_or_else(|e| fatal_error("network", &e));
+    if let Some(h) = &ip_hostname {
+        if let Err(e) = nix::unistd::sethostname(h) {
+            warn!("sethostname {h:?} (from ip=): {e}");
+        }
+    }
+    let hostname = ip_hostname.as_deref().or(cfg.hostname.as_deref());
+    match net::configure(&entries, hostname) {
+        Ok(c) => {
+            if let Some(at) = c.address_at {
+                t.extra
+                    .push(("address", at.saturating_sub(t.start).as_millis()));
+            }
+        }
+        Err(e) => fatal_error("network", &e),
+    }
+    t.mark("network");
 }
 
 /// Hostname, umask and resource limits; failures are logged, not fatal.

@@ -248,6 +248,16 @@ impl Plan {
             if let Some(fstype) = &init.root.fstype {
                 names.push(fstype.clone());
             }
+            // The interfaces [[init.network]] configures are virtio-net
+            // ones on every monitor, on PCI (QEMU pc, Cloud Hypervisor) or
+            // MMIO (microvm, Firecracker); Debian builds all three as modules.
+            if !init.network.is_empty() {
+                for m in ["virtio_pci", "virtio_mmio", "virtio_net"] {
+                    if !names.iter().any(|n| n == m) {
+                        names.push(m.to_string());
+                    }
+                }
+            }
         }
         names.dedup();
         // A disk image's format is judged against a named tree even when no

@@ -19,8 +19,10 @@
 #![deny(missing_docs)]
 
 use crate::vmlinux::{kernel_format, KernelFormat};
+pub use mkrootfs_config::network::{Cidr, Mac};
 use serde::{Deserialize, Serialize};
 use std::io::Read;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
 /// The kernel parameters every Firecracker guest gets: the serial console
@@ -64,6 +66,122 @@ pub struct GuestVsock {
     pub socket: PathBuf,
 }
 
+/// The guest's network interface (one virtio-net device).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GuestNet {
+    /// What the device is attached to on the host.
+    pub backend: NetBackend,
+    /// The guest's MAC: [`mac_for`] the VM's name unless given.
+    pub mac: Mac,
+    /// Static addressing for the kernel command line (`ip=`, see
+    /// [`ip_param`]): the same image serves many VMs. Default none (the
+    /// image's `[[init.network]]` applies).
+    pub ip: Option<String>,
+}
+
+/// What a guest's network device is attached to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NetBackend {
+    /// An existing tap device of the host: Firecracker's `host_dev_name`,
+    /// Cloud Hypervisor's `--net tap=`, QEMU's `-netdev tap`.
+    Tap(String),
+    /// QEMU user networking (`mkrootfs run` only), `restrict=on`, with TCP
+    /// forwards from 127.0.0.1 (host port, guest port).
+    User {
+        /// `(host_port, guest_port)` pairs.
+        hostfwd: Vec<(u16, u16)>,
+    },
+}
+
+/// Parses `mkrootfs run --net`: `user`, `user,hostfwd=tcp:127.0.0.1:HOST-:GUEST`
+/// (repeatable) or `tap=NAME`. A forward must name 127.0.0.1: QEMU would
+/// otherwise listen on every address of the host, and nothing but this
+/// host may reach a guest through it.
+pub fn parse_net(spec: &str) -> Result<NetBackend, String> {
+    if let Some(tap) = spec.strip_prefix("tap=") {
+        if tap.is_empty() || tap.len() > 15 || tap.contains([',', '/', ' ']) {
+            return Err(format!("tap={tap}: not an interface name"));
+        }
+        return Ok(NetBackend::Tap(tap.to_string()));
+    }
+    let mut parts = spec.split(',');
+    if parts.next() != Some("user") {
+        return Err(format!(
+            "{spec:?}: expected user[,hostfwd=tcp:127.0.0.1:HOSTPORT-:GUESTPORT] or tap=NAME"
+        ));
+    }
+    let mut hostfwd = Vec::new();
+    for p in parts {
+        let Some(fwd) = p.strip_prefix("hostfwd=") else {
+            return Err(format!(
+                "{p:?}: only hostfwd= is accepted after user (restrict=on is always set)"
+            ));
+        };
+        let rest = fwd
+            .strip_prefix("tcp:")
+            .ok_or_else(|| format!("hostfwd={fwd}: only tcp forwards are accepted"))?;
+        let (host, guest) = rest
+            .split_once('-')
+            .ok_or_else(|| format!("hostfwd={fwd}: expected tcp:127.0.0.1:HOSTPORT-:GUESTPORT"))?;
+        let (addr, host_port) = host.rsplit_once(':').unwrap_or(("", host));
+        if addr != "127.0.0.1" {
+            return Err(format!(
+                "hostfwd={fwd}: the host address must be 127.0.0.1 (got {:?}): a guest is reachable from this host only",
+                addr
+            ));
+        }
+        let guest_port = guest.strip_prefix(':').ok_or_else(|| {
+            format!("hostfwd={fwd}: the guest side is :GUESTPORT (the guest's address is its own)")
+        })?;
+        let port = |p: &str| {
+            p.parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| format!("hostfwd={fwd}: {p:?} is not a port (1-65535)"))
+        };
+        hostfwd.push((port(host_port)?, port(guest_port)?));
+    }
+    Ok(NetBackend::User { hostfwd })
+}
+
+/// A stable MAC for the VM named `name`: the first bytes of its SHA-256,
+/// made locally administered (bit 1 of the first byte set) and unicast
+/// (bit 0 clear), so two VMs of one host differ and a VM keeps its address
+/// (and DHCP lease) across restarts.
+pub fn mac_for(name: &str) -> Mac {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(name.as_bytes());
+    Mac([(d[0] & 0xfc) | 0x02, d[1], d[2], d[3], d[4], d[5]])
+}
+
+/// The kernel's `ip=` for a static address on `device` (nfsroot.rst:
+/// `<client>::<gw>:<netmask>:<hostname>:<device>:off`), which the mkrootfs
+/// init applies. IPv4 only, as the kernel's syntax.
+pub fn ip_param(
+    address: Cidr,
+    gateway: Option<Ipv4Addr>,
+    hostname: Option<&str>,
+    device: &str,
+) -> Result<String, String> {
+    let IpAddr::V4(client) = address.addr else {
+        return Err(format!("{address}: ip= takes IPv4 addresses only"));
+    };
+    let mask = Ipv4Addr::from(
+        u32::MAX
+            .checked_shl(32 - u32::from(address.prefix))
+            .unwrap_or(0),
+    );
+    let gw = gateway.map_or(String::new(), |g| g.to_string());
+    let value = format!(
+        "{client}::{gw}:{mask}:{}:{device}:off",
+        hostname.unwrap_or("")
+    );
+    // The init's own parser decides: what it would refuse at boot is
+    // refused here.
+    mkrootfs_config::network::parse_ip_param(&value)?;
+    Ok(format!("ip={value}"))
+}
+
 /// One guest, independent of the monitor that runs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Guest {
@@ -84,6 +202,8 @@ pub struct Guest {
     pub append: String,
     /// A vsock device. Default none.
     pub vsock: Option<GuestVsock>,
+    /// A network interface. Default none.
+    pub net: Option<GuestNet>,
 }
 
 impl Guest {
@@ -98,6 +218,20 @@ impl Guest {
             cpus: 1,
             append: String::new(),
             vsock: None,
+            net: None,
+        }
+    }
+
+    /// The tap device and MAC of the network interface, for the monitors
+    /// that only attach taps (QEMU user networking is `mkrootfs run`'s).
+    fn tap(&self) -> Option<(&str, Mac)> {
+        match &self.net {
+            Some(GuestNet {
+                backend: NetBackend::Tap(t),
+                mac,
+                ..
+            }) => Some((t, *mac)),
+            _ => None,
         }
     }
 
@@ -124,7 +258,10 @@ impl Guest {
             boot_source: FirecrackerBootSource {
                 kernel_image_path: self.kernel.display().to_string(),
                 initrd_path: Some(self.initrd.display().to_string()),
-                boot_args: Some(join_args(FIRECRACKER_BOOT_ARGS, &self.append)),
+                boot_args: Some(join_args(
+                    &join_args(FIRECRACKER_BOOT_ARGS, self.ip_arg()),
+                    &self.append,
+                )),
             },
             drives,
             machine_config: FirecrackerMachineConfig {
@@ -135,7 +272,24 @@ impl Guest {
                 guest_cid: v.cid,
                 uds_path: v.socket.display().to_string(),
             }),
+            network_interfaces: self
+                .tap()
+                .map(|(tap, mac)| FirecrackerNetworkInterface {
+                    iface_id: "eth0".to_string(),
+                    host_dev_name: tap.to_string(),
+                    guest_mac: Some(mac.to_string()),
+                })
+                .into_iter()
+                .collect(),
         }
+    }
+
+    /// The `ip=` parameter, or nothing.
+    fn ip_arg(&self) -> &str {
+        self.net
+            .as_ref()
+            .and_then(|n| n.ip.as_deref())
+            .unwrap_or("")
     }
 
     /// The kernel command line for Cloud Hypervisor (and QEMU, which add nothing
@@ -146,6 +300,7 @@ impl Guest {
             let mode = if self.disks[0].read_only { "ro" } else { "rw" };
             line = join_args(&line, &format!("root=/dev/vda {mode}"));
         }
+        line = join_args(&line, self.ip_arg());
         join_args(&line, &self.append)
     }
 
@@ -154,7 +309,7 @@ impl Guest {
     /// `--initramfs`, `--cmdline`, `--disk path=…[,readonly=on]` (one per disk),
     /// `--cpus boot=N`, `--memory size=<N>M`, `--serial tty --console off`
     /// (the console on the 8250 serial port, no virtio-console), and
-    /// `--vsock cid=N,socket=PATH` when asked.
+    /// `--vsock cid=N,socket=PATH` and `--net tap=NAME,mac=MAC` when asked.
     pub fn cloud_hypervisor(&self) -> Vec<String> {
         let mut args: Vec<String> = vec![
             "--kernel".into(),
@@ -187,6 +342,9 @@ impl Guest {
                 format!("cid={},socket={}", v.cid, v.socket.display()),
             ]);
         }
+        if let Some((tap, mac)) = self.tap() {
+            args.extend(["--net".into(), format!("tap={tap},mac={mac}")]);
+        }
         args
     }
 }
@@ -216,6 +374,26 @@ pub struct FirecrackerConfig {
     /// `vsock`, when asked.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub vsock: Option<FirecrackerVsock>,
+    /// `network-interfaces`, when asked.
+    #[serde(
+        rename = "network-interfaces",
+        skip_serializing_if = "Vec::is_empty",
+        default
+    )]
+    pub network_interfaces: Vec<FirecrackerNetworkInterface>,
+}
+
+/// `NetworkInterface` (a virtio-net device on a host tap).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirecrackerNetworkInterface {
+    /// The interface's id in Firecracker's API (not the guest's name).
+    pub iface_id: String,
+    /// The host's tap device.
+    pub host_dev_name: String,
+    /// The guest's MAC.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub guest_mac: Option<String>,
 }
 
 /// `BootSource`.

@@ -82,6 +82,46 @@ impl Disk {
     }
 }
 
+/// The backend of the guest's virtio-net device (`-netdev`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Net {
+    /// QEMU user networking, always with `restrict=on`: the guest reaches
+    /// nothing outside (QEMU's own DHCP server gives it 10.0.2.15/24,
+    /// router 10.0.2.2, DNS 10.0.2.3), and the host reaches it only through
+    /// the forwarded ports, each bound to 127.0.0.1.
+    User {
+        /// TCP forwards from 127.0.0.1 on the host. Default none.
+        hostfwd: Vec<HostFwd>,
+    },
+    /// An existing tap device of the host (`script=no`: it must exist and be
+    /// configured already).
+    Tap(String),
+}
+
+/// `hostfwd=tcp:127.0.0.1:HOST-:GUEST`: a TCP port of the host's loopback
+/// forwarded to the guest's port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostFwd {
+    pub host_port: u16,
+    pub guest_port: u16,
+}
+
+/// The guest's network device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nic {
+    pub backend: Net,
+    /// The device's MAC (`52:54:00:…` style text). Default: QEMU's
+    /// (52:54:00:12:34:56).
+    pub mac: Option<String>,
+}
+
+impl Nic {
+    /// A NIC with `backend` and QEMU's MAC.
+    pub fn new(backend: Net) -> Nic {
+        Nic { backend, mac: None }
+    }
+}
+
 /// One guest boot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmConfig {
@@ -100,8 +140,8 @@ pub struct VmConfig {
     pub cpus: u32,
     /// Default none.
     pub disks: Vec<Disk>,
-    /// virtio-net with QEMU user networking (10.0.2.0/24, DHCP). Default false.
-    pub net: bool,
+    /// A virtio-net device and its backend. Default none.
+    pub net: Option<Nic>,
     /// Counted from when the QEMU slot is acquired. Default 120 s.
     pub timeout: Duration,
     /// Also copy the console to our stdout as it arrives (`mkrootfs run`). Default false.
@@ -134,7 +174,7 @@ impl VmConfig {
             memory_mb: 512,
             cpus: 1,
             disks: Vec::new(),
-            net: false,
+            net: None,
             timeout: Duration::from_secs(120),
             echo_console: false,
             quiet_console: false,

@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use mkrootfs::vmconfig::{Guest, GuestDisk};
+use mkrootfs::vmconfig::{Guest, GuestDisk, GuestNet};
 use mkrootfs::{build, profile};
 use mkrootfs_cli::qemu::{FirecrackerOnQemu, GuestOnQemu};
 use mkrootfs_qemu as qemu;
@@ -73,6 +73,12 @@ pub struct RunArgs {
     /// vhost-device-vsock), for `mkrootfs exec SOCKET …` while it runs.
     #[arg(long)]
     pub vsock: Option<PathBuf>,
+    /// A network interface (virtio-net): `user` (QEMU user networking, always
+    /// restrict=on: the guest reaches nothing outside), with forwards
+    /// `user,hostfwd=tcp:127.0.0.1:HOSTPORT-:GUESTPORT` (127.0.0.1 only), or
+    /// `tap=NAME` (an existing tap device). Its MAC is derived from the image's name.
+    #[arg(long, value_parser = mkrootfs::vmconfig::parse_net)]
+    pub net: Option<mkrootfs::vmconfig::NetBackend>,
     /// With --vsock: run the guest detached (console in SOCKET.log) and
     /// return once it says READY=1 over vsock (its agent listens).
     #[arg(long, requires = "vsock")]
@@ -145,6 +151,17 @@ pub fn run(args: RunArgs) -> Result<u8> {
             read_only: false,
         }))
         .collect();
+    if let Some(backend) = &args.net {
+        let name = guest
+            .initrd
+            .file_stem()
+            .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+        guest.net = Some(GuestNet {
+            backend: backend.clone(),
+            mac: mkrootfs::vmconfig::mac_for(&name),
+            ip: None,
+        });
+    }
     // A verity image's root hash (written next to it by the build).
     if let Some(param) = guest
         .disks
@@ -164,6 +181,11 @@ pub fn run(args: RunArgs) -> Result<u8> {
         }
         MachineArg::CloudHypervisorLike => guest.cloud_hypervisor_qemu(),
     };
+    // Firecracker's configuration lists tap interfaces only: QEMU user
+    // networking is attached to its QEMU shape here.
+    if cfg.net.is_none() {
+        cfg.net = guest.net.as_ref().map(mkrootfs_cli::qemu::qemu_nic);
+    }
     cfg.timeout = Duration::from_secs(args.timeout);
     cfg.echo_console = true;
     cfg.quiet_console = !args.verbose;

@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use mkrootfs::vmconfig::{self, Guest, GuestDisk, GuestVsock, Target};
+use mkrootfs::vmconfig::{self, Guest, GuestDisk, GuestNet, GuestVsock, NetBackend, Target};
 use mkrootfs_cli::qemu::GuestOnQemu;
 use std::path::{Path, PathBuf};
 
@@ -53,6 +53,34 @@ pub struct VmConfigArgs {
     /// cloud-hypervisor). Default: vsock.sock.
     #[arg(long, requires = "vsock")]
     pub vsock_socket: Option<PathBuf>,
+    /// Attach a network interface on this existing host tap device
+    /// (Firecracker's network-interfaces, Cloud Hypervisor's --net tap=,
+    /// QEMU's -netdev tap).
+    #[arg(long)]
+    pub tap: Option<String>,
+    /// The interface's MAC. Default: derived from --name (stable, locally
+    /// administered).
+    #[arg(long, requires = "tap", value_parser = parse_mac)]
+    pub mac: Option<vmconfig::Mac>,
+    /// The VM's name, which the default MAC is derived from. Default: the
+    /// image's file name without its extension.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// A static address for the guest's eth0 (IPv4, ADDRESS/PREFIX), passed
+    /// as the kernel's ip= (one image, many addresses).
+    #[arg(long, requires = "tap", value_parser = parse_cidr)]
+    pub ip: Option<vmconfig::Cidr>,
+    /// The default route's next hop, with --ip.
+    #[arg(long, requires = "ip")]
+    pub gateway: Option<std::net::Ipv4Addr>,
+}
+
+fn parse_mac(s: &str) -> Result<vmconfig::Mac, String> {
+    s.parse()
+}
+
+fn parse_cidr(s: &str) -> Result<vmconfig::Cidr, String> {
+    s.parse()
 }
 
 /// Absolute, so that the configuration works from any directory.
@@ -101,6 +129,29 @@ pub fn run(args: VmConfigArgs) -> Result<u8> {
                     .as_deref()
                     .unwrap_or(Path::new("vsock.sock")),
             )?,
+        });
+    }
+    if let Some(tap) = &args.tap {
+        let name = match &args.name {
+            Some(n) => n.clone(),
+            None => args
+                .image
+                .file_name()
+                .map(|s| s.to_string_lossy())
+                .map(|s| s.split('.').next().unwrap_or("").to_string())
+                .unwrap_or_default(),
+        };
+        let ip = match args.ip {
+            Some(a) => Some(
+                vmconfig::ip_param(a, args.gateway, None, "eth0")
+                    .map_err(|e| anyhow::anyhow!("--ip {a}: {e}"))?,
+            ),
+            None => None,
+        };
+        guest.net = Some(GuestNet {
+            backend: NetBackend::Tap(tap.clone()),
+            mac: args.mac.unwrap_or_else(|| vmconfig::mac_for(&name)),
+            ip,
         });
     }
     let mut out = super::Out::new();

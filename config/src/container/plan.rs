@@ -118,6 +118,12 @@ pub struct ContainerPlan {
     /// Signal number sent at shutdown. Default: 15 (SIGTERM).
     #[serde(default = "sigterm")]
     pub stop_signal: i32,
+    /// The VM's interface moved into the container's network namespace
+    /// (needs `CLONE_NEWNET`), with the addresses, routes and DNS the init
+    /// gave it; `/etc/resolv.conf` and `/etc/hosts` are bound over the
+    /// root's. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
 }
 
 fn yes() -> bool {
@@ -128,6 +134,9 @@ impl ContainerPlan {
     /// Checks the plan's invariants (the builder guarantees them; the init
     /// relies on them). The message names the field.
     pub fn validate(&self) -> Result<(), String> {
+        if self.interface.is_some() && self.clone_flags & CLONE_NEWNET == 0 {
+            return Err("interface needs a network namespace (CLONE_NEWNET)".into());
+        }
         if self.clone_flags & !CLONE_NAMESPACES != 0 {
             return Err(format!(
                 "clone_flags {:#x} has bits other than CLONE_NEW*",

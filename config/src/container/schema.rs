@@ -40,7 +40,10 @@ pub struct ContainerConfig {
     /// Host name inside the UTS namespace. Default: the service's name.
     pub hostname: Option<String>,
     /// `none`: a network namespace of its own with only `lo`, up. `host`:
-    /// the VM's network (no network namespace). Default: `none`.
+    /// the VM's network (no network namespace). `{ interface = "eth0" }`:
+    /// a network namespace of its own that the init moves the VM's
+    /// interface into, with its addresses, routes and DNS (an entry of
+    /// `[[init.network]]` names it). Default: `none`.
     pub network: Network,
     /// Mounts added after the default ones, in order. Default: none.
     pub mounts: Vec<ContainerMount>,
@@ -192,14 +195,69 @@ impl Default for Namespaces {
 }
 
 /// The container's network.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Network {
     /// Own network namespace with `lo` up. Default.
     #[default]
     None,
     /// The VM's network namespace.
     Host,
+    /// Own network namespace holding this interface of the VM (Kata's
+    /// model: the container owns the VM's NIC).
+    Interface(String),
+}
+
+impl Serialize for Network {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            Network::None => s.serialize_str("none"),
+            Network::Host => s.serialize_str("host"),
+            Network::Interface(i) => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("interface", i)?;
+                m.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Network {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Network, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Network;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(r#""none", "host" or { interface = "eth0" }"#)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Network, E> {
+                match v {
+                    "none" => Ok(Network::None),
+                    "host" => Ok(Network::Host),
+                    other => Err(E::custom(format!(
+                        r#"network {other:?}: expected "none", "host" or {{ interface = "eth0" }}"#
+                    ))),
+                }
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut m: A) -> Result<Network, A::Error> {
+                let mut interface = None;
+                while let Some(k) = m.next_key::<String>()? {
+                    if k != "interface" {
+                        return Err(de::Error::unknown_field(&k, &["interface"]));
+                    }
+                    interface = Some(m.next_value::<String>()?);
+                }
+                let i = interface.ok_or_else(|| de::Error::missing_field("interface"))?;
+                if i.is_empty() || i.len() > 15 || i.contains(['/', ' ', ':']) {
+                    return Err(de::Error::custom(format!(
+                        "network: {i:?} is not an interface name"
+                    )));
+                }
+                Ok(Network::Interface(i))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// A mount added to a container.

@@ -209,6 +209,7 @@ pub fn vm_plan(p: &Process) -> ContainerPlan {
         terminal: p.terminal,
         init: false,
         stop_signal: 15,
+        interface: None,
     }
 }
 

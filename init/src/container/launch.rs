@@ -132,6 +132,10 @@ fn parent_setup(c: &Container, pid: i32) -> Result<(), StepError> {
             )
         })?;
     }
+    if let Some(a) = &c.net {
+        crate::net::move_into(a, pid)
+            .map_err(|e| StepError::new("move interface", &a.link.name, e.errno()))?;
+    }
     if let Some(adj) = c.plan.oom_score_adj {
         let path = format!("/proc/{pid}/oom_score_adj");
         std::fs::write(&path, adj.to_string())
@@ -173,6 +177,10 @@ fn sequence(c: &Container, io: &ChildIo<'_>) -> Result<std::convert::Infallible,
         rootfs::finish(sys, p)?;
     }
     namespaces::identity(sys, p)?;
+    if let Some(a) = &c.net {
+        crate::net::configure_inside(a)
+            .map_err(|e| StepError::new("configure interface", &a.link.name, e.errno()))?;
+    }
     nix::unistd::setsid().map_err(|e| StepError::new("setsid", "", e as i32))?;
     if let Some(sock) = io.tty {
         super::terminal::attach(sock)?;

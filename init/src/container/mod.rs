@@ -33,6 +33,9 @@ pub struct Loaded {
     /// The device policy's program (`plan.device_filter`), loaded into the
     /// kernel at each start.
     pub devices: Option<Vec<u8>>,
+    /// The VM's interface `plan.interface` names, as the init configured
+    /// it ([`Loaded::take_interface`]).
+    pub net: Option<crate::net::Applied>,
 }
 
 impl Loaded {
@@ -62,7 +65,24 @@ impl Loaded {
             plan: plan.clone(),
             filter,
             devices,
+            net: None,
         })
+    }
+
+    /// Takes the interface the plan names from the VM
+    /// ([`crate::net::take`]): the init, which configured it, only.
+    pub fn take_interface(mut self) -> Result<Loaded, StepError> {
+        if let Some(name) = &self.plan.interface {
+            let a = crate::net::take(name).ok_or_else(|| {
+                StepError::new(
+                    "take interface (not configured by the init)",
+                    name,
+                    libc::ENODEV,
+                )
+            })?;
+            self.net = Some(a);
+        }
+        Ok(self)
     }
 }
 
@@ -81,6 +101,8 @@ pub struct Container {
     /// initramfs workaround, the whole `/`'s.
     pub staging: String,
     pub vm_staging: String,
+    /// The interface moved into the container's network namespace.
+    pub net: Option<crate::net::Applied>,
 }
 
 /// Where the init makes the staging directories (a tmpfs of the VM).
@@ -131,14 +153,61 @@ impl Container {
         for d in [&staging, &vm_staging] {
             std::fs::create_dir_all(d).map_err(io("mkdir", d))?;
         }
+        let mut plan = plan.clone();
+        if let Some(a) = &loaded.net {
+            // The container's name service files, from its interface, bound
+            // read-only over the root's (as Docker does).
+            let hostname = match &plan.hostname {
+                Some(h) => h.clone(),
+                None => nix::unistd::gethostname()
+                    .map(|h| h.to_string_lossy().into_owned())
+                    .unwrap_or_else(|_| name.to_string()),
+            };
+            let files = [
+                (
+                    "resolv.conf",
+                    crate::net::resolv::resolv_conf(std::slice::from_ref(a)),
+                ),
+                (
+                    "hosts",
+                    Some(crate::net::resolv::hosts(
+                        "",
+                        &hostname,
+                        std::slice::from_ref(a),
+                    )),
+                ),
+            ];
+            for (file, text) in files {
+                let Some(text) = text else { continue };
+                let path = format!("{base}/{file}");
+                std::fs::write(&path, text).map_err(io("write", &path))?;
+                // The bind needs a target: in a container root of its own
+                // (owners shifted to the container's ids) the child makes
+                // it; in the VM's own root, whose /etc the mapped root may
+                // not write, the init does.
+                let target = format!("/etc/{file}");
+                if plan.root == "/" && std::fs::symlink_metadata(&target).is_err() {
+                    std::fs::write(&target, "").map_err(io("create", &target))?;
+                }
+                plan.mounts.push(mkrootfs_config::container::PlanMount {
+                    source: path,
+                    target: format!("/etc/{file}"),
+                    fstype: String::new(),
+                    flags: mkrootfs_config::container::MS_BIND
+                        | mkrootfs_config::container::MS_RDONLY,
+                    data: String::new(),
+                });
+            }
+        }
         Ok(Container {
-            plan: plan.clone(),
+            plan,
             filter: loaded.filter.clone(),
             execs,
             reaper,
             last_cap: caps::last_cap(),
             staging,
             vm_staging,
+            net: loaded.net.clone(),
         })
     }
 }
@@ -242,7 +311,54 @@ mod tests {
             terminal: false,
             init: false,
             stop_signal: 15,
+            interface: None,
         }
+    }
+
+    /// A container that takes an interface gets the interface's
+    /// resolv.conf and hosts, written beside its staging directories and
+    /// bound read-only over the root's, after the plan's own mounts.
+    #[test]
+    fn an_interface_brings_resolv_conf_and_hosts_binds() {
+        let d = tempfile::tempdir().unwrap();
+        let staging = d.path().to_str().unwrap().to_string();
+        let mut plan = docker_plan("/srv/c", &["/bin/sh"]);
+        plan.interface = Some("eth0".into());
+        let n = plan.mounts.len();
+        let mut loaded = Loaded::read(&plan).unwrap();
+        loaded.net = Some(crate::net::tests::applied("eth0"));
+        let c = Container::prepare("web", &loaded, &staging).unwrap();
+        assert_eq!(c.net, loaded.net);
+        let added: Vec<(&str, &str, u64)> = c.plan.mounts[n..]
+            .iter()
+            .map(|m| (m.source.as_str(), m.target.as_str(), m.flags))
+            .collect();
+        let resolv = format!("{staging}/web/resolv.conf");
+        let hosts = format!("{staging}/web/hosts");
+        let ro_bind = mkrootfs_config::container::MS_BIND | mkrootfs_config::container::MS_RDONLY;
+        assert_eq!(
+            added,
+            [
+                (resolv.as_str(), "/etc/resolv.conf", ro_bind),
+                (hosts.as_str(), "/etc/hosts", ro_bind)
+            ]
+        );
+        assert_eq!(
+            std::fs::read_to_string(&resolv).unwrap(),
+            "# written by mkrootfs-init\nnameserver 10.0.2.3\nsearch example.test\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&hosts).unwrap(),
+            "127.0.0.1 localhost\n::1 localhost\n10.0.2.15 box\n"
+        );
+        // Without an interface, nothing is added.
+        let plain = Container::prepare(
+            "plain",
+            &Loaded::read(&docker_plan("/srv/c", &["/bin/sh"])).unwrap(),
+            &staging,
+        )
+        .unwrap();
+        assert_eq!(plain.plan.mounts.len(), n);
     }
 
     /// The body, run only in a re-executed single-threaded test process

@@ -355,7 +355,15 @@ impl Supervisor {
             if let Some(status) = self.reap() {
                 return Ok(Stop::MainEnded(status));
             }
-            let next = self.services.iter().filter_map(|s| s.restart_at).min();
+            if crate::net::next_renewal().is_some_and(|t| t <= now) {
+                crate::net::renew_due(now);
+            }
+            let next = self
+                .services
+                .iter()
+                .filter_map(|s| s.restart_at)
+                .chain(crate::net::next_renewal())
+                .min();
             let wait = next.map_or(self.tick, |t| {
                 t.saturating_duration_since(Instant::now()).min(self.tick)
             });

@@ -89,7 +89,11 @@ pub fn prepare(
         let mut p = Prepared::as_root(svc.display_name(), plan.argv.clone(), None);
         p.creds.uid = plan.uid;
         p.creds.gid = plan.gid;
-        p.container = Some(crate::container::Loaded::read(plan).map_err(PrepareError::Container)?);
+        p.container = Some(
+            crate::container::Loaded::read(plan)
+                .and_then(crate::container::Loaded::take_interface)
+                .map_err(PrepareError::Container)?,
+        );
         return Ok(p);
     }
     let creds = users::resolve(svc.user.as_deref(), svc.group.as_deref(), passwd, groups)

@@ -100,6 +100,7 @@ pub fn resolve(
         stop_signal,
     } = privileges(cx, policies)?;
     let fail = |k: &'static str, msg: String| cx.fail(k, msg);
+    let interface = interface(cx, flags)?;
 
     let plan = ContainerPlan {
         root,
@@ -149,9 +150,47 @@ pub fn resolve(
         terminal: c.terminal,
         init: c.init,
         stop_signal,
+        interface,
     };
     plan.validate().map_err(|m| fail("root", m))?;
     Ok(Resolved { plan, bpf })
+}
+
+/// `network = { interface = "eth0" }`: an interface of `[[init.network]]`,
+/// in a network namespace of the container's own, taken by no other
+/// container.
+fn interface(cx: &Step, flags: u64) -> Result<Option<String>, ProfileError> {
+    let Network::Interface(name) = &cx.c.network else {
+        return Ok(None);
+    };
+    let fail = |msg: String| cx.fail("network", msg);
+    if flags & CLONE_NEWNET == 0 {
+        return Err(fail(format!(
+            "network = {{ interface = {name:?} }} needs the network namespace (namespaces.net = true)"
+        )));
+    }
+    if !cx
+        .cfg
+        .network
+        .iter()
+        .any(|e| e.name.as_deref() == Some(name))
+    {
+        return Err(fail(format!(
+            "network: interface {name:?} is configured by no [[init.network]] entry (name = {name:?})"
+        )));
+    }
+    let taken = cx.cfg.services[..cx.i].iter().find(|s| {
+        s.container
+            .as_ref()
+            .is_some_and(|c| c.network == Network::Interface(name.clone()))
+    });
+    if let Some(other) = taken {
+        return Err(fail(format!(
+            "network: interface {name:?} is already taken by service {}",
+            other.display_name()
+        )));
+    }
+    Ok(Some(name.clone()))
 }
 
 /// What every step reads: the service, its table, where errors point.

@@ -136,6 +136,7 @@ fn empty_container_table_is_docker_isolation() {
         terminal: false,
         init: false,
         stop_signal: 15,
+        interface: None,
     };
     assert_eq!(cfg.services[0].container_plan.as_ref(), Some(&expected));
     // The filter in the image is Docker's for these capabilities.
@@ -479,5 +480,72 @@ fn a_profile_cannot_write_a_container_plan() {
     assert_eq!(
         err,
         "DIR/p.toml:5:1: init.services[0].container_plan is what the builder writes, not a profile: describe the container with `container = { … }`"
+    );
+}
+
+/// `network = { interface = … }`: an `[[init.network]]` entry must name the
+/// interface, the container needs its network namespace, and one interface
+/// goes to one container; `"none"` and `"host"` still read as before, and a
+/// misspelt form is refused at its position.
+#[test]
+fn network_interface_needs_an_entry_a_namespace_and_one_taker() {
+    let net = "[[init.network]]\nname = \"eth0\"\ndhcp = true\n";
+    let svc = |name: &str, network: &str| {
+        format!("[[init.services]]\nname = \"{name}\"\nargv = [\"app\"]\nuser = \"web\"\ncontainer = {{ root = \"/srv/c\", network = {network} }}\n")
+    };
+    let take = "{ interface = \"eth0\" }";
+    let mut t = image();
+    let cfg = resolve_text(
+        &mut t,
+        &format!(
+            "[init]\n{net}{}{}{}",
+            svc("a", take),
+            svc("b", "\"none\""),
+            svc("c", "\"host\"")
+        ),
+    )
+    .unwrap();
+    let plans: Vec<_> = cfg
+        .services
+        .iter()
+        .map(|s| s.container_plan.as_ref().unwrap())
+        .collect();
+    assert_eq!(plans[0].interface.as_deref(), Some("eth0"));
+    assert_ne!(
+        plans[0].clone_flags & mkrootfs_config::container::CLONE_NEWNET,
+        0
+    );
+    assert_eq!(plans[1].interface, None);
+    assert_ne!(
+        plans[1].clone_flags & mkrootfs_config::container::CLONE_NEWNET,
+        0
+    );
+    assert_eq!(
+        plans[2].clone_flags & mkrootfs_config::container::CLONE_NEWNET,
+        0
+    );
+    let err = |text: String| resolve_text(&mut image(), &text).unwrap_err();
+    assert_eq!(
+        err(format!("[init]\n{}", svc("a", take))),
+        "DIR/p.toml:6:32: init.services[0] (a).container: network: interface \"eth0\" is configured by no [[init.network]] entry (name = \"eth0\")"
+    );
+    assert_eq!(
+        err(format!("[init]\n{net}{}{}", svc("a", take), svc("b", take))),
+        "DIR/p.toml:14:32: init.services[1] (b).container: network: interface \"eth0\" is already taken by service a"
+    );
+    let no_netns = "{ interface = \"eth0\" }, namespaces = { net = false }";
+    assert!(err(format!("[init]\n{net}{}", svc("a", no_netns)))
+        .ends_with("network = { interface = \"eth0\" } needs the network namespace (namespaces.net = true)"));
+    let typo = err(format!("[init]\n{net}{}", svc("a", "\"bridge\"")));
+    assert!(
+        typo.contains(
+            "network \"bridge\": expected \"none\", \"host\" or { interface = \"eth0\" }"
+        ),
+        "{typo}"
+    );
+    let key = err(format!("[init]\n{net}{}", svc("a", "{ iface = \"eth0\" }")));
+    assert!(
+        key.contains("unknown field `iface`, expected `interface`"),
+        "{key}"
     );
 }

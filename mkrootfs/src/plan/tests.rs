@@ -209,3 +209,43 @@ fn output_name_and_overlay_without_device_are_warnings() {
         );
     }
 }
+
+/// `[[init.network]]` with a module tree brings the virtio-net driver and
+/// both transports (PCI for QEMU pc and Cloud Hypervisor, MMIO for microvm
+/// and Firecracker), once each next to the microvm preset; without any
+/// network entry, none of them.
+#[test]
+fn network_entries_bring_the_virtio_net_driver_and_its_transports() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("lib/modules/6.1.0-test");
+    std::fs::create_dir_all(&tree).unwrap();
+    let modules = format!(
+        "[modules]\nkernel = \"{}\"\nload = [\"ext4\"]\n",
+        tree.display()
+    );
+    let net = "[[init.network]]\nname = \"eth0\"\ndhcp = true\n";
+    let with = load(dir.path(), "net", &format!("{modules}{net}"));
+    let plan = Plan::new(&with, &opts()).unwrap();
+    assert_eq!(
+        plan.modules.names,
+        ["ext4", "virtio_pci", "virtio_mmio", "virtio_net"]
+    );
+    let preset = load(
+        dir.path(),
+        "preset",
+        &format!("{modules}preset = \"microvm\"\n{net}"),
+    );
+    let names = Plan::new(&preset, &opts()).unwrap().modules.names;
+    for m in ["virtio_pci", "virtio_mmio", "virtio_net"] {
+        assert_eq!(
+            names.iter().filter(|n| *n == m).count(),
+            1,
+            "{m}: {names:?}"
+        );
+    }
+    let without = load(dir.path(), "plain", &modules);
+    assert_eq!(
+        Plan::new(&without, &opts()).unwrap().modules.names,
+        ["ext4"]
+    );
+}

@@ -793,6 +793,10 @@ fn profiles_md_documents_every_init_key() {
         ),
         ("[[init.services]]", schema_keys::<ServiceConfig>("")),
         ("[[init.mounts]]", schema_keys::<MountConfig>("")),
+        (
+            "[[init.network]]",
+            schema_keys::<mkrootfs_config::network::NetworkConfig>(""),
+        ),
     ];
     let mut missing = Vec::new();
     for (heading, keys) in &tables {

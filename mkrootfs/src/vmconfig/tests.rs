@@ -276,6 +276,35 @@ const CH_OPTIONS: &[(&str, Option<&[&str]>)] = &[
         Some(&["off", "pty", "tty", "null", "file", "socket"]),
     ),
     (
+        "--net",
+        Some(&[
+            "tap",
+            "ip",
+            "mask",
+            "mac",
+            "host_mac",
+            "mtu",
+            "iommu",
+            "num_queues",
+            "queue_size",
+            "id",
+            "fd",
+            "vhost_user",
+            "socket",
+            "vhost_mode",
+            "bw_size",
+            "bw_one_time_burst",
+            "bw_refill_time",
+            "ops_size",
+            "ops_one_time_burst",
+            "ops_refill_time",
+            "pci_segment",
+            "offload_tso",
+            "offload_ufo",
+            "offload_csum",
+        ]),
+    ),
+    (
         "--vsock",
         Some(&[
             "cid",
@@ -319,6 +348,8 @@ fn ch_errors(args: &[String]) -> Vec<String> {
                     .unwrap_or(v)
                     .parse::<u64>()
                     .is_ok(),
+                ("--net", "mac") => v.parse::<mkrootfs_config::network::Mac>().is_ok(),
+                ("--net", "tap") => !v.is_empty() && v.len() <= 15,
                 ("--vsock", "cid") => v.parse::<u32>().is_ok_and(|n| n >= 3),
                 ("--serial" | "--console", "off" | "pty" | "tty" | "null") => v.is_empty(),
                 _ => true,
@@ -439,4 +470,121 @@ fn shell_quoting() {
     assert_eq!(shell_quote("a b"), "'a b'");
     assert_eq!(shell_quote("it's"), r"'it'\''s'");
     assert_eq!(shell_quote(""), "''");
+}
+
+fn networked_guest() -> Guest {
+    let mut g = full_guest();
+    g.net = Some(GuestNet {
+        backend: NetBackend::Tap("tap-app".into()),
+        mac: mac_for("app"),
+        ip: Some(
+            ip_param(
+                "10.0.0.2/24".parse().unwrap(),
+                Some("10.0.0.1".parse().unwrap()),
+                None,
+                "eth0",
+            )
+            .unwrap(),
+        ),
+    });
+    g
+}
+
+#[test]
+fn macs_are_stable_locally_administered_unicast_and_differ_by_name() {
+    let a = mac_for("app");
+    assert_eq!(a, mac_for("app"));
+    assert_ne!(a, mac_for("app2"));
+    for m in [a, mac_for(""), mac_for("web-1")] {
+        assert_eq!(m.0[0] & 0x03, 0x02, "{m}: locally administered, unicast");
+    }
+}
+
+#[test]
+fn ip_param_is_the_kernels_syntax_and_refuses_what_the_init_would() {
+    assert_eq!(
+        ip_param(
+            "10.0.0.2/24".parse().unwrap(),
+            Some("10.0.0.1".parse().unwrap()),
+            None,
+            "eth0"
+        )
+        .unwrap(),
+        "ip=10.0.0.2::10.0.0.1:255.255.255.0::eth0:off"
+    );
+    assert_eq!(
+        ip_param("192.168.7.9/16".parse().unwrap(), None, Some("web"), "eth1").unwrap(),
+        "ip=192.168.7.9:::255.255.0.0:web:eth1:off"
+    );
+    assert!(ip_param("fd00::2/64".parse().unwrap(), None, None, "eth0").is_err());
+    let outside = ip_param(
+        "10.0.0.2/24".parse().unwrap(),
+        Some("10.9.0.1".parse().unwrap()),
+        None,
+        "eth0",
+    );
+    assert!(outside.unwrap_err().contains("outside every subnet"));
+}
+
+#[test]
+fn firecracker_network_interface_field_by_field() {
+    let cfg = networked_guest().firecracker();
+    let json: Value = serde_json::from_str(&cfg.to_json()).unwrap();
+    let nics = json["network-interfaces"].as_array().unwrap();
+    assert_eq!(nics.len(), 1);
+    assert_eq!(nics[0]["iface_id"], "eth0");
+    assert_eq!(nics[0]["host_dev_name"], "tap-app");
+    assert_eq!(nics[0]["guest_mac"], mac_for("app").to_string());
+    assert_eq!(nics[0].as_object().unwrap().len(), 3);
+    assert_eq!(
+        json["boot-source"]["boot_args"],
+        "console=ttyS0 reboot=k panic=1 pci=off mkrootfs.shutdown=reboot ip=10.0.0.2::10.0.0.1:255.255.255.0::eth0:off quiet mkrootfs.debug"
+    );
+    assert_eq!(schema_errors(&json), Vec::<String>::new(), "{json}");
+    assert_eq!(FirecrackerConfig::from_json(&cfg.to_json()).unwrap(), cfg);
+    // Without a network, no key at all (older configurations stay byte-identical).
+    assert!(full_guest()
+        .firecracker()
+        .to_json()
+        .find("network")
+        .is_none());
+}
+
+#[test]
+fn cloud_hypervisor_net_option() {
+    let args = networked_guest().cloud_hypervisor();
+    let i = args.iter().position(|a| a == "--net").unwrap();
+    assert_eq!(args[i + 1], format!("tap=tap-app,mac={}", mac_for("app")));
+    let c = args.iter().position(|a| a == "--cmdline").unwrap();
+    assert_eq!(
+        args[c + 1],
+        "console=ttyS0 root=/dev/vda rw ip=10.0.0.2::10.0.0.1:255.255.255.0::eth0:off quiet mkrootfs.debug"
+    );
+    assert_eq!(ch_errors(&args), Vec::<String>::new());
+}
+
+#[test]
+fn run_net_specs_forward_only_from_loopback() {
+    assert_eq!(parse_net("user"), Ok(NetBackend::User { hostfwd: vec![] }));
+    assert_eq!(
+        parse_net("user,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=tcp:127.0.0.1:2222-:22"),
+        Ok(NetBackend::User {
+            hostfwd: vec![(8080, 80), (2222, 22)]
+        })
+    );
+    assert_eq!(parse_net("tap=tap0"), Ok(NetBackend::Tap("tap0".into())));
+    for (bad, why) in [
+        ("user,hostfwd=tcp::8080-:80", "must be 127.0.0.1"),
+        ("user,hostfwd=tcp:0.0.0.0:8080-:80", "must be 127.0.0.1"),
+        ("user,hostfwd=tcp:8080-:80", "must be 127.0.0.1"),
+        ("user,hostfwd=udp:127.0.0.1:53-:53", "only tcp"),
+        ("user,restrict=off", "only hostfwd="),
+        ("user,hostfwd=tcp:127.0.0.1:0-:80", "not a port"),
+        ("user,hostfwd=tcp:127.0.0.1:80-10.0.2.15:80", "guest side"),
+        ("bridge=br0", "expected user"),
+        ("tap=", "not an interface name"),
+    ] {
+        let e = parse_net(bad).unwrap_err();
+        assert!(e.contains(why), "{bad}: {e}");
+    }
 }

@@ -1,7 +1,7 @@
 //! The QEMU command line of a [`VmConfig`]: the kernel command line each
 //! machine needs, the machine, accelerator, devices and console arguments.
 
-use super::{Machine, VmConfig};
+use super::{Machine, Net, Nic, VmConfig};
 use crate::accel::{qemu_binary, resolved_accel, Accel};
 use std::ffi::OsString;
 use std::path::Path;
@@ -79,7 +79,7 @@ impl VmConfig {
 
     /// The virtio-mmio devices, disks then network, in transport order.
     fn mmio_devices(&self) -> usize {
-        self.disks.len() + usize::from(self.net)
+        self.disks.len() + usize::from(self.net.is_some())
     }
 
     fn debug_exit_device(&self) -> bool {
@@ -169,12 +169,42 @@ impl VmConfig {
                 device.into(),
             ]);
         }
-        if self.net {
-            let net = format!("{net}{}", bus(self.disks.len()));
-            args.extend(["-netdev", "user,id=net0", "-device", &net].map(OsString::from));
+        if let Some(nic) = &self.net {
+            let mut device = format!("{net}{}", bus(self.disks.len()));
+            if let Some(mac) = &nic.mac {
+                device.push_str(&format!(",mac={}", escape(mac)));
+            }
+            args.extend([
+                "-netdev".into(),
+                netdev(nic).into(),
+                "-device".into(),
+                device.into(),
+            ]);
         }
         args.extend(self.extra_args.iter().map(OsString::from));
         args
+    }
+}
+
+/// The `-netdev` of `nic`, id `net0`. User networking is always
+/// `restrict=on`, and forwards listen on 127.0.0.1 only: a guest reaches
+/// nothing outside and only this host reaches it.
+fn netdev(nic: &Nic) -> String {
+    match &nic.backend {
+        Net::User { hostfwd } => {
+            let mut s = "user,id=net0,restrict=on".to_string();
+            for f in hostfwd {
+                s.push_str(&format!(
+                    ",hostfwd=tcp:127.0.0.1:{}-:{}",
+                    f.host_port, f.guest_port
+                ));
+            }
+            s
+        }
+        Net::Tap(name) => format!(
+            "tap,id=net0,ifname={},script=no,downscript=no",
+            escape(name)
+        ),
     }
 }
 

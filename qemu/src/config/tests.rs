@@ -56,7 +56,9 @@ fn pc_command_line_with_disks_net_and_extras() {
             serial: Some("data".into()),
         },
     ];
-    cfg.net = true;
+    cfg.net = Some(Nic::new(Net::User {
+        hostfwd: Vec::new(),
+    }));
     cfg.debug_exit = false;
     cfg.extra_args = vec!["-s".into()];
     assert_eq!(
@@ -94,7 +96,7 @@ fn pc_command_line_with_disks_net_and_extras() {
             "-device",
             "virtio-blk-pci,drive=disk1,serial=data",
             "-netdev",
-            "user,id=net0",
+            "user,id=net0,restrict=on",
             "-device",
             "virtio-net-pci,netdev=net0,romfile=",
             "-s",
@@ -108,7 +110,9 @@ fn microvm_command_line() {
     cfg.machine = Machine::Microvm;
     cfg.append = "console=hvc0 panic=5".to_string();
     cfg.disks = vec![Disk::raw("/d.raw")];
-    cfg.net = true;
+    cfg.net = Some(Nic::new(Net::User {
+        hostfwd: Vec::new(),
+    }));
     assert_eq!(
         strings(cfg.args(Accel::Tcg, 2_100_000)),
         [
@@ -143,7 +147,7 @@ fn microvm_command_line() {
             "-device",
             "virtio-blk-device,drive=disk0",
             "-netdev",
-            "user,id=net0",
+            "user,id=net0,restrict=on",
             "-device",
             "virtio-net-device,netdev=net0",
         ]
@@ -179,7 +183,9 @@ fn firecracker_legacy_like_announces_each_mmio_device_and_has_no_debug_exit() {
     cfg.machine = Machine::FirecrackerLegacyLike;
     cfg.append = "console=ttyS0 reboot=k panic=1 pci=off".to_string();
     cfg.disks = vec![Disk::raw("/root.ext4"), Disk::raw("/data.raw")];
-    cfg.net = true;
+    cfg.net = Some(Nic::new(Net::User {
+        hostfwd: Vec::new(),
+    }));
     assert_eq!(
         strings(cfg.args(Accel::Tcg, 2_100_000)),
         [
@@ -219,7 +225,7 @@ fn firecracker_legacy_like_announces_each_mmio_device_and_has_no_debug_exit() {
             "-device",
             "virtio-blk-device,drive=disk1,bus=virtio-mmio-bus.1",
             "-netdev",
-            "user,id=net0",
+            "user,id=net0,restrict=on",
             "-device",
             "virtio-net-device,netdev=net0,bus=virtio-mmio-bus.2",
         ]
@@ -329,4 +335,52 @@ fn explicit_accel_is_not_probed() {
     let cmd = cfg.command();
     let args: Vec<_> = cmd.get_args().map(|a| a.to_str().unwrap()).collect();
     assert_eq!(&args[4..8], ["-accel", "tcg", "-cpu", "max"]);
+}
+
+#[test]
+fn user_network_is_restricted_and_forwards_only_loopback_ports() {
+    let mut cfg = VmConfig::new("/k", "/i");
+    cfg.net = Some(Nic {
+        backend: Net::User {
+            hostfwd: vec![
+                HostFwd {
+                    host_port: 8080,
+                    guest_port: 80,
+                },
+                HostFwd {
+                    host_port: 2222,
+                    guest_port: 22,
+                },
+            ],
+        },
+        mac: Some("02:aa:bb:cc:dd:ee".into()),
+    });
+    let args = strings(cfg.args(Accel::Tcg, 2_100_000));
+    let i = args.iter().position(|a| a == "-netdev").unwrap();
+    assert_eq!(
+        args[i + 1],
+        "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=tcp:127.0.0.1:2222-:22"
+    );
+    assert_eq!(args[i + 2], "-device");
+    assert_eq!(
+        args[i + 3],
+        "virtio-net-pci,netdev=net0,romfile=,mac=02:aa:bb:cc:dd:ee"
+    );
+}
+
+#[test]
+fn tap_network_on_microvm_is_a_virtio_mmio_device() {
+    let mut cfg = VmConfig::new("/k", "/i");
+    cfg.machine = Machine::Microvm;
+    cfg.net = Some(Nic::new(Net::Tap("tap,0".into())));
+    let args = strings(cfg.args(Accel::Kvm, 2_100_000));
+    let i = args.iter().position(|a| a == "-netdev").unwrap();
+    assert_eq!(
+        args[i + 1..i + 4],
+        [
+            "tap,id=net0,ifname=tap,,0,script=no,downscript=no",
+            "-device",
+            "virtio-net-device,netdev=net0"
+        ]
+    );
 }
