@@ -165,15 +165,7 @@ mode = "1777"
 
 /// The value of `PROBE key=…`, the last one printed.
 fn probe(out: &Outcome, key: &str) -> String {
-    let marker = format!("PROBE {key}=");
-    out.console
-        .lines()
-        .rev()
-        .find_map(|l| {
-            l.find(&marker)
-                .map(|at| l[at + marker.len()..].trim_end().to_string())
-        })
-        .unwrap_or_else(|| panic!("no {marker}; console:\n{}", out.console))
+    mkrootfs_tests::said(out, &format!("PROBE {key}="))
 }
 
 #[track_caller]

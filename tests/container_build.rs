@@ -28,17 +28,7 @@ container = {{}}
     );
     let img = build_image("container-from-table", &profile);
     let out = boot(&img, "quiet");
-    let probe = |key: &str| {
-        let marker = format!("PROBE {key}=");
-        out.console
-            .lines()
-            .rev()
-            .find_map(|l| {
-                l.find(&marker)
-                    .map(|at| l[at + marker.len()..].trim_end().to_string())
-            })
-            .unwrap_or_else(|| panic!("no {marker}; console:\n{}", out.console))
-    };
+    let probe = |key: &str| mkrootfs_tests::said(&out, &format!("PROBE {key}="));
     assert_eq!(out.exit_code(), 0, "console:\n{}", out.console);
     assert_eq!(probe("pid"), "1");
     assert_eq!(probe("hostname"), "box");

@@ -38,15 +38,7 @@ fn boot_on_net(image: &Path, append: &str, hostfwd: Vec<HostFwd>) -> Outcome {
 /// The value after `KEY=` on the last console line that has it.
 #[track_caller]
 fn said(out: &Outcome, key: &str) -> String {
-    let marker = format!("{key}=");
-    out.console
-        .lines()
-        .rev()
-        .find_map(|l| {
-            l.find(&marker)
-                .map(|at| l[at + marker.len()..].trim_end().to_string())
-        })
-        .unwrap_or_else(|| panic!("no {marker}; console:\n{}", out.console))
+    mkrootfs_tests::said(out, &format!("{key}="))
 }
 
 /// The `address_ms` of the init's timings line.

@@ -155,17 +155,7 @@ fn a_bundle_config_json_is_what_the_container_gets() {
     );
     let img = build_image("oci-bundle", &profile);
     let out = boot(&img, "quiet");
-    let probe = |key: &str| {
-        let marker = format!("PROBE {key}=");
-        out.console
-            .lines()
-            .rev()
-            .find_map(|l| {
-                l.find(&marker)
-                    .map(|at| l[at + marker.len()..].trim_end().to_string())
-            })
-            .unwrap_or_else(|| panic!("no {marker}; console:\n{}", out.console))
-    };
+    let probe = |key: &str| mkrootfs_tests::said(&out, &format!("PROBE {key}="));
     assert_eq!(probe("hostname"), "bundled");
     assert_eq!(probe("memory.max"), "67108864");
     assert_eq!(probe("hidden"), "0");

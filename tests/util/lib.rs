@@ -199,6 +199,20 @@ pub fn with_plans(image: &Path, plans: &[(String, mkrootfs_config::ContainerPlan
     std::fs::write(image, bytes).expect("write the image back");
 }
 
+/// The value after `marker` (`PROBE hostname=`, `addr=`) on the last
+/// console line that has it; the console in the panic message otherwise.
+#[track_caller]
+pub fn said(out: &Outcome, marker: &str) -> String {
+    out.console
+        .lines()
+        .rev()
+        .find_map(|l| {
+            l.find(marker)
+                .map(|at| l[at + marker.len()..].trim_end().to_string())
+        })
+        .unwrap_or_else(|| panic!("no {marker}; console:\n{}", out.console))
+}
+
 /// Boots `image` on a PC machine with no disks.
 pub fn boot(image: &Path, append: &str) -> Outcome {
     boot_with(image, append, &[], Machine::Pc)
