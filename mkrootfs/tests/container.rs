@@ -89,9 +89,9 @@ fn empty_container_table_builds_the_plan_the_init_reads() {
         plan.seccomp.as_deref(),
         Some("/etc/mkrootfs/seccomp/box.bpf")
     );
-    // The profile's container table stays in init.json too; the init reads
-    // only the plan.
-    assert!(cfg.services[0].container.is_some());
+    // The profile's container table is not written into init.json: the
+    // init reads only the plan (and is built without the table's schema).
+    assert!(cfg.services[0].container.is_none());
     let bpf = entry("etc/mkrootfs/seccomp/box.bpf");
     assert_eq!(bpf.data, docker_default(DOCKER_CAPABILITY_MASK).unwrap());
     assert_eq!((bpf.uid, bpf.gid), (0, 0));
