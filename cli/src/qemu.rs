@@ -49,6 +49,7 @@ impl GuestOnQemu for Guest {
             ]);
         }
         cfg.net = self.net.as_ref().map(qemu_nic);
+        cfg.rng = self.rng;
         cfg
     }
 }
@@ -122,6 +123,9 @@ impl FirecrackerOnQemu for FirecrackerConfig {
             backend: Net::Tap(n.host_dev_name.clone()),
             mac: n.guest_mac.clone(),
         });
+        // Firecracker attaches its entropy device after the network's, as
+        // the harness does.
+        cfg.rng = self.entropy.is_some();
         cfg
     }
 }
@@ -179,6 +183,9 @@ mod tests {
             [("/img/root.ext4", false), ("/img/data.erofs", true)]
         );
         assert!(!vm.debug_exit);
+        assert!(vm.rng);
+        cfg.entropy = None;
+        assert!(!cfg.to_qemu().rng);
     }
 
     #[test]
@@ -189,6 +196,7 @@ mod tests {
         assert_eq!(vm.append, "root=/dev/vda rw quiet mkrootfs.debug");
         assert_eq!((vm.memory_mb, vm.cpus), (256, 2));
         assert!(vm.debug_exit);
+        assert!(vm.rng);
         let ch = g.cloud_hypervisor_qemu();
         assert_eq!(ch.machine, Machine::CloudHypervisorLike);
         assert_eq!(

@@ -161,7 +161,9 @@ fn vm_config_qemu_microvm_line_is_for_a_kvm_host_with_vsock_and_append_last() {
              -accel kvm -cpu host -m 512 -smp 2 -display none -serial stdio -no-reboot \
              -kernel {d}/vmlinux -initrd {d}/image.cpio \
              -append 'panic=-1 console=ttyS0 mkrootfs.debug_exit=0xf4 console=tty0' \
-             -device isa-debug-exit,iobase=0xf4,iosize=0x04 -device vhost-vsock-device,guest-cid=7\n"
+             -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
+             -object rng-random,filename=/dev/urandom,id=rng0 -device virtio-rng-device,rng=rng0 \
+             -device vhost-vsock-device,guest-cid=7\n"
         )
     );
     // QEMU's vhost-vsock has no Unix socket to name.
@@ -217,6 +219,38 @@ fn vm_config_firecracker_append_goes_after_the_monitor_parameters() {
         Some("console=ttyS0 reboot=k panic=1 pci=off mkrootfs.shutdown=reboot console=tty0")
     );
     assert!(cfg.drives[0].is_root_device && cfg.drives[0].is_read_only);
+    assert!(cfg.entropy.is_some());
+}
+
+/// Every monitor gets an entropy device unless `--no-rng` says otherwise.
+#[test]
+fn vm_config_entropy_device_by_default_and_none_with_no_rng() {
+    let tmp = setup();
+    let dir = tmp.path();
+    for (target, device) in [
+        ("firecracker", "\"entropy\": {}"),
+        ("cloud-hypervisor", " --rng src=/dev/urandom"),
+        (
+            "qemu-microvm",
+            " -object rng-random,filename=/dev/urandom,id=rng0 -device virtio-rng-device,rng=rng0",
+        ),
+    ] {
+        let base = [
+            "vm-config",
+            "--target",
+            target,
+            "image.cpio",
+            "--kernel",
+            "vmlinux",
+        ];
+        let o = mkrootfs(dir, &base);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert_eq!(stdout(&o).matches(device).count(), 1, "{}", stdout(&o));
+        let o = mkrootfs(dir, &[&base[..], &["--no-rng"]].concat());
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(!stdout(&o).contains("rng"), "{}", stdout(&o));
+        assert!(!stdout(&o).contains("entropy"), "{}", stdout(&o));
+    }
 }
 
 /// `--tap` on each monitor: the same MAC (derived from the image's name)

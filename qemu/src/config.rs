@@ -142,6 +142,12 @@ pub struct VmConfig {
     pub disks: Vec<Disk>,
     /// A virtio-net device and its backend. Default none.
     pub net: Option<Nic>,
+    /// A virtio-rng device fed from the host's `/dev/urandom`
+    /// (`virtio-rng-pci` on [`Machine::Pc`] and
+    /// [`Machine::CloudHypervisorLike`], `virtio-rng-device` on the other
+    /// microvm shapes, after the disks and the network device as Firecracker
+    /// attaches its `entropy`). Default false.
+    pub rng: bool,
     /// Counted from when the QEMU slot is acquired. Default 120 s.
     pub timeout: Duration,
     /// Also copy the console to our stdout as it arrives (`mkrootfs run`). Default false.
@@ -175,6 +181,7 @@ impl VmConfig {
             cpus: 1,
             disks: Vec::new(),
             net: None,
+            rng: false,
             timeout: Duration::from_secs(120),
             echo_console: false,
             quiet_console: false,

@@ -73,6 +73,11 @@ pub struct VmConfigArgs {
     /// The default route's next hop, with --ip.
     #[arg(long, requires = "ip")]
     pub gateway: Option<std::net::Ipv4Addr>,
+    /// Leave out the entropy device (virtio-rng fed by the host: Firecracker's
+    /// entropy, Cloud Hypervisor's --rng, QEMU's virtio-rng-device), which
+    /// is there by default.
+    #[arg(long)]
+    pub no_rng: bool,
 }
 
 fn parse_mac(s: &str) -> Result<vmconfig::Mac, String> {
@@ -113,6 +118,7 @@ pub fn run(args: VmConfigArgs) -> Result<u8> {
     guest.memory_mib = args.memory;
     guest.cpus = args.cpus;
     guest.append = args.append.clone();
+    guest.rng = !args.no_rng;
     // A verity image's root hash (written next to it by the build).
     if let Some(param) = args
         .disk

@@ -149,7 +149,8 @@ fn firecracker_json_field_by_field() {
   "vsock": {
     "guest_cid": 3,
     "uds_path": "/run/app/vsock.sock"
-  }
+  },
+  "entropy": {}
 }
 "#
     );
@@ -157,7 +158,9 @@ fn firecracker_json_field_by_field() {
 
 #[test]
 fn firecracker_json_is_valid_against_firecrackers_api_schema() {
-    for guest in [full_guest(), Guest::new("/k", "/i")] {
+    let mut no_rng = Guest::new("/k", "/i");
+    no_rng.rng = false;
+    for guest in [full_guest(), Guest::new("/k", "/i"), no_rng] {
         let json: Value = serde_json::from_str(&guest.firecracker().to_json()).unwrap();
         assert_eq!(schema_errors(&json), Vec::<String>::new(), "{json}");
     }
@@ -174,12 +177,15 @@ fn the_schema_check_catches_missing_unknown_and_mistyped_fields() {
     json["drives"][0]["is_read_only"] = Value::from("no");
     json["drives"][1]["read_only"] = Value::from(true);
     json["vsock"]["guest_cid"] = Value::from(2);
+    json["entropy"]["rate_limiter"] = serde_json::json!({"bandwidth": {"size": -1}});
     assert_eq!(
         schema_errors(&json),
         [
             "config.boot-source: missing required field kernel_image_path",
             "config.drives[0].is_read_only: expected a boolean, got \"no\"",
             "config.drives[1]: unknown field read_only",
+            "config.entropy.rate_limiter.bandwidth: missing required field refill_time",
+            "config.entropy.rate_limiter.bandwidth.size: -1 is below the minimum 0",
             "config.machine-config.vcpu_count: 64 is above the maximum 32",
             "config.vsock.guest_cid: 2 is below the minimum 3",
         ]
@@ -204,6 +210,7 @@ fn firecracker_json_reads_back_and_rejects_unknown_fields() {
 /// option and, for `key=value` lists, the keys its parser accepts.
 const CH_OPTIONS: &[(&str, Option<&[&str]>)] = &[
     ("--kernel", None),
+    ("--rng", Some(&["src", "iommu"])),
     ("--initramfs", None),
     ("--cmdline", None),
     (
@@ -339,7 +346,7 @@ fn ch_errors(args: &[String]) -> Vec<String> {
                 errors.push(format!("{flag}: unknown key {k}"));
             }
             let ok = match (flag.as_str(), k) {
-                ("--disk", "path") | ("--vsock", "socket") => v.starts_with('/'),
+                ("--disk", "path") | ("--vsock", "socket") | ("--rng", "src") => v.starts_with('/'),
                 ("--disk", "readonly") => v == "on" || v == "off",
                 ("--cpus", "boot") => v.parse::<u8>().is_ok_and(|n| n >= 1),
                 // ByteSized: a number with an optional K, M or G suffix.
@@ -388,6 +395,8 @@ fn cloud_hypervisor_command_line_option_by_option() {
             "off",
             "--vsock",
             "cid=3,socket=/run/app/vsock.sock",
+            "--rng",
+            "src=/dev/urandom",
         ]
     );
     assert_eq!(ch_errors(&args), Vec::<String>::new());
@@ -587,4 +596,32 @@ fn run_net_specs_forward_only_from_loopback() {
         let e = parse_net(bad).unwrap_err();
         assert!(e.contains(why), "{bad}: {e}");
     }
+}
+
+#[test]
+fn entropy_device_field_by_field_and_left_out_on_request() {
+    let cfg = full_guest().firecracker();
+    let json: Value = serde_json::from_str(&cfg.to_json()).unwrap();
+    // An EntropyDevice with no rate_limiter: unthrottled.
+    assert_eq!(json["entropy"], serde_json::json!({}));
+    assert_eq!(schema_errors(&json), Vec::<String>::new(), "{json}");
+    assert_eq!(FirecrackerConfig::from_json(&cfg.to_json()).unwrap(), cfg);
+    assert!(FirecrackerConfig::from_json(
+        r#"{"boot-source":{"kernel_image_path":"k"},"drives":[],"machine-config":{"vcpu_count":1,"mem_size_mib":128},"entropy":{"rate":1}}"#
+    )
+    .unwrap_err()
+    .to_string()
+    .starts_with("unknown field `rate`"));
+
+    let args = full_guest().cloud_hypervisor();
+    let i = args.iter().position(|a| a == "--rng").unwrap();
+    assert_eq!(args[i + 1], "src=/dev/urandom");
+    assert_eq!(args.iter().filter(|a| *a == "--rng").count(), 1);
+
+    let mut g = full_guest();
+    g.rng = false;
+    assert!(g.firecracker().entropy.is_none());
+    assert!(!g.firecracker().to_json().contains("entropy"));
+    assert!(!g.cloud_hypervisor().contains(&"--rng".to_string()));
+    assert_eq!(ch_errors(&g.cloud_hypervisor()), Vec::<String>::new());
 }

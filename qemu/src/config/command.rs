@@ -77,9 +77,9 @@ impl VmConfig {
         line
     }
 
-    /// The virtio-mmio devices, disks then network, in transport order.
+    /// The virtio-mmio devices, disks, network then rng, in transport order.
     fn mmio_devices(&self) -> usize {
-        self.disks.len() + usize::from(self.net.is_some())
+        self.disks.len() + usize::from(self.net.is_some()) + usize::from(self.rng)
     }
 
     fn debug_exit_device(&self) -> bool {
@@ -133,13 +133,17 @@ impl VmConfig {
             args.push("-device".into());
             args.push("isa-debug-exit,iobase=0xf4,iosize=0x04".into());
         }
-        let (blk, net) = match self.machine {
-            Machine::Pc | Machine::CloudHypervisorLike => {
-                ("virtio-blk-pci", "virtio-net-pci,netdev=net0,romfile=")
-            }
-            Machine::Microvm | Machine::FirecrackerLike | Machine::FirecrackerLegacyLike => {
-                ("virtio-blk-device", "virtio-net-device,netdev=net0")
-            }
+        let (blk, net, rng) = match self.machine {
+            Machine::Pc | Machine::CloudHypervisorLike => (
+                "virtio-blk-pci",
+                "virtio-net-pci,netdev=net0,romfile=",
+                "virtio-rng-pci,rng=rng0",
+            ),
+            Machine::Microvm | Machine::FirecrackerLike | Machine::FirecrackerLegacyLike => (
+                "virtio-blk-device",
+                "virtio-net-device,netdev=net0",
+                "virtio-rng-device,rng=rng0",
+            ),
         };
         // Pin each device to the transport announced on the command line. Only
         // there: with ACPI, QEMU's own placement (from the last transport down) is
@@ -179,6 +183,17 @@ impl VmConfig {
                 netdev(nic).into(),
                 "-device".into(),
                 device.into(),
+            ]);
+        }
+        if self.rng {
+            // rng-random reads the file (rng-builtin, QEMU's default
+            // backend, would be QEMU's own generator): the host's CRNG.
+            let transport = self.disks.len() + usize::from(self.net.is_some());
+            args.extend([
+                "-object".into(),
+                "rng-random,filename=/dev/urandom,id=rng0".into(),
+                "-device".into(),
+                format!("{rng}{}", bus(transport)).into(),
             ]);
         }
         args.extend(self.extra_args.iter().map(OsString::from));

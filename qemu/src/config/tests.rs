@@ -186,6 +186,7 @@ fn firecracker_legacy_like_announces_each_mmio_device_and_has_no_debug_exit() {
     cfg.net = Some(Nic::new(Net::User {
         hostfwd: Vec::new(),
     }));
+    cfg.rng = true;
     assert_eq!(
         strings(cfg.args(Accel::Tcg, 2_100_000)),
         [
@@ -215,7 +216,7 @@ fn firecracker_legacy_like_announces_each_mmio_device_and_has_no_debug_exit() {
             "-append",
             "panic=-1 tsc_early_khz=2100000 no_timer_check console=ttyS0 reboot=k panic=1 pci=off \
              virtio_mmio.device=512@0xfeb00000:5 virtio_mmio.device=512@0xfeb00200:6 \
-             virtio_mmio.device=512@0xfeb00400:7",
+             virtio_mmio.device=512@0xfeb00400:7 virtio_mmio.device=512@0xfeb00600:8",
             "-drive",
             "file=/root.ext4,format=raw,if=none,id=disk0",
             "-device",
@@ -228,6 +229,10 @@ fn firecracker_legacy_like_announces_each_mmio_device_and_has_no_debug_exit() {
             "user,id=net0,restrict=on",
             "-device",
             "virtio-net-device,netdev=net0,bus=virtio-mmio-bus.2",
+            "-object",
+            "rng-random,filename=/dev/urandom,id=rng0",
+            "-device",
+            "virtio-rng-device,rng=rng0,bus=virtio-mmio-bus.3",
         ]
     );
 }
@@ -383,4 +388,50 @@ fn tap_network_on_microvm_is_a_virtio_mmio_device() {
             "virtio-net-device,netdev=net0"
         ]
     );
+}
+
+#[test]
+fn rng_is_virtio_rng_on_urandom_after_the_other_devices() {
+    let mut cfg = VmConfig::new("/k", "/i");
+    cfg.rng = true;
+    cfg.debug_exit = false;
+    cfg.extra_args = vec!["-s".into()];
+    let args = strings(cfg.args(Accel::Kvm, 2_100_000));
+    let i = args.iter().position(|a| a == "-object").unwrap();
+    assert_eq!(
+        args[i..],
+        [
+            "-object",
+            "rng-random,filename=/dev/urandom,id=rng0",
+            "-device",
+            "virtio-rng-pci,rng=rng0",
+            "-s",
+        ]
+    );
+    cfg.machine = Machine::CloudHypervisorLike;
+    let args = strings(cfg.args(Accel::Kvm, 2_100_000));
+    assert!(
+        args.contains(&"virtio-rng-pci,rng=rng0".to_string()),
+        "{args:?}"
+    );
+    for machine in [Machine::Microvm, Machine::FirecrackerLike] {
+        cfg.machine = machine;
+        cfg.disks = vec![Disk::raw("/d.raw")];
+        let args = strings(cfg.args(Accel::Kvm, 2_100_000));
+        let i = args.iter().position(|a| a == "-object").unwrap();
+        assert_eq!(
+            args[i..],
+            [
+                "-object",
+                "rng-random,filename=/dev/urandom,id=rng0",
+                "-device",
+                "virtio-rng-device,rng=rng0",
+                "-s",
+            ],
+            "{machine:?}"
+        );
+    }
+    cfg.rng = false;
+    let args = strings(cfg.args(Accel::Kvm, 2_100_000));
+    assert!(!args.iter().any(|a| a.contains("rng")), "{args:?}");
 }
