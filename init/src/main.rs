@@ -15,6 +15,7 @@ mod boot_timer;
 mod cmdline;
 mod console;
 mod container;
+mod entropy;
 mod launch;
 mod log;
 mod modules;
@@ -282,6 +283,11 @@ fn boot() -> ! {
         fatal_error("mount", &e);
     }
     t.mark("mounts2");
+    // After the modules (virtio_rng among them) and the root: the CRNG's
+    // state is noted, never waited for.
+    if let Some(ms) = entropy::at_boot(t.start) {
+        t.extra.push(("crng", ms));
+    }
     network(&cfg, &line, &mut t);
 
     supervise_and_end(&cfg, t)

@@ -329,6 +329,16 @@ pub fn run_parallel<'a, T: Send>(jobs: Vec<Box<dyn FnOnce() -> T + Send + 'a>>) 
     jobs.into_iter().filter_map(|j| j.result).collect()
 }
 
+/// `getrandom(buf, GRND_NONBLOCK)`: fills `buf` from the kernel's CRNG, or
+/// fails with EAGAIN while the CRNG is not yet initialised, never waiting
+/// (getrandom(2)).
+pub fn getrandom_nonblock(buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: buf is valid for writes of buf.len() bytes for the call.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), libc::GRND_NONBLOCK) };
+    // Negative means the errno is set; otherwise a count within buf.len().
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
 /// Bytes written to a terminal and not sent yet (`TIOCOUTQ`); an error
 /// (ENOTTY) when `fd` is not a terminal.
 pub fn output_queued(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<usize> {

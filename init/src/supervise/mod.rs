@@ -358,11 +358,13 @@ impl Supervisor {
             if crate::net::next_renewal().is_some_and(|t| t <= now) {
                 crate::net::renew_due(now);
             }
+            crate::entropy::check_due(now);
             let next = self
                 .services
                 .iter()
                 .filter_map(|s| s.restart_at)
                 .chain(crate::net::next_renewal())
+                .chain(crate::entropy::next_check())
                 .min();
             let wait = next.map_or(self.tick, |t| {
                 t.saturating_duration_since(Instant::now()).min(self.tick)
