@@ -155,6 +155,8 @@ fn firecracker_like_guest_boots_from_the_emitted_configuration() {
     );
     assert_eq!(config.drives.len(), 1);
     assert!(config.drives[0].is_root_device);
+    // The entropy device by default, attached on QEMU after the disk.
+    assert!(config.entropy.is_some());
 
     let mut cfg = config.to_qemu();
     let log = work_dir().join("firecracker-like-qemu.log");
@@ -177,6 +179,20 @@ fn firecracker_like_guest_boots_from_the_emitted_configuration() {
     assert_has(c, "VIRTIO LNRO0005:00 virtio_blk\n");
     assert_has(c, "DISK ext4\n");
     assert_has(c, "MOUNT /dev/vda / ext4 rw");
+    // The entropy device, found through ACPI and bound to virtio_rng.
+    assert!(
+        c.lines()
+            .any(|l| l.starts_with("VIRTIO LNRO0005:") && l.ends_with(" virtio_rng")),
+        "no virtio_rng device; console:\n{c}"
+    );
+    // The init noted when the CRNG became ready without waiting for it: in
+    // the timings line if it already was, else in a line of its own later.
+    assert!(
+        c.lines()
+            .any(|l| l.contains(" timings: kernel_ms=") && l.contains(" crng_ms="))
+            || c.contains("mkrootfs-init: crng ready at "),
+        "no CRNG-ready time; console:\n{c}"
+    );
     // Shutdown through reboot=k: the i8042 reset, which -no-reboot turns into QEMU's exit.
     assert_has(c, "reboot: Restarting system");
     assert_eq!(
@@ -253,7 +269,9 @@ fn firecracker_legacy_like_announcement_needs_cmdline_devices_in_the_kernel() {
     assert!(!image.is_empty());
     assert_has(c, "virtio_mmio.device=512@0xfeb00000:5");
     assert_has(c, "module virtio_mmio loaded in ");
-    assert_has(c, " with device=512@0xfeb00000:5\n");
+    // The disk's transport, then the entropy device's (Firecracker
+    // attaches its entropy device last).
+    assert_has(c, " with device=512@0xfeb00000:5 device=512@0xfeb00200:6\n");
     assert_has(c, "virtio_mmio: unknown parameter 'device' ignored");
     assert_has(
         c,
