@@ -307,7 +307,8 @@ fn cloud_hypervisor_like_guest_uses_virtio_pci_and_acpi_power_off() {
         text(&o.stdout),
         format!(
             "cloud-hypervisor --kernel {vmlinux} --initramfs {image} --cmdline 'console=ttyS0 root=/dev/vda rw' \
-             --disk path={disk} --cpus boot=1 --memory size=512M --serial tty --console off\n"
+             --disk path={disk} --cpus boot=1 --memory size=512M --serial tty --console off \
+             --rng src=/dev/urandom\n"
         )
     );
     let o = {

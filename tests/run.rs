@@ -62,6 +62,14 @@ fn run_shows_the_service_not_the_kernel_boot_unless_verbose() {
     for line in ORDINARY_KERNEL_LINES {
         assert!(out.contains(line), "-v output lacks {line:?}:\n{out}");
     }
+    // -v shows the QEMU command line: a virtio-rng device on the host's
+    // /dev/urandom (issue 18).
+    for arg in [
+        "rng-random,filename=/dev/urandom,id=rng0",
+        "virtio-rng-pci,rng=rng0",
+    ] {
+        assert!(err.contains(arg), "-v command line lacks {arg:?}:\n{err}");
+    }
 }
 
 /// When the boot fails, the whole console log is printed, kernel messages
