@@ -166,16 +166,9 @@ fn configure_one(
 ) -> Result<Applied, NetError> {
     let timeout = Duration::from_millis(entry.timeout_ms());
     let deadline = Instant::now() + timeout;
-    let link = loop {
-        let links = nl.links()?;
-        if let Some(l) = find(&links, entry, claimed) {
-            break l;
-        }
-        if Instant::now() >= deadline {
-            return Err(NetError::Missing(entry.display_name(), entry.timeout_ms()));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let link = wait_for_link(nl, &entry.display_name(), timeout, |links| {
+        find(links, entry, claimed)
+    })?;
     nl.set_up(&link, entry.mtu)?;
     let mut a = Applied {
         link,
@@ -238,6 +231,30 @@ pub fn apply(nl: &mut Netlink, a: &Applied) -> Result<(), NetError> {
         nl.add_route(&a.link, None, Some(gw))?;
     }
     Ok(())
+}
+
+/// Polls the links until `pick` finds one (an interface still being
+/// probed, or given back by a container's namespace), for at most `timeout`:
+/// then `Missing(what)`.
+fn wait_for_link(
+    nl: &mut Netlink,
+    what: &str,
+    timeout: Duration,
+    pick: impl Fn(&[Link]) -> Option<Link>,
+) -> Result<Link, NetError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(l) = pick(&nl.links()?) {
+            return Ok(l);
+        }
+        if Instant::now() >= deadline {
+            return Err(NetError::Missing(
+                what.to_string(),
+                timeout.as_millis() as u64,
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 fn find(links: &[Link], entry: &NetworkConfig, claimed: &[u32]) -> Option<Link> {
@@ -389,16 +406,10 @@ pub fn move_into(a: &Applied, pid: i32) -> Result<(), NetError> {
         })?
         .into();
     let mut nl = Netlink::open()?;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let link = loop {
-        if let Some(l) = nl.links()?.into_iter().find(|l| l.name == a.link.name) {
-            break l;
-        }
-        if Instant::now() >= deadline {
-            return Err(NetError::Missing(a.link.name.clone(), 5000));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let name = &a.link.name;
+    let link = wait_for_link(&mut nl, name, Duration::from_secs(5), |links| {
+        links.iter().find(|l| &l.name == name).cloned()
+    })?;
     nl.move_to(&link, &ns)?;
     Ok(())
 }

@@ -355,9 +355,8 @@ impl Supervisor {
             if let Some(status) = self.reap() {
                 return Ok(Stop::MainEnded(status));
             }
-            if crate::net::next_renewal().is_some_and(|t| t <= now) {
-                crate::net::renew_due(now);
-            }
+            // Each does only what is due at `now`.
+            crate::net::renew_due(now);
             crate::entropy::check_due(now);
             let next = self
                 .services
