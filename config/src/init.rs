@@ -72,6 +72,103 @@ pub struct InitConfig {
     /// absent, so that images without it stay byte-identical.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent: Option<crate::agent::AgentConfig>,
+    /// The settings keys a VM may change ([`crate::settings`], docs/init.md
+    /// "Per-VM settings"): an entry allows itself and every key below it
+    /// (`env` allows `env.PORT`). Default: `["hostname", "network"]` (left
+    /// out of the JSON then, so images without it stay byte-identical).
+    #[serde(
+        default = "default_overridable",
+        skip_serializing_if = "is_default_overridable"
+    )]
+    pub overridable: Vec<String>,
+    /// The config drive: a block device whose file system has this label,
+    /// holding [`crate::settings::CONFIG_DRIVE_FILE`]. Default: looked for
+    /// under the label `MKROOTFS-CFG`, not required.
+    #[serde(default, skip_serializing_if = "ConfigDriveConfig::is_default")]
+    pub config_drive: ConfigDriveConfig,
+    /// Firecracker's MMDS (version 2) as a settings source, read once the
+    /// network is up. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mmds: Option<MmdsConfig>,
+}
+
+fn default_overridable() -> Vec<String> {
+    crate::settings::DEFAULT_OVERRIDABLE
+        .iter()
+        .map(|k| k.to_string())
+        .collect()
+}
+
+fn is_default_overridable(v: &[String]) -> bool {
+    v == default_overridable().as_slice()
+}
+
+/// `[init.config_drive]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConfigDriveConfig {
+    /// Look for one at all. Default: true.
+    pub enabled: bool,
+    /// The file-system label (1 to 16 bytes). Default: `MKROOTFS-CFG`.
+    pub label: String,
+    /// A missing drive, a document that does not parse or a bad key is
+    /// fatal instead of a warning. Default: false.
+    pub required: bool,
+    /// How long to wait for the drive to appear after the modules are
+    /// loaded, in milliseconds. Default: 0 (one look), 5000 when required.
+    pub wait_ms: Option<u64>,
+}
+
+impl Default for ConfigDriveConfig {
+    fn default() -> Self {
+        ConfigDriveConfig {
+            enabled: true,
+            label: crate::settings::CONFIG_DRIVE_LABEL.to_string(),
+            required: false,
+            wait_ms: None,
+        }
+    }
+}
+
+impl ConfigDriveConfig {
+    fn is_default(&self) -> bool {
+        *self == ConfigDriveConfig::default()
+    }
+
+    /// [`ConfigDriveConfig::wait_ms`] with its default applied.
+    pub fn wait(&self) -> u64 {
+        self.wait_ms.unwrap_or(if self.required { 5000 } else { 0 })
+    }
+}
+
+/// `[init.mmds]`: Firecracker's metadata service, version 2 (a session
+/// token from `PUT /latest/api/token`, then `GET` with it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MmdsConfig {
+    /// IPv4 address. Default: `169.254.169.254` (Firecracker's).
+    pub address: std::net::Ipv4Addr,
+    /// TCP port. Default: 80.
+    pub port: u16,
+    /// The object holding the settings document. Default: `/mkrootfs`.
+    pub path: String,
+    /// No answer, an error status or a bad key is fatal instead of a
+    /// warning. Default: false.
+    pub required: bool,
+    /// The whole exchange's time limit, in milliseconds. Default: 2000.
+    pub timeout_ms: u64,
+}
+
+impl Default for MmdsConfig {
+    fn default() -> Self {
+        MmdsConfig {
+            address: std::net::Ipv4Addr::new(169, 254, 169, 254),
+            port: 80,
+            path: "/mkrootfs".into(),
+            required: false,
+            timeout_ms: 2000,
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -280,6 +377,22 @@ impl ServiceConfig {
         }
         self.argv = argv;
     }
+
+    /// Sets one variable of the workload's environment, plain or container
+    /// alike (per-VM settings): a container's plan holds its whole
+    /// environment (the image's `Env` among it), where the name is replaced
+    /// in place or added at the end.
+    pub fn set_env(&mut self, name: &str, value: &str) {
+        if let Some(plan) = &mut self.container_plan {
+            let entry = format!("{name}={value}");
+            let same = |e: &String| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == name;
+            match plan.env.iter_mut().find(|e| same(e)) {
+                Some(e) => *e = entry,
+                None => plan.env.push(entry),
+            }
+        }
+        self.env.insert(name.to_string(), value.to_string());
+    }
 }
 
 /// What ends the machine.
@@ -467,6 +580,26 @@ impl InitConfig {
             };
             a.validate()
                 .map_err(|e| invalid(&[key("agent"), key(field)], e))?;
+        }
+        crate::settings::check_overridable(&self.overridable)
+            .map_err(|e| invalid(&[key("overridable")], format!("init.overridable: {e}")))?;
+        let label = &self.config_drive.label;
+        if label.is_empty() || label.len() > 16 {
+            return Err(invalid(
+                &[key("config_drive"), key("label")],
+                format!("init.config_drive.label {label:?} must be 1 to 16 bytes"),
+            ));
+        }
+        if let Some(m) = &self.mmds {
+            if !m.path.starts_with('/')
+                || m.path
+                    .contains(|c: char| c.is_ascii_whitespace() || c.is_ascii_control())
+            {
+                return Err(invalid(
+                    &[key("mmds"), key("path")],
+                    format!("init.mmds.path {:?} must be an absolute URL path", m.path),
+                ));
+            }
         }
         if self.services.is_empty() && r.exec.is_none() {
             return Err(invalid(

@@ -20,6 +20,7 @@ pub mod mode;
 pub mod network;
 pub mod result;
 pub mod rlimit;
+pub mod settings;
 pub mod text;
 pub mod users;
 
