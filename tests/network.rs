@@ -18,7 +18,10 @@ const PAGE: &str = "served from the container's own eth0\n";
 fn boot_on_net(image: &Path, append: &str, hostfwd: Vec<HostFwd>) -> Outcome {
     let mut cfg = VmConfig::new(kernel().vmlinuz.clone(), image.to_path_buf());
     cfg.append = append.to_string();
-    cfg.net = Some(Nic::new(Net::User { hostfwd }));
+    cfg.net = Some(Nic::new(Net::User {
+        hostfwd,
+        guestfwd: Vec::new(),
+    }));
     cfg.timeout = Duration::from_secs(300);
     let started = Instant::now();
     let out = mkrootfs_qemu::run(&cfg).unwrap_or_else(|e| panic!("run QEMU: {}", chain(&e)));

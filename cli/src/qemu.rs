@@ -68,6 +68,7 @@ pub fn qemu_nic(n: &GuestNet) -> Nic {
                     guest_port,
                 })
                 .collect(),
+            guestfwd: Vec::new(),
         },
     };
     Nic {

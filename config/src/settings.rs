@@ -129,16 +129,38 @@ fn problem(key: &str, message: impl Into<String>) -> Problem {
     }
 }
 
+/// A value of the document, kept as its text until its key is judged:
+/// parsing into `serde_json::Value` would add a second deserializer to
+/// PID 1 (about 100 KB); each value is read here into its own type with the
+/// one the init's configuration uses.
+type Raw = serde_json::value::RawValue;
+
 /// JSON type names for messages (never the value itself).
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+fn kind(v: &Raw) -> &'static str {
+    match v.get().as_bytes().first() {
+        Some(b'"') => "a string",
+        Some(b'{') => "an object",
+        Some(b'[') => "an array",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
     }
+}
+
+fn as_string(v: &Raw) -> Option<String> {
+    (kind(v) == "a string")
+        .then(|| serde_json::from_str(v.get()).ok())
+        .flatten()
+}
+
+fn as_object(v: &Raw) -> Option<BTreeMap<String, Box<Raw>>> {
+    (kind(v) == "an object")
+        .then(|| serde_json::from_str(v.get()).ok())
+        .flatten()
+}
+
+fn expected(what: &str, v: &Raw) -> String {
+    format!("expected {what}, found {}", kind(v))
 }
 
 /// A host name as the kernel and resolvers take it: 1 to 64 bytes of
@@ -185,101 +207,99 @@ pub fn check_secret_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn string_map(
-    key: &str,
-    v: &Value,
-    out: &mut BTreeMap<String, String>,
-    problems: &mut Vec<Problem>,
-) {
-    let Value::Object(m) = v else {
-        problems.push(problem(
-            key,
-            format!("expected an object, found {}", kind(v)),
-        ));
+/// Lower- or upper-case hex to bytes; `None` when not hex or odd.
+pub fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .collect()
+}
+
+/// Lower-case hex.
+pub fn hex_encode(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn string_map(key: &str, v: &Raw, out: &mut BTreeMap<String, String>, problems: &mut Vec<Problem>) {
+    let Some(m) = as_object(v) else {
+        problems.push(problem(key, expected("an object", v)));
         return;
     };
     for (name, value) in m {
         let at = format!("{key}.{name}");
-        if let Err(e) = check_env_name(name) {
+        if let Err(e) = check_env_name(&name) {
             problems.push(problem(&at, e));
             continue;
         }
-        match value {
-            Value::String(s) if s.contains('\0') => {
+        match as_string(&value) {
+            Some(s) if s.contains('\0') => {
                 problems.push(problem(&at, "the value holds a NUL byte"))
             }
-            Value::String(s) => {
-                out.insert(name.clone(), s.clone());
+            Some(s) => {
+                out.insert(name, s);
             }
-            other => problems.push(problem(
-                &at,
-                format!("expected a string, found {}", kind(other)),
-            )),
+            None => problems.push(problem(&at, expected("a string", &value))),
         }
     }
 }
 
-fn parse_services(v: &Value, s: &mut Settings, problems: &mut Vec<Problem>) {
-    let Value::Object(m) = v else {
-        problems.push(problem(
-            "services",
-            format!("expected an object, found {}", kind(v)),
-        ));
+fn parse_services(v: &Raw, s: &mut Settings, problems: &mut Vec<Problem>) {
+    let Some(m) = as_object(v) else {
+        problems.push(problem("services", expected("an object", v)));
         return;
     };
     for (name, body) in m {
         let at = format!("services.{name}");
-        let Value::Object(fields) = body else {
-            problems.push(problem(
-                &at,
-                format!("expected an object, found {}", kind(body)),
-            ));
+        let Some(fields) = as_object(&body) else {
+            problems.push(problem(&at, expected("an object", &body)));
             continue;
         };
         let mut svc = ServiceSettings::default();
         for (k, v) in fields {
             match k.as_str() {
-                "env" => string_map(&format!("{at}.env"), v, &mut svc.env, problems),
+                "env" => string_map(&format!("{at}.env"), &v, &mut svc.env, problems),
                 _ => problems.push(problem(&format!("{at}.{k}"), "unknown key (known: env)")),
             }
         }
-        s.services.insert(name.clone(), svc);
+        s.services.insert(name, svc);
     }
 }
 
 /// One `network` entry: an `[[init.network]]` object, or a string in the
 /// kernel's `ip=` syntax.
-fn parse_network_entry(at: &str, v: &Value) -> Result<NetworkConfig, String> {
-    let entry = match v {
-        Value::String(ip) => match parse_ip_param(ip) {
+fn parse_network_entry(at: &str, v: &Raw) -> Result<NetworkConfig, String> {
+    let entry = if let Some(ip) = as_string(v) {
+        match parse_ip_param(&ip) {
             Ok(IpParam::Interface(e, _)) => e,
-            Ok(IpParam::Off) => return Err("\"off\" is not an interface (use [] for none)".into()),
-            Err(e) => return Err(format!("ip= syntax: {e}")),
-        },
-        Value::Object(_) => {
-            serde_json::from_value::<NetworkConfig>(v.clone()).map_err(|e| e.to_string())?
+            Ok(IpParam::Off) => {
+                return Err(format!(
+                    "{at}: \"off\" is not an interface (use [] for none)"
+                ))
+            }
+            Err(e) => return Err(format!("{at}: ip= syntax: {e}")),
         }
-        other => {
-            return Err(format!(
-                "expected an object or an ip= string, found {}",
-                kind(other)
-            ))
-        }
+    } else if kind(v) == "an object" {
+        serde_json::from_str::<NetworkConfig>(v.get()).map_err(|e| format!("{at}: {e}"))?
+    } else {
+        return Err(format!(
+            "{at}: {}",
+            expected("an object or an ip= string", v)
+        ));
     };
-    entry
-        .check()
-        .map_err(|(k, m)| format!("{k}: {m}"))
-        .map_err(|e| format!("{at}: {e}"))?;
+    entry.check().map_err(|(k, m)| format!("{at}.{k}: {m}"))?;
     Ok(entry)
 }
 
-fn parse_network(v: &Value, s: &mut Settings, problems: &mut Vec<Problem>) {
-    let Value::Array(items) = v else {
-        problems.push(problem(
-            "network",
-            format!("expected an array, found {}", kind(v)),
-        ));
-        return;
+fn parse_network(v: &Raw, s: &mut Settings, problems: &mut Vec<Problem>) {
+    let items: Vec<Box<Raw>> = match (kind(v), serde_json::from_str(v.get())) {
+        ("an array", Ok(items)) => items,
+        _ => {
+            problems.push(problem("network", expected("an array", v)));
+            return;
+        }
     };
     let mut list = Vec::new();
     for (i, item) in items.iter().enumerate() {
@@ -299,85 +319,59 @@ fn parse_network(v: &Value, s: &mut Settings, problems: &mut Vec<Problem>) {
     s.network = Some(list);
 }
 
-fn parse_secret(name: &str, v: &Value) -> Result<Secret, String> {
+fn parse_secret(name: &str, v: &Raw) -> Result<Secret, String> {
     check_secret_name(name)?;
-    match v {
-        Value::String(text) => Ok(Secret {
-            data: text.as_bytes().to_vec(),
+    if let Some(text) = as_string(v) {
+        return Ok(Secret {
+            data: text.into_bytes(),
             service: None,
-        }),
-        Value::Object(m) => {
-            let mut data = None;
-            let mut service = None;
-            for (k, v) in m {
-                match (k.as_str(), v) {
-                    ("value", Value::String(t)) if data.is_none() => {
-                        data = Some(t.as_bytes().to_vec())
-                    }
-                    ("hex", Value::String(t)) if data.is_none() => {
-                        data = Some(hex_decode(t).ok_or("hex: not an even number of hex digits")?)
-                    }
-                    ("value" | "hex", Value::String(_)) => {
-                        return Err("give one of value and hex".into())
-                    }
-                    ("service", Value::String(t)) => service = Some(t.clone()),
-                    ("value" | "hex" | "service", other) => {
-                        return Err(format!("{k}: expected a string, found {}", kind(other)))
-                    }
-                    _ => return Err(format!("{k}: unknown key (known: value, hex, service)")),
-                }
-            }
-            Ok(Secret {
-                data: data.ok_or("needs a value (or hex)")?,
-                service,
-            })
-        }
-        other => Err(format!(
-            "expected a string or an object, found {}",
-            kind(other)
-        )),
+        });
     }
+    let Some(m) = as_object(v) else {
+        return Err(expected("a string or an object", v));
+    };
+    let mut data = None;
+    let mut service = None;
+    for (k, v) in m {
+        if !matches!(k.as_str(), "value" | "hex" | "service") {
+            return Err(format!("{k}: unknown key (known: value, hex, service)"));
+        }
+        let Some(t) = as_string(&v) else {
+            return Err(format!("{k}: {}", expected("a string", &v)));
+        };
+        match k.as_str() {
+            "service" => service = Some(t),
+            _ if data.is_some() => return Err("give one of value and hex".into()),
+            "hex" => data = Some(hex_decode(&t).ok_or("hex: not an even number of hex digits")?),
+            _ => data = Some(t.into_bytes()),
+        }
+    }
+    Ok(Secret {
+        data: data.ok_or("needs a value (or hex)")?,
+        service,
+    })
 }
 
-fn parse_secrets(v: &Value, s: &mut Settings, problems: &mut Vec<Problem>) {
-    let Value::Object(m) = v else {
-        problems.push(problem(
-            "secrets",
-            format!("expected an object, found {}", kind(v)),
-        ));
+fn parse_secrets(v: &Raw, s: &mut Settings, problems: &mut Vec<Problem>) {
+    let Some(m) = as_object(v) else {
+        problems.push(problem("secrets", expected("an object", v)));
         return;
     };
     for (name, value) in m {
-        match parse_secret(name, value) {
+        match parse_secret(&name, &value) {
             Ok(secret) => {
-                s.secrets.insert(name.clone(), secret);
+                s.secrets.insert(name, secret);
             }
             Err(e) => problems.push(problem(&format!("secrets.{name}"), e)),
         }
     }
 }
 
-/// Lower- or upper-case hex to bytes; `None` when not hex or odd.
-pub fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
-        .collect()
-}
-
-/// Lower-case hex.
-pub fn hex_encode(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn parse_seed(v: &Value) -> Result<Seed, String> {
-    let Value::String(t) = v else {
-        return Err(format!("expected a hex string, found {}", kind(v)));
+fn parse_seed(v: &Raw) -> Result<Seed, String> {
+    let Some(t) = as_string(v) else {
+        return Err(expected("a hex string", v));
     };
-    let bytes = hex_decode(t).ok_or("not an even number of hex digits")?;
+    let bytes = hex_decode(&t).ok_or("not an even number of hex digits")?;
     if !SEED_BYTES.contains(&bytes.len()) {
         return Err(format!(
             "{} bytes: a seed has {} to {} bytes",
@@ -402,32 +396,30 @@ pub fn parse_document(text: &[u8]) -> (Settings, Vec<Problem>) {
         ));
         return (s, problems);
     }
-    let root: Map<String, Value> = match serde_json::from_slice::<Value>(text) {
-        Ok(Value::Object(m)) => m,
-        Ok(other) => {
-            problems.push(problem(
-                "",
-                format!("expected a JSON object, found {}", kind(&other)),
-            ));
-            return (s, problems);
-        }
+    let Ok(text) = std::str::from_utf8(text) else {
+        problems.push(problem("", "not UTF-8"));
+        return (s, problems);
+    };
+    let whole: Box<Raw> = match serde_json::from_str(text) {
+        Ok(v) => v,
         // serde_json's syntax errors name a line and column, not a value.
         Err(e) => {
             problems.push(problem("", format!("not JSON: {e}")));
             return (s, problems);
         }
     };
+    let Some(root) = as_object(&whole) else {
+        problems.push(problem("", expected("a JSON object", &whole)));
+        return (s, problems);
+    };
     for (k, v) in &root {
         match k.as_str() {
-            "hostname" => match v {
-                Value::String(h) => match check_hostname(h) {
-                    Ok(()) => s.hostname = Some(h.clone()),
+            "hostname" => match as_string(v) {
+                Some(h) => match check_hostname(&h) {
+                    Ok(()) => s.hostname = Some(h),
                     Err(e) => problems.push(problem(k, e)),
                 },
-                other => problems.push(problem(
-                    k,
-                    format!("expected a string, found {}", kind(other)),
-                )),
+                None => problems.push(problem(k, expected("a string", v))),
             },
             "env" => string_map("env", v, &mut s.env, &mut problems),
             "services" => parse_services(v, &mut s, &mut problems),

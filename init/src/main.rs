@@ -23,6 +23,7 @@ mod mounts;
 mod net;
 mod reaper;
 mod root;
+mod settings;
 mod shutdown;
 mod supervise;
 mod sys;
@@ -245,6 +246,7 @@ fn boot() -> ! {
         );
     }
     log::set_debug(cfg.debug);
+    let mut vm = settings::Sources::new(&cfg, &line);
     shutdown::configure(
         cfg.shutdown.action,
         cfg.shutdown.grace_ms,
@@ -283,19 +285,56 @@ fn boot() -> ! {
         fatal_error("mount", &e);
     }
     t.mark("mounts2");
-    // After the modules (virtio_rng among them) and the root: the CRNG's
-    // state is noted, never waited for.
+    // The config drive's driver is loaded and /run is the final one.
+    vm.config_drive(&cfg.config_drive, &loaded);
+    if let Some(n) = vm.network() {
+        cfg.network = n.clone();
+    }
+    // After the modules (virtio_rng among them), the root and a seed: the
+    // CRNG's state is noted, never waited for.
     if let Some(ms) = entropy::at_boot(t.start) {
         t.extra.push(("crng", ms));
     }
-    network(&cfg, &line, &mut t);
+    // The kernel's ip= is the `network` key: refused like the others.
+    let ip_line = if vm.allows("network") {
+        line.as_str()
+    } else {
+        if line.split_whitespace().any(|p| p.starts_with("ip=")) {
+            warn!(
+                "settings: kernel command line: network (ip=): not in [init] overridable, refused"
+            );
+        }
+        ""
+    };
+    let ip_hostname = network(&cfg, ip_line, &mut t);
+    if let Some(m) = cfg.mmds.clone() {
+        vm.mmds(&m);
+    }
+    let s = vm.result();
+    settings::apply(&mut cfg, &s);
+    // ip='s host name is the command line's too: only mkrootfs.hostname=
+    // beats it.
+    let hostname = s
+        .hostname
+        .as_ref()
+        .filter(|_| ip_hostname.is_none() || vm.cmdline_hostname());
+    if let Some(h) = hostname {
+        if let Err(e) = nix::unistd::sethostname(h) {
+            warn!("sethostname {h:?}: {e}");
+        }
+    }
+    if let Err(e) = settings::write_secrets(&mut cfg, &s.secrets) {
+        fatal("settings", &e);
+    }
+    t.mark("settings");
 
     supervise_and_end(&cfg, t)
 }
 
 /// The interfaces, before services start; `address` in the timings is
 /// the time from the init's start to the last address in place.
-fn network(cfg: &InitConfig, cmdline: &str, t: &mut Timings) {
+/// Returns the host name `ip=` gave, if any.
+fn network(cfg: &InitConfig, cmdline: &str, t: &mut Timings) -> Option<String> {
     let (entries, ip_hostname) =
         net::entries(&cfg.network, cmdline).unwrap_or_else(|e| fatal_error("network", &e));
     if let Some(h) = &ip_hostname {
@@ -314,6 +353,7 @@ fn network(cfg: &InitConfig, cmdline: &str, t: &mut Timings) {
         Err(e) => fatal_error("network", &e),
     }
     t.mark("network");
+    ip_hostname
 }
 
 /// Hostname, umask and resource limits; failures are logged, not fatal.

@@ -92,6 +92,9 @@ pub enum Net {
     User {
         /// TCP forwards from 127.0.0.1 on the host. Default none.
         hostfwd: Vec<HostFwd>,
+        /// Guest connections to an address of the virtual network, each
+        /// carried to a port of the host's 127.0.0.1. Default none.
+        guestfwd: Vec<GuestFwd>,
     },
     /// An existing tap device of the host (`script=no`: it must exist and be
     /// configured already).
@@ -104,6 +107,17 @@ pub enum Net {
 pub struct HostFwd {
     pub host_port: u16,
     pub guest_port: u16,
+}
+
+/// `guestfwd=tcp:ADDR:PORT-cmd:socat STDIO TCP:127.0.0.1:HOST`: each guest
+/// connection to `addr:port` gets its own connection to the host's
+/// 127.0.0.1:`host_port` (a `tcp:` chardev would be one stream for all of
+/// them). Needs `socat` on the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuestFwd {
+    pub addr: std::net::Ipv4Addr,
+    pub port: u16,
+    pub host_port: u16,
 }
 
 /// The guest's network device.

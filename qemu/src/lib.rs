@@ -16,7 +16,7 @@ mod result;
 mod run;
 
 pub use accel::{qemu_available, qemu_binary, resolved_accel, Accel};
-pub use config::{Disk, HostFwd, Machine, Net, Nic, VmConfig};
+pub use config::{Disk, GuestFwd, HostFwd, Machine, Net, Nic, VmConfig};
 pub use console::{strip_levels, QuietFilter, QUIET_LOGLEVEL};
 pub use error::QemuError;
 pub use kernel::{cache_dir, debian_cloud_kernel, find_kernel, kernel_from_path, Kernel};

@@ -206,12 +206,18 @@ impl VmConfig {
 /// nothing outside and only this host reaches it.
 fn netdev(nic: &Nic) -> String {
     match &nic.backend {
-        Net::User { hostfwd } => {
+        Net::User { hostfwd, guestfwd } => {
             let mut s = "user,id=net0,restrict=on".to_string();
             for f in hostfwd {
                 s.push_str(&format!(
                     ",hostfwd=tcp:127.0.0.1:{}-:{}",
                     f.host_port, f.guest_port
+                ));
+            }
+            for g in guestfwd {
+                s.push_str(&format!(
+                    ",guestfwd=tcp:{}:{}-cmd:socat STDIO TCP:127.0.0.1:{}",
+                    g.addr, g.port, g.host_port
                 ));
             }
             s

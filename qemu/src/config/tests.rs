@@ -58,6 +58,7 @@ fn pc_command_line_with_disks_net_and_extras() {
     ];
     cfg.net = Some(Nic::new(Net::User {
         hostfwd: Vec::new(),
+        guestfwd: Vec::new(),
     }));
     cfg.debug_exit = false;
     cfg.extra_args = vec!["-s".into()];
@@ -112,6 +113,7 @@ fn microvm_command_line() {
     cfg.disks = vec![Disk::raw("/d.raw")];
     cfg.net = Some(Nic::new(Net::User {
         hostfwd: Vec::new(),
+        guestfwd: Vec::new(),
     }));
     assert_eq!(
         strings(cfg.args(Accel::Tcg, 2_100_000)),
@@ -185,6 +187,7 @@ fn firecracker_legacy_like_announces_each_mmio_device_and_has_no_debug_exit() {
     cfg.disks = vec![Disk::raw("/root.ext4"), Disk::raw("/data.raw")];
     cfg.net = Some(Nic::new(Net::User {
         hostfwd: Vec::new(),
+        guestfwd: Vec::new(),
     }));
     cfg.rng = true;
     assert_eq!(
@@ -357,6 +360,11 @@ fn user_network_is_restricted_and_forwards_only_loopback_ports() {
                     guest_port: 22,
                 },
             ],
+            guestfwd: vec![GuestFwd {
+                addr: std::net::Ipv4Addr::new(10, 0, 2, 100),
+                port: 80,
+                host_port: 8081,
+            }],
         },
         mac: Some("02:aa:bb:cc:dd:ee".into()),
     });
@@ -364,7 +372,8 @@ fn user_network_is_restricted_and_forwards_only_loopback_ports() {
     let i = args.iter().position(|a| a == "-netdev").unwrap();
     assert_eq!(
         args[i + 1],
-        "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=tcp:127.0.0.1:2222-:22"
+        "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=tcp:127.0.0.1:2222-:22,\
+         guestfwd=tcp:10.0.2.100:80-cmd:socat STDIO TCP:127.0.0.1:8081"
     );
     assert_eq!(args[i + 2], "-device");
     assert_eq!(
