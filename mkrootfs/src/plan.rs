@@ -251,11 +251,19 @@ impl Plan {
             // The interfaces [[init.network]] configures are virtio-net
             // ones on every monitor, on PCI (QEMU pc, Cloud Hypervisor) or
             // MMIO (microvm, Firecracker); Debian builds all three as modules.
+            let mut drivers: Vec<&str> = Vec::new();
             if !init.network.is_empty() {
-                for m in ["virtio_pci", "virtio_mmio", "virtio_net"] {
-                    if !names.iter().any(|n| n == m) {
-                        names.push(m.to_string());
-                    }
+                drivers.extend(["virtio_pci", "virtio_mmio", "virtio_net"]);
+            }
+            // A config drive the image requires is a virtio-blk disk; an
+            // optional one is looked for only with the driver the profile
+            // loads (docs/init.md "Per-VM settings").
+            if init.config_drive.enabled && init.config_drive.required {
+                drivers.extend(["virtio_pci", "virtio_mmio", "virtio_blk"]);
+            }
+            for m in drivers {
+                if !names.iter().any(|n| n == m) {
+                    names.push(m.to_string());
                 }
             }
         }

@@ -249,3 +249,31 @@ fn network_entries_bring_the_virtio_net_driver_and_its_transports() {
         ["ext4"]
     );
 }
+
+/// A required config drive is a virtio-blk disk: its driver comes along;
+/// an optional one (the default) adds nothing.
+#[test]
+fn a_required_config_drive_brings_the_virtio_blk_driver() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("lib/modules/6.1.0-test");
+    std::fs::create_dir_all(&tree).unwrap();
+    let modules = format!(
+        "[modules]\nkernel = \"{}\"\nload = [\"ext4\"]\n",
+        tree.display()
+    );
+    let argv = "[[init.services]]\nargv = [\"/bin/sh\"]\n";
+    let required = load(
+        dir.path(),
+        "drive",
+        &format!("{modules}[init.config_drive]\nrequired = true\n{argv}"),
+    );
+    assert_eq!(
+        Plan::new(&required, &opts()).unwrap().modules.names,
+        ["ext4", "virtio_pci", "virtio_mmio", "virtio_blk"]
+    );
+    let optional = load(dir.path(), "nodrive", &format!("{modules}[init]\n{argv}"));
+    assert_eq!(
+        Plan::new(&optional, &opts()).unwrap().modules.names,
+        ["ext4"]
+    );
+}
