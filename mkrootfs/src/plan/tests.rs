@@ -210,12 +210,9 @@ fn output_name_and_overlay_without_device_are_warnings() {
     }
 }
 
-/// `[[init.network]]` with a module tree brings the virtio-net driver and
-/// both transports (PCI for QEMU pc and Cloud Hypervisor, MMIO for microvm
-/// and Firecracker), once each next to the microvm preset; without any
-/// network entry, none of them.
-#[test]
-fn network_entries_bring_the_virtio_net_driver_and_its_transports() {
+/// A scratch directory with an empty module tree, and the `[modules]`
+/// table that names it and loads ext4.
+fn ext4_tree() -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
     let tree = dir.path().join("lib/modules/6.1.0-test");
     std::fs::create_dir_all(&tree).unwrap();
@@ -223,6 +220,16 @@ fn network_entries_bring_the_virtio_net_driver_and_its_transports() {
         "[modules]\nkernel = \"{}\"\nload = [\"ext4\"]\n",
         tree.display()
     );
+    (dir, modules)
+}
+
+/// `[[init.network]]` with a module tree brings the virtio-net driver and
+/// both transports (PCI for QEMU pc and Cloud Hypervisor, MMIO for microvm
+/// and Firecracker), once each next to the microvm preset; without any
+/// network entry, none of them.
+#[test]
+fn network_entries_bring_the_virtio_net_driver_and_its_transports() {
+    let (dir, modules) = ext4_tree();
     let net = "[[init.network]]\nname = \"eth0\"\ndhcp = true\n";
     let with = load(dir.path(), "net", &format!("{modules}{net}"));
     let plan = Plan::new(&with, &opts()).unwrap();
@@ -254,13 +261,7 @@ fn network_entries_bring_the_virtio_net_driver_and_its_transports() {
 /// an optional one (the default) adds nothing.
 #[test]
 fn a_required_config_drive_brings_the_virtio_blk_driver() {
-    let dir = tempfile::tempdir().unwrap();
-    let tree = dir.path().join("lib/modules/6.1.0-test");
-    std::fs::create_dir_all(&tree).unwrap();
-    let modules = format!(
-        "[modules]\nkernel = \"{}\"\nload = [\"ext4\"]\n",
-        tree.display()
-    );
+    let (dir, modules) = ext4_tree();
     let argv = "[[init.services]]\nargv = [\"/bin/sh\"]\n";
     let required = load(
         dir.path(),
