@@ -138,10 +138,10 @@ fn serve_mmds(doc: &'static str) -> (u16, Arc<Mutex<Vec<String>>>) {
     (port, seen)
 }
 
-fn boot(image: &Path, drive: &Path, append: &str, mmds_port: Option<u16>) -> Outcome {
+fn boot(image: &Path, drive: Option<&Path>, append: &str, mmds_port: Option<u16>) -> Outcome {
     let mut cfg = VmConfig::new(kernel().vmlinuz.clone(), image.to_path_buf());
     cfg.append = append.to_string();
-    cfg.disks = vec![Disk::raw(drive)];
+    cfg.disks = drive.map(Disk::raw).into_iter().collect();
     cfg.net = Some(Nic::new(Net::User {
         hostfwd: Vec::new(),
         guestfwd: mmds_port
@@ -160,7 +160,6 @@ fn boot(image: &Path, drive: &Path, append: &str, mmds_port: Option<u16>) -> Out
         "guest timed out; QEMU stderr:\n{}\nconsole:\n{}",
         out.stderr, out.console
     );
-    assert_eq!(out.exit_code(), 0, "console:\n{}", out.console);
     out
 }
 
@@ -198,7 +197,8 @@ fn one_image_three_config_drives_a_command_line_a_secret_and_mmds() {
 
     // One: the drive's settings, the command line's FROM over the drive's,
     // a secret in the container, a refused key.
-    let out = boot(&image, &one, "mkrootfs.env.FROM=cmdline", None);
+    let out = boot(&image, Some(&one), "mkrootfs.env.FROM=cmdline", None);
+    assert_eq!(out.exit_code(), 0, "console:\n{}", out.console);
     assert_console(&out, "VM host=vm-one colour=red from=cmdline mmds=");
     assert_console(&out, "BOX colour=red from=cmdline");
     let sum: String = Sha256::digest(secret.as_bytes())
@@ -224,7 +224,8 @@ fn one_image_three_config_drives_a_command_line_a_secret_and_mmds() {
     );
 
     // Two: another drive, another hostname and environment.
-    let out = boot(&image, &two, "", None);
+    let out = boot(&image, Some(&two), "", None);
+    assert_eq!(out.exit_code(), 0, "console:\n{}", out.console);
     assert_console(&out, "VM host=vm-two colour=green from=image mmds=");
     assert!(
         !out.console
@@ -236,7 +237,8 @@ fn one_image_three_config_drives_a_command_line_a_secret_and_mmds() {
 
     // Three: the drive, then MMDS over the network: its env arrives, its
     // escaping secret path is refused by name, without its value.
-    let out = boot(&image, &three, "", Some(port));
+    let out = boot(&image, Some(&three), "", Some(port));
+    assert_eq!(out.exit_code(), 0, "console:\n{}", out.console);
     assert_console(&out, "VM host=vm-three colour=blue from=image mmds=v2");
     assert_console(
         &out,
@@ -250,4 +252,26 @@ fn one_image_three_config_drives_a_command_line_a_secret_and_mmds() {
             "GET /mkrootfs HTTP/1.1 -> 200 OK"
         ]
     );
+}
+
+/// A required config drive that is not there ends the boot: a FATAL line
+/// naming the source and the label, and status 1, before any service.
+#[test]
+fn a_required_config_drive_that_is_missing_is_fatal() {
+    let profile = format!(
+        "{}\n[init.config_drive]\nrequired = true\nwait_ms = 500\n",
+        profile()
+    );
+    let image = build_image("settings-required", &profile);
+    let out = boot(&image, None, "", None);
+    assert_eq!(out.exit_code(), 1, "console:\n{}", out.console);
+    assert_eq!(
+        out.fatal_line(),
+        Some(
+            "mkrootfs-init: FATAL settings: config drive: no block device with the label \"MKROOTFS-CFG\" after 500 ms"
+        ),
+        "console:\n{}",
+        out.console
+    );
+    assert!(!out.console.contains("started vm"), "{}", out.console);
 }
