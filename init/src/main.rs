@@ -326,6 +326,7 @@ fn boot() -> ! {
     if let Err(e) = settings::write_secrets(&mut cfg, &s.secrets) {
         fatal("settings", &e);
     }
+    settings::save_for_agent(&s);
     t.mark("settings");
 
     supervise_and_end(&cfg, t)

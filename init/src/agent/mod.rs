@@ -50,13 +50,15 @@ fn say(what: std::fmt::Arguments<'_>) {
 /// (the init restarts it).
 pub fn main() -> ! {
     let path = std::path::Path::new(mkrootfs_config::INIT_CONFIG_PATH);
-    let cfg = match crate::load_config(path) {
+    let mut cfg = match crate::load_config(path) {
         Ok(c) => c,
         Err(e) => {
             say(format_args!("{}", crate::log::Chain(&e)));
             crate::sys::ns::exit_child(1)
         }
     };
+    // The VM's environment settings, as the services got them.
+    crate::settings::load_for_agent(&mut cfg);
     let Some(conf) = cfg.agent.clone() else {
         say(format_args!("{} has no agent table", path.display()));
         crate::sys::ns::exit_child(1)

@@ -175,6 +175,72 @@ impl Sources {
     }
 }
 
+/// Where the init leaves the environment part of the applied settings
+/// for the agent, which reads the image's `init.json` when it starts and
+/// must run processes with the same environment as the services (never
+/// secrets, the seed or the host name; root's, mode 0600, on /run, which
+/// containers do not share).
+pub const FOR_AGENT: &str = "/run/mkrootfs/settings.json";
+
+/// Writes [`FOR_AGENT`] when the settings change any environment.
+pub fn save_for_agent(s: &Settings) {
+    if s.env.is_empty() && s.services.is_empty() {
+        return;
+    }
+    if let Err(e) = write_private(FOR_AGENT, environment_document(s).as_bytes()) {
+        crate::warn!("settings: {e}: the agent's processes get the image's environment");
+    }
+}
+
+/// The environment part of `s` as a settings document. Written by hand
+/// from escaped strings: serializing maps through serde would add a
+/// serializer to PID 1 for these few bytes.
+fn environment_document(s: &Settings) -> String {
+    let string = |t: &str| serde_json::to_string(t).unwrap_or_default();
+    let env = |m: &std::collections::BTreeMap<String, String>| {
+        let pairs: Vec<String> = m
+            .iter()
+            .map(|(k, v)| format!("{}:{}", string(k), string(v)))
+            .collect();
+        format!("{{{}}}", pairs.join(","))
+    };
+    let services: Vec<String> = s
+        .services
+        .iter()
+        .map(|(name, one)| format!("{}:{{\"env\":{}}}", string(name), env(&one.env)))
+        .collect();
+    format!(
+        "{{\"env\":{},\"services\":{{{}}}}}",
+        env(&s.env),
+        services.join(",")
+    )
+}
+
+/// A file only root reads (mode 0600), its directory made if missing.
+fn write_private(path: &str, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = std::path::Path::new(path).parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("create {path}: {e}"))?;
+    f.write_all(bytes).map_err(|e| format!("write {path}: {e}"))
+}
+
+/// The agent's side of [`save_for_agent`]: the environment settings onto
+/// the configuration it read (nothing when the file is absent).
+pub fn load_for_agent(cfg: &mut InitConfig) {
+    if let Ok(text) = std::fs::read(FOR_AGENT) {
+        apply(cfg, &settings::parse_document(&text).0);
+    }
+}
+
 /// A problem of a source: a warning, or the end of the boot when required.
 fn report(source: &str, required: bool, p: &Problem) {
     let what = if p.key.is_empty() {

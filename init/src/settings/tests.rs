@@ -215,3 +215,22 @@ fn a_config_drive_document_must_be_a_small_regular_file() {
     );
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn the_agent_gets_the_environment_and_nothing_else() {
+    let (s, problems) = settings::parse_document(
+        br#"{"hostname": "h", "env": {"A": "x \"quoted\"\n"}, "services": {"web": {"env": {"P": "1"}}},
+             "secrets": {"k": "TOPSECRET"}, "seed": "000102030405060708090a0b0c0d0e0f"}"#,
+    );
+    assert!(problems.is_empty());
+    let doc = environment_document(&s);
+    assert_eq!(
+        doc,
+        r#"{"env":{"A":"x \"quoted\"\n"},"services":{"web":{"env":{"P":"1"}}}}"#
+    );
+    let (back, problems) = settings::parse_document(doc.as_bytes());
+    assert!(problems.is_empty());
+    assert_eq!(back.env, s.env);
+    assert_eq!(back.services, s.services);
+    assert!(back.secrets.is_empty() && back.seed.is_none() && back.hostname.is_none());
+}

@@ -795,7 +795,10 @@ fn profiles_md_documents_every_init_key() {
             "[init.config_drive]",
             schema_keys::<mkrootfs_config::ConfigDriveConfig>(""),
         ),
-        ("[init.mmds]", schema_keys::<mkrootfs_config::MmdsConfig>("")),
+        (
+            "[init.mmds]",
+            schema_keys::<mkrootfs_config::MmdsConfig>(""),
+        ),
         ("[[init.services]]", schema_keys::<ServiceConfig>("")),
         ("[[init.mounts]]", schema_keys::<MountConfig>("")),
         (
