@@ -43,8 +43,9 @@ fn owner(svc: &ServiceConfig, root: &Path) -> Result<(u32, u32), String> {
 }
 
 /// Writes the secrets and adds a read-only bind of each to its service's
-/// container plan. A secret whose service does not exist, or that cannot
-/// be written, is an error naming it (never its bytes).
+/// container plan. A secret whose service does not exist is a warning and
+/// is not written; one that cannot be written is an error naming it (never
+/// its bytes).
 pub fn write(cfg: &mut InitConfig, secrets: &BTreeMap<String, Secret>) -> Result<(), String> {
     if secrets.is_empty() {
         return Ok(());
@@ -69,12 +70,13 @@ pub fn write(cfg: &mut InitConfig, secrets: &BTreeMap<String, Secret>) -> Result
         let path = format!("{SECRETS_DIR}/{name}");
         let svc = match &secret.service {
             None => None,
-            Some(s) => Some(
-                cfg.services
-                    .iter_mut()
-                    .find(|svc| svc.display_name() == s)
-                    .ok_or_else(|| format!("secret {name}: no service named {s:?}"))?,
-            ),
+            Some(s) => match cfg.services.iter_mut().find(|svc| svc.display_name() == s) {
+                Some(svc) => Some(svc),
+                None => {
+                    crate::warn!("settings: secrets.{name}: no service named {s:?}, not written");
+                    continue;
+                }
+            },
         };
         let (uid, gid) = match &svc {
             Some(svc) => owner(svc, Path::new("/")).map_err(|e| format!("secret {name}: {e}"))?,
