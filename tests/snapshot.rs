@@ -150,8 +150,14 @@ fn clone(name: &str, img: &Path, snapshot: &Path, work: &Path, daemon: &Path) ->
     };
     let mut c = connect(&target, &vm);
     let stale = sh(&mut c, "date +%s");
-    let before = sh(&mut c, "head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n'");
-    eprintln!("{name}: before resync: clock {stale} (host {}), random {before}", host_secs());
+    let before = sh(
+        &mut c,
+        "head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n'",
+    );
+    eprintln!(
+        "{name}: before resync: clock {stale} (host {}), random {before}",
+        host_secs()
+    );
 
     let o = Command::new(mkrootfs_cli())
         .args(["resync", "--vsock"])
@@ -166,7 +172,10 @@ fn clone(name: &str, img: &Path, snapshot: &Path, work: &Path, daemon: &Path) ->
     );
     eprintln!("{name}: {}", said.trim());
 
-    let random = sh(&mut c, "head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n'");
+    let random = sh(
+        &mut c,
+        "head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n'",
+    );
     let uuid = sh(&mut c, "cat /proc/sys/kernel/random/uuid");
     let t0 = host_secs();
     let guest: i64 = sh(&mut c, "date +%s").parse().unwrap();
@@ -248,11 +257,7 @@ argv = ["sh", "-c", "while :; do sleep 1; done"]
     );
     let _ = q.execute("quit", json!({}));
     let source = vm.join().expect("the source's QEMU thread");
-    assert!(
-        !source.timed_out,
-        "source timed out:\n{}",
-        source.console
-    );
+    assert!(!source.timed_out, "source timed out:\n{}", source.console);
 
     // Two clones, one after the other (a core each would starve the
     // other engineers' guests; their randomness is compared afterwards).
@@ -262,7 +267,8 @@ argv = ["sh", "-c", "while :; do sleep 1; done"]
     assert_ne!(a.uuid, b.uuid, "the clones' random UUIDs");
     for (name, s) in [("clone1", &a), ("clone2", &b)] {
         assert!(
-            s.console.contains("mkrootfs-agent: crng reseeded with 64 bytes"),
+            s.console
+                .contains("mkrootfs-agent: crng reseeded with 64 bytes"),
             "{name}:\n{}",
             s.console
         );

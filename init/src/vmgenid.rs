@@ -198,7 +198,10 @@ SUBSYSTEM=acpi\0NEW_VMGENID=1\0MODALIAS=acpi:QEMUVGID:VM_GEN_COUNTER:\0SEQNUM=12
         };
         assert_eq!(epoch_seconds(&t(70, 0, 1, 0, 0, 0)), Some(0));
         // 2023-11-14 22:13:20 UTC
-        assert_eq!(epoch_seconds(&t(123, 10, 14, 22, 13, 20)), Some(1_700_000_000));
+        assert_eq!(
+            epoch_seconds(&t(123, 10, 14, 22, 13, 20)),
+            Some(1_700_000_000)
+        );
         // 2024-02-29 12:00:00 UTC (a leap day)
         assert_eq!(epoch_seconds(&t(124, 1, 29, 12, 0, 0)), Some(1_709_208_000));
         assert_eq!(epoch_seconds(&t(124, 12, 1, 0, 0, 0)), None);

@@ -188,3 +188,95 @@ impl Qmp {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::unix::net::UnixListener;
+
+    /// A QMP server that checks each request line against `script` and
+    /// answers with the given lines.
+    fn fake(
+        path: &Path,
+        script: Vec<(&'static str, Vec<&'static str>)>,
+    ) -> std::thread::JoinHandle<()> {
+        let l = UnixListener::bind(path).unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            s.write_all(b"{\"QMP\": {\"version\": {}, \"capabilities\": []}}\n")
+                .unwrap();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            for (want, answers) in script {
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                assert_eq!(line.trim(), want);
+                for a in answers {
+                    s.write_all(a.as_bytes()).unwrap();
+                    s.write_all(b"\n").unwrap();
+                }
+            }
+            // Until the client goes.
+            let _ = r.read_to_end(&mut Vec::new());
+        })
+    }
+
+    #[test]
+    fn commands_errors_and_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("qmp.sock");
+        let server = fake(
+            &path,
+            vec![
+                (
+                    r#"{"execute":"qmp_capabilities"}"#,
+                    vec![r#"{"return": {}}"#],
+                ),
+                (
+                    r#"{"arguments":{"id":"vsock0"},"execute":"device_del"}"#,
+                    vec![
+                        r#"{"event": "DEVICE_DELETED", "data": {"device": "other"}}"#,
+                        r#"{"return": {}}"#,
+                        r#"{"event": "DEVICE_DELETED", "data": {"device": "vsock0"}}"#,
+                    ],
+                ),
+                (
+                    r#"{"execute":"cont"}"#,
+                    vec![
+                        r#"{"error": {"class": "GenericError", "desc": "Migration is not finalized yet"}}"#,
+                    ],
+                ),
+                (
+                    r#"{"execute":"query-status"}"#,
+                    vec![r#"{"return": {"status": "paused", "running": false}}"#],
+                ),
+            ],
+        );
+        let mut q = Qmp::connect(&path, Duration::from_secs(5)).unwrap();
+        assert_eq!(
+            q.execute("device_del", json!({"id": "vsock0"})).unwrap(),
+            json!({})
+        );
+        let e = q
+            .wait_event(
+                "DEVICE_DELETED",
+                &json!({"device": "vsock0"}),
+                Duration::from_secs(5),
+            )
+            .unwrap();
+        assert_eq!(e["data"]["device"], "vsock0");
+        // The other device's event, received while waiting, is kept.
+        assert_eq!(q.events.len(), 1);
+        let err = q.execute("cont", json!({})).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "QMP command cont: GenericError: Migration is not finalized yet"
+        );
+        assert_eq!(
+            q.wait_leaving("inmigrate", Duration::from_secs(5)).unwrap(),
+            "paused"
+        );
+        drop(q);
+        server.join().unwrap();
+    }
+}

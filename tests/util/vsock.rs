@@ -89,4 +89,3 @@ pub fn connect(target: &Target, qemu: &std::thread::JoinHandle<mkrootfs_qemu::Ou
         }
     }
 }
-

@@ -347,7 +347,11 @@ fn resync_calls_refuse_bad_input_by_name() {
         )
         .unwrap_err();
     assert_eq!(e.0, code::INVALID_ARGUMENT);
-    assert!(e.1.starts_with("decode ReseedRandomDevRequest: "), "{}", e.1);
+    assert!(
+        e.1.starts_with("decode ReseedRandomDevRequest: "),
+        "{}",
+        e.1
+    );
 }
 
 /// containerd's ttRPC for Rust (the `ttrpc` crate, sync client) as the

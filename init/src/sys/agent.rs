@@ -149,8 +149,8 @@ pub fn add_entropy(fd: BorrowedFd<'_>, data: &[u8]) -> io::Result<()> {
     // built in u32 words so that the header is aligned.
     let words = 2 + data.len().div_ceil(4);
     let mut info = vec![0u32; words];
-    let bits = i32::try_from(data.len() * 8)
-        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let bits =
+        i32::try_from(data.len() * 8).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     info[0] = bits as u32;
     info[1] = data.len() as u32;
     // SAFETY: info has room for the header and data.len() bytes after it;
