@@ -12,7 +12,7 @@ use mkrootfs_tests::vsock::{connect, start_daemon, vhost_device_vsock};
 use mkrootfs_tests::{build_image, chain, kernel, probe_binary, BUSYBOX_IMAGE};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// QEMU arguments for a vhost-user vsock device on `vhost` (a pc machine:
