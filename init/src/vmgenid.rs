@@ -8,7 +8,7 @@
 //! (`/dev/rtc0`), whose time the monitor keeps across the snapshot while
 //! the guest's clock stood still in it.
 
-use nix::sys::socket::{self, AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType};
+use nix::sys::socket::{self, AddressFamily, SockFlag, SockProtocol, SockType};
 use nix::time::{clock_gettime, clock_settime, ClockId};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::OnceLock;
@@ -77,12 +77,16 @@ pub fn drain() {
     let mut buf = vec![0u8; 8192];
     let mut changed = false;
     loop {
-        match socket::recv(
+        match socket::recvfrom::<socket::NetlinkAddr>(
             std::os::fd::AsRawFd::as_raw_fd(&fd),
             &mut buf,
-            MsgFlags::empty(),
         ) {
-            Ok(n) => changed |= is_new_generation(&buf[..n.min(buf.len())]),
+            // Only the kernel's own (sender port 0): a root process of the
+            // VM could multicast a forged one to the group.
+            Ok((n, Some(from))) if from.pid() == 0 => {
+                changed |= is_new_generation(&buf[..n.min(buf.len())]);
+            }
+            Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => {}
             // EAGAIN: drained. ENOBUFS: uevents were lost while the init was
             // busy; the ones still queued are read on the next round.
