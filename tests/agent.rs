@@ -8,71 +8,12 @@ use mkrootfs::agent::proto::{self, AGENT_SERVICE, FILES_SERVICE, HEALTH_SERVICE}
 use mkrootfs::agent::ttrpc::code;
 use mkrootfs::agent::{AgentError, Client, ExecOptions, Target};
 use mkrootfs_qemu::VmConfig;
+use mkrootfs_tests::vsock::{connect, start_daemon, vhost_device_vsock};
 use mkrootfs_tests::{build_image, chain, kernel, probe_binary, BUSYBOX_IMAGE};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// vhost-device-vsock on PATH or in ~/.cargo/bin; `None` (the test says
-/// why) when absent, a failure under CI=true.
-fn vhost_device_vsock() -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    if let Some(home) = std::env::var_os("HOME") {
-        dirs.push(Path::new(&home).join(".cargo/bin"));
-    }
-    let found = dirs
-        .into_iter()
-        .map(|d| d.join("vhost-device-vsock"))
-        .find(|p| p.is_file());
-    mkrootfs_tests::require(
-        "vhost-device-vsock (cargo install --locked vhost-device-vsock)",
-        found.is_some(),
-    );
-    found
-}
-
-/// The daemon, killed when dropped.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts vhost-device-vsock for guest CID 3; returns it, the vhost-user
-/// socket for QEMU and the hybrid socket for the host.
-fn start_daemon(bin: &Path, dir: &Path) -> (Daemon, PathBuf, PathBuf) {
-    let vhost = dir.join("vhost.sock");
-    let uds = dir.join("vm.vsock");
-    let _ = std::fs::remove_file(&vhost);
-    let _ = std::fs::remove_file(&uds);
-    let child = Command::new(bin)
-        .arg("--vm")
-        .arg(format!(
-            "guest-cid=3,socket={},uds-path={}",
-            vhost.display(),
-            uds.display()
-        ))
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start vhost-device-vsock");
-    let d = Daemon(child);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !vhost.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "vhost-device-vsock made no socket"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (d, vhost, uds)
-}
 
 /// QEMU arguments for a vhost-user vsock device on `vhost` (a pc machine:
 /// the PCI device), with the shared memory vhost-user needs.
@@ -90,28 +31,6 @@ fn vsock_args(vhost: &Path, memory_mb: u32) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect()
-}
-
-/// Connects once the guest's agent listens.
-fn connect(target: &Target, qemu: &std::thread::JoinHandle<mkrootfs_qemu::Outcome>) -> Client {
-    let deadline = Instant::now() + Duration::from_secs(240);
-    loop {
-        match Client::connect(target) {
-            Ok(c) => return c,
-            Err(e) => {
-                assert!(
-                    !qemu.is_finished(),
-                    "the guest ended before its agent answered"
-                );
-                assert!(
-                    Instant::now() < deadline,
-                    "agent never answered: {}",
-                    chain(&e)
-                );
-                std::thread::sleep(Duration::from_millis(500));
-            }
-        }
-    }
 }
 
 fn status_code(e: &AgentError) -> i32 {

@@ -47,6 +47,9 @@ enum Command {
     Exec(commands::exec::ExecArgs),
     /// Copy a file into or out of a running guest, through its agent.
     Cp(commands::cp::CpArgs),
+    /// After a restore from a snapshot: reseed the guest's CRNG and set its
+    /// clock, through its agent.
+    Resync(commands::resync::ResyncArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
         Some(Command::VmConfig(a)) => commands::vm_config::run(a),
         Some(Command::Exec(a)) => commands::exec::run(a),
         Some(Command::Cp(a)) => commands::cp::run(a),
+        Some(Command::Resync(a)) => commands::resync::run(a),
         None => match &cli.build.profile {
             Some(p) => commands::build::run(p, cli.build.opts),
             None => {

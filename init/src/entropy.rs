@@ -97,29 +97,18 @@ pub fn check_due(now: Instant) {
     }
 }
 
-/// `RNDADDENTROPY`: `_IOW('R', 0x03, int[2])`.
-const RNDADDENTROPY: libc::c_ulong = 0x4008_5203;
-
 /// Adds `seed` to the kernel's input pool and credits 8 bits per byte
-/// (`RNDADDENTROPY` on `/dev/random`, which needs CAP_SYS_ADMIN), so a VM
-/// given a seed by its host has a ready CRNG at once. Never logs the bytes.
+/// (`RNDADDENTROPY` on `/dev/random`, [`crate::sys::agent::add_entropy`],
+/// as the agent's ReseedRandomDev), so a VM given a seed by its host has a
+/// ready CRNG at once. Never logs the bytes.
 pub fn credit(seed: &[u8]) -> Result<(), String> {
-    use std::os::fd::AsRawFd;
+    use std::os::fd::AsFd;
     let f = std::fs::OpenOptions::new()
         .write(true)
         .open("/dev/random")
         .map_err(|e| format!("open /dev/random: {e}"))?;
-    // struct rand_pool_info { int entropy_count; int buf_size; __u32 buf[]; }
-    let len = i32::try_from(seed.len()).map_err(|_| "the seed is too large".to_string())?;
-    let mut info = Vec::with_capacity(8 + seed.len().next_multiple_of(4));
-    info.extend_from_slice(&len.saturating_mul(8).to_ne_bytes());
-    info.extend_from_slice(&len.to_ne_bytes());
-    info.extend_from_slice(seed);
-    info.resize(8 + seed.len().next_multiple_of(4), 0);
-    // SAFETY: `info` is a rand_pool_info of `len` bytes, alive for the call.
-    let r = unsafe { libc::ioctl(f.as_raw_fd(), RNDADDENTROPY as _, info.as_ptr()) };
-    Errno::result(r).map_err(|e| format!("RNDADDENTROPY on /dev/random: {e}"))?;
-    Ok(())
+    crate::sys::agent::add_entropy(f.as_fd(), seed)
+        .map_err(|e| format!("RNDADDENTROPY on /dev/random: {e}"))
 }
 
 #[cfg(test)]

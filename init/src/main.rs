@@ -28,6 +28,7 @@ mod shutdown;
 mod supervise;
 mod sys;
 mod users;
+mod vmgenid;
 
 use mkrootfs_config::Restart;
 use mkrootfs_config::{InitConfig, INIT_CONFIG_PATH};

@@ -484,4 +484,5 @@ pub mod agent;
 pub mod bpf;
 pub mod dm;
 pub mod ns;
+pub mod rtc;
 pub mod seam;

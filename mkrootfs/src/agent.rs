@@ -18,7 +18,7 @@
 mod client;
 mod transport;
 
-pub use client::{Client, ExecOptions};
+pub use client::{Client, ExecOptions, RESYNC_SEED_BYTES};
 pub use mkrootfs_config::agent::{proto, ttrpc, DEFAULT_PORT};
 pub use transport::Target;
 
@@ -48,6 +48,8 @@ pub enum AgentError {
     },
     #[error("read {0}")]
     Local(std::path::PathBuf, #[source] std::io::Error),
+    #[error("getrandom on the host")]
+    Random(#[source] std::io::Error),
     #[error("write output")]
     Output(#[source] std::io::Error),
 }

@@ -47,6 +47,16 @@ pub enum QemuError {
     Wait(#[source] io::Error),
     #[error("cannot kill QEMU")]
     Kill(#[source] io::Error),
+    #[error("QMP {0}: {1}")]
+    Qmp(PathBuf, String, #[source] io::Error),
+    #[error("QMP {0}: {1}")]
+    QmpProtocol(PathBuf, String),
+    #[error("QMP command {command}: {class}: {desc}")]
+    QmpCommand {
+        command: String,
+        class: String,
+        desc: String,
+    },
     #[error("console reader thread of QEMU panicked")]
     ReaderPanicked,
     #[error("QEMU failed before the guest printed anything ({status}): {stderr}")]

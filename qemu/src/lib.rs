@@ -12,6 +12,7 @@ mod console;
 mod error;
 mod kernel;
 mod lock;
+mod qmp;
 mod result;
 mod run;
 
@@ -20,5 +21,6 @@ pub use config::{Disk, GuestFwd, HostFwd, Machine, Net, Nic, VmConfig};
 pub use console::{strip_levels, QuietFilter, QUIET_LOGLEVEL};
 pub use error::QemuError;
 pub use kernel::{cache_dir, debian_cloud_kernel, find_kernel, kernel_from_path, Kernel};
+pub use qmp::Qmp;
 pub use result::{parse_result_line, ContainerCounters, GuestResult, Outcome};
 pub use run::run;

@@ -8,6 +8,7 @@
 //! limit keeps at most one guest per core running.
 
 mod require;
+pub mod vsock;
 pub use require::{have, require, require_file, require_tool, test_kernel_package};
 
 use mkrootfs::build::{self, BuildError, BuildOptions, BuildReport};

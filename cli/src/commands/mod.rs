@@ -10,6 +10,7 @@ pub mod extract;
 pub mod kernel;
 pub mod ls;
 pub mod progress;
+pub mod resync;
 pub mod run;
 pub mod vsock;
 pub mod wait_ready;

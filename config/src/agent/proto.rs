@@ -233,6 +233,24 @@ pub struct GuestDetailsResponse {
     pub support_mem_hotplug_probe: bool,
 }
 
+/// `ReseedRandomDevRequest`: bytes for the guest's CRNG. Kata numbers
+/// its one field 2 (`bytes data = 2`; there is no field 1).
+#[derive(Clone, PartialEq, Message)]
+pub struct ReseedRandomDevRequest {
+    #[prost(bytes = "vec", tag = "2")]
+    pub data: Vec<u8>,
+}
+
+/// `SetGuestDateTimeRequest`: the wall-clock time, seconds and
+/// microseconds since the Epoch (Kata's field names are `Sec`, `Usec`).
+#[derive(Clone, PartialEq, Message)]
+pub struct SetGuestDateTimeRequest {
+    #[prost(int64, tag = "1")]
+    pub sec: i64,
+    #[prost(int64, tag = "2")]
+    pub usec: i64,
+}
+
 /// health.proto `CheckRequest`.
 #[derive(Clone, PartialEq, Message)]
 pub struct CheckRequest {
@@ -310,5 +328,29 @@ mod tests {
         with_user.extend(m.encode_to_vec());
         assert_eq!(ExecProcessRequest::decode(&with_user[..]).unwrap(), m);
         assert!(ExecProcessRequest::decode(&[0x0a, 9][..]).is_err());
+    }
+
+    #[test]
+    fn resync_messages_are_katas() {
+        // ReseedRandomDevRequest{data: [1, 2, 3]}: field 2, length-delimited.
+        let r = ReseedRandomDevRequest {
+            data: vec![1, 2, 3],
+        };
+        assert_eq!(r.encode_to_vec(), [0x12, 3, 1, 2, 3]);
+        // SetGuestDateTimeRequest{Sec: 1_700_000_000, Usec: 5}: varints 1 and 2.
+        let t = SetGuestDateTimeRequest {
+            sec: 1_700_000_000,
+            usec: 5,
+        };
+        assert_eq!(
+            t.encode_to_vec(),
+            [0x08, 0x80, 0xe2, 0xcf, 0xaa, 0x06, 0x10, 5]
+        );
+        // A negative int64 is ten bytes (two's complement varint).
+        let neg = SetGuestDateTimeRequest { sec: 0, usec: -1 };
+        assert_eq!(
+            neg.encode_to_vec(),
+            [0x10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]
+        );
     }
 }

@@ -13,11 +13,13 @@
 //! - [`rpc`]: the calls, request to response;
 //! - [`exec`]: a process started inside a container;
 //! - [`files`]: CopyFile and ReadFile beneath the allowed directories;
-//! - [`notify`]: `READY=1` and `EXIT_STATUS=` to the host (sd_notify).
+//! - [`notify`]: `READY=1` and `EXIT_STATUS=` to the host (sd_notify);
+//! - [`resync`]: ReseedRandomDev and SetGuestDateTime, for clones.
 
 pub mod exec;
 pub mod files;
 pub mod notify;
+pub mod resync;
 pub mod rpc;
 
 use mkrootfs_config::agent::proto::{Request, Response, Status};

@@ -3,7 +3,7 @@
 //! ReadStderr). Every refusal names what was refused.
 
 use super::files::{self, Refusal};
-use super::{exec, Agent, Key, Proc, Reader, Reply};
+use super::{exec, resync, Agent, Key, Proc, Reader, Reply};
 use mkrootfs_config::agent::proto::*;
 use mkrootfs_config::agent::ttrpc::code;
 use prost::Message;
@@ -133,6 +133,18 @@ pub fn call(a: &mut Agent, to: Reply, req: &Request) -> Answer {
             (AGENT_SERVICE, "CopyFile") => {
                 let r: CopyFileRequest = decode(p, "CopyFileRequest")?;
                 files::copy(&a.conf.copy_dirs, &r)?;
+                empty()
+            }
+            (AGENT_SERVICE, "ReseedRandomDev") => {
+                let r: ReseedRandomDevRequest = decode(p, "ReseedRandomDevRequest")?;
+                resync::reseed(std::path::Path::new(resync::RANDOM_DEV), &r)?;
+                super::say(format_args!("crng reseeded with {} bytes", r.data.len()));
+                empty()
+            }
+            (AGENT_SERVICE, "SetGuestDateTime") => {
+                let r: SetGuestDateTimeRequest = decode(p, "SetGuestDateTimeRequest")?;
+                resync::set_time(&r)?;
+                super::say(format_args!("clock set to {}.{:06}", r.sec, r.usec));
                 empty()
             }
             (AGENT_SERVICE, "GetGuestDetails") => {

@@ -300,6 +300,60 @@ fn malformed_input_gets_a_status_and_the_connection_goes_on() {
     assert_eq!(v.agent_version, env!("CARGO_PKG_VERSION"));
 }
 
+/// A clone's resync calls over the wire: refusals before any system call
+/// (the host's clock and pool are never touched here).
+#[test]
+fn resync_calls_refuse_bad_input_by_name() {
+    let mut h = Harness::new(vec![]);
+    let e = h
+        .call::<Empty>(
+            AGENT_SERVICE,
+            "ReseedRandomDev",
+            &ReseedRandomDevRequest {
+                data: vec![0xaa; 4097],
+            },
+        )
+        .unwrap_err();
+    assert_eq!(
+        e,
+        (
+            code::INVALID_ARGUMENT,
+            "ReseedRandomDev: 4097 bytes (1 to 4096)".into()
+        )
+    );
+    let e = h
+        .call::<Empty>(
+            AGENT_SERVICE,
+            "SetGuestDateTime",
+            &SetGuestDateTimeRequest {
+                sec: 1_700_000_000,
+                usec: -1,
+            },
+        )
+        .unwrap_err();
+    assert_eq!(
+        e,
+        (
+            code::INVALID_ARGUMENT,
+            "SetGuestDateTime: sec 1700000000 usec -1 (sec >= 0, usec 0 to 999999)".into()
+        )
+    );
+    // A payload of the wrong shape (field 2 as a varint, not bytes).
+    let e = h
+        .call::<Empty>(
+            AGENT_SERVICE,
+            "ReseedRandomDev",
+            &SetGuestDateTimeRequest { sec: 0, usec: 3 },
+        )
+        .unwrap_err();
+    assert_eq!(e.0, code::INVALID_ARGUMENT);
+    assert!(
+        e.1.starts_with("decode ReseedRandomDevRequest: "),
+        "{}",
+        e.1
+    );
+}
+
 /// containerd's ttRPC for Rust (the `ttrpc` crate, sync client) as the
 /// client: its framing, stream ids, Request and Response, and status codes
 /// against ours; the payloads are Kata's messages as proto.rs defines them.

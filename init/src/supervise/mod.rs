@@ -369,7 +369,10 @@ impl Supervisor {
                 t.saturating_duration_since(Instant::now()).min(self.tick)
             });
             let ms = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
-            let mut fds = [PollFd::new(self.sigfd.as_fd(), PollFlags::POLLIN)];
+            let mut fds: Vec<PollFd> = std::iter::once(self.sigfd.as_fd())
+                .chain(crate::vmgenid::socket())
+                .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
+                .collect();
             match poll(&mut fds, PollTimeout::from(ms)) {
                 Ok(_) | Err(Errno::EINTR) => {}
                 Err(e) => {
@@ -377,6 +380,7 @@ impl Supervisor {
                     std::thread::sleep(Duration::from_millis(10));
                 }
             }
+            crate::vmgenid::drain();
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The raw calls of the guest agent: an AF_VSOCK listening socket,
-//! pidfd_open(2), setns(2) on a namespace descriptor, and TIOCSWINSZ.
+//! pidfd_open(2), setns(2) on a namespace descriptor, TIOCSWINSZ, and
+//! RNDADDENTROPY (random(4)).
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -132,5 +133,37 @@ pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
     let flags = check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })?;
     // SAFETY: as above.
     check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) })?;
+    Ok(())
+}
+
+/// `RNDADDENTROPY`: `_IOW('R', 0x03, int[2])` (linux/random.h; the libc
+/// crate does not define it).
+const RNDADDENTROPY: libc::c_ulong = 0x4008_5203;
+
+/// Mixes `data` into the kernel's entropy pool through `fd` (an open
+/// `/dev/random` or `/dev/urandom`), crediting 8 bits per byte: random(4)'s
+/// `RNDADDENTROPY`, which needs CAP_SYS_ADMIN. Unlike a plain write, it
+/// counts towards the CRNG's (re)seeding.
+pub fn add_entropy(fd: BorrowedFd<'_>, data: &[u8]) -> io::Result<()> {
+    // struct rand_pool_info { int entropy_count; int buf_size; __u32 buf[]; }:
+    // built in u32 words so that the header is aligned.
+    let words = 2 + data.len().div_ceil(4);
+    let mut info = vec![0u32; words];
+    let bits =
+        i32::try_from(data.len() * 8).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    info[0] = bits as u32;
+    info[1] = data.len() as u32;
+    // SAFETY: info has room for the header and data.len() bytes after it;
+    // the regions do not overlap.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            data.as_ptr(),
+            info.as_mut_ptr().add(2).cast::<u8>(),
+            data.len(),
+        );
+    }
+    // SAFETY: RNDADDENTROPY reads a rand_pool_info of the size its
+    // buf_size field gives, which info holds.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), RNDADDENTROPY as _, info.as_ptr()) })?;
     Ok(())
 }

@@ -304,6 +304,46 @@ impl Client {
         Ok(())
     }
 
+    /// ReseedRandomDev: `data` (1 to 4096 bytes) mixed into the guest's CRNG.
+    pub fn reseed(&mut self, data: &[u8]) -> Result<(), AgentError> {
+        let _: Empty = self.call(
+            AGENT_SERVICE,
+            "ReseedRandomDev",
+            &ReseedRandomDevRequest {
+                data: data.to_vec(),
+            },
+        )?;
+        Ok(())
+    }
+
+    /// SetGuestDateTime: the guest's wall clock to `time` (microseconds).
+    pub fn set_time(&mut self, time: std::time::SystemTime) -> Result<(), AgentError> {
+        let since = time
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let _: Empty = self.call(
+            AGENT_SERVICE,
+            "SetGuestDateTime",
+            &SetGuestDateTimeRequest {
+                sec: i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
+                usec: i64::from(since.subsec_micros()),
+            },
+        )?;
+        Ok(())
+    }
+
+    /// After a restore from a snapshot (docs/agent.md, "Clones"): 64 bytes
+    /// of the host's `getrandom` into the guest's CRNG, then the host's
+    /// time into its clock. Returns the time sent.
+    pub fn resync(&mut self) -> Result<std::time::SystemTime, AgentError> {
+        let mut seed = [0u8; RESYNC_SEED_BYTES];
+        host_random(&mut seed).map_err(AgentError::Random)?;
+        self.reseed(&seed)?;
+        let now = std::time::SystemTime::now();
+        self.set_time(now)?;
+        Ok(now)
+    }
+
     /// Writes `data` to the VM file `path` (CopyFile, in chunks, several in
     /// flight), with `mode` and owner `uid:gid`.
     pub fn copy_in(
@@ -379,4 +419,28 @@ fn payload<R: Message + Default>(call: &str, r: Response) -> Result<R, AgentErro
         what: "payload",
         source,
     })
+}
+
+/// How many bytes [`Client::resync`] sends: 512 bits, the kernel CRNG's own
+/// reseed size (two BLAKE2s outputs) and then some.
+pub const RESYNC_SEED_BYTES: usize = 64;
+
+/// Fills `buf` from the host kernel's CRNG (getrandom(2), blocking until it
+/// is initialised, which on a host it long is).
+fn host_random(buf: &mut [u8]) -> std::io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        let rest = &mut buf[done..];
+        // SAFETY: getrandom writes at most rest.len() bytes into rest.
+        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        done += n as usize;
+    }
+    Ok(())
 }
