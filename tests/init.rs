@@ -298,9 +298,11 @@ while :; do sleep 0.1; done
 
 /// The init is static (no `PT_INTERP`: it runs without a loader in the
 /// image), not position-independent (`ET_EXEC`, no dynamic section: nothing
-/// to relocate at start), and stays within its size budget of 1 MiB.
+/// to relocate at start), and stays within its size budget of 1.125 MiB
+/// (1 MiB until per-VM settings and snapshot clones, issue 18: the budget
+/// is checked, not moved silently; docs/init.md "Size and memory").
 #[test]
-fn init_is_static_non_pie_and_under_1_mib() {
+fn init_is_static_non_pie_and_within_its_size_budget() {
     let bytes = std::fs::read(init_binary()).unwrap();
     assert_eq!(&bytes[..5], b"\x7fELF\x02", "a 64-bit ELF");
     let u16_at = |o: usize| u16::from_le_bytes([bytes[o], bytes[o + 1]]) as usize;
@@ -324,8 +326,8 @@ fn init_is_static_non_pie_and_under_1_mib() {
     }
     eprintln!("init binary: {} bytes", bytes.len());
     assert!(
-        bytes.len() <= 1024 * 1024,
-        "init is {} bytes, over 1 MiB",
+        bytes.len() <= 1152 * 1024,
+        "init is {} bytes, over 1.125 MiB",
         bytes.len()
     );
 }
