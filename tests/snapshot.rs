@@ -235,6 +235,13 @@ argv = ["sh", "-c", "while :; do sleep 1; done"]
     let target = Target::Hybrid { uds, port: 1024 };
     let mut c = connect(&target, &vm);
     assert_eq!(sh(&mut c, "echo up"), "up");
+    // QEMU's vmgenid is in the guest's ACPI namespace whether or not the
+    // kernel has a driver for it.
+    let acpi = sh(&mut c, "ls /sys/bus/acpi/devices | grep QEMUVGID || true");
+    eprintln!(
+        "source: vmgenid ACPI device: {acpi:?}; driver: {}",
+        kernel_has_vmgenid()
+    );
     drop(c);
     let mut q = qmp(&qmp_path);
     q.execute("device_del", json!({"id": "vsock0"}))
@@ -258,6 +265,12 @@ argv = ["sh", "-c", "while :; do sleep 1; done"]
     let _ = q.execute("quit", json!({}));
     let source = vm.join().expect("the source's QEMU thread");
     assert!(!source.timed_out, "source timed out:\n{}", source.console);
+    // The init's uevent socket opened (it warns naming the call otherwise).
+    assert!(
+        !source.console.contains("NETLINK_KOBJECT_UEVENT"),
+        "{}",
+        source.console
+    );
 
     // Two clones, one after the other (a core each would starve the
     // other engineers' guests; their randomness is compared afterwards).
