@@ -6,9 +6,10 @@
 //! `/dev/urandom` output and random UUIDs differ and their clocks match
 //! the host's.
 //!
-//! vhost-user-vsock cannot be migrated ("non-migratable device"; its
-//! backend lacks VHOST_USER_PROTOCOL_F_LOG_SHMFD), and this host has no
-//! /dev/vhost-vsock. So the source's device is hot-unplugged (`device_del`,
+//! vhost-user-vsock cannot be migrated (QEMU 7.2's `migrate` answers
+//! "State blocked by non-migratable device '0000:00:02.0/vhost-user-vsock'";
+//! vhost-device-vsock lacks VHOST_USER_PROTOCOL_F_LOG_SHMFD too), and this
+//! host has no /dev/vhost-vsock for vhost-vsock-pci. So the source's device is hot-unplugged (`device_del`,
 //! the guest's ACPI PCI hotplug ejects it) before the snapshot, and each
 //! clone starts paused (`-S`), gets a fresh device with its own
 //! vhost-device-vsock (`device_add`), and only then runs (`cont`): the
