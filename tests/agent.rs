@@ -8,30 +8,12 @@ use mkrootfs::agent::proto::{self, AGENT_SERVICE, FILES_SERVICE, HEALTH_SERVICE}
 use mkrootfs::agent::ttrpc::code;
 use mkrootfs::agent::{AgentError, Client, ExecOptions, Target};
 use mkrootfs_qemu::VmConfig;
-use mkrootfs_tests::vsock::{connect, start_daemon, vhost_device_vsock};
+use mkrootfs_tests::vsock::{connect, qemu_args, start_daemon, vhost_device_vsock};
 use mkrootfs_tests::{build_image, chain, kernel, probe_binary, BUSYBOX_IMAGE};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// QEMU arguments for a vhost-user vsock device on `vhost` (a pc machine:
-/// the PCI device), with the shared memory vhost-user needs.
-fn vsock_args(vhost: &Path, memory_mb: u32) -> Vec<String> {
-    [
-        "-object",
-        &format!("memory-backend-memfd,id=mem,size={memory_mb}M,share=on"),
-        "-machine",
-        "memory-backend=mem",
-        "-chardev",
-        &format!("socket,id=vsock0,path={}", vhost.display()),
-        "-device",
-        "vhost-user-vsock-pci,chardev=vsock0",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
 
 fn status_code(e: &AgentError) -> i32 {
     match e {
@@ -128,7 +110,7 @@ container = {{}}
     cfg.append = "quiet systemd.set_credential=vmm.notify_socket:vsock-stream:2:9999".into();
     cfg.memory_mb = 512;
     cfg.timeout = Duration::from_secs(420);
-    cfg.extra_args = vsock_args(&vhost, cfg.memory_mb);
+    cfg.extra_args = qemu_args(&vhost, cfg.memory_mb);
     let qemu = std::thread::spawn(move || {
         mkrootfs_qemu::run(&cfg).unwrap_or_else(|e| panic!("run QEMU: {}", chain(&e)))
     });

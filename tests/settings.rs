@@ -27,7 +27,7 @@ fn profile() -> String {
         r##"{BUSYBOX_IMAGE}
 [modules]
 kernel = "{modules}"
-load = ["virtio_pci", "virtio_blk"]
+load = ["virtio_pci", "virtio_blk", "vmw_vsock_virtio_transport"]
 
 [[dirs]]
 path = "/srv/done"
@@ -51,16 +51,18 @@ timeout_ms = 3000
 [init.shutdown]
 grace_ms = 500
 
+[init.agent]
+
 [[init.services]]
 name = "box"
 user = "1000"
-argv = ["sh", "-c", "echo \"BOX colour=$COLOUR from=$FROM\"; if [ -e /run/secrets/token ]; then echo \"BOX secret_sha256=$(sha256sum /run/secrets/token | cut -d' ' -f1) owner=$(stat -c '%a %u' /run/secrets/token)\"; cat /run/secrets/token > /dev/null && echo BOX secret_readable; echo x 2>/dev/null > /run/secrets/token || echo BOX secret_readonly; fi; touch /done/box"]
+argv = ["sh", "-c", "echo \"BOX colour=$COLOUR from=$FROM\"; if [ -e /run/secrets/token ]; then echo \"BOX secret_sha256=$(sha256sum /run/secrets/token | cut -d' ' -f1) owner=$(stat -c '%a %u' /run/secrets/token)\"; cat /run/secrets/token > /dev/null && echo BOX secret_readable; echo x 2>/dev/null > /run/secrets/token || echo BOX secret_readonly; fi; touch /done/box; exec sleep 600"]
 container = {{ root = "/", mounts = [{{ type = "bind", source = "/srv/done", target = "/done" }}] }}
 
 [[init.services]]
 name = "vm"
 main = true
-argv = ["sh", "-c", "i=0; while [ ! -e /srv/done/box ] && [ $i -lt 600 ]; do sleep 0.2; i=$((i+1)); done; echo \"VM host=$(hostname) colour=$COLOUR from=$FROM mmds=$MMDS\""]
+argv = ["sh", "-c", "i=0; while [ ! -e /srv/done/box ] && [ $i -lt 600 ]; do sleep 0.2; i=$((i+1)); done; echo \"VM host=$(hostname) colour=$COLOUR from=$FROM mmds=$MMDS\"; i=0; while [ -n \"$WAIT_AGENT\" ] && [ ! -e /srv/done/agent ] && [ $i -lt 1200 ]; do sleep 0.2; i=$((i+1)); done"]
 "##,
         modules = kernel_modules().display(),
     )
@@ -139,6 +141,22 @@ fn serve_mmds(doc: &'static str) -> (u16, Arc<Mutex<Vec<String>>>) {
 }
 
 fn boot(image: &Path, drive: Option<&Path>, append: &str, mmds_port: Option<u16>) -> Outcome {
+    checked(
+        mkrootfs_qemu::run(&vm(image, drive, append, mmds_port))
+            .unwrap_or_else(|e| panic!("run QEMU: {}", chain(&e))),
+    )
+}
+
+fn checked(out: Outcome) -> Outcome {
+    assert!(
+        !out.timed_out,
+        "guest timed out; QEMU stderr:\n{}\nconsole:\n{}",
+        out.stderr, out.console
+    );
+    out
+}
+
+fn vm(image: &Path, drive: Option<&Path>, append: &str, mmds_port: Option<u16>) -> VmConfig {
     let mut cfg = VmConfig::new(kernel().vmlinuz.clone(), image.to_path_buf());
     cfg.append = append.to_string();
     cfg.disks = drive.map(Disk::raw).into_iter().collect();
@@ -154,13 +172,7 @@ fn boot(image: &Path, drive: Option<&Path>, append: &str, mmds_port: Option<u16>
             .collect(),
     }));
     cfg.timeout = Duration::from_secs(300);
-    let out = mkrootfs_qemu::run(&cfg).unwrap_or_else(|e| panic!("run QEMU: {}", chain(&e)));
-    assert!(
-        !out.timed_out,
-        "guest timed out; QEMU stderr:\n{}\nconsole:\n{}",
-        out.stderr, out.console
-    );
-    out
+    cfg
 }
 
 #[test]
@@ -223,9 +235,9 @@ fn one_image_three_config_drives_a_command_line_a_secret_and_mmds() {
         out.console
     );
 
-    // Two: another drive, another hostname and environment.
-    let out = boot(&image, Some(&two), "", None);
-    assert_eq!(out.exit_code(), 0, "console:\n{}", out.console);
+    // Two: another drive, another hostname and environment; a process the
+    // agent starts in the container gets the VM's environment too.
+    let out = boot_with_agent(&image, &two);
     assert_console(&out, "VM host=vm-two colour=green from=image mmds=");
     assert!(
         !out.console
@@ -274,4 +286,41 @@ fn a_required_config_drive_that_is_missing_is_fatal() {
         out.console
     );
     assert!(!out.console.contains("started vm"), "{}", out.console);
+}
+
+/// Boots with the drive and a vsock device; through the agent, a process
+/// in the `box` container prints its environment, then lets the VM end.
+fn boot_with_agent(image: &Path, drive: &Path) -> Outcome {
+    use mkrootfs::agent::{ExecOptions, Target};
+    use mkrootfs_tests::vsock::{connect, qemu_args, start_daemon, vhost_device_vsock};
+    let bin = vhost_device_vsock().expect("vhost-device-vsock");
+    let dir = tempfile::tempdir().unwrap();
+    let (_daemon, vhost, uds) = start_daemon(&bin, dir.path());
+    let mut cfg = vm(image, Some(drive), "mkrootfs.env.WAIT_AGENT=1", None);
+    cfg.memory_mb = 512;
+    cfg.extra_args = qemu_args(&vhost, cfg.memory_mb);
+    let qemu = std::thread::spawn(move || {
+        mkrootfs_qemu::run(&cfg).unwrap_or_else(|e| panic!("run QEMU: {}", chain(&e)))
+    });
+    let mut c = connect(&Target::Hybrid { uds, port: 1024 }, &qemu);
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let status = c
+        .exec(
+            "box",
+            &["sh", "-c", "i=0; while [ ! -e /done/box ] && [ $i -lt 600 ]; do sleep 0.2; i=$((i+1)); done; echo \"colour=$COLOUR wait=$WAIT_AGENT\"; touch /done/agent"],
+            &ExecOptions::default(),
+            &mut stdout,
+            &mut stderr,
+        )
+        .unwrap_or_else(|e| panic!("exec in box: {}", chain(&e)));
+    assert_eq!(
+        (status, String::from_utf8_lossy(&stdout).trim()),
+        (0, "colour=green wait=1"),
+        "stderr: {}",
+        String::from_utf8_lossy(&stderr)
+    );
+    drop(c);
+    let out = checked(qemu.join().expect("the QEMU thread"));
+    assert_eq!(out.exit_code(), 0, "console:\n{}", out.console);
+    out
 }

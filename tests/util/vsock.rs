@@ -68,6 +68,24 @@ pub fn start_daemon(bin: &Path, dir: &Path) -> (Daemon, PathBuf, PathBuf) {
     (d, vhost, uds)
 }
 
+/// QEMU arguments for a vhost-user vsock device on `vhost` (a pc machine:
+/// vhost-user needs the guest's memory shared with the backend).
+pub fn qemu_args(vhost: &Path, memory_mb: u32) -> Vec<String> {
+    [
+        "-object",
+        &format!("memory-backend-memfd,id=mem,size={memory_mb}M,share=on"),
+        "-machine",
+        "memory-backend=mem",
+        "-chardev",
+        &format!("socket,id=vsock0,path={}", vhost.display()),
+        "-device",
+        "vhost-user-vsock-pci,chardev=vsock0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
 /// Connects once the guest's agent listens.
 pub fn connect(target: &Target, qemu: &std::thread::JoinHandle<mkrootfs_qemu::Outcome>) -> Client {
     let deadline = Instant::now() + Duration::from_secs(240);
