@@ -56,7 +56,7 @@ pub enum ConfigDriveError {
     Image {
         path: PathBuf,
         #[source]
-        source: FsImageError,
+        source: Box<FsImageError>,
     },
 }
 
@@ -133,7 +133,7 @@ pub fn write(settings: &Settings, label: &str, out: &Path) -> Result<Written, Co
     })?;
     let image_err = |source| ConfigDriveError::Image {
         path: out.to_path_buf(),
-        source,
+        source: Box::new(source),
     };
     let mut h = Sha256::new();
     h.update(b"mkrootfs config drive\0");
