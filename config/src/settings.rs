@@ -359,7 +359,7 @@ fn parse_secrets(v: &Value, s: &mut Settings, problems: &mut Vec<Problem>) {
 
 /// Lower- or upper-case hex to bytes; `None` when not hex or odd.
 pub fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
