@@ -43,6 +43,8 @@ enum Command {
     Kernel(commands::kernel::KernelArgs),
     /// Print the configuration a microVM monitor needs to boot an image.
     VmConfig(commands::vm_config::VmConfigArgs),
+    /// Write one VM's settings as a config drive (a small ext4 image).
+    ConfigDrive(commands::config_drive::ConfigDriveArgs),
     /// Run a command in a running guest's container, through its agent.
     Exec(commands::exec::ExecArgs),
     /// Copy a file into or out of a running guest, through its agent.
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
         Some(Command::Run(a)) => commands::run::run(a),
         Some(Command::Kernel(a)) => commands::kernel::run(a),
         Some(Command::VmConfig(a)) => commands::vm_config::run(a),
+        Some(Command::ConfigDrive(a)) => commands::config_drive::run(a),
         Some(Command::Exec(a)) => commands::exec::run(a),
         Some(Command::Cp(a)) => commands::cp::run(a),
         Some(Command::Resync(a)) => commands::resync::run(a),
@@ -79,6 +82,10 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         // The reader of our output went away (`| head`): nothing to report.
         Err(e) if e.is::<commands::ReaderGone>() => ExitCode::SUCCESS,
+        Err(e) if e.is::<commands::Usage>() => {
+            eprintln!("mkrootfs: {e:#}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("mkrootfs: {e:#}");
             ExitCode::from(1)

@@ -34,7 +34,11 @@ impl GuestOnQemu for Guest {
         };
         cfg.memory_mb = self.memory_mib;
         cfg.cpus = self.cpus.max(1);
-        cfg.disks = self.disks.iter().map(qemu_disk).collect();
+        cfg.disks = self
+            .block_devices()
+            .iter()
+            .map(|(_, d)| qemu_disk(d))
+            .collect();
         if let Some(v) = &self.vsock {
             // QEMU's vsock is vhost-vsock: the host kernel's AF_VSOCK at
             // the guest's CID, no Unix socket (the Firecracker and Cloud
@@ -187,6 +191,61 @@ mod tests {
         assert!(vm.rng);
         cfg.entropy = None;
         assert!(!cfg.to_qemu().rng);
+    }
+
+    /// The QEMU arguments of `cfg` as one line (for a KVM host: no probe).
+    fn line(mut cfg: VmConfig) -> String {
+        cfg.accel = mkrootfs_qemu::Accel::Kvm;
+        let cmd = cfg.command();
+        let words: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        words.join(" ")
+    }
+
+    #[test]
+    fn config_drive_on_qemu_is_a_read_only_virtio_blk_after_the_disks() {
+        let mut g = full_guest();
+        g.config_drive = Some("/img/vm-1.cfg".into());
+        for (machine, device) in [
+            (Machine::Pc, "virtio-blk-pci"),
+            (Machine::CloudHypervisorLike, "virtio-blk-pci"),
+            (Machine::Microvm, "virtio-blk-device"),
+        ] {
+            let vm = g.qemu(machine);
+            let disks: Vec<_> = vm
+                .disks
+                .iter()
+                .map(|d| (d.path.to_str().unwrap(), d.readonly))
+                .collect();
+            assert_eq!(
+                disks,
+                [
+                    ("/img/root.ext4", false),
+                    ("/img/data.erofs", true),
+                    ("/img/vm-1.cfg", true)
+                ],
+                "{machine:?}"
+            );
+            let l = line(vm);
+            assert!(
+                l.contains(&format!(
+                    " -drive file=/img/vm-1.cfg,format=raw,if=none,id=disk2,readonly=on -device {device},drive=disk2 "
+                )),
+                "{machine:?}: {l}"
+            );
+            assert!(l.contains("root=/dev/vda rw"), "{l}");
+        }
+        // Firecracker's shape: the drive from its configuration, after the root.
+        let vm = g.firecracker().to_qemu();
+        let last = vm.disks.last().unwrap();
+        assert_eq!(
+            (last.path.to_str().unwrap(), last.readonly),
+            ("/img/vm-1.cfg", true)
+        );
+        assert_eq!(vm.disks[0].path, Path::new("/img/root.ext4"));
+        assert!(line(vm).contains(" -device virtio-blk-device,drive=disk2 "));
     }
 
     #[test]

@@ -317,3 +317,71 @@ fn vm_config_attaches_a_tap_with_a_stable_mac_and_ip_in_the_boot_args() {
         stderr(&o)
     );
 }
+
+/// `--config FILE`: the config drive attached read-only after the disks on
+/// every monitor (the root stays /dev/vda), field by field.
+#[test]
+fn vm_config_attaches_the_config_drive_read_only_after_the_disks() {
+    let tmp = setup();
+    let dir = tmp.path();
+    fs::write(dir.join("vm-1.cfg"), [0u8; 512]).unwrap();
+    let d = dir.canonicalize().unwrap();
+    let args = |target: &'static str| {
+        [
+            "vm-config",
+            "--target",
+            target,
+            "image.cpio",
+            "--kernel",
+            "vmlinux",
+            "--disk",
+            "disk.raw",
+            "--root-disk",
+            "--config",
+            "vm-1.cfg",
+        ]
+    };
+    let fc = mkrootfs(dir, &args("firecracker"));
+    assert_eq!(fc.status.code(), Some(0), "{}", stderr(&fc));
+    let cfg = mkrootfs::vmconfig::FirecrackerConfig::from_json(&stdout(&fc)).unwrap();
+    assert_eq!(cfg.drives.len(), 2);
+    assert_eq!(cfg.drives[0].drive_id, "rootfs");
+    assert!(cfg.drives[0].is_root_device);
+    let drive = &cfg.drives[1];
+    assert_eq!(drive.drive_id, "config");
+    assert_eq!(drive.path_on_host, format!("{}/vm-1.cfg", d.display()));
+    assert!(!drive.is_root_device);
+    assert!(drive.is_read_only);
+
+    let ch = stdout(&mkrootfs(dir, &args("cloud-hypervisor")));
+    assert!(
+        ch.contains(&format!(
+            " --disk path={0}/disk.raw --disk path={0}/vm-1.cfg,readonly=on --cpus ",
+            d.display()
+        )),
+        "{ch}"
+    );
+    assert!(ch.contains("root=/dev/vda rw"), "{ch}");
+
+    let q = stdout(&mkrootfs(dir, &args("qemu-microvm")));
+    assert!(
+        q.contains(&format!(
+            " -drive file={0}/disk.raw,format=raw,if=none,id=disk0 -device virtio-blk-device,drive=disk0 \
+             -drive file={0}/vm-1.cfg,format=raw,if=none,id=disk1,readonly=on -device virtio-blk-device,drive=disk1 ",
+            d.display()
+        )),
+        "{q}"
+    );
+
+    // A missing file is an error naming it, before anything is printed.
+    let mut missing = args("firecracker");
+    missing[10] = "nope.cfg";
+    let o = mkrootfs(dir, &missing);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stdout(&o), "");
+    assert!(
+        stderr(&o).starts_with("mkrootfs: --config: open the config drive nope.cfg: "),
+        "{}",
+        stderr(&o)
+    );
+}

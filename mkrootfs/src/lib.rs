@@ -10,6 +10,7 @@ pub mod agent;
 pub mod build;
 pub mod builder;
 pub mod compress;
+pub mod config_drive;
 pub mod container;
 pub mod cpio;
 pub mod elf;

@@ -306,12 +306,8 @@ impl Plan {
                     format!("image.label: {format} images have no label here (ext4 only; mount erofs and squashfs by UUID or path)"),
                 ));
             }
-            if l.is_empty() || l.len() > 16 {
-                return Err(err(
-                    "image.label",
-                    format!("image.label {l:?}: 1 to 16 bytes"),
-                ));
-            }
+            crate::fsimage::check_label(l)
+                .map_err(|e| err("image.label", format!("image.label {e}")))?;
         }
         let split = img.split.unwrap_or(false);
         let disk = match format {

@@ -37,6 +37,9 @@ pub const FIRECRACKER_BOOT_ARGS: &str =
 /// tty` is the 8250 at 0x3f8; power-off goes through ACPI).
 pub const CLOUD_HYPERVISOR_CMDLINE: &str = "console=ttyS0";
 
+/// Firecracker's `drive_id` of the config drive.
+pub const CONFIG_DRIVE_ID: &str = "config";
+
 /// Which monitor to describe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {
@@ -204,6 +207,10 @@ pub struct Guest {
     pub vsock: Option<GuestVsock>,
     /// A network interface. Default none.
     pub net: Option<GuestNet>,
+    /// A config drive (`mkrootfs config-drive`): attached read-only after
+    /// the disks, so that a root disk stays `/dev/vda`; the init finds it by
+    /// its label. Firecracker's drive id is `config`. Default none.
+    pub config_drive: Option<PathBuf>,
     /// A virtio-rng device fed from the host's `/dev/urandom`, so that the
     /// guest's CRNG is seeded at once rather than waiting for jitter
     /// (Firecracker's `entropy`, Cloud Hypervisor's `--rng`, QEMU's
@@ -225,8 +232,33 @@ impl Guest {
             append: String::new(),
             vsock: None,
             net: None,
+            config_drive: None,
             rng: true,
         }
+    }
+
+    /// Every block device in the order the guest sees them (`/dev/vda`,
+    /// `/dev/vdb`…), each with Firecracker's drive id: the disks (the root
+    /// disk first, `rootfs`), then the config drive, read-only.
+    pub fn block_devices(&self) -> Vec<(String, GuestDisk)> {
+        let disks = self.disks.iter().enumerate().map(|(i, d)| {
+            let id = if self.root_disk && i == 0 {
+                "rootfs".to_string()
+            } else {
+                format!("disk{i}")
+            };
+            (id, d.clone())
+        });
+        let config = self.config_drive.iter().map(|p| {
+            (
+                CONFIG_DRIVE_ID.to_string(),
+                GuestDisk {
+                    path: p.clone(),
+                    read_only: true,
+                },
+            )
+        });
+        disks.chain(config).collect()
     }
 
     /// The tap device and MAC of the network interface, for the monitors
@@ -247,17 +279,14 @@ impl Guest {
     /// `virtio_mmio.device=` parameters and `root=/dev/vda rw|ro`.
     pub fn firecracker(&self) -> FirecrackerConfig {
         let drives = self
-            .disks
-            .iter()
+            .block_devices()
+            .into_iter()
             .enumerate()
-            .map(|(i, d)| FirecrackerDrive {
-                drive_id: if self.root_disk && i == 0 {
-                    "rootfs".to_string()
-                } else {
-                    format!("disk{i}")
-                },
+            .map(|(i, (drive_id, d))| FirecrackerDrive {
+                drive_id,
                 path_on_host: d.path.display().to_string(),
-                is_root_device: self.root_disk && i == 0,
+                // Never the config drive, even with no disk before it.
+                is_root_device: self.root_disk && i == 0 && !self.disks.is_empty(),
                 is_read_only: d.read_only,
             })
             .collect();
@@ -315,7 +344,7 @@ impl Guest {
     /// Cloud Hypervisor's arguments (after the program name), with the
     /// options its `cloud-hypervisor --help` documents: `--kernel`,
     /// `--initramfs`, `--cmdline`, `--disk path=…[,readonly=on]` (one per disk),
-    /// `--cpus boot=N`, `--memory size=<N>M`, `--serial tty --console off`
+    /// the config drive last, `--cpus boot=N`, `--memory size=<N>M`, `--serial tty --console off`
     /// (the console on the 8250 serial port, no virtio-console),
     /// `--vsock cid=N,socket=PATH` and `--net tap=NAME,mac=MAC` when asked,
     /// and `--rng src=/dev/urandom` unless `rng` is off.
@@ -328,7 +357,7 @@ impl Guest {
             "--cmdline".into(),
             self.cmdline(CLOUD_HYPERVISOR_CMDLINE),
         ];
-        for d in &self.disks {
+        for (_, d) in self.block_devices() {
             let mut disk = format!("path={}", d.path.display());
             if d.read_only {
                 disk.push_str(",readonly=on");

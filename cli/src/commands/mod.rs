@@ -3,6 +3,7 @@
 //! writes there.
 
 pub mod build;
+pub mod config_drive;
 pub mod cp;
 pub mod deps;
 pub mod exec;
@@ -29,6 +30,11 @@ use std::path::Path;
 /// (`println!` would panic instead: Rust ignores SIGPIPE, so a closed pipe
 /// is an `EPIPE` error.)
 pub struct Out(BufWriter<StdoutLock<'static>>);
+
+/// A usage error found after clap's parsing (exit status 2, as clap's own).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
 
 /// Standard output was closed by its reader: not a failure.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +94,14 @@ pub fn read_image(path: &Path) -> anyhow::Result<Vec<cpio::Segment>> {
     let bytes = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
     cpio::read_archive(&bytes, &cpio::Limits::default())
         .with_context(|| format!("read image {}", path.display()))
+}
+
+/// Checks that a config drive (`run --config`, `vm-config --config`) can
+/// be read, so that a typo is an error here rather than a monitor's.
+pub fn check_config_drive(path: &Path) -> anyhow::Result<()> {
+    std::fs::File::open(path)
+        .map(drop)
+        .with_context(|| format!("--config: open the config drive {}", path.display()))
 }
 
 /// What `modules.kernel = "auto"` stands for when `kernel` boots the image:

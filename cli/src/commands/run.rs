@@ -52,6 +52,10 @@ pub struct RunArgs {
     /// The first disk is the root device (root=/dev/vda rw).
     #[arg(long)]
     pub root_disk: bool,
+    /// A config drive (`mkrootfs config-drive`), attached read-only after
+    /// every other disk.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Guest memory in MiB (1 or more).
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
     pub memory: u32,
@@ -94,6 +98,9 @@ pub fn run(args: RunArgs) -> Result<u8> {
         // buried in the log, then a FATAL of the init: refuse it here, with
         // the error `mkrootfs ls` gives.
         super::read_image(image)?;
+    }
+    if let Some(c) = &args.config {
+        super::check_config_drive(c)?;
     }
     if let (true, Some(uds)) = (args.wait_ready, &args.vsock) {
         let argv: Vec<String> = std::env::args().collect();
@@ -151,6 +158,7 @@ pub fn run(args: RunArgs) -> Result<u8> {
             read_only: false,
         }))
         .collect();
+    guest.config_drive = args.config.clone();
     if let Some(backend) = &args.net {
         let name = guest
             .initrd

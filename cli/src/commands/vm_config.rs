@@ -33,6 +33,10 @@ pub struct VmConfigArgs {
     /// Attach every disk read-only (root=/dev/vda ro with --root-disk).
     #[arg(long, requires = "disk")]
     pub read_only: bool,
+    /// A config drive (`mkrootfs config-drive`), attached read-only after
+    /// the disks (Firecracker's drive `config`).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Guest memory in MiB (1 or more).
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
     pub memory: u32,
@@ -107,6 +111,9 @@ pub fn run(args: VmConfigArgs) -> Result<u8> {
     }
     vmconfig::check_kernel(target, &args.kernel)?;
     super::read_image(&args.image)?;
+    if let Some(c) = &args.config {
+        super::check_config_drive(c)?;
+    }
     let mut guest = Guest::new(absolute(&args.kernel)?, absolute(&args.image)?);
     for d in &args.disk {
         guest.disks.push(GuestDisk {
@@ -114,6 +121,7 @@ pub fn run(args: VmConfigArgs) -> Result<u8> {
             read_only: args.read_only,
         });
     }
+    guest.config_drive = args.config.as_deref().map(absolute).transpose()?;
     guest.root_disk = args.root_disk;
     guest.memory_mib = args.memory;
     guest.cpus = args.cpus;

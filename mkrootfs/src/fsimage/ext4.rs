@@ -7,6 +7,10 @@
 //! `debugfs` pass sets every inode's times to the build's. e2fsprogs reads a
 //! fake time of 0 as "none": the superblock's times are then 1 (inode times
 //! are exact).
+//!
+//! [`mkfs`] is the one writer: root disk images ([`Layout::Root`]) and the
+//! config drive (`crate::config_drive`, [`Layout::Small`], whose owners the
+//! debugfs pass sets since it is staged without root).
 
 use super::stage::Staged;
 use super::{run_tool, FsImageError, FsOptions, Ids};
@@ -54,12 +58,70 @@ pub(super) fn write(
     ids: &Ids,
     out: &Path,
 ) -> Result<(), FsImageError> {
-    let time = opts.mtime.to_string();
-    let fake_time = opts.mtime.max(1).to_string();
+    // Every inode's times (the root's too) to the build's time; the owners
+    // and modes are the staged ones.
+    let inodes: Vec<(&str, Option<Owner>)> = std::iter::once("/")
+        .chain(staged.meta.iter().map(|m| m.0.as_str()))
+        .map(|p| (p, None))
+        .collect();
+    mkfs(
+        &Mkfs {
+            source: &staged.root,
+            layout: Layout::Root,
+            size: size_bytes(staged),
+            inodes: inode_count(staged),
+            uuid: &ids.uuid,
+            hash_seed: &ids.hash_seed,
+            label: opts.label.as_deref(),
+            mtime: opts.mtime,
+            fix: &inodes,
+        },
+        out,
+    )
+}
+
+/// The shape of the file system.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// A root file system: 4 KiB blocks, 256-byte inodes, a journal (Debian
+    /// 12's ext4 defaults).
+    Root,
+    /// A small read-only one (the config drive): 1 KiB blocks, no journal,
+    /// no resize inode, no reserved blocks; mke2fs then takes sizes from
+    /// 64 KiB.
+    Small,
+}
+
+/// An owner and a mode (with its file type) that the debugfs pass sets.
+pub(crate) type Owner = (u32, u32, u32);
+
+/// One `mkfs.ext4 -d` run and the debugfs pass after it.
+pub(crate) struct Mkfs<'a> {
+    /// The directory copied in (the image's `/`).
+    pub source: &'a Path,
+    pub layout: Layout,
+    /// The image's size in bytes (the output file is made this long).
+    pub size: u64,
+    /// Inodes to make (`-N`).
+    pub inodes: u64,
+    pub uuid: &'a str,
+    pub hash_seed: &'a str,
+    pub label: Option<&'a str>,
+    /// Every timestamp of the image.
+    pub mtime: u32,
+    /// The image paths whose times are set to `mtime`, and for those with
+    /// an [`Owner`], uid, gid and mode (files staged without root keep the
+    /// host's owner otherwise).
+    pub fix: &'a [(&'a str, Option<Owner>)],
+}
+
+/// Writes the file system `spec` describes to `out` (created, or truncated).
+pub(crate) fn mkfs(spec: &Mkfs, out: &Path) -> Result<(), FsImageError> {
+    let time = spec.mtime.to_string();
+    let fake_time = spec.mtime.max(1).to_string();
     let conf = temp_with(MKE2FS_CONF)?;
-    let size = size_bytes(staged);
     std::fs::File::create(out)
-        .and_then(|f| f.set_len(size))
+        .and_then(|f| f.set_len(spec.size))
         .map_err(|source| FsImageError::Io {
             op: "create",
             path: out.to_path_buf(),
@@ -68,24 +130,37 @@ pub(super) fn write(
     let mut cmd = Command::new("mkfs.ext4");
     cmd.env("E2FSPROGS_FAKE_TIME", &fake_time)
         .env("MKE2FS_CONFIG", conf.path())
-        .args(["-q", "-F", "-t", "ext4", "-b", "4096", "-I", "256"])
-        .args(["-N", &inode_count(staged).to_string()])
-        .args(["-U", &ids.uuid])
-        .args(opts.label.iter().flat_map(|l| ["-L", l.as_str()]))
+        .args(["-q", "-F", "-t", "ext4"]);
+    match spec.layout {
+        Layout::Root => cmd.args(["-b", "4096", "-I", "256"]),
+        // `-T small` also keeps mke2fs from looking up the "floppy" type
+        // that it picks for sizes under 3 MiB (and warning it is missing).
+        Layout::Small => cmd
+            .args(["-b", "1024", "-I", "256", "-T", "small", "-m", "0"])
+            .args(["-O", "^has_journal,^resize_inode"]),
+    };
+    cmd.args(["-N", &spec.inodes.to_string()])
+        .args(["-U", spec.uuid])
+        .args(spec.label.iter().flat_map(|l| ["-L", *l]))
         .args([
             "-E",
-            &format!("hash_seed={},lazy_itable_init=0,nodiscard", ids.hash_seed),
+            &format!("hash_seed={},lazy_itable_init=0,nodiscard", spec.hash_seed),
         ])
         .arg("-d")
-        .arg(&staged.root)
+        .arg(spec.source)
         .arg(out);
     run_tool("mkfs.ext4", "e2fsprogs", &mut cmd)?;
 
-    // Every inode's times (the root's too) to the build's time.
     let mut text = String::new();
-    for path in std::iter::once("/").chain(staged.meta.iter().map(|m| m.0.as_str())) {
+    for (path, owner) in spec.fix {
+        let path = debugfs_quote(path);
+        if let Some((uid, gid, mode)) = owner {
+            text.push_str(&format!("sif \"{path}\" uid {uid}\n"));
+            text.push_str(&format!("sif \"{path}\" gid {gid}\n"));
+            text.push_str(&format!("sif \"{path}\" mode 0{mode:o}\n"));
+        }
         for field in ["ctime", "atime", "mtime"] {
-            text.push_str(&format!("sif \"{}\" {field} {time}\n", debugfs_quote(path)));
+            text.push_str(&format!("sif \"{path}\" {field} {time}\n"));
         }
     }
     let script = temp_with(&text)?;

@@ -16,7 +16,7 @@
 //! over it once complete (and its hash tree appended).
 
 mod erofs;
-mod ext4;
+pub(crate) mod ext4;
 mod squashfs;
 pub mod stage;
 pub mod verity;
@@ -257,24 +257,7 @@ pub fn write(
     crate::progress::step(crate::progress::Step::Stage);
     let staged = stage::stage(tree, opts.format, opts.mtime)?;
     let ids = Ids::from_digest(&staged.digest, opts.format);
-    let parent = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&parent).map_err(|source| FsImageError::Io {
-        op: "create directory",
-        path: parent.clone(),
-        source,
-    })?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".mkrootfs-")
-        .suffix(".tmp")
-        .tempfile_in(&parent)
-        .map_err(|source| FsImageError::Io {
-            op: "create a temporary file in",
-            path: parent.clone(),
-            source,
-        })?;
+    let tmp = temp_next_to(output)?;
     let tmp_path = tmp.path().to_path_buf();
     crate::progress::step(crate::progress::Step::FsWriter(match opts.format {
         Format::Erofs => "mkfs.erofs",
@@ -302,12 +285,7 @@ pub fn write(
         None
     };
     let image_bytes = std::fs::metadata(&tmp_path).map_err(io("stat"))?.len();
-    tmp.as_file().sync_all().map_err(io("sync"))?;
-    tmp.persist(output).map_err(|e| FsImageError::Io {
-        op: "rename the image to",
-        path: output.to_path_buf(),
-        source: e.error,
-    })?;
+    persist(tmp, output)?;
     Ok(Written {
         entries: staged.entries,
         data_bytes: staged.data_bytes,
@@ -316,6 +294,58 @@ pub fn write(
         uuid: ids.uuid,
         verity,
     })
+}
+
+/// A temporary file next to `output` (so that the rename stays on one file
+/// system), created with mode 0600, removed unless [`persist`]ed.
+pub(crate) fn temp_next_to(output: &Path) -> Result<tempfile::NamedTempFile, FsImageError> {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).map_err(|source| FsImageError::Io {
+        op: "create directory",
+        path: parent.clone(),
+        source,
+    })?;
+    tempfile::Builder::new()
+        .prefix(".mkrootfs-")
+        .suffix(".tmp")
+        .permissions(std::fs::Permissions::from_mode(0o600))
+        .tempfile_in(&parent)
+        .map_err(|source| FsImageError::Io {
+            op: "create a temporary file in",
+            path: parent,
+            source,
+        })
+}
+
+/// Syncs `tmp` and renames it over `output`: a failed write never leaves
+/// a partial image behind.
+pub(crate) fn persist(tmp: tempfile::NamedTempFile, output: &Path) -> Result<(), FsImageError> {
+    tmp.as_file()
+        .sync_all()
+        .map_err(|source| FsImageError::Io {
+            op: "sync",
+            path: tmp.path().to_path_buf(),
+            source,
+        })?;
+    tmp.persist(output).map_err(|e| FsImageError::Io {
+        op: "rename the image to",
+        path: output.to_path_buf(),
+        source: e.error,
+    })?;
+    Ok(())
+}
+
+/// An ext4 volume name: 1 to 16 bytes (the superblock's `s_volume_name`;
+/// mke2fs would cut a longer one, and the init compares it whole).
+pub fn check_label(label: &str) -> Result<(), String> {
+    if label.is_empty() || label.len() > 16 {
+        return Err(format!("{label:?}: 1 to 16 bytes"));
+    }
+    Ok(())
 }
 
 /// Identifiers derived from the tree's digest: the same tree always gets
@@ -334,7 +364,7 @@ pub(crate) struct Ids {
 impl Ids {
     /// Also from the format: the erofs and the ext4 image of one tree,
     /// attached together, must not share a UUID.
-    fn from_digest(digest: &[u8; 32], format: Format) -> Ids {
+    pub(crate) fn from_digest(digest: &[u8; 32], format: Format) -> Ids {
         let derive = |label: &str| -> [u8; 32] {
             let mut h = Sha256::new();
             h.update(b"mkrootfs ");

@@ -625,3 +625,65 @@ fn entropy_device_field_by_field_and_left_out_on_request() {
     assert!(!g.cloud_hypervisor().contains(&"--rng".to_string()));
     assert_eq!(ch_errors(&g.cloud_hypervisor()), Vec::<String>::new());
 }
+
+#[test]
+fn firecracker_config_drive_field_by_field_after_the_disks() {
+    let mut g = full_guest();
+    g.config_drive = Some("/img/vm-1.cfg".into());
+    let cfg = g.firecracker();
+    let json: Value = serde_json::from_str(&cfg.to_json()).unwrap();
+    let drives = json["drives"].as_array().unwrap();
+    assert_eq!(drives.len(), 3);
+    assert_eq!(drives[0]["drive_id"], "rootfs");
+    assert_eq!(drives[1]["drive_id"], "disk1");
+    let d = &drives[2];
+    assert_eq!(d["drive_id"], "config");
+    assert_eq!(d["path_on_host"], "/img/vm-1.cfg");
+    assert_eq!(d["is_root_device"], false);
+    assert_eq!(d["is_read_only"], true);
+    assert_eq!(d.as_object().unwrap().len(), 4);
+    assert_eq!(schema_errors(&json), Vec::<String>::new(), "{json}");
+    assert_eq!(FirecrackerConfig::from_json(&cfg.to_json()).unwrap(), cfg);
+    // Without one, the drives are as before.
+    assert_eq!(full_guest().firecracker().drives.len(), 2);
+
+    // Alone it is /dev/vda, and never the root device, even with root_disk.
+    let mut alone = Guest::new("/k", "/i");
+    alone.config_drive = Some("/c".into());
+    alone.root_disk = true;
+    let drives = alone.firecracker().drives;
+    assert_eq!(
+        drives,
+        [FirecrackerDrive {
+            drive_id: "config".into(),
+            path_on_host: "/c".into(),
+            is_root_device: false,
+            is_read_only: true,
+        }]
+    );
+    assert!(!alone.cmdline("").contains("root="));
+}
+
+#[test]
+fn cloud_hypervisor_config_drive_is_the_last_disk_read_only() {
+    let mut g = full_guest();
+    g.config_drive = Some("/img/vm-1.cfg".into());
+    let args = g.cloud_hypervisor();
+    let disks: Vec<&str> = args
+        .windows(2)
+        .filter(|w| w[0] == "--disk")
+        .map(|w| w[1].as_str())
+        .collect();
+    assert_eq!(
+        disks,
+        [
+            "path=/img/root.ext4",
+            "path=/img/data.erofs,readonly=on",
+            "path=/img/vm-1.cfg,readonly=on"
+        ]
+    );
+    assert_eq!(ch_errors(&args), Vec::<String>::new());
+    // The root stays /dev/vda.
+    let c = args.iter().position(|a| a == "--cmdline").unwrap();
+    assert!(args[c + 1].contains("root=/dev/vda rw"), "{}", args[c + 1]);
+}
