@@ -269,11 +269,18 @@ fn parse_services(v: &Raw, s: &mut Settings, problems: &mut Vec<Problem>) {
 }
 
 /// One `network` entry: an `[[init.network]]` object, or a string in the
-/// kernel's `ip=` syntax.
-fn parse_network_entry(at: &str, v: &Raw) -> Result<NetworkConfig, String> {
+/// kernel's `ip=` syntax (whose host name field comes back too).
+fn parse_network_entry(at: &str, v: &Raw) -> Result<(NetworkConfig, Option<String>), String> {
+    let mut hostname = None;
     let entry = if let Some(ip) = as_string(v) {
         match parse_ip_param(&ip) {
-            Ok(IpParam::Interface(e, _)) => e,
+            Ok(IpParam::Interface(e, h)) => {
+                if let Some(h) = h {
+                    check_hostname(&h).map_err(|e| format!("{at}: host name {e}"))?;
+                    hostname = Some(h);
+                }
+                e
+            }
             Ok(IpParam::Off) => {
                 return Err(format!(
                     "{at}: \"off\" is not an interface (use [] for none)"
@@ -290,7 +297,7 @@ fn parse_network_entry(at: &str, v: &Raw) -> Result<NetworkConfig, String> {
         ));
     };
     entry.check().map_err(|(k, m)| format!("{at}.{k}: {m}"))?;
-    Ok(entry)
+    Ok((entry, hostname))
 }
 
 fn parse_network(v: &Raw, s: &mut Settings, problems: &mut Vec<Problem>) {
@@ -304,7 +311,14 @@ fn parse_network(v: &Raw, s: &mut Settings, problems: &mut Vec<Problem>) {
     let mut list = Vec::new();
     for (i, item) in items.iter().enumerate() {
         match parse_network_entry(&format!("[{i}]"), item) {
-            Ok(e) => list.push(e),
+            Ok((e, h)) => {
+                list.push(e);
+                // As the kernel's ip=: the host name field names the VM,
+                // unless the document's `hostname` does.
+                if s.hostname.is_none() {
+                    s.hostname = h;
+                }
+            }
             Err(e) => {
                 // Half a network is worse than the image's: the key fails whole.
                 problems.push(problem("network", e));

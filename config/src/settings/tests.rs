@@ -230,3 +230,23 @@ fn a_document_round_trips_through_its_writer() {
         r#"{"env":{"A":"1"},"hostname":"vm-1","secrets":{"b":{"hex":"ff00"},"t":{"service":"web","value":"v"}},"seed":"000102030405060708090a0b0c0d0e0f","services":{"web":{"env":{"P":"2"}}}}"#
     );
 }
+
+#[test]
+fn an_ip_string_names_the_vm_unless_the_document_does() {
+    let (s, problems) =
+        parse_document(br#"{"network": ["10.0.3.5::10.0.3.1:255.255.255.0:vm-ip:eth1:off"]}"#);
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(s.hostname.as_deref(), Some("vm-ip"));
+    assert_eq!(s.keys(), ["hostname", "network"]);
+    let (s, _) = parse_document(
+        br#"{"hostname": "named", "network": ["10.0.3.5::10.0.3.1:255.255.255.0:vm-ip:eth1:off"]}"#,
+    );
+    assert_eq!(s.hostname.as_deref(), Some("named"));
+    let (s, problems) =
+        parse_document(br#"{"network": ["10.0.3.5::10.0.3.1:255.255.255.0:bad_name:eth1:off"]}"#);
+    assert_eq!(s.network, None);
+    assert_eq!(
+        problems[0].to_string(),
+        "network: [0]: host name \"bad_name\" has '_': only letters, digits, '-' and '.'"
+    );
+}
