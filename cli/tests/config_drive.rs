@@ -217,7 +217,7 @@ fn config_drive_usage_errors_name_the_key() {
     );
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        stderr(&o).starts_with("mkrootfs: --set network: ip= syntax: "),
+        stderr(&o).starts_with("mkrootfs: --set network: [0]: ip= syntax: "),
         "{}",
         stderr(&o)
     );

@@ -239,7 +239,7 @@ mod tests {
         }
         // The network entries are judged one by one, then together.
         let bad = usage(from_set(&["network=10.0.0.300::::::off".into()]));
-        assert!(bad.starts_with("--set network: ip= syntax: "), "{bad}");
+        assert!(bad.starts_with("--set network: [0]: ip= syntax: "), "{bad}");
         let twice = usage(from_set(&[
             "network=eth0:dhcp".into(),
             "network=eth0:dhcp".into(),
