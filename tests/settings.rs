@@ -195,6 +195,8 @@ fn one_image_three_config_drives_a_command_line_a_secret_and_mmds() {
             "services.box.env.REFUSED=1",
             "--secret",
             &secret_arg,
+            "--seed-from-host",
+            "32",
         ],
     );
     let two = config_drive(
@@ -219,6 +221,11 @@ fn one_image_three_config_drives_a_command_line_a_secret_and_mmds() {
         .collect();
     assert_console(&out, &format!("BOX secret_sha256={sum} owner=400 1000"));
     assert_console(&out, "BOX secret_readable");
+    // The seed went to the kernel's pool, its bytes to no log.
+    assert_console(
+        &out,
+        "settings: config drive /dev/vda: seed of 32 bytes credited to the kernel's pool",
+    );
     assert_console(&out, "BOX secret_readonly");
     assert_console(
         &out,

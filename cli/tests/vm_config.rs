@@ -385,3 +385,81 @@ fn vm_config_attaches_the_config_drive_read_only_after_the_disks() {
         stderr(&o)
     );
 }
+
+/// `--mmds` gives Firecracker's `mmds-config` (version 2, on the tap's
+/// interface, at Firecracker's default or the given link-local address);
+/// elsewhere, or at an address Firecracker refuses, it is a usage error.
+#[test]
+fn vm_config_mmds_is_firecrackers_version_2_on_the_tap() {
+    let tmp = setup();
+    let d = tmp.path();
+    let fc = |extra: &[&str]| {
+        let mut args = vec![
+            "vm-config",
+            "--target",
+            "firecracker",
+            "image.cpio",
+            "--kernel",
+            "vmlinux",
+            "--tap",
+            "tap0",
+        ];
+        args.extend_from_slice(extra);
+        mkrootfs(d, &args)
+    };
+    let o = fc(&["--mmds"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        json["mmds-config"],
+        serde_json::json!({"version": "V2", "network_interfaces": ["eth0"], "ipv4_address": "169.254.169.254"})
+    );
+    assert_eq!(json["network-interfaces"][0]["iface_id"], "eth0");
+    let o = fc(&["--mmds", "169.254.170.2"]);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(json["mmds-config"]["ipv4_address"], "169.254.170.2");
+    // Without --mmds, no mmds-config.
+    let json: serde_json::Value = serde_json::from_str(&stdout(&fc(&[]))).unwrap();
+    assert!(json.get("mmds-config").is_none(), "{json}");
+
+    let o = fc(&["--mmds", "10.0.2.100"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        "mkrootfs: --mmds 10.0.2.100: Firecracker answers MMDS only at a link-local address (169.254.x.y)\n"
+    );
+    let o = mkrootfs(
+        d,
+        &[
+            "vm-config",
+            "--target",
+            "cloud-hypervisor",
+            "image.cpio",
+            "--kernel",
+            "vmlinux",
+            "--tap",
+            "tap0",
+            "--mmds",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--mmds: MMDS is Firecracker's"),
+        "{}",
+        stderr(&o)
+    );
+    // It needs the interface MMDS answers on.
+    let o = mkrootfs(
+        d,
+        &[
+            "vm-config",
+            "--target",
+            "firecracker",
+            "image.cpio",
+            "--kernel",
+            "vmlinux",
+            "--mmds",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}

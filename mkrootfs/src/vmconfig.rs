@@ -211,6 +211,9 @@ pub struct Guest {
     /// the disks, so that a root disk stays `/dev/vda`; the init finds it by
     /// its label. Firecracker's drive id is `config`. Default none.
     pub config_drive: Option<PathBuf>,
+    /// Firecracker's MMDS (version 2) at this link-local address, on the
+    /// guest's interface (needs `net` with a tap). Default none.
+    pub mmds: Option<std::net::Ipv4Addr>,
     /// A virtio-rng device fed from the host's `/dev/urandom`, so that the
     /// guest's CRNG is seeded at once rather than waiting for jitter
     /// (Firecracker's `entropy`, Cloud Hypervisor's `--rng`, QEMU's
@@ -233,6 +236,7 @@ impl Guest {
             vsock: None,
             net: None,
             config_drive: None,
+            mmds: None,
             rng: true,
         }
     }
@@ -318,6 +322,14 @@ impl Guest {
                 .into_iter()
                 .collect(),
             entropy: self.rng.then_some(FirecrackerEntropy {}),
+            mmds_config: match (self.mmds, self.tap()) {
+                (Some(addr), Some(_)) => Some(FirecrackerMmdsConfig {
+                    version: "V2".to_string(),
+                    network_interfaces: vec!["eth0".to_string()],
+                    ipv4_address: addr.to_string(),
+                }),
+                _ => None,
+            },
         }
     }
 
@@ -433,6 +445,27 @@ pub struct FirecrackerConfig {
     /// `entropy`, unless the guest's `rng` is off.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub entropy: Option<FirecrackerEntropy>,
+    /// `mmds-config`, when the guest reads its settings from MMDS.
+    #[serde(
+        rename = "mmds-config",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub mmds_config: Option<FirecrackerMmdsConfig>,
+}
+
+/// `MmdsConfig`: version 2 (session tokens, what the init's client
+/// speaks), answered on the guest's interface at `ipv4_address`. The
+/// metadata itself is given with `firecracker --metadata FILE` or the API.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirecrackerMmdsConfig {
+    /// Always `V2`.
+    pub version: String,
+    /// The interface ids MMDS answers on (`eth0`, the one interface).
+    pub network_interfaces: Vec<String>,
+    /// A link-local address (Firecracker refuses others).
+    pub ipv4_address: String,
 }
 
 /// `EntropyDevice`: a virtio-rng device, which Firecracker feeds from the

@@ -82,6 +82,12 @@ pub struct VmConfigArgs {
     /// is there by default.
     #[arg(long)]
     pub no_rng: bool,
+    /// Firecracker's MMDS, version 2, on the --tap interface at this
+    /// link-local address (the image's [init.mmds] address; Firecracker
+    /// refuses others): its `mmds-config`. Give the metadata with
+    /// `firecracker --metadata FILE`.
+    #[arg(long, requires = "tap", num_args = 0..=1, default_missing_value = "169.254.169.254")]
+    pub mmds: Option<std::net::Ipv4Addr>,
 }
 
 fn parse_mac(s: &str) -> Result<vmconfig::Mac, String> {
@@ -109,6 +115,21 @@ pub fn run(args: VmConfigArgs) -> Result<u8> {
              (the host connects to the guest's CID over AF_VSOCK)"
         );
     }
+    if let Some(a) = args.mmds {
+        if target != Target::Firecracker {
+            return Err(super::Usage(
+                "--mmds: MMDS is Firecracker's; give other monitors' guests a config drive (--config)"
+                    .into(),
+            )
+            .into());
+        }
+        if a.octets()[..2] != [169, 254] {
+            return Err(super::Usage(format!(
+                "--mmds {a}: Firecracker answers MMDS only at a link-local address (169.254.x.y)"
+            ))
+            .into());
+        }
+    }
     vmconfig::check_kernel(target, &args.kernel)?;
     super::read_image(&args.image)?;
     if let Some(c) = &args.config {
@@ -122,6 +143,7 @@ pub fn run(args: VmConfigArgs) -> Result<u8> {
         });
     }
     guest.config_drive = args.config.as_deref().map(absolute).transpose()?;
+    guest.mmds = args.mmds;
     guest.root_disk = args.root_disk;
     guest.memory_mib = args.memory;
     guest.cpus = args.cpus;

@@ -687,3 +687,26 @@ fn cloud_hypervisor_config_drive_is_the_last_disk_read_only() {
     let c = args.iter().position(|a| a == "--cmdline").unwrap();
     assert!(args[c + 1].contains("root=/dev/vda rw"), "{}", args[c + 1]);
 }
+
+/// `mmds-config` is in Firecracker's schema, version 2 on the tap's
+/// interface; a guest without a tap has none (nothing to answer on).
+#[test]
+fn firecracker_mmds_config_follows_the_schema() {
+    let mut g = full_guest();
+    g.mmds = Some(std::net::Ipv4Addr::new(169, 254, 169, 254));
+    g.net = Some(GuestNet {
+        backend: NetBackend::Tap("tap0".into()),
+        mac: mac_for("vm-1"),
+        ip: None,
+    });
+    let cfg = g.firecracker();
+    let json: Value = serde_json::from_str(&cfg.to_json()).unwrap();
+    assert_eq!(
+        json["mmds-config"],
+        serde_json::json!({"version": "V2", "network_interfaces": ["eth0"], "ipv4_address": "169.254.169.254"})
+    );
+    assert_eq!(schema_errors(&json), Vec::<String>::new(), "{json}");
+    assert_eq!(FirecrackerConfig::from_json(&cfg.to_json()).unwrap(), cfg);
+    g.net = None;
+    assert_eq!(g.firecracker().mmds_config, None);
+}
