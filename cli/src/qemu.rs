@@ -178,19 +178,22 @@ mod tests {
             "root=/dev/vda rw console=ttyS0 reboot=k panic=1 pci=off mkrootfs.shutdown=reboot quiet mkrootfs.debug"
         );
         assert_eq!((vm.memory_mb, vm.cpus), (256, 2));
-        let disks: Vec<_> = vm
-            .disks
-            .iter()
-            .map(|d| (d.path.to_str().unwrap(), d.readonly))
-            .collect();
         assert_eq!(
-            disks,
+            disks(&vm),
             [("/img/root.ext4", false), ("/img/data.erofs", true)]
         );
         assert!(!vm.debug_exit);
         assert!(vm.rng);
         cfg.entropy = None;
         assert!(!cfg.to_qemu().rng);
+    }
+
+    /// Each disk's path and whether it is read-only, in order.
+    fn disks(vm: &VmConfig) -> Vec<(&str, bool)> {
+        vm.disks
+            .iter()
+            .map(|d| (d.path.to_str().unwrap(), d.readonly))
+            .collect()
     }
 
     /// The QEMU arguments of `cfg` as one line (for a KVM host: no probe).
@@ -214,13 +217,8 @@ mod tests {
             (Machine::Microvm, "virtio-blk-device"),
         ] {
             let vm = g.qemu(machine);
-            let disks: Vec<_> = vm
-                .disks
-                .iter()
-                .map(|d| (d.path.to_str().unwrap(), d.readonly))
-                .collect();
             assert_eq!(
-                disks,
+                disks(&vm),
                 [
                     ("/img/root.ext4", false),
                     ("/img/data.erofs", true),
