@@ -108,7 +108,7 @@ pub fn credit(seed: &[u8]) -> Result<(), String> {
         .open("/dev/random")
         .map_err(|e| format!("open /dev/random: {e}"))?;
     crate::sys::agent::add_entropy(f.as_fd(), seed)
-        .map_err(|e| format!("RNDADDENTROPY on /dev/random: {e}"))
+        .map_err(|(op, e)| format!("{op} on /dev/random: {e}"))
 }
 
 #[cfg(test)]

@@ -49,12 +49,9 @@ pub fn reseed(dev: &Path, r: &ReseedRandomDevRequest) -> Result<(), Refusal> {
             let e = errno(&e);
             (code_of(e), format!("open {}: {e:?}", dev.display()))
         })?;
-    crate::sys::agent::add_entropy(f.as_fd(), &r.data).map_err(|e| {
+    crate::sys::agent::add_entropy(f.as_fd(), &r.data).map_err(|(op, e)| {
         let e = errno(&e);
-        (
-            code_of(e),
-            format!("RNDADDENTROPY on {}: {e:?}", dev.display()),
-        )
+        (code_of(e), format!("{op} on {}: {e:?}", dev.display()))
     })
 }
 

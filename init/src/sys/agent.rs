@@ -140,17 +140,22 @@ pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
 /// crate does not define it).
 const RNDADDENTROPY: libc::c_ulong = 0x4008_5203;
 
+/// `RNDRESEEDCRNG`: `_IO('R', 0x07)` (Linux 4.17 and later).
+const RNDRESEEDCRNG: libc::c_ulong = 0x5207;
+
 /// Mixes `data` into the kernel's entropy pool through `fd` (an open
 /// `/dev/random` or `/dev/urandom`), crediting 8 bits per byte: random(4)'s
 /// `RNDADDENTROPY`, which needs CAP_SYS_ADMIN. Unlike a plain write, it
-/// counts towards the CRNG's (re)seeding.
-pub fn add_entropy(fd: BorrowedFd<'_>, data: &[u8]) -> io::Result<()> {
+/// counts towards the CRNG's (re)seeding; then `RNDRESEEDCRNG`, so that
+/// what follows is drawn from a CRNG keyed with `data`.
+/// The error names the ioctl that failed.
+pub fn add_entropy(fd: BorrowedFd<'_>, data: &[u8]) -> Result<(), (&'static str, io::Error)> {
     // struct rand_pool_info { int entropy_count; int buf_size; __u32 buf[]; }:
     // built in u32 words so that the header is aligned.
     let words = 2 + data.len().div_ceil(4);
     let mut info = vec![0u32; words];
-    let bits =
-        i32::try_from(data.len() * 8).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let bits = i32::try_from(data.len() * 8)
+        .map_err(|_| ("RNDADDENTROPY", io::Error::from_raw_os_error(libc::EINVAL)))?;
     info[0] = bits as u32;
     info[1] = data.len() as u32;
     // SAFETY: info has room for the header and data.len() bytes after it;
@@ -164,6 +169,14 @@ pub fn add_entropy(fd: BorrowedFd<'_>, data: &[u8]) -> io::Result<()> {
     }
     // SAFETY: RNDADDENTROPY reads a rand_pool_info of the size its
     // buf_size field gives, which info holds.
-    check(unsafe { libc::ioctl(fd.as_raw_fd(), RNDADDENTROPY as _, info.as_ptr()) })?;
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), RNDADDENTROPY as _, info.as_ptr()) })
+        .map_err(|e| ("RNDADDENTROPY", e))?;
+    // Credit alone rekeys nothing once the CRNG is ready (Linux 5.18 and
+    // later reseed it on a timer, up to a minute away): two clones of one
+    // snapshot handed different bytes kept producing the same output until
+    // then. RNDRESEEDCRNG reseeds it from the pool now, as Kata's agent does.
+    // SAFETY: RNDRESEEDCRNG takes no argument.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), RNDRESEEDCRNG as _) })
+        .map_err(|e| ("RNDRESEEDCRNG", e))?;
     Ok(())
 }
