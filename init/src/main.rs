@@ -300,7 +300,7 @@ fn boot() -> ! {
     let ip_line = if vm.allows("network") {
         line.as_str()
     } else {
-        if line.split_whitespace().any(|p| p.starts_with("ip=")) {
+        if cmdline::split_params(&line).iter().any(|(k, _)| k == "ip") {
             warn!(
                 "settings: kernel command line: network (ip=): not in [init] overridable, refused"
             );

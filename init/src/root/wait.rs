@@ -99,42 +99,35 @@ pub fn find(spec: &Spec, dirs: &Dirs<'_>) -> Option<Found> {
         .find(|f| spec.matches(&f.path, f.probed.as_ref()))
 }
 
-/// Polls every 20 ms until the device appears or `timeout` passes,
-/// re-running coldplug every half second. `loaded` is the module list for
-/// the timeout message; coldplug is re-run only when enabled.
-pub fn wait(
-    spec_text: &str,
+/// Polls every 20 ms until a device matching `spec` appears or `timeout`
+/// passes, re-running coldplug every half second when `coldplug` (the
+/// modules it loads are added to `loaded`), and saying once, after a
+/// second, that it waits for `what`. The one wait of the root device and
+/// the config drive.
+pub fn poll(
+    spec: &Spec,
+    what: &str,
     timeout: Duration,
-    loaded: &crate::modules::Loaded,
-) -> Result<Found, RootError> {
-    let spec = Spec::parse(spec_text)?;
+    coldplug: bool,
+    loaded: &mut Vec<String>,
+) -> Option<Found> {
     let start = Instant::now();
     let mut last_coldplug = start;
-    let coldplug = loaded.coldplug;
-    let mut loaded = loaded.names.clone();
     let mut announced = false;
     loop {
-        if let Some(f) = find(&spec, &system()) {
+        if let Some(f) = find(spec, &system()) {
             crate::debug!(
-                "root device {spec_text} is {} after {} ms",
+                "{what} is {} after {} ms",
                 f.path.display(),
                 start.elapsed().as_millis()
             );
-            return Ok(f);
+            return Some(f);
         }
         if start.elapsed() >= timeout {
-            return Err(RootError::Timeout {
-                device: spec_text.to_owned(),
-                waited_ms: start.elapsed().as_millis() as u64,
-                devices: scan(&system()).iter().map(describe).collect(),
-                modules: loaded,
-            });
+            return None;
         }
         if !announced && start.elapsed() >= Duration::from_millis(1000) {
-            crate::info!(
-                "waiting up to {} ms for root device {spec_text}",
-                timeout.as_millis()
-            );
+            crate::info!("waiting up to {} ms for {what}", timeout.as_millis());
             announced = true;
         }
         if coldplug && last_coldplug.elapsed() >= Duration::from_millis(500) {
@@ -147,6 +140,25 @@ pub fn wait(
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The root device: [`poll`], and the timeout as an error listing the
+/// devices seen and the modules loaded.
+pub fn wait(
+    spec_text: &str,
+    timeout: Duration,
+    loaded: &crate::modules::Loaded,
+) -> Result<Found, RootError> {
+    let spec = Spec::parse(spec_text)?;
+    let start = Instant::now();
+    let mut names = loaded.names.clone();
+    let what = format!("root device {spec_text}");
+    poll(&spec, &what, timeout, loaded.coldplug, &mut names).ok_or_else(|| RootError::Timeout {
+        device: spec_text.to_owned(),
+        waited_ms: start.elapsed().as_millis() as u64,
+        devices: scan(&system()).iter().map(describe).collect(),
+        modules: names,
+    })
 }
 
 /// `vda (ext4 LABEL=root UUID=…)`, for messages.

@@ -11,7 +11,7 @@ use mkrootfs_config::ConfigDriveConfig;
 use nix::mount::{MntFlags, MsFlags};
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Where the drive is mounted while it is read.
 const MOUNT_POINT: &str = "/run/mkrootfs/config-drive";
@@ -23,20 +23,11 @@ pub fn read(
     loaded: &crate::modules::Loaded,
 ) -> Result<Option<(String, Vec<u8>)>, String> {
     let spec = Spec::Label(c.label.clone());
-    let deadline = Instant::now() + Duration::from_millis(c.wait());
-    let mut last_coldplug = Instant::now();
-    let found = loop {
-        if let Some(f) = wait::find(&spec, &wait::system()) {
-            break f;
-        }
-        if Instant::now() >= deadline {
-            return Ok(None);
-        }
-        if loaded.coldplug && last_coldplug.elapsed() >= Duration::from_millis(500) {
-            crate::modules::coldplug();
-            last_coldplug = Instant::now();
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let what = format!("config drive LABEL={}", c.label);
+    let mut names = loaded.names.clone();
+    let wait = Duration::from_millis(c.wait());
+    let Some(found) = wait::poll(&spec, &what, wait, loaded.coldplug, &mut names) else {
+        return Ok(None);
     };
     let device = found.path.to_string_lossy().into_owned();
     let fstype = found.probed.as_ref().map_or("ext4", |p| p.fstype);

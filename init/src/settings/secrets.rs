@@ -27,8 +27,12 @@ pub fn map_id(map: &[[u32; 3]], id: u32) -> Option<u32> {
         .map(|[inside, outside, _]| outside + (id - inside))
 }
 
-/// The VM's uid and gid that own a service's secrets.
-fn owner(svc: &ServiceConfig, root: &Path) -> Result<(u32, u32), String> {
+/// The VM's uid and gid that own a service's secrets; `users` is the
+/// image's `/etc/passwd` and `/etc/group`, read once.
+fn owner(
+    svc: &ServiceConfig,
+    users: &(Vec<users::Passwd>, Vec<users::Group>),
+) -> Result<(u32, u32), String> {
     if let Some(plan) = &svc.container_plan {
         let uid = map_id(&plan.uid_map, plan.uid)
             .ok_or_else(|| format!("the container's uid {} is not in its uid map", plan.uid))?;
@@ -36,8 +40,8 @@ fn owner(svc: &ServiceConfig, root: &Path) -> Result<(u32, u32), String> {
             .ok_or_else(|| format!("the container's gid {} is not in its gid map", plan.gid))?;
         return Ok((uid, gid));
     }
-    let (passwd, groups) = users::load(root);
-    let c = users::resolve(svc.user.as_deref(), svc.group.as_deref(), &passwd, &groups)
+    let (passwd, groups) = users;
+    let c = users::resolve(svc.user.as_deref(), svc.group.as_deref(), passwd, groups)
         .map_err(|e| e.to_string())?;
     Ok((c.uid, c.gid))
 }
@@ -66,6 +70,7 @@ pub fn write(cfg: &mut InitConfig, secrets: &BTreeMap<String, Secret>) -> Result
         Some("mode=0755,size=16m"),
     )
     .map_err(|e| format!("mount tmpfs on {SECRETS_DIR}: {e}"))?;
+    let databases = users::load(Path::new("/"));
     for (name, secret) in secrets {
         let path = format!("{SECRETS_DIR}/{name}");
         let svc = match &secret.service {
@@ -79,7 +84,7 @@ pub fn write(cfg: &mut InitConfig, secrets: &BTreeMap<String, Secret>) -> Result
             },
         };
         let (uid, gid) = match &svc {
-            Some(svc) => owner(svc, Path::new("/")).map_err(|e| format!("secret {name}: {e}"))?,
+            Some(svc) => owner(svc, &databases).map_err(|e| format!("secret {name}: {e}"))?,
             None => (0, 0),
         };
         write_file(&path, &secret.data, uid, gid).map_err(|e| format!("secret {name}: {e}"))?;
